@@ -1,0 +1,1 @@
+"""Southbound protocol adapters: wire data in, validated readings out; setpoints back out."""
