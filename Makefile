@@ -1,0 +1,42 @@
+# The two commands a newcomer needs:  `make run` (the service on the example city)  and  `make test`.
+VENV   ?= .venv
+PYTHON ?= python3
+BIN    := $(VENV)/bin
+CONFIG ?= config/wolfsburg.yaml
+
+.PHONY: run test lint unit bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+## run: set up, then run gridcoord on the example city (embedded store, local mosquitto)
+run: $(BIN)/.installed
+	bash scripts/ensure-services.sh mosquitto
+	$(BIN)/gridcoord run --config $(CONFIG)
+
+## test: set up (venv + Debian services when root), lint, type-check, run every test
+test: $(BIN)/.installed
+	bash scripts/ensure-services.sh all
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+## unit: the fast tests that need no services
+unit: $(BIN)/.installed
+	$(BIN)/pytest tests/unit
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+
+bench: $(BIN)/.installed
+	bash scripts/ensure-services.sh all
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/optimizer.py
+	$(BIN)/python bench/modbus.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Modbus TCP adapter: polling devices through register maps, and writing charger setpoints."""

@@ -1,0 +1,388 @@
+"""The deployment configuration (DESIGN 3.6): one YAML file, overridable from the environment.
+
+Settings are declared once, here, with pydantic; every field says what it is for. Environment
+variables ``GRIDCOORD_<SECTION>__<FIELD>`` override the file, so secrets never need to be in it.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from adapters.modbus.source import ModbusSource
+from gridcoord.reading import AssetKind
+
+# Pseudonymous ids only (DESIGN 6): short, lowercase, and safe inside an MQTT topic level.
+ASSET_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+_ASSET_ID_RE = re.compile(ASSET_ID_PATTERN)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Site(_Section):
+    name: str = Field("gridcoord", description="Display name of the deployment (not personal).")
+    latitude: float = Field(52.42, ge=-90, le=90, description="Site latitude [degrees north].")
+    longitude: float = Field(10.79, ge=-180, le=180, description="Site longitude [degrees east].")
+    timezone: str = Field(
+        "Europe/Berlin", description="IANA time zone for display and local-time edges only."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+
+class Tls(_Section):
+    enabled: bool = Field(False, description="Connect to the broker over TLS.")
+    ca_file: Path | None = Field(None, description="CA bundle; the system store when absent.")
+    cert_file: Path | None = Field(None, description="Client certificate for mutual TLS.")
+    key_file: Path | None = Field(None, description="Private key of the client certificate.")
+    insecure: bool = Field(
+        False, description="Skip hostname verification (test brokers only; never in production)."
+    )
+
+
+class Mqtt(_Section):
+    host: str | None = Field(
+        None,
+        description="Broker host. When absent, `gridcoord run` starts a local mosquitto.",
+    )
+    port: int = Field(1883, ge=1, le=65535, description="Broker TCP port.")
+    username: str | None = Field(None, description="Broker user; set it from the environment.")
+    password: SecretStr | None = Field(
+        None, description="Broker password; set GRIDCOORD_MQTT__PASSWORD, never in git."
+    )
+    tls: Tls = Field(default_factory=Tls, description="TLS settings.")  # type: ignore[arg-type]
+    topic_prefix: str = Field("gridcoord", description="First topic level of every contract topic.")
+    client_id: str = Field(
+        "gridcoord-ingest",
+        description="MQTT client id; the persistent session is keyed by it, keep it stable.",
+    )
+    shared_group: str | None = Field(
+        None,
+        description="Subscribe via `$share/<group>/...` so several instances split telemetry.",
+    )
+    keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keepalive [s].")
+    session_expiry_s: int = Field(
+        86400,
+        ge=0,
+        description="How long the broker keeps our session and queued QoS 1 messages [s].",
+    )
+    reconnect_min_s: float = Field(0.5, gt=0, description="First reconnect delay [s].")
+    reconnect_max_s: float = Field(30.0, gt=0, description="Longest reconnect delay [s].")
+    max_payload_bytes: int = Field(
+        16384, ge=64, description="Telemetry payloads above this size are rejected [bytes]."
+    )
+    rejected_per_s: float = Field(
+        10.0, ge=0, description="At most this many rejection notices published per second."
+    )
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _plain_prefix(cls, value: str) -> str:
+        if not value or any(c in value for c in "#+") or value.startswith("/"):
+            raise ValueError("must be a non-empty topic without wildcards or a leading '/'")
+        return value.rstrip("/")
+
+
+class StorageKind(StrEnum):
+    EMBEDDED = "embedded"
+    INFLUXDB = "influxdb"
+
+
+class Storage(_Section):
+    kind: StorageKind = Field(
+        StorageKind.EMBEDDED, description="`embedded` (SQLite file) or `influxdb`."
+    )
+    path: Path = Field(
+        Path("var/gridcoord.sqlite3"), description="Embedded store file (kind: embedded)."
+    )
+    spool_dir: Path = Field(
+        Path("var/spool"), description="Where accepted readings wait while the store is away."
+    )
+    spool_max_bytes: int = Field(
+        1_073_741_824, ge=1_048_576, description="Upper bound of the spool on disk [bytes]."
+    )
+    batch_size: int = Field(5000, ge=1, description="Points per write to the store.")
+    flush_interval_s: float = Field(
+        1.0, gt=0, description="Longest time a point waits in memory before a write [s]."
+    )
+
+
+class InfluxApi(StrEnum):
+    V1 = "v1"
+    V2 = "v2"
+
+
+class InfluxDB(_Section):
+    url: str = Field("http://127.0.0.1:8086", description="Base URL of the InfluxDB server.")
+    api: InfluxApi = Field(
+        InfluxApi.V2, description="`v2` (InfluxDB 2.x/3.x, influxdb-client) or `v1` (`/write`)."
+    )
+    token: SecretStr | None = Field(None, description="v2 API token; from the environment.")
+    org: str = Field("gridcoord", description="v2 organisation.")
+    bucket: str = Field("gridcoord", description="v2 bucket.")
+    database: str = Field("gridcoord", description="v1 database (also the InfluxQL database).")
+    username: str | None = Field(None, description="v1 user; from the environment.")
+    password: SecretStr | None = Field(None, description="v1 password; from the environment.")
+    timeout_s: float = Field(10.0, gt=0, description="HTTP timeout per request [s].")
+
+
+class Zone(_Section):
+    id: str = Field(description="Stable zone id (a transformer or feeder).")
+    parent: str | None = Field(None, description="Zone this one hangs below, if any.")
+    capacity_kw: float = Field(ge=0, description="Rating of the transformer or feeder [kW].")
+    meter: str | None = Field(None, description="Asset id of the meter measuring this zone.")
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        return _check_id(value)
+
+
+class FieldMapping(_Section):
+    path: str = Field(description="Dotted path of the value in the device's JSON, e.g. `a.b.0`.")
+    scale: float = Field(1.0, description="Multiplier to the contract's unit (e.g. 1000 kW→W).")
+
+
+class MqttSource(_Section):
+    """How a device with its own topic and payload shape is read (DESIGN 3.2): data, not code."""
+
+    topic: str = Field(description="Exact topic the device publishes to (no wildcards).")
+    fields: dict[str, FieldMapping] = Field(
+        description="Contract field name (e.g. `power_w`) → where it is in the payload."
+    )
+    ts_path: str | None = Field(None, description="Dotted path of the device's timestamp.")
+
+    @field_validator("topic")
+    @classmethod
+    def _no_wildcards(cls, value: str) -> str:
+        if not value or any(c in value for c in "#+"):
+            raise ValueError("must be a concrete topic without wildcards")
+        return value
+
+
+class ChargerType(StrEnum):
+    HOME = "home"
+    WORKPLACE = "workplace"
+    PUBLIC = "public"
+
+
+class ChargerSpec(_Section):
+    type: ChargerType = Field(ChargerType.PUBLIC, description="Sets session defaults.")
+    phases: Literal[1, 3] = Field(3, description="Connected phases.")
+    voltage_v: float = Field(230.0, gt=0, description="Phase voltage [V].")
+    min_current_a: float = Field(6.0, ge=0, description="Lowest current the charger can hold [A].")
+    safe_power_kw: float = Field(
+        0.0, ge=0, description="Power for a stale charger or expired setpoint [kW]."
+    )
+    guaranteed_kw: float = Field(
+        0.0, ge=0, description="Minimum never cut (e.g. 4.2 kW under §14a EnWG) [kW]."
+    )
+    stale_after_s: float = Field(120.0, gt=0, description="Telemetry older than this is stale [s].")
+
+
+class Asset(_Section):
+    id: str = Field(description="Stable pseudonymous id, e.g. `meter-0412` (DESIGN 6).")
+    kind: AssetKind = Field(description="pv, wind, meter or charger.")
+    zone: str | None = Field(None, description="Zone the asset is connected in.")
+    rated_kw: float = Field(gt=0, description="Rated power [kW]; bounds accepted readings.")
+    mqtt: MqttSource | None = Field(
+        None, description="Own topic and payload mapping; the contract topic when absent."
+    )
+    modbus: ModbusSource | None = Field(None, description="Polled over Modbus TCP instead.")
+    charger: ChargerSpec | None = Field(None, description="Charger details (kind: charger).")
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        return _check_id(value)
+
+    @model_validator(mode="after")
+    def _charger_details(self) -> Self:
+        if self.kind is AssetKind.CHARGER and self.charger is None:
+            object.__setattr__(self, "charger", ChargerSpec())  # defaults for a public charger
+        if self.kind is not AssetKind.CHARGER and self.charger is not None:
+            raise ValueError("`charger` is only for assets of kind charger")
+        if self.mqtt is not None and self.modbus is not None:
+            raise ValueError("an asset is read over MQTT or Modbus, not both")
+        return self
+
+
+class Planning(_Section):
+    interval_min: int = Field(15, ge=1, le=60, description="Planning period, quarter-hour aligned.")
+    horizon_h: float = Field(24.0, gt=0, le=72, description="Planning horizon [h].")
+    slot_minutes: int = Field(15, ge=1, le=60, description="Length of a schedule slot [min].")
+    solver_time_limit_s: float = Field(60.0, gt=0, description="Solver time budget [s].")
+    fallback: Literal["fair_share"] = Field(
+        "fair_share", description="Plan dispatched when the solve fails or overruns."
+    )
+
+
+class Api(_Section):
+    host: str = Field("127.0.0.1", description="Bind address of the HTTP API.")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port of the HTTP API.")
+
+
+class Config(BaseSettings):
+    """A whole deployment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GRIDCOORD_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    site: Site = Field(default_factory=Site, description="Where the grid is.")  # type: ignore[arg-type]
+    mqtt: Mqtt = Field(default_factory=Mqtt, description="Broker connection.")  # type: ignore[arg-type]
+    storage: Storage = Field(default_factory=Storage, description="Where data goes.")  # type: ignore[arg-type]
+    influxdb: InfluxDB = Field(default_factory=InfluxDB, description="InfluxDB connection.")  # type: ignore[arg-type]
+    zones: list[Zone] = Field(default_factory=list, description="The zone tree.")
+    assets: list[Asset] = Field(default_factory=list, description="Field devices.")
+    planning: Planning = Field(default_factory=Planning, description="Planning runs.")  # type: ignore[arg-type]
+    api: Api = Field(default_factory=Api, description="HTTP API.")  # type: ignore[arg-type]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file (DESIGN 3.6).
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _references(self) -> Self:
+        errors: list[str] = []
+        zone_ids = [z.id for z in self.zones]
+        asset_ids = [a.id for a in self.assets]
+        errors += _duplicates("zones", zone_ids)
+        errors += _duplicates("assets", asset_ids)
+        known_zones, known_assets = set(zone_ids), set(asset_ids)
+        parents = {z.id: z.parent for z in self.zones}
+        for i, zone in enumerate(self.zones):
+            if zone.parent is not None and zone.parent not in known_zones:
+                errors.append(f"zones[{i}].parent: unknown zone {zone.parent!r}")
+            if zone.meter is not None and zone.meter not in known_assets:
+                errors.append(f"zones[{i}].meter: unknown asset {zone.meter!r}")
+            seen, cursor = {zone.id}, zone.parent
+            while cursor is not None and cursor in parents:
+                if cursor in seen:
+                    errors.append(f"zones[{i}].parent: cycle through zone {cursor!r}")
+                    break
+                seen.add(cursor)
+                cursor = parents[cursor]
+        topics: dict[str, int] = {}
+        for i, asset in enumerate(self.assets):
+            if asset.zone is not None and asset.zone not in known_zones:
+                errors.append(f"assets[{i}].zone: unknown zone {asset.zone!r}")
+            if asset.mqtt is not None:
+                if asset.mqtt.topic in topics:
+                    errors.append(
+                        f"assets[{i}].mqtt.topic: already used by assets[{topics[asset.mqtt.topic]}]"
+                    )
+                topics[asset.mqtt.topic] = i
+        if errors:
+            # One ValueError carrying every problem; cli.check-config splits them back out.
+            raise ValueError("; ".join(errors))
+        return self
+
+    def asset(self, asset_id: str) -> Asset | None:
+        """Return the asset with this id, if configured."""
+        return self._assets_by_id.get(asset_id)
+
+    @property
+    def _assets_by_id(self) -> dict[str, Asset]:
+        cached: dict[str, Asset] | None = self.__dict__.get("_asset_index")
+        if cached is None:
+            cached = {a.id: a for a in self.assets}
+            self.__dict__["_asset_index"] = cached
+        return cached
+
+
+def _check_id(value: str) -> str:
+    if not _ASSET_ID_RE.match(value):
+        raise ValueError(
+            "must be a pseudonymous id of lowercase letters, digits, '.', '_' or '-' "
+            "(at most 64), e.g. 'meter-0412'"
+        )
+    return value
+
+
+def _duplicates(section: str, ids: list[str]) -> list[str]:
+    first: dict[str, int] = {}
+    errors = []
+    for i, item in enumerate(ids):
+        if item in first:
+            errors.append(f"{section}[{i}].id: duplicate of {section}[{first[item]}] ({item!r})")
+        else:
+            first.setdefault(item, i)
+    return errors
+
+
+def load_raw(path: Path) -> dict[str, Any]:
+    """Read the YAML file into a mapping (raises ConfigError for unreadable files)."""
+    import yaml
+
+    from gridcoord.config_errors import ConfigError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(path, [f"cannot read file: {exc.strerror}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError(path, ["file is not UTF-8 text"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(path, [f"{where}not valid YAML ({problem})"]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(path, ["the top level must be a mapping of sections"])
+    return data
+
+
+def load_config(path: Path) -> Config:
+    """Load and validate a configuration file plus GRIDCOORD_* environment overrides.
+
+    Raises:
+        ConfigError: listing every problem with its path in the file (and line, where known).
+    """
+    from pydantic import ValidationError
+
+    from gridcoord.config_errors import ConfigError, describe_errors
+
+    raw = load_raw(path)
+    try:
+        return Config(**raw)
+    except ValidationError as exc:
+        raise ConfigError(path, describe_errors(exc, path)) from None

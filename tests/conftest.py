@@ -1,0 +1,8 @@
+"""Shared pytest setup: the real-service fixtures live in tests/fixtures/, one module per service."""
+
+pytest_plugins = [
+    "tests.fixtures.ports",
+    "tests.fixtures.mosquitto",
+    "tests.fixtures.influx",
+    "tests.fixtures.modbus",
+]
