@@ -21,7 +21,9 @@ ConfigOption = Annotated[
 
 
 @app.command("check-config")
-def check_config(file: Annotated[Path, typer.Argument(help="Configuration file to check.")]) -> None:
+def check_config(
+    file: Annotated[Path, typer.Argument(help="Configuration file to check.")],
+) -> None:
     """Validate a configuration; print every error with its path in the file (exit 2)."""
     from gridcoord.config import load_config
     from gridcoord.config_errors import ConfigError

@@ -73,7 +73,7 @@ class Mqtt(_Section):
     password: SecretStr | None = Field(
         None, description="Broker password; set GRIDCOORD_MQTT__PASSWORD, never in git."
     )
-    tls: Tls = Field(default_factory=Tls, description="TLS settings.")  # type: ignore[arg-type]
+    tls: Tls = Field(default_factory=Tls, description="TLS settings.")
     topic_prefix: str = Field("gridcoord", description="First topic level of every contract topic.")
     client_id: str = Field(
         "gridcoord-ingest",
@@ -255,14 +255,14 @@ class Config(BaseSettings):
         frozen=True,
     )
 
-    site: Site = Field(default_factory=Site, description="Where the grid is.")  # type: ignore[arg-type]
-    mqtt: Mqtt = Field(default_factory=Mqtt, description="Broker connection.")  # type: ignore[arg-type]
-    storage: Storage = Field(default_factory=Storage, description="Where data goes.")  # type: ignore[arg-type]
-    influxdb: InfluxDB = Field(default_factory=InfluxDB, description="InfluxDB connection.")  # type: ignore[arg-type]
+    site: Site = Field(default_factory=Site, description="Where the grid is.")
+    mqtt: Mqtt = Field(default_factory=Mqtt, description="Broker connection.")
+    storage: Storage = Field(default_factory=Storage, description="Where data goes.")
+    influxdb: InfluxDB = Field(default_factory=InfluxDB, description="InfluxDB connection.")
     zones: list[Zone] = Field(default_factory=list, description="The zone tree.")
     assets: list[Asset] = Field(default_factory=list, description="Field devices.")
-    planning: Planning = Field(default_factory=Planning, description="Planning runs.")  # type: ignore[arg-type]
-    api: Api = Field(default_factory=Api, description="HTTP API.")  # type: ignore[arg-type]
+    planning: Planning = Field(default_factory=Planning, description="Planning runs.")
+    api: Api = Field(default_factory=Api, description="HTTP API.")
 
     @classmethod
     def settings_customise_sources(
@@ -303,9 +303,8 @@ class Config(BaseSettings):
                 errors.append(f"assets[{i}].zone: unknown zone {asset.zone!r}")
             if asset.mqtt is not None:
                 if asset.mqtt.topic in topics:
-                    errors.append(
-                        f"assets[{i}].mqtt.topic: already used by assets[{topics[asset.mqtt.topic]}]"
-                    )
+                    other = topics[asset.mqtt.topic]
+                    errors.append(f"assets[{i}].mqtt.topic: already used by assets[{other}]")
                 topics[asset.mqtt.topic] = i
         if errors:
             # One ValueError carrying every problem; cli.check-config splits them back out.
