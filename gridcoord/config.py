@@ -278,36 +278,11 @@ class Config(BaseSettings):
 
     @model_validator(mode="after")
     def _references(self) -> Self:
-        errors: list[str] = []
-        zone_ids = [z.id for z in self.zones]
-        asset_ids = [a.id for a in self.assets]
-        errors += _duplicates("zones", zone_ids)
-        errors += _duplicates("assets", asset_ids)
-        known_zones, known_assets = set(zone_ids), set(asset_ids)
-        parents = {z.id: z.parent for z in self.zones}
-        for i, zone in enumerate(self.zones):
-            if zone.parent is not None and zone.parent not in known_zones:
-                errors.append(f"zones[{i}].parent: unknown zone {zone.parent!r}")
-            if zone.meter is not None and zone.meter not in known_assets:
-                errors.append(f"zones[{i}].meter: unknown asset {zone.meter!r}")
-            seen, cursor = {zone.id}, zone.parent
-            while cursor is not None and cursor in parents:
-                if cursor in seen:
-                    errors.append(f"zones[{i}].parent: cycle through zone {cursor!r}")
-                    break
-                seen.add(cursor)
-                cursor = parents[cursor]
-        topics: dict[str, int] = {}
-        for i, asset in enumerate(self.assets):
-            if asset.zone is not None and asset.zone not in known_zones:
-                errors.append(f"assets[{i}].zone: unknown zone {asset.zone!r}")
-            if asset.mqtt is not None:
-                if asset.mqtt.topic in topics:
-                    other = topics[asset.mqtt.topic]
-                    errors.append(f"assets[{i}].mqtt.topic: already used by assets[{other}]")
-                topics[asset.mqtt.topic] = i
+        errors = reference_problems(
+            [z.model_dump() for z in self.zones], [a.model_dump() for a in self.assets]
+        )
         if errors:
-            # One ValueError carrying every problem; cli.check-config splits them back out.
+            # One ValueError carrying every problem; config_errors splits them back out.
             raise ValueError("; ".join(errors))
         return self
 
@@ -322,6 +297,50 @@ class Config(BaseSettings):
             cached = {a.id: a for a in self.assets}
             self.__dict__["_asset_index"] = cached
         return cached
+
+
+def reference_problems(zones: list[Any], assets: list[Any]) -> list[str]:
+    """Cross-references between entries: duplicates, unknown zones/meters, zone cycles, topics.
+
+    Works on plain mappings so it can also run on a file whose entries failed validation, and
+    the user sees every problem in one pass.
+    """
+    zone_items = [z for z in zones if isinstance(z, dict)]
+    asset_items = [a for a in assets if isinstance(a, dict)]
+    zone_ids = [str(z.get("id")) for z in zone_items]
+    asset_ids = [str(a.get("id")) for a in asset_items]
+    errors = _duplicates("zones", zone_ids) + _duplicates("assets", asset_ids)
+    known_zones, known_assets = set(zone_ids), set(asset_ids)
+    parents = {str(z.get("id")): z.get("parent") for z in zone_items}
+    for i, zone in enumerate(zones):
+        if not isinstance(zone, dict):
+            continue
+        parent, meter = zone.get("parent"), zone.get("meter")
+        if parent is not None and parent not in known_zones:
+            errors.append(f"zones[{i}].parent: unknown zone {parent!r}")
+        if meter is not None and meter not in known_assets:
+            errors.append(f"zones[{i}].meter: unknown asset {meter!r}")
+        seen, cursor = {zone.get("id")}, parent
+        while cursor is not None and cursor in parents:
+            if cursor in seen:
+                errors.append(f"zones[{i}].parent: cycle through zone {cursor!r}")
+                break
+            seen.add(cursor)
+            cursor = parents[cursor]
+    topics: dict[str, int] = {}
+    for i, asset in enumerate(assets):
+        if not isinstance(asset, dict):
+            continue
+        zone_id = asset.get("zone")
+        if zone_id is not None and zone_id not in known_zones:
+            errors.append(f"assets[{i}].zone: unknown zone {zone_id!r}")
+        mqtt = asset.get("mqtt")
+        topic = mqtt.get("topic") if isinstance(mqtt, dict) else None
+        if isinstance(topic, str):
+            if topic in topics:
+                errors.append(f"assets[{i}].mqtt.topic: already used by assets[{topics[topic]}]")
+            topics[topic] = i
+    return errors
 
 
 def _check_id(value: str) -> str:
@@ -378,10 +397,18 @@ def load_config(path: Path) -> Config:
     """
     from pydantic import ValidationError
 
-    from gridcoord.config_errors import ConfigError, describe_errors
+    from gridcoord.config_errors import ConfigError, describe_errors, describe_errors_text
 
     raw = load_raw(path)
     try:
         return Config(**raw)
     except ValidationError as exc:
-        raise ConfigError(path, describe_errors(exc, path)) from None
+        problems = describe_errors(exc, path)
+        if not any(p.startswith(("zones[", "assets[")) and "unknown" in p for p in problems):
+            # Field errors stop pydantic before the cross-reference check; run it on the raw file.
+            zones, assets = raw.get("zones"), raw.get("assets")
+            extra = reference_problems(
+                zones if isinstance(zones, list) else [], assets if isinstance(assets, list) else []
+            )
+            problems += describe_errors_text(extra, path)
+        raise ConfigError(path, problems) from None

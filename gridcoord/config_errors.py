@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
@@ -35,14 +36,33 @@ def describe_errors(exc: ValidationError, path: Path) -> list[str]:
         message = error["msg"].removeprefix("Value error, ")
         if not loc:
             # Cross-reference checks report several "path: message" items in one error.
-            for item in message.split("; "):
-                where, _, text = item.partition(": ")
-                line = _line_of(root, _parse_path(where))
-                problems.append(f"{where}{_line_suffix(line)}: {text}")
+            problems += _describe_items(message.split("; "), root)
             continue
-        dotted = _format_loc(loc)
-        problems.append(f"{dotted}{_line_suffix(_line_of(root, loc))}: {message}")
+        problems.append(f"{_format_loc(loc)}{_where(root, loc)}: {message}")
     return problems
+
+
+def describe_errors_text(items: list[str], path: Path) -> list[str]:
+    """Add line (or environment variable) to ``section[i].field: message`` items."""
+    return _describe_items(items, _compose(path))
+
+
+def _describe_items(items: list[str], root: yaml.Node | None) -> list[str]:
+    described = []
+    for item in items:
+        where, _, text = item.partition(": ")
+        described.append(f"{where}{_where(root, _parse_path(where))}: {text}")
+    return described
+
+
+def _where(root: yaml.Node | None, loc: list[int | str]) -> str:
+    """`` (from GRIDCOORD_X__Y)`` when the environment set the value, else `` (line N)``."""
+    if loc and all(isinstance(part, str) for part in loc):
+        name = "GRIDCOORD_" + "__".join(str(part).upper() for part in loc)
+        if any(key.upper() == name for key in os.environ):
+            return f" (from {name})"
+    line = _line_of(root, loc)
+    return f" (line {line})" if line is not None else ""
 
 
 def _is_union_tag(part: int | str) -> bool:
@@ -65,10 +85,6 @@ def _parse_path(where: str) -> list[int | str]:
             parts.append(name)
         parts += [int(i) for i in indices if i.isdigit()]
     return parts
-
-
-def _line_suffix(line: int | None) -> str:
-    return f" (line {line})" if line is not None else ""
 
 
 def _compose(path: Path) -> yaml.Node | None:
