@@ -26,7 +26,7 @@ from gridcoord.reading import AssetKind
 
 # Pseudonymous ids only (DESIGN 6): short, lowercase, and safe inside an MQTT topic level.
 ASSET_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
-_ASSET_ID_RE = re.compile(ASSET_ID_PATTERN)
+ASSET_ID_RE = re.compile(ASSET_ID_PATTERN)
 
 
 class _Section(BaseModel):
@@ -344,7 +344,7 @@ def reference_problems(zones: list[Any], assets: list[Any]) -> list[str]:
 
 
 def _check_id(value: str) -> str:
-    if not _ASSET_ID_RE.match(value):
+    if not ASSET_ID_RE.match(value):
         raise ValueError(
             "must be a pseudonymous id of lowercase letters, digits, '.', '_' or '-' "
             "(at most 64), e.g. 'meter-0412'"

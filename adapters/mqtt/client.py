@@ -1,0 +1,194 @@
+"""Our one owner of paho-mqtt: an MQTT 5 session that survives restarts and acks late.
+
+Why manual acknowledgement: paho normally sends PUBACK as soon as `on_message` returns, so a
+reading that was acknowledged but not yet stored would be lost if gridcoord crashed. Here the
+ingest pipeline calls `ack()` only once a reading is in the store or the disk spool; until then
+the broker keeps it in our persistent session (clean_start=False, a session expiry) and
+redelivers it after a reconnect or a restart. The price is at-least-once delivery: a message may
+arrive twice, which a store keyed by series and timestamp absorbs.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from gridcoord.config import Mqtt
+
+log = logging.getLogger(__name__)
+
+# The most QoS 1 messages we let the broker have in flight to us unacknowledged: acks follow a
+# batch write, so the window must hold several batches.
+RECEIVE_MAXIMUM = 65535
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One received message; `ack()` it once its data is durable."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    mid: int
+    received_monotonic: float
+
+
+MessageHandler = Callable[[Message], None]
+
+
+class MqttSession:
+    """A reconnecting MQTT 5 client for one broker, with late acknowledgement.
+
+    Args:
+        settings: the `mqtt` section of the configuration.
+        subscriptions: topic filters to (re)subscribe on every connect, QoS 1.
+        on_message: called on paho's network thread for every message; must be quick.
+        client_id_suffix: appended to the configured client id (several instances).
+    """
+
+    def __init__(
+        self,
+        settings: Mqtt,
+        subscriptions: list[str],
+        on_message: MessageHandler,
+        *,
+        client_id_suffix: str = "",
+    ) -> None:
+        self._settings = settings
+        self._subscriptions = [self._shared(topic) for topic in subscriptions]
+        self._on_message = on_message
+        self._connected = threading.Event()
+        self._ever_connected = threading.Event()
+        self._stopping = False
+        client = paho.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=settings.client_id + client_id_suffix,
+            protocol=MQTTProtocolVersion.MQTTv5,
+            manual_ack=True,
+        )
+        if settings.username is not None:
+            password = settings.password.get_secret_value() if settings.password else None
+            client.username_pw_set(settings.username, password)
+        if settings.tls.enabled:
+            client.tls_set(
+                ca_certs=str(settings.tls.ca_file) if settings.tls.ca_file else None,
+                certfile=str(settings.tls.cert_file) if settings.tls.cert_file else None,
+                keyfile=str(settings.tls.key_file) if settings.tls.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+            client.tls_insecure_set(settings.tls.insecure)
+        client.reconnect_delay_set(
+            min_delay=max(1, round(settings.reconnect_min_s)),
+            max_delay=max(1, round(settings.reconnect_max_s)),
+        )
+        # Outgoing (setpoints, rejections): never drop a queued publish while reconnecting.
+        client.max_queued_messages_set(0)
+        client.max_inflight_messages_set(1000)
+        client.on_connect = self._handle_connect
+        client.on_disconnect = self._handle_disconnect
+        client.on_message = self._handle_message
+        self._client = client
+
+    def _shared(self, topic: str) -> str:
+        group = self._settings.shared_group
+        return f"$share/{group}/{topic}" if group else topic
+
+    @property
+    def connected(self) -> bool:
+        """True while a connection to the broker is up."""
+        return self._connected.is_set()
+
+    def start(self) -> None:
+        """Connect in the background; paho's thread reconnects with backoff until `stop()`."""
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = self._settings.session_expiry_s
+        properties.ReceiveMaximum = RECEIVE_MAXIMUM
+        host = self._settings.host or "127.0.0.1"
+        self._client.connect_async(
+            host,
+            self._settings.port,
+            keepalive=self._settings.keepalive_s,
+            clean_start=False,
+            properties=properties,
+        )
+        self._client.loop_start()
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Block until connected (or the timeout passes); True if connected."""
+        return self._connected.wait(timeout)
+
+    def ack(self, message: Message) -> None:
+        """Acknowledge a QoS 1 message whose data is now durable."""
+        if message.qos > 0:
+            self._client.ack(message.mid, message.qos)
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False) -> None:
+        """Queue a publish; paho sends it now or after the next reconnect."""
+        self._client.publish(topic, payload, qos=qos, retain=retain)
+
+    def stop(self, *, timeout: float = 5.0) -> None:
+        """Disconnect cleanly; unacknowledged messages stay queued in our broker session."""
+        self._stopping = True
+        deadline = time.monotonic() + timeout
+        # Let acks and publishes already queued leave before we hang up.
+        while self._client.want_write() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _handle_connect(
+        self,
+        client: paho.Client,
+        userdata: object,
+        flags: paho.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            # Never echo credentials; the reason code says enough (e.g. "Not authorized").
+            log.error("broker refused the connection: %s", reason_code)
+            return
+        log.info(
+            "connected to broker %s:%s (session %s)",
+            self._settings.host or "127.0.0.1",
+            self._settings.port,
+            "resumed" if flags.session_present else "new",
+        )
+        options = SubscribeOptions(qos=1)
+        result, _ = client.subscribe([(topic, options) for topic in self._subscriptions])
+        if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            log.error("subscribe failed: %s", paho.error_string(result))
+        self._connected.set()
+        self._ever_connected.set()
+
+    def _handle_disconnect(
+        self,
+        client: paho.Client,
+        userdata: object,
+        flags: paho.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self._connected.clear()
+        if not self._stopping:
+            log.warning("lost the broker (%s); reconnecting with backoff", reason_code)
+
+    def _handle_message(
+        self, client: paho.Client, userdata: object, message: paho.MQTTMessage
+    ) -> None:
+        self._on_message(
+            Message(
+                message.topic, bytes(message.payload), message.qos, message.mid, time.monotonic()
+            )
+        )

@@ -1,0 +1,154 @@
+"""Decode telemetry messages (DESIGN 3.2) into validated readings, or say why not.
+
+Two shapes arrive: the contract's `<prefix>/telemetry/<asset_id>` with a flat JSON object of
+contract field names, and devices with their own topic and payload, mapped in the config by
+dotted field paths and a scale (no code per device). Pure: no network, the clock is a parameter.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from gridcoord.reading import Reading
+from gridcoord.validation import Reason, Rejected, build_reading, parse_timestamp
+
+if TYPE_CHECKING:
+    from gridcoord.config import Asset, Config, MqttSource
+
+UNKNOWN_ASSET = "_unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A message that was not stored, with what an integrator needs to fix it."""
+
+    asset_id: str  # the asset the topic names, or "_unknown"
+    reason: Reason
+    detail: str
+    topic: str
+
+
+class TelemetryDecoder:
+    """Turns (topic, payload) into a `Reading` for the assets of one configuration."""
+
+    def __init__(self, config: Config) -> None:
+        self._prefix = f"{config.mqtt.topic_prefix}/telemetry/"
+        self._max_bytes = config.mqtt.max_payload_bytes
+        self._contract: dict[str, Asset] = {}
+        self._mapped: dict[str, Asset] = {}
+        for asset in config.assets:
+            if asset.modbus is not None:
+                continue
+            if asset.mqtt is not None:
+                self._mapped[asset.mqtt.topic] = asset
+            else:
+                self._contract[asset.id] = asset
+
+    @property
+    def subscriptions(self) -> list[str]:
+        """Topic filters that cover every MQTT-read asset."""
+        return [self._prefix + "+", *sorted(self._mapped)]
+
+    def asset_for_topic(self, topic: str) -> tuple[str, Asset | None]:
+        """The asset id a topic names (even if unknown) and the configured asset, if any."""
+        mapped = self._mapped.get(topic)
+        if mapped is not None:
+            return mapped.id, mapped
+        if topic.startswith(self._prefix):
+            asset_id = topic[len(self._prefix) :]
+            asset = self._contract.get(asset_id)
+            # An unknown id is echoed in the rejection topic only if it is a plausible id.
+            if asset is None and not _plausible_id(asset_id):
+                asset_id = UNKNOWN_ASSET
+            return asset_id, asset
+        return UNKNOWN_ASSET, None
+
+    def decode(self, topic: str, payload: bytes, *, now: datetime) -> Reading:
+        """Validate one message.
+
+        Args:
+            topic: the MQTT topic it arrived on.
+            payload: raw bytes.
+            now: receive time, aware UTC; used when the message carries no `ts`.
+
+        Raises:
+            Rejected: with the reason code; the caller counts and reports it.
+        """
+        _, asset = self.asset_for_topic(topic)
+        if asset is None:
+            raise Rejected(Reason.UNKNOWN_ASSET, "no configured asset publishes on this topic")
+        if len(payload) > self._max_bytes:
+            raise Rejected(Reason.OVERSIZED, f"payload above {self._max_bytes} bytes")
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Rejected(Reason.NOT_UTF8, "payload is not UTF-8") from None
+        try:
+            document = json.loads(text, parse_constant=_refuse_constant)
+        except _NonFiniteConstant:
+            raise Rejected(Reason.NOT_FINITE, "NaN and Infinity are not JSON numbers") from None
+        except (ValueError, RecursionError):
+            raise Rejected(Reason.INVALID_JSON, "payload is not valid JSON") from None
+        if not isinstance(document, dict):
+            raise Rejected(Reason.NOT_OBJECT, "payload must be a JSON object")
+        if asset.mqtt is not None:
+            values, raw_ts = _extract_mapped(asset.mqtt, document)
+        else:
+            values, raw_ts = document, document.get("ts")
+        ts = now if raw_ts is None else parse_timestamp(raw_ts, now=now)
+        return build_reading(asset, values, ts=ts, now=now)
+
+
+class _NonFiniteConstant(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> float:
+    raise _NonFiniteConstant(name)
+
+
+def _plausible_id(text: str) -> bool:
+    from gridcoord.config import ASSET_ID_RE
+
+    return ASSET_ID_RE.match(text) is not None
+
+
+def _extract_mapped(
+    source: MqttSource, document: Mapping[str, object]
+) -> tuple[dict[str, object], object]:
+    values: dict[str, object] = {}
+    for name, mapping in source.fields.items():
+        found, raw = _lookup(document, mapping.path)
+        if not found:
+            continue
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            if name == "connected" and isinstance(raw, bool):
+                values[name] = raw
+                continue
+            raise Rejected(Reason.WRONG_TYPE, f"{mapping.path} must be a number")
+        scaled = float(raw) * mapping.scale
+        if not math.isfinite(scaled):
+            raise Rejected(Reason.NOT_FINITE, f"{mapping.path} is not a finite number")
+        values[name] = scaled
+    raw_ts: object = None
+    if source.ts_path is not None:
+        _, raw_ts = _lookup(document, source.ts_path)
+    return values, raw_ts
+
+
+def _lookup(document: object, path: str) -> tuple[bool, object]:
+    """Follow a dotted path through objects and (by integer index) arrays."""
+    node = document
+    for key in path.split("."):
+        if isinstance(node, dict) and key in node:
+            node = node[key]
+        elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+        else:
+            return False, None
+    return True, node

@@ -1,0 +1,1 @@
+"""Ingest: accepted readings to the store, with a disk spool and rejection accounting."""

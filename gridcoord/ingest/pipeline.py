@@ -1,0 +1,270 @@
+"""The ingest pipeline: accepted readings → batches → store, or the disk spool while it is away.
+
+One worker thread owns the store. Readings wait in a bounded in-memory queue; the worker takes
+up to `batch_size` of them (or whatever arrived within `flush_interval_s`) and writes them. If the
+store is unavailable the batch goes to the spool on disk instead, and the spool is replayed,
+oldest first, before any new batch once the store answers again, so the store sees readings in
+the order they were accepted. Each reading's `on_durable` callback (the MQTT acknowledgement)
+runs only once it is in the store or the spool: a crash at any moment loses nothing that was
+acknowledged. When memory and spool are both full, `submit` blocks; the MQTT client then stops
+reading, and the broker keeps the messages in our session (back-pressure, not loss).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from gridcoord.reading import Reading
+from gridcoord.storage.base import Store, StoreRejected, StoreUnavailable
+from gridcoord.storage.points import Point, reading_to_point
+
+log = logging.getLogger(__name__)
+
+DurableCallback = Callable[[], None]
+
+
+class SpoolFull(Exception):
+    """The spool reached its size bound and cannot take another batch."""
+
+
+class Spool(Protocol):
+    """A durable FIFO of batches (gridcoord.storage.spool implements it)."""
+
+    def append(self, points: Sequence[Point]) -> None: ...
+
+    def peek_oldest(self) -> list[Point] | None: ...
+
+    def ack_oldest(self) -> None: ...
+
+    @property
+    def batches_pending(self) -> int: ...
+
+
+@dataclass
+class IngestStats:
+    """Counters an operator reads in logs and the API; monotonic since start."""
+
+    accepted: int = 0
+    written: int = 0
+    spooled: int = 0
+    replayed: int = 0
+    dead_lettered: int = 0
+    store_failures: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, name: str, amount: int) -> None:
+        with self.lock:
+            setattr(self, name, getattr(self, name) + amount)
+
+    def snapshot(self) -> dict[str, int]:
+        with self.lock:
+            return {
+                "accepted": self.accepted,
+                "written": self.written,
+                "spooled": self.spooled,
+                "replayed": self.replayed,
+                "dead_lettered": self.dead_lettered,
+                "store_failures": self.store_failures,
+            }
+
+
+_Item = tuple[Point, DurableCallback | None]
+_STOP = object()
+
+
+class IngestPipeline:
+    """Batches readings into a store, spooling to disk while the store is unavailable.
+
+    Args:
+        store: where points go.
+        spool: the durable FIFO used while the store is away.
+        dead_letter: file for batches the store refused as invalid (kept, never dropped).
+        batch_size: most points per write.
+        flush_interval_s: longest a point waits in memory before a write [s].
+        max_queued: readings held in memory before `submit` blocks.
+        retry_min_s, retry_max_s: backoff between attempts on an unavailable store [s].
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        spool: Spool,
+        *,
+        dead_letter: Path,
+        batch_size: int = 5000,
+        flush_interval_s: float = 1.0,
+        max_queued: int = 200_000,
+        retry_min_s: float = 0.5,
+        retry_max_s: float = 30.0,
+    ) -> None:
+        self._store = store
+        self._spool = spool
+        self._dead_letter = dead_letter
+        self._batch_size = batch_size
+        self._flush_interval_s = flush_interval_s
+        self._queue: queue.Queue[_Item | object] = queue.Queue(maxsize=max_queued)
+        self._retry_min_s = retry_min_s
+        self._retry_max_s = retry_max_s
+        self._retry_delay = retry_min_s
+        self._next_attempt = 0.0
+        self.stats = IngestStats()
+        self._worker = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
+        self._closed = False
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        self._worker.start()
+
+    def submit(self, reading: Reading, on_durable: DurableCallback | None = None) -> None:
+        """Accept a reading; `on_durable` runs once it is stored or spooled.
+
+        Blocks while the in-memory queue is full (back-pressure). Thread-safe.
+        """
+        if self._closed:
+            raise RuntimeError("pipeline is closed")
+        self.stats.add("accepted", 1)
+        self._queue.put((reading_to_point(reading), on_durable))
+
+    def submit_points(self, points: Sequence[Point]) -> None:
+        """Accept already-built points (setpoints, plans); same guarantees as `submit`."""
+        for point in points:
+            self._queue.put((point, None))
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until everything submitted so far is stored or spooled; True if it was."""
+        deadline = time.monotonic() + timeout
+        # Queue.join() without a timeout; an item is "done" only once it is durable.
+        done = self._queue.all_tasks_done
+        with done:
+            while self._queue.unfinished_tasks:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                done.wait(remaining)
+        return True
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Drain: store or spool every accepted reading, stop the writer, close the store."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._worker.join(timeout)
+        if self._worker.is_alive():
+            log.error("ingest writer did not finish within %.0f s", timeout)
+            return
+        self._store.close()
+
+    @property
+    def store_available(self) -> bool:
+        """False while writes are going to the spool."""
+        return self._spool.batches_pending == 0
+
+    # -- writer thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        stopping = False
+        while True:
+            batch, stopping = self._collect(stopping)
+            if batch:
+                self._persist(batch)
+            if self._spool.batches_pending:
+                self._replay(force=stopping)
+            if stopping and self._queue.empty():
+                return
+
+    def _collect(self, stopping: bool) -> tuple[list[_Item], bool]:
+        batch: list[_Item] = []
+        timeout = self._flush_interval_s
+        if self._spool.batches_pending and not stopping:
+            # Come back in time for the next replay attempt.
+            timeout = min(timeout, max(0.01, self._next_attempt - time.monotonic()))
+        deadline = time.monotonic() + timeout
+        while len(batch) < self._batch_size:
+            try:
+                if stopping:
+                    item = self._queue.get_nowait()
+                else:
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if item is _STOP:
+                self._queue.task_done()
+                stopping = True
+                continue
+            assert isinstance(item, tuple)
+            batch.append(item)
+        return batch, stopping
+
+    def _persist(self, batch: list[_Item]) -> None:
+        points = [point for point, _ in batch]
+        while True:
+            try:
+                self._write_or_spool(points)
+                break
+            except SpoolFull:
+                # Neither store nor disk can take it: hold it, stop taking more, retry later.
+                log.error("store unavailable and spool full: holding %d readings", len(points))
+                time.sleep(min(self._retry_delay, 5.0))  # back-off wait, not synchronisation
+                self._replay(force=False)
+        for _, on_durable in batch:
+            if on_durable is not None:
+                on_durable()
+            self._queue.task_done()
+
+    def _write_or_spool(self, points: list[Point]) -> None:
+        if not self._spool.batches_pending and time.monotonic() >= self._next_attempt:
+            try:
+                self._store.write(points)
+            except StoreUnavailable as exc:
+                self._store_failed(exc)
+            except StoreRejected as exc:
+                self._dead_letter_batch(points, exc)
+                return
+            else:
+                self._retry_delay = self._retry_min_s
+                self.stats.add("written", len(points))
+                return
+        self._spool.append(points)
+        self.stats.add("spooled", len(points))
+
+    def _replay(self, *, force: bool) -> None:
+        """Send spooled batches oldest first; stop at the first failure."""
+        if not force and time.monotonic() < self._next_attempt:
+            return
+        while (points := self._spool.peek_oldest()) is not None:
+            try:
+                self._store.write(points)
+            except StoreUnavailable as exc:
+                self._store_failed(exc)
+                return
+            except StoreRejected as exc:
+                self._dead_letter_batch(points, exc)
+            else:
+                self.stats.add("replayed", len(points))
+            self._spool.ack_oldest()
+            if self._spool.batches_pending == 0:
+                log.info("store is back; spool replayed")
+        self._retry_delay = self._retry_min_s
+
+    def _store_failed(self, exc: StoreUnavailable) -> None:
+        self.stats.add("store_failures", 1)
+        if self._retry_delay == self._retry_min_s:
+            log.warning("store unavailable (%s); spooling to disk", exc)
+        self._next_attempt = time.monotonic() + self._retry_delay
+        self._retry_delay = min(self._retry_delay * 2, self._retry_max_s)
+
+    def _dead_letter_batch(self, points: Sequence[Point], exc: StoreRejected) -> None:
+        # Refused data is kept on disk for an operator, never silently dropped.
+        self._dead_letter.parent.mkdir(parents=True, exist_ok=True)
+        with self._dead_letter.open("a", encoding="utf-8") as handle:
+            handle.writelines(point.to_line() + "\n" for point in points)
+        self.stats.add("dead_lettered", len(points))
+        log.error("store refused %d points (%s); kept in %s", len(points), exc, self._dead_letter)

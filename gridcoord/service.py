@@ -1,0 +1,182 @@
+"""`gridcoord run`: wire adapters, ingest and storage together, and stop cleanly on a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from adapters.mqtt.client import Message, MqttSession
+from adapters.mqtt.telemetry import TelemetryDecoder
+from gridcoord.config import Config, load_config
+from gridcoord.config_errors import ConfigError
+from gridcoord.ingest.pipeline import IngestPipeline
+from gridcoord.ingest.rejections import RejectionReporter
+from gridcoord.local_broker import LocalBroker
+from gridcoord.reading import Reading
+from gridcoord.validation import Reason, Rejected
+
+log = logging.getLogger("gridcoord")
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Plain, one-line log records on stderr (a container's log collector takes it from there)."""
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def run_service(config_path: Path) -> int:
+    """Run until SIGINT/SIGTERM; exit code 0 after a clean drain, 2 for a bad configuration."""
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        print(exc.report(), file=sys.stderr)
+        return 2
+    configure_logging()
+    try:
+        asyncio.run(Service(config).serve())
+    except StartupError as exc:
+        log.error("%s", exc)
+        return 1
+    return 0
+
+
+class StartupError(Exception):
+    """Something the user must fix before the service can start (no traceback shown)."""
+
+
+class Service:
+    """The running service: ingest over MQTT (and Modbus), into the configured store."""
+
+    def __init__(self, config: Config, *, client_id_suffix: str = "") -> None:
+        self.config = config
+        self._client_id_suffix = client_id_suffix
+        self._stop = asyncio.Event()
+        self._accepting = True
+        self.broker: LocalBroker | None = None
+        self.session: MqttSession | None = None
+        self.pipeline: IngestPipeline | None = None
+        self.rejections: RejectionReporter | None = None
+        self.decoder = TelemetryDecoder(config)
+
+    def request_stop(self) -> None:
+        """Ask the service to drain and stop (signal handlers and tests call this)."""
+        self._stop.set()
+
+    async def serve(self) -> None:
+        """Start everything, wait for a stop request, then drain in order."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            # Only the main thread may install handlers; tests run the service in another.
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self.request_stop)
+        self._start()
+        tasks = [asyncio.create_task(self._log_stats())]
+        tasks += self._start_modbus()
+        try:
+            await self._stop.wait()
+        finally:
+            log.info("stopping: draining buffers")
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.to_thread(self._shutdown)
+
+    def _start(self) -> None:
+        from gridcoord.storage.factory import open_spool, open_store
+
+        mqtt = self.config.mqtt
+        if mqtt.host is None:
+            self.broker = LocalBroker(mqtt.port, Path("var/mosquitto"))
+            try:
+                self.broker.start()
+            except RuntimeError as exc:
+                raise StartupError(str(exc)) from None
+            log.info("no broker configured: started mosquitto on 127.0.0.1:%d", mqtt.port)
+        store = open_store(self.config)
+        storage = self.config.storage
+        self.pipeline = IngestPipeline(
+            store,
+            open_spool(self.config),
+            dead_letter=storage.spool_dir / "rejected-by-store.lp",
+            batch_size=storage.batch_size,
+            flush_interval_s=storage.flush_interval_s,
+        )
+        self.pipeline.start()
+        self.session = MqttSession(
+            mqtt,
+            self.decoder.subscriptions,
+            self._on_message,
+            client_id_suffix=self._client_id_suffix,
+        )
+        self.rejections = RejectionReporter(
+            self.session.publish, mqtt.topic_prefix, per_second=mqtt.rejected_per_s
+        )
+        self.session.start()
+        log.info(
+            "ingesting %d assets into the %s store",
+            len(self.config.assets),
+            storage.kind.value,
+        )
+
+    def _start_modbus(self) -> list[asyncio.Task[None]]:
+        assets = [a for a in self.config.assets if a.modbus is not None]
+        if not assets:
+            return []
+        try:
+            from adapters.modbus.poller import ModbusPoller
+        except ImportError:
+            log.warning("Modbus assets configured but the Modbus adapter is not available")
+            return []
+        poller = ModbusPoller(assets, self.submit, self._modbus_rejected)
+        return [asyncio.create_task(poller.run(self._stop))]
+
+    def submit(self, reading: Reading) -> None:
+        """Hand a reading from a non-MQTT adapter to the pipeline."""
+        if self.pipeline is not None and self._accepting:
+            self.pipeline.submit(reading)
+
+    def _modbus_rejected(self, asset_id: str, reason: Reason, detail: str) -> None:
+        if self.rejections is not None:
+            self.rejections.reject(asset_id, reason, detail, f"modbus/{asset_id}")
+
+    def _on_message(self, message: Message) -> None:
+        session, pipeline, rejections = self.session, self.pipeline, self.rejections
+        assert session is not None and pipeline is not None and rejections is not None
+        if not self._accepting:
+            return  # not acked: the broker redelivers it to our next session
+        try:
+            reading = self.decoder.decode(message.topic, message.payload, now=datetime.now(UTC))
+        except Rejected as exc:
+            asset_id, _ = self.decoder.asset_for_topic(message.topic)
+            rejections.reject(asset_id, exc.reason, exc.detail, message.topic)
+            session.ack(message)
+            return
+        pipeline.submit(reading, lambda: session.ack(message))
+
+    async def _log_stats(self) -> None:
+        while True:
+            await asyncio.sleep(60)
+            if self.pipeline is not None and self.rejections is not None:
+                log.info(
+                    "ingest %s; rejected %s",
+                    self.pipeline.stats.snapshot(),
+                    self.rejections.counts(),
+                )
+
+    def _shutdown(self) -> None:
+        self._accepting = False
+        if self.pipeline is not None:
+            self.pipeline.close()
+            log.info("ingest drained: %s", self.pipeline.stats.snapshot())
+        if self.session is not None:
+            self.session.stop()
+        if self.broker is not None:
+            self.broker.stop()
