@@ -14,7 +14,20 @@ class StoreUnavailable(Exception):
 
 
 class StoreRejected(Exception):
-    """The store refused the data itself (4xx other than auth/throttling): retrying cannot help."""
+    """The store refused some data itself (4xx other than auth/throttling): retrying cannot help.
+
+    Every point of the batch the store *could* take has been stored before this is raised
+    (InfluxDB 1.x stores the good points of a batch and refuses the rest; the other stores
+    split the batch to the same effect), so the caller never retries the batch: it keeps
+    `rejected` aside for an operator.
+
+    Attributes:
+        rejected: the refused points (all of the batch when the store cannot tell which).
+    """
+
+    def __init__(self, message: str, rejected: Sequence[Point] = ()) -> None:
+        super().__init__(message)
+        self.rejected = list(rejected)
 
 
 class Store(Protocol):
@@ -37,7 +50,19 @@ class Store(Protocol):
         start: datetime,
         end: datetime,
     ) -> list[tuple[datetime, float]]:
-        """Return (UTC time, value) pairs of one field for points matching all tags, in order."""
+        """Return (UTC time, value) pairs of one numeric field, oldest first.
+
+        Args:
+            measurement: e.g. ``telemetry``.
+            field: e.g. ``power_w``; booleans read as 0.0/1.0, text values are left out.
+            tags: only points carrying all of these tags (other tags may differ).
+            start: first instant included, timezone-aware.
+            end: first instant excluded, timezone-aware.
+
+        Raises:
+            StoreUnavailable: the store cannot be read right now.
+            StoreRejected: the store cannot serve this read (e.g. no InfluxQL endpoint).
+        """
         ...
 
     def close(self) -> None:

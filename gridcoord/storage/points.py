@@ -1,10 +1,23 @@
-"""A storage-neutral time-series point and its InfluxDB line-protocol form."""
+"""A storage-neutral time-series point and its InfluxDB line-protocol form, both ways.
+
+Escaping follows what the servers we support actually do (measured against InfluxDB 1.6.7 and
+VictoriaMetrics 1.79): commas and spaces (and ``=`` outside the measurement) are escaped with a
+backslash. Neither server unescapes ``\\\\`` in a name, so a backslash in a name cannot be
+carried faithfully before an escaped character; names that line protocol cannot carry (empty,
+containing a line break or a backslash) are refused with a ValueError naming them. Our own
+names (pseudonymous ids, snake_case fields) never contain them. String field values escape
+``"`` and ``\\``, which both servers unescape.
+
+`parse_line` reads back exactly what `Point.to_line` writes (the disk spool stores batches as
+line protocol); it is not a general parser for hand-written line protocol.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from gridcoord.reading import FieldValue, Reading
 
@@ -15,9 +28,11 @@ class Point:
 
     Attributes:
         measurement: ``telemetry``, ``setpoint`` or ``plan``.
-        tags: identity of the series (asset_id, kind, zone, schedule_id).
-        fields: the values.
-        ts_ns: UTC instant in nanoseconds since the Unix epoch.
+        tags: identity of the series (asset_id, kind, zone, schedule_id). Empty values are
+            left out on write, as InfluxDB has no empty tag values.
+        fields: the values. Integers are written as floats so that a field never changes type
+            between writes (InfluxDB refuses that); they read back as floats.
+        ts_ns: UTC instant [ns since the Unix epoch].
     """
 
     measurement: str
@@ -26,16 +41,24 @@ class Point:
     ts_ns: int
 
     def to_line(self) -> str:
-        """Return the point in InfluxDB line protocol (nanosecond precision)."""
-        head = _escape_key(self.measurement, measurement=True)
+        """Return the point in InfluxDB line protocol (nanosecond precision).
+
+        Raises:
+            ValueError: a name line protocol cannot carry, a non-finite number, or no fields.
+        """
+        head = _escape_name(self.measurement, "measurement", _MEASUREMENT_ESCAPES)
         for key in sorted(self.tags):
             value = self.tags[key]
             if value:
-                head += f",{_escape_key(key)}={_escape_key(value)}"
+                head += f",{_escape_name(key, 'tag key', _KEY_ESCAPES)}="
+                head += _escape_name(value, f"tag {key!r}", _KEY_ESCAPES)
+        if not self.fields:
+            raise ValueError(f"point of {self.measurement!r} has no fields")
         fields = ",".join(
-            f"{_escape_key(key)}={_format_field(value)}" for key, value in self.fields.items()
+            f"{_escape_name(key, 'field key', _KEY_ESCAPES)}={_format_field(key, value)}"
+            for key, value in self.fields.items()
         )
-        return f"{head} {fields} {self.ts_ns}"
+        return f"{head} {fields} {int(self.ts_ns)}"
 
 
 def reading_to_point(reading: Reading) -> Point:
@@ -48,22 +71,146 @@ def reading_to_point(reading: Reading) -> Point:
 
 def datetime_to_ns(ts: datetime) -> int:
     """Convert an aware datetime to integer nanoseconds since the epoch without float rounding."""
-    seconds = int(ts.timestamp())
-    return seconds * 1_000_000_000 + ts.microsecond * 1000
+    if ts.tzinfo is None:
+        raise ValueError("datetime must be timezone-aware")
+    delta = ts - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
 
-def _escape_key(text: str, *, measurement: bool = False) -> str:
-    text = text.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
-    return text if measurement else text.replace("=", "\\=")
+def ns_to_datetime(ts_ns: int) -> datetime:
+    """Convert nanoseconds since the epoch to an aware UTC datetime (microsecond resolution)."""
+    seconds, rest = divmod(int(ts_ns), 1_000_000_000)
+    return datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=rest // 1000)
 
 
-def _format_field(value: FieldValue) -> str:
+def parse_line(line: str) -> Point:
+    """Parse one line written by `Point.to_line` back into a point.
+
+    Raises:
+        ValueError: the line is not in the form `Point.to_line` writes.
+    """
+    if "\\" not in line and '"' not in line:
+        # Fast path: nothing escaped, no string fields (the common telemetry line).
+        parts = line.split(" ")
+        if len(parts) != 3:
+            raise ValueError(f"not a line-protocol point: {line[:80]!r}")
+        head, field_text, ts_text = parts
+        name, *tag_items = head.split(",")
+        tags = dict(item.split("=", 1) for item in tag_items)
+        fields: dict[str, FieldValue] = {}
+        for item in field_text.split(","):
+            key, _, raw = item.partition("=")
+            fields[key] = _parse_value(raw)
+        return Point(name, tags, fields, int(ts_text))
+    return _parse_escaped(line)
+
+
+def parse_lines(lines: Iterable[str]) -> list[Point]:
+    """Parse lines written by `Point.to_line`, skipping empty ones."""
+    return [parse_line(line) for line in lines if line]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MEASUREMENT_ESCAPES = str.maketrans({",": "\\,", " ": "\\ "})
+_KEY_ESCAPES = str.maketrans({",": "\\,", " ": "\\ ", "=": "\\="})
+_STRING_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"'})
+
+
+def _escape_name(text: str, what: str, table: dict[int, str]) -> str:
+    if not text or "\n" in text or "\r" in text or "\\" in text:
+        raise ValueError(f"{what} {text[:64]!r} cannot be stored: empty, a line break or '\\'")
+    return text.translate(table)
+
+
+def _format_field(key: str, value: FieldValue) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int):
-        # Stored as float so a field never changes type between writes (InfluxDB refuses that).
-        return repr(float(value))
-    if isinstance(value, float):
-        return repr(value)
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
+    if isinstance(value, int | float):
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(f"field {key!r} is not a finite number")
+        return repr(number)
+    return f'"{value.translate(_STRING_ESCAPES)}"'
+
+
+def _parse_value(raw: str) -> FieldValue:
+    if raw == "true":
+        return True
+    if raw == "false":
+        return False
+    if raw.startswith('"'):
+        if len(raw) < 2 or not raw.endswith('"'):
+            raise ValueError(f"unterminated string field {raw[:40]!r}")
+        return _unescape_string(raw[1:-1])
+    return float(raw)
+
+
+def _unescape_string(text: str) -> str:
+    if "\\" not in text:
+        return text
+    out: list[str] = []
+    chars = iter(text)
+    for char in chars:
+        out.append(next(chars, "\\") if char == "\\" else char)
+    return "".join(out)
+
+
+def _parse_escaped(line: str) -> Point:
+    """Character scanner for lines with escapes or string fields (rare: kept simple)."""
+    position = 0
+    length = len(line)
+
+    def read_name(stops: str) -> str:
+        # Names hold no backslash of their own (refused on write): every one escapes.
+        nonlocal position
+        out: list[str] = []
+        while position < length:
+            char = line[position]
+            if char == "\\" and position + 1 < length:
+                out.append(line[position + 1])
+                position += 2
+                continue
+            if char in stops:
+                break
+            out.append(char)
+            position += 1
+        return "".join(out)
+
+    def expect(char: str) -> None:
+        nonlocal position
+        if position >= length or line[position] != char:
+            raise ValueError(f"not a line-protocol point: {line[:80]!r}")
+        position += 1
+
+    measurement = read_name(", ")
+    tags: dict[str, str] = {}
+    while position < length and line[position] == ",":
+        position += 1
+        key = read_name("=")
+        expect("=")
+        tags[key] = read_name(", ")
+    expect(" ")
+    fields: dict[str, FieldValue] = {}
+    while True:
+        key = read_name("=")
+        expect("=")
+        if position < length and line[position] == '"':
+            end = position + 1
+            while end < length and line[end] != '"':
+                end += 2 if line[end] == "\\" else 1
+            if end >= length:
+                raise ValueError(f"unterminated string field in {line[:80]!r}")
+            fields[key] = _unescape_string(line[position + 1 : end])
+            position = end + 1
+        else:
+            end = position
+            while end < length and line[end] not in ", ":
+                end += 1
+            fields[key] = _parse_value(line[position:end])
+            position = end
+        if position < length and line[position] == ",":
+            position += 1
+            continue
+        break
+    expect(" ")
+    return Point(measurement, tags, fields, int(line[position:]))
