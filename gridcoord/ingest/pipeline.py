@@ -19,32 +19,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from gridcoord.reading import Reading
 from gridcoord.storage.base import Store, StoreRejected, StoreUnavailable
 from gridcoord.storage.points import Point, reading_to_point
+from gridcoord.storage.spool import Spool, SpoolFull
 
 log = logging.getLogger(__name__)
 
 DurableCallback = Callable[[], None]
-
-
-class SpoolFull(Exception):
-    """The spool reached its size bound and cannot take another batch."""
-
-
-class Spool(Protocol):
-    """A durable FIFO of batches (gridcoord.storage.spool implements it)."""
-
-    def append(self, points: Sequence[Point]) -> None: ...
-
-    def peek_oldest(self) -> list[Point] | None: ...
-
-    def ack_oldest(self) -> None: ...
-
-    @property
-    def batches_pending(self) -> int: ...
 
 
 @dataclass
