@@ -1,0 +1,35 @@
+"""Dispatch: the safety layer between a plan and the chargers, and the setpoint payloads."""
+
+from gridcoord.dispatch.limits import (
+    ChargerLimit,
+    Dispatch,
+    Limiter,
+    LimitsError,
+    ZoneLimit,
+    ZoneOverload,
+    apply_limits,
+    fair_share_kw,
+    zone_headroom_kw,
+)
+from gridcoord.dispatch.setpoints import (
+    sending_order,
+    setpoint_payload,
+    setpoint_topic,
+    valid_until,
+)
+
+__all__ = [
+    "ChargerLimit",
+    "Dispatch",
+    "Limiter",
+    "LimitsError",
+    "ZoneLimit",
+    "ZoneOverload",
+    "apply_limits",
+    "fair_share_kw",
+    "sending_order",
+    "setpoint_payload",
+    "setpoint_topic",
+    "valid_until",
+    "zone_headroom_kw",
+]

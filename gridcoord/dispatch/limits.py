@@ -1,0 +1,314 @@
+"""The safety layer of dispatch (DESIGN 4): whatever the optimizer said, no limit is exceeded.
+
+`apply_limits` turns the optimizer's per-charger power for the current slot into setpoints that
+respect, in layers a lower one cannot override:
+
+1. each charger's rating: a setpoint lies in [0, ``max_kw``];
+2. fixed powers: a *stale* charger (telemetry older than its limit) gets its configured safe
+   power — we cannot know what it draws, so it is held at the power it falls back to anyway;
+3. guaranteed minima (§14a EnWG, e.g. 4.2 kW): a setpoint is never below a charger's
+   ``guaranteed_kw``; it is reserved for every charger, plugged in or not, so a vehicle that
+   plugs in between two refreshes can draw it without overloading the zone;
+4. zones, bottom-up through the tree: the setpoints of all chargers in a zone and the zones below
+   it sum to no more than the zone's EV headroom for the slot. A zone whose meter is stale is
+   assumed at its limit: no headroom beyond the fixed powers and guaranteed minima. The part of
+   each setpoint above its floor is scaled down in proportion, which never raises any other
+   setpoint, so a zone satisfied lower in the tree stays satisfied.
+
+**When the floors alone exceed a zone** (guaranteed minima plus stale chargers' safe power above
+its headroom), the floors are kept — the minimum is a legal guarantee and a stale charger's draw
+is not ours to change — every other setpoint in that zone and every zone above it that is short
+drops to its floor, and the result names the zone in ``overloads`` so the run reports it as a
+failure. Nothing else can raise a zone above its limit, and configuration checks should refuse a
+zone whose guaranteed minima exceed its rating (see docs/coordination.md).
+
+Input is distrusted: NaN, infinite, negative or huge requests and ids the plan names but the
+charger list does not are handled (NaN and negative become 0, +inf the charger maximum, unknown
+ids are listed in ``ignored_ids``). Applying the layer to its own output changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class LimitsError(ValueError):
+    """The charger and zone topology is invalid: a configuration error, not a runtime one."""
+
+
+class Limiter(StrEnum):
+    """What decided a charger's setpoint, for the run's report and the audit trail."""
+
+    PLAN = "plan"  # the optimizer's value, within every limit
+    CHARGER_MAX = "charger_max"  # cut to the charger's rating
+    INVALID = "invalid"  # NaN or negative request, treated as 0
+    STALE = "stale"  # stale telemetry: held at its safe power
+    GUARANTEED = "guaranteed"  # raised to (or held at) its guaranteed minimum
+    ZONE = "zone"  # cut to fit a zone's headroom (see ``zone_of_cut``)
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerLimit:
+    """The limits of one charger.
+
+    Attributes:
+        id: charger asset id.
+        zone: id of the zone it is connected in, or None when it sits under no zone.
+        max_kw: rating [kW].
+        safe_power_kw: what it falls back to when stale or its setpoint expired [kW].
+        guaranteed_kw: minimum that is never cut (§14a EnWG), 0 for none [kW].
+    """
+
+    id: str
+    zone: str | None
+    max_kw: float
+    safe_power_kw: float = 0.0
+    guaranteed_kw: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneLimit:
+    """One zone of the tree and its EV headroom for the slot being dispatched.
+
+    Attributes:
+        id: zone id.
+        parent: the zone above it, or None for a root.
+        headroom_kw: power the chargers in this zone and all zones below may draw together:
+            the rating minus the measured non-EV load (see `zone_headroom_kw`) [kW].
+    """
+
+    id: str
+    parent: str | None
+    headroom_kw: float
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneOverload:
+    """A zone whose floors (guaranteed minima and stale chargers' safe power) exceed its limit."""
+
+    zone: str
+    limit_kw: float
+    floors_kw: float
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """The setpoints of one slot after the safety layer.
+
+    Attributes:
+        setpoints_kw: charger id → maximum power it may draw [kW], for every known charger.
+        limiter: charger id → what decided its setpoint.
+        zone_of_cut: charger id → the zone whose headroom cut it (limiter ``zone``).
+        overloads: zones whose floors alone exceed their limit (a reportable failure).
+        ignored_ids: ids in the plan that are not known chargers.
+    """
+
+    setpoints_kw: dict[str, float]
+    limiter: dict[str, Limiter]
+    zone_of_cut: dict[str, str] = field(default_factory=dict)
+    overloads: list[ZoneOverload] = field(default_factory=list)
+    ignored_ids: list[str] = field(default_factory=list)
+
+
+def zone_headroom_kw(rating_kw: float, meter_kw: float | None, ev_kw: float) -> float:
+    """EV headroom of a zone: its rating minus the load that is not EV charging [kW].
+
+    Args:
+        rating_kw: rating of the transformer or feeder [kW].
+        meter_kw: power through the zone's meter, EV charging included [kW]; None when the
+            meter is stale or absent — the zone is then assumed at its limit (headroom 0).
+        ev_kw: power the zone's chargers draw, as measured by them [kW].
+
+    Returns:
+        Headroom in [0, rating_kw]; 0 for any non-finite input.
+    """
+    if meter_kw is None or not all(math.isfinite(v) for v in (rating_kw, meter_kw, ev_kw)):
+        return 0.0
+    non_ev = max(0.0, meter_kw - max(0.0, ev_kw))
+    return min(max(0.0, rating_kw), max(0.0, rating_kw - non_ev))
+
+
+def apply_limits(
+    requested_kw: Mapping[str, float],
+    chargers: Iterable[ChargerLimit],
+    zones: Iterable[ZoneLimit],
+    *,
+    stale_chargers: Collection[str] = (),
+    stale_zones: Collection[str] = (),
+) -> Dispatch:
+    """Clamp requested charger powers to every charger and zone limit.
+
+    Args:
+        requested_kw: charger id → power the plan asks for in this slot [kW]; chargers missing
+            from it are asked for 0 (then raised to their floor).
+        chargers: every charger to dispatch.
+        zones: the zone tree with each zone's EV headroom for the slot.
+        stale_chargers: ids of chargers whose telemetry is stale.
+        stale_zones: ids of zones whose meter is stale (assumed at their limit).
+
+    Returns:
+        The setpoints, what limited each, and any zone overloaded by floors alone.
+
+    Raises:
+        LimitsError: duplicate ids, unknown zone references or a cycle in the zone tree.
+    """
+    charger_list = list(chargers)
+    zone_map = _zone_map(zones)
+    by_id: dict[str, ChargerLimit] = {}
+    for c in charger_list:
+        for name in ("max_kw", "safe_power_kw", "guaranteed_kw"):
+            value = getattr(c, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise LimitsError(f"charger {c.id!r}: {name} must be finite and >= 0, got {value}")
+        if c.id in by_id:
+            raise LimitsError(f"charger {c.id!r} listed twice")
+        if c.zone is not None and c.zone not in zone_map:
+            raise LimitsError(f"charger {c.id!r}: unknown zone {c.zone!r}")
+        by_id[c.id] = c
+    stale = set(stale_chargers)
+
+    setpoint: dict[str, float] = {}
+    floor: dict[str, float] = {}
+    limiter: dict[str, Limiter] = {}
+    for c in charger_list:
+        top = c.max_kw
+        guaranteed = min(c.guaranteed_kw, top)
+        if c.id in stale:
+            fixed = min(max(c.safe_power_kw, guaranteed), top)
+            setpoint[c.id] = floor[c.id] = fixed
+            limiter[c.id] = Limiter.STALE
+            continue
+        value, why = _sanitise(requested_kw.get(c.id, 0.0), top)
+        if value < guaranteed:
+            value, why = guaranteed, Limiter.GUARANTEED
+        setpoint[c.id], floor[c.id], limiter[c.id] = value, guaranteed, why
+
+    # Chargers per zone subtree, zones ordered children before parents.
+    order = _bottom_up(zone_map)
+    members: dict[str, list[str]] = {z: [] for z in zone_map}
+    for c in charger_list:
+        cursor = c.zone
+        while cursor is not None:
+            members[cursor].append(c.id)
+            cursor = zone_map[cursor].parent
+
+    zone_of_cut: dict[str, str] = {}
+    overloads: list[ZoneOverload] = []
+    for zone_id in order:
+        ids = members[zone_id]
+        limit = 0.0 if zone_id in stale_zones else _nonneg(zone_map[zone_id].headroom_kw)
+        if math.fsum(setpoint[i] for i in ids) <= limit:
+            continue
+        floors = math.fsum(floor[i] for i in ids)
+        flexible = [i for i in ids if setpoint[i] > floor[i]]
+        if floors >= limit:
+            if floors > limit:
+                overloads.append(ZoneOverload(zone_id, limit, floors))
+            for i in flexible:
+                setpoint[i] = floor[i]
+        else:
+            _scale_to_fit(setpoint, floor, ids, flexible, limit)
+        for i in flexible:
+            limiter[i] = Limiter.ZONE
+            zone_of_cut[i] = zone_id
+
+    ignored = sorted(k for k in requested_kw if k not in by_id)
+    return Dispatch(setpoint, limiter, zone_of_cut, overloads, ignored)
+
+
+def fair_share_kw(
+    connected: Collection[str],
+    chargers: Iterable[ChargerLimit],
+    zones: Iterable[ZoneLimit],
+    *,
+    stale_chargers: Collection[str] = (),
+    stale_zones: Collection[str] = (),
+) -> Dispatch:
+    """The fallback plan (DESIGN 4): each zone's headroom shared among its connected chargers.
+
+    Every connected charger asks for its rating and the safety layer scales the requests into
+    the zones, so each gets the same fraction of its rating within a zone that is short.
+    Chargers with no vehicle get only their floor.
+    """
+    charger_list = list(chargers)
+    wanted = {c.id: c.max_kw for c in charger_list if c.id in connected}
+    return apply_limits(
+        wanted, charger_list, zones, stale_chargers=stale_chargers, stale_zones=stale_zones
+    )
+
+
+def _scale_to_fit(
+    setpoint: dict[str, float],
+    floor: Mapping[str, float],
+    ids: list[str],
+    flexible: list[str],
+    limit: float,
+) -> None:
+    """Scale the flexible parts of ``flexible`` so the zone's setpoints sum to at most ``limit``."""
+    flex = set(flexible)
+    fixed = math.fsum(setpoint[i] for i in ids if i not in flex)
+    excess = {i: setpoint[i] - floor[i] for i in flexible}
+    budget = limit - fixed - math.fsum(floor[i] for i in flexible)
+    factor = max(0.0, budget) / math.fsum(excess.values())
+    for i in flexible:
+        setpoint[i] = min(setpoint[i], floor[i] + excess[i] * factor)
+    # Rounding can leave the sum a few ulp above the limit: take the overshoot (twice, and at
+    # least a few ulp of the value) off the largest flexible setpoint until it is gone.
+    for _ in range(2 * len(flexible) + 8):
+        over = math.fsum(setpoint[i] for i in ids) - limit
+        if over <= 0:
+            return
+        i = max(flexible, key=lambda j: setpoint[j] - floor[j])
+        cut = max(2.0 * over, 4.0 * math.ulp(setpoint[i]))
+        setpoint[i] = max(floor[i], setpoint[i] - cut)
+    for i in flexible:  # not reached in practice; floors always fit here (floors < limit)
+        setpoint[i] = floor[i]
+
+
+def _sanitise(value: object, top: float) -> tuple[float, Limiter]:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0, Limiter.INVALID
+    number = float(value)
+    if math.isnan(number) or number < 0:
+        return 0.0, Limiter.INVALID
+    if number > top:
+        return top, Limiter.CHARGER_MAX
+    return number, Limiter.PLAN
+
+
+def _nonneg(value: float) -> float:
+    """A headroom that is NaN or negative is 0 (nothing allowed); +inf means no limit."""
+    return value if value > 0 else 0.0
+
+
+def _zone_map(zones: Iterable[ZoneLimit]) -> dict[str, ZoneLimit]:
+    zone_map: dict[str, ZoneLimit] = {}
+    for z in zones:
+        if z.id in zone_map:
+            raise LimitsError(f"zone {z.id!r} listed twice")
+        zone_map[z.id] = z
+    for z in zone_map.values():
+        if z.parent is not None and z.parent not in zone_map:
+            raise LimitsError(f"zone {z.id!r}: unknown parent zone {z.parent!r}")
+    return zone_map
+
+
+def _bottom_up(zone_map: Mapping[str, ZoneLimit]) -> list[str]:
+    """Zone ids ordered so every zone comes after all zones below it; refuses cycles."""
+    depth: dict[str, int] = {}
+    for start in zone_map:
+        path: list[str] = []
+        cursor: str | None = start
+        while cursor is not None and cursor not in depth:
+            if cursor in path:
+                raise LimitsError(f"zone {cursor!r}: cycle in the zone tree")
+            path.append(cursor)
+            cursor = zone_map[cursor].parent
+        base = -1 if cursor is None else depth[cursor]
+        for zone_id in reversed(path):
+            base += 1
+            depth[zone_id] = base
+    return sorted(zone_map, key=lambda z: -depth[z])

@@ -1,0 +1,329 @@
+"""The safety layer: no setpoint above any charger or zone limit, whatever the plan says."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gridcoord.dispatch import (
+    ChargerLimit,
+    Limiter,
+    LimitsError,
+    ZoneLimit,
+    apply_limits,
+    fair_share_kw,
+    zone_headroom_kw,
+)
+
+TREE = [
+    ZoneLimit("substation", None, 50.0),
+    ZoneLimit("feeder-a", "substation", 30.0),
+    ZoneLimit("feeder-b", "substation", 40.0),
+]
+
+
+def chargers(*specs: tuple[str, str | None, float, float, float]) -> list[ChargerLimit]:
+    return [ChargerLimit(i, z, m, s, g) for i, z, m, s, g in specs]
+
+
+def zone_sum(setpoints: dict[str, float], members: list[str]) -> float:
+    return math.fsum(setpoints[i] for i in members)
+
+
+def test_plan_within_limits_passes_unchanged() -> None:
+    cs = chargers(("c1", "feeder-a", 11, 0, 0), ("c2", "feeder-b", 22, 0, 0))
+    out = apply_limits({"c1": 5.5, "c2": 20.0}, cs, TREE)
+    assert out.setpoints_kw == {"c1": 5.5, "c2": 20.0}
+    assert out.limiter == {"c1": Limiter.PLAN, "c2": Limiter.PLAN}
+    assert out.overloads == [] and out.ignored_ids == []
+
+
+def test_charger_max_and_hostile_values() -> None:
+    cs = chargers(
+        ("nan", None, 11, 0, 0),
+        ("neg", None, 11, 0, 0),
+        ("huge", None, 11, 0, 0),
+        ("inf", None, 11, 0, 0),
+        ("text", None, 11, 0, 0),
+        ("missing", None, 11, 0, 0),
+    )
+    plan: dict[str, object] = {
+        "nan": math.nan,
+        "neg": -3.0,
+        "huge": 1e300,
+        "inf": math.inf,
+        "text": "7",
+        "ghost": 5.0,
+    }
+    out = apply_limits(plan, cs, [])  # type: ignore[arg-type]
+    assert out.setpoints_kw == {
+        "nan": 0.0,
+        "neg": 0.0,
+        "huge": 11.0,
+        "inf": 11.0,
+        "text": 0.0,
+        "missing": 0.0,
+    }
+    assert out.limiter["nan"] is Limiter.INVALID
+    assert out.limiter["huge"] is Limiter.CHARGER_MAX
+    assert out.ignored_ids == ["ghost"]
+
+
+def test_zone_cut_is_proportional_and_nested() -> None:
+    cs = chargers(
+        ("a1", "feeder-a", 22, 0, 0),
+        ("a2", "feeder-a", 22, 0, 0),
+        ("b1", "feeder-b", 22, 0, 0),
+        ("b2", "feeder-b", 22, 0, 0),
+    )
+    out = apply_limits({c.id: 22.0 for c in cs}, cs, TREE)
+    sp = out.setpoints_kw
+    assert zone_sum(sp, ["a1", "a2"]) <= 30.0
+    assert zone_sum(sp, ["b1", "b2"]) <= 40.0
+    assert zone_sum(sp, list(sp)) <= 50.0
+    assert sp["a1"] == pytest.approx(sp["a2"])
+    assert zone_sum(sp, list(sp)) == pytest.approx(50.0)
+    assert out.limiter["a1"] is Limiter.ZONE and out.zone_of_cut["a1"] == "substation"
+
+
+def test_stale_charger_gets_safe_power_and_it_is_reserved_in_the_zone() -> None:
+    cs = chargers(("stale", "feeder-a", 22, 4.0, 0), ("live", "feeder-a", 50, 0, 0))
+    out = apply_limits({"stale": 22.0, "live": 50.0}, cs, TREE, stale_chargers={"stale"})
+    assert out.setpoints_kw["stale"] == 4.0
+    assert out.limiter["stale"] is Limiter.STALE
+    assert out.setpoints_kw["live"] == pytest.approx(26.0)
+
+
+def test_stale_zone_meter_leaves_only_floors() -> None:
+    cs = chargers(("a1", "feeder-a", 22, 0, 4.2), ("a2", "feeder-a", 22, 0, 0))
+    out = apply_limits({"a1": 22.0, "a2": 22.0}, cs, TREE, stale_zones={"feeder-a"})
+    assert out.setpoints_kw == {"a1": 4.2, "a2": 0.0}
+    assert out.zone_of_cut == {"a1": "feeder-a", "a2": "feeder-a"}
+    # 4.2 kW of guaranteed minimum above a limit of 0: kept, and reported.
+    assert [(o.zone, o.limit_kw, o.floors_kw) for o in out.overloads] == [("feeder-a", 0.0, 4.2)]
+
+
+def test_guaranteed_minimum_is_never_cut_even_when_the_plan_says_zero() -> None:
+    cs = chargers(("c", "feeder-a", 11, 0, 4.2))
+    out = apply_limits({"c": 0.0}, cs, TREE)
+    assert out.setpoints_kw["c"] == 4.2
+    assert out.limiter["c"] is Limiter.GUARANTEED
+
+
+def test_floors_above_a_zone_are_kept_and_reported() -> None:
+    zones = [ZoneLimit("z", None, 10.0)]
+    cs = chargers(
+        ("g1", "z", 11, 0, 4.2),
+        ("g2", "z", 11, 0, 4.2),
+        ("g3", "z", 11, 0, 4.2),
+        ("x", "z", 11, 0, 0),
+    )
+    out = apply_limits({c.id: 11.0 for c in cs}, cs, zones)
+    assert out.setpoints_kw == {"g1": 4.2, "g2": 4.2, "g3": 4.2, "x": 0.0}
+    assert len(out.overloads) == 1
+    assert out.overloads[0].zone == "z"
+    assert out.overloads[0].floors_kw == pytest.approx(12.6)
+
+
+def test_guaranteed_above_rating_is_capped_at_the_rating() -> None:
+    out = apply_limits({}, chargers(("small", None, 3.7, 0, 4.2)), [])
+    assert out.setpoints_kw["small"] == 3.7
+
+
+@pytest.mark.parametrize(
+    ("zones", "cs", "message"),
+    [
+        ([ZoneLimit("a", "b", 1), ZoneLimit("b", "a", 1)], [], "cycle"),
+        ([ZoneLimit("a", "nowhere", 1)], [], "unknown parent zone 'nowhere'"),
+        ([ZoneLimit("a", None, 1), ZoneLimit("a", None, 2)], [], "zone 'a' listed twice"),
+        ([], chargers(("c", "nowhere", 11, 0, 0)), "charger 'c': unknown zone 'nowhere'"),
+        ([], chargers(("c", None, 11, 0, 0), ("c", None, 11, 0, 0)), "charger 'c' listed twice"),
+        ([], chargers(("c", None, math.nan, 0, 0)), "charger 'c': max_kw must be finite"),
+        ([], chargers(("c", None, 11, -1, 0)), "charger 'c': safe_power_kw"),
+    ],
+)
+def test_invalid_topology_is_refused_with_the_element_named(
+    zones: list[ZoneLimit], cs: list[ChargerLimit], message: str
+) -> None:
+    with pytest.raises(LimitsError, match=message):
+        apply_limits({}, cs, zones)
+
+
+def test_fair_share_gives_connected_chargers_the_same_fraction() -> None:
+    zones = [ZoneLimit("z", None, 22.0)]
+    cs = chargers(("a", "z", 22, 0, 0), ("b", "z", 11, 0, 0), ("idle", "z", 22, 0, 0))
+    out = fair_share_kw({"a", "b"}, cs, zones)
+    assert out.setpoints_kw["idle"] == 0.0
+    assert out.setpoints_kw["a"] / 22 == pytest.approx(out.setpoints_kw["b"] / 11)
+    assert out.setpoints_kw["a"] + out.setpoints_kw["b"] == pytest.approx(22.0)
+
+
+def test_zone_headroom() -> None:
+    assert zone_headroom_kw(100.0, 70.0, 20.0) == 50.0  # non-EV load 50 kW
+    assert zone_headroom_kw(100.0, None, 0.0) == 0.0  # stale meter: at its limit
+    assert zone_headroom_kw(100.0, 150.0, 0.0) == 0.0  # already overloaded
+    assert zone_headroom_kw(100.0, -40.0, 0.0) == 100.0  # feed-in does not add capacity
+    assert zone_headroom_kw(100.0, math.nan, 0.0) == 0.0
+
+
+# --- properties over random trees, plans and states ----------------------------------------
+
+
+@dataclass
+class Case:
+    zones: list[ZoneLimit]
+    chargers: list[ChargerLimit]
+    plan: dict[str, float]
+    stale_chargers: set[str]
+    stale_zones: set[str]
+
+
+powers = st.one_of(
+    st.floats(min_value=0, max_value=50),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, 4.2, 11.0, 22.0, 1e308, -0.0, math.inf, -math.inf, math.nan]),
+)
+headrooms = st.one_of(
+    st.floats(min_value=0, max_value=200),
+    st.sampled_from([0.0, -5.0, math.nan, math.inf, 4.2, 8.4, 1e-300]),
+)
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> Case:
+    n_zones = draw(st.integers(0, 6))
+    zones = []
+    for i in range(n_zones):
+        parent = draw(st.one_of(st.none(), st.integers(0, i - 1).map(str))) if i else None
+        zones.append(ZoneLimit(str(i), parent, draw(headrooms)))
+    zone_ids = [z.id for z in zones]
+    n_chargers = draw(st.integers(0, 12))
+    cs = []
+    for i in range(n_chargers):
+        zone = draw(st.one_of(st.none(), st.sampled_from(zone_ids))) if zone_ids else None
+        max_kw = draw(st.sampled_from([3.7, 7.4, 11.0, 22.0, 50.0]) | st.floats(0, 100))
+        safe = draw(st.sampled_from([0.0, 1.4, 4.2]) | st.floats(0, 30))
+        guaranteed = draw(st.sampled_from([0.0, 0.0, 4.2]) | st.floats(0, 10))
+        cs.append(ChargerLimit(f"c{i}", zone, max_kw, safe, guaranteed))
+    ids = [c.id for c in cs] + ["ghost"]
+    plan = draw(st.dictionaries(st.sampled_from(ids), powers))
+    stale_c = draw(st.sets(st.sampled_from(ids))) if ids else set()
+    stale_z = draw(st.sets(st.sampled_from(zone_ids))) if zone_ids else set()
+    return Case(zones, cs, plan, stale_c, stale_z)
+
+
+def members(case: Case, zone: str) -> list[str]:
+    parents = {z.id: z.parent for z in case.zones}
+    out = []
+    for c in case.chargers:
+        cursor = c.zone
+        while cursor is not None:
+            if cursor == zone:
+                out.append(c.id)
+                break
+            cursor = parents[cursor]
+    return out
+
+
+def floor_of(case: Case, c: ChargerLimit) -> float:
+    if c.id in case.stale_chargers:
+        return min(max(c.safe_power_kw, c.guaranteed_kw), c.max_kw)
+    return min(c.guaranteed_kw, c.max_kw)
+
+
+def limit_of(case: Case, z: ZoneLimit) -> float:
+    if z.id in case.stale_zones or not z.headroom_kw > 0:
+        return 0.0
+    return z.headroom_kw
+
+
+@given(cases())
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_no_setpoint_above_any_limit_and_floors_kept(case: Case) -> None:
+    out = apply_limits(
+        case.plan,
+        case.chargers,
+        case.zones,
+        stale_chargers=case.stale_chargers,
+        stale_zones=case.stale_zones,
+    )
+    sp = out.setpoints_kw
+    assert set(sp) == {c.id for c in case.chargers}
+    for c in case.chargers:
+        assert math.isfinite(sp[c.id])
+        assert 0.0 <= sp[c.id] <= c.max_kw
+        # Guaranteed minima (and a stale charger's safe power) are never cut.
+        assert sp[c.id] == floor_of(case, c) if c.id in case.stale_chargers else True
+        assert sp[c.id] >= floor_of(case, c)
+    overloaded = {o.zone for o in out.overloads}
+    for z in case.zones:
+        ids = members(case, z.id)
+        limit = limit_of(case, z)
+        floors = math.fsum(floor_of(case, c) for c in case.chargers if c.id in ids)
+        total = zone_sum(sp, ids)
+        if floors > limit:
+            # Floors alone exceed the zone: kept, everything else at its floor, and reported.
+            assert z.id in overloaded
+            assert total == pytest.approx(floors)
+        else:
+            assert z.id not in overloaded
+            assert total <= limit
+    assert out.ignored_ids == sorted({k for k in case.plan if k not in sp})
+
+
+@given(cases())
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_applying_the_layer_twice_changes_nothing(case: Case) -> None:
+    kwargs = {"stale_chargers": case.stale_chargers, "stale_zones": case.stale_zones}
+    once = apply_limits(case.plan, case.chargers, case.zones, **kwargs)
+    twice = apply_limits(once.setpoints_kw, case.chargers, case.zones, **kwargs)
+    assert twice.setpoints_kw == once.setpoints_kw
+
+
+@given(cases())
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_a_plan_within_every_limit_is_left_alone(case: Case) -> None:
+    kwargs = {"stale_chargers": case.stale_chargers, "stale_zones": case.stale_zones}
+    safe = apply_limits(case.plan, case.chargers, case.zones, **kwargs).setpoints_kw
+    # Any plan below a safe plan (and above the floors) is itself safe: nothing to cut.
+    lower = {c.id: max(floor_of(case, c), safe[c.id] * 0.5) for c in case.chargers}
+    again = apply_limits(lower, case.chargers, case.zones, **kwargs)
+    for c in case.chargers:
+        if c.id not in case.stale_chargers:
+            assert again.setpoints_kw[c.id] == lower[c.id]
+
+
+def test_rounding_never_lifts_a_zone_above_its_limit() -> None:
+    # Proportional scaling in floating point overshoots a limit by an ulp in about one case in
+    # ten; these random zones (fixed seed) exercise that correction exactly, with no tolerance.
+    rng = random.Random(20261124)
+    for _ in range(3000):
+        cs = [
+            ChargerLimit(
+                f"c{i}",
+                "z",
+                rng.uniform(1, 50),
+                rng.uniform(0, 5),
+                rng.choice([0.0, 4.2, rng.uniform(0, 3)]),
+            )
+            for i in range(rng.randint(2, 10))
+        ]
+        limit = rng.uniform(0, 100)
+        stale = {c.id for c in cs if rng.random() < 0.2}
+        out = apply_limits(
+            {c.id: rng.uniform(0, 60) for c in cs},
+            cs,
+            [ZoneLimit("z", None, limit)],
+            stale_chargers=stale,
+        )
+        if not out.overloads:
+            assert math.fsum(out.setpoints_kw.values()) <= limit
+            # ...and the correction costs nothing measurable: the zone is still fully used
+            # whenever the requests exceeded it.
+            if out.zone_of_cut:
+                assert math.fsum(out.setpoints_kw.values()) == pytest.approx(limit, abs=1e-9)
