@@ -18,6 +18,7 @@ from gridcoord.ingest.pipeline import IngestPipeline
 from gridcoord.ingest.rejections import RejectionReporter
 from gridcoord.local_broker import LocalBroker
 from gridcoord.reading import Reading
+from gridcoord.storage.spool import Spool
 from gridcoord.validation import Reason, Rejected
 
 log = logging.getLogger("gridcoord")
@@ -90,7 +91,7 @@ class Service:
             await asyncio.to_thread(self._shutdown)
 
     def _start(self) -> None:
-        from gridcoord.storage.factory import open_spool, open_store
+        from gridcoord.storage.factory import open_store
 
         mqtt = self.config.mqtt
         if mqtt.host is None:
@@ -104,7 +105,7 @@ class Service:
         storage = self.config.storage
         self.pipeline = IngestPipeline(
             store,
-            open_spool(self.config),
+            Spool(storage.spool_dir, storage.spool_max_bytes),
             dead_letter=storage.spool_dir / "rejected-by-store.lp",
             batch_size=storage.batch_size,
             flush_interval_s=storage.flush_interval_s,
