@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class ModbusSource(BaseModel):
@@ -18,3 +18,43 @@ class ModbusSource(BaseModel):
     )
     poll_interval_s: float = Field(5.0, gt=0, description="Time between polls [s].")
     timeout_s: float = Field(2.0, gt=0, description="Per-request timeout [s].")
+    retries: int = Field(
+        3, ge=1, le=100, description="Failed polls in a row before the device is unavailable."
+    )
+    backoff_max_s: float = Field(
+        60.0, gt=0, description="Longest wait between retries of a failing device [s]."
+    )
+    stale_after_s: float | None = Field(
+        None,
+        gt=0,
+        description="No good poll for this long makes the device unavailable [s] "
+        "(default: three poll intervals plus the timeout).",
+    )
+    failsafe_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Chargers: communication timeout configured on the charger, after which it "
+        "falls back to its fail-safe current; setpoints are re-written every third of it [s].",
+    )
+
+    @field_validator("register_map")
+    @classmethod
+    def _known_map(cls, value: str) -> str:
+        # Built-in names are checked here so check-config names the asset; a path is checked
+        # when the poller loads it (relative paths depend on the working directory).
+        from adapters.modbus.maps import MapError, load_map
+
+        if "/" not in value and not value.endswith((".yaml", ".yml")):
+            try:
+                load_map(value)
+            except MapError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @property
+    def effective_stale_after_s(self) -> float:
+        """Age of the last good poll beyond which the device is unavailable [s]."""
+        if self.stale_after_s is not None:
+            return self.stale_after_s
+        return 3 * self.poll_interval_s + self.timeout_s
