@@ -1,0 +1,152 @@
+"""The embedded default store: one SQLite file, for users with no InfluxDB.
+
+Schema (narrow): ``series`` gives each (measurement, tag set, field) an integer id; ``samples``
+holds (series id, time [ns], value) with that pair as primary key in a WITHOUT ROWID table, so
+a point written twice (a spool replay after a crash) overwrites itself, as in InfluxDB. Tags
+are kept as canonical JSON and matched with SQLite's JSON functions.
+
+WAL mode with ``synchronous=FULL``: a returned `write` is on disk, which the ingest pipeline
+relies on before it acknowledges readings. One connection, shared by the threads that use the
+store (the pipeline writes from a worker thread, the API reads) behind a lock.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from gridcoord.storage.base import StoreUnavailable
+from gridcoord.storage.points import Point, datetime_to_ns, ns_to_datetime
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS series (
+    id INTEGER PRIMARY KEY,
+    measurement TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    field TEXT NOT NULL,
+    UNIQUE (measurement, field, tags)
+);
+CREATE TABLE IF NOT EXISTS samples (
+    series_id INTEGER NOT NULL REFERENCES series (id),
+    ts_ns INTEGER NOT NULL,
+    value ANY,
+    PRIMARY KEY (series_id, ts_ns)
+) WITHOUT ROWID;
+"""
+
+_SeriesKey = tuple[str, str, str]  # measurement, canonical tags JSON, field
+
+
+class EmbeddedStore:
+    """A store in one SQLite file.
+
+    Args:
+        path: the database file; its directory is created if missing. ``:memory:`` for tests.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"embedded store {path} cannot be opened: {exc}") from None
+        self._series: dict[_SeriesKey, int] = {}
+        self._load_series()
+
+    def write(self, points: Sequence[Point]) -> None:
+        """Write all points in one transaction; see `gridcoord.storage.base.Store.write`.
+
+        Raises:
+            StoreUnavailable: the file cannot be written (disk full, locked, read-only).
+        """
+        if not points:
+            return
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    rows = self._rows(points)
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO samples (series_id, ts_ns, value) VALUES (?, ?, ?)",
+                        rows,
+                    )
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    self._load_series()  # ids handed out in this transaction are gone
+                    raise
+            except sqlite3.Error as exc:
+                message = f"embedded store {self.path} cannot be written: {exc}"
+                raise StoreUnavailable(message) from None
+
+    def series(
+        self,
+        measurement: str,
+        field: str,
+        tags: dict[str, str],
+        start: datetime,
+        end: datetime,
+    ) -> list[tuple[datetime, float]]:
+        """Read one numeric field; see `gridcoord.storage.base.Store.series`."""
+        conditions = "".join(" AND json_extract(s.tags, ?) = ?" for _ in tags)
+        parameters: list[object] = [measurement, field]
+        for key, value in tags.items():
+            parameters += [f"$.{json.dumps(key)}", value]
+        parameters += [datetime_to_ns(start), datetime_to_ns(end)]
+        query = (
+            "SELECT x.ts_ns, x.value FROM samples x JOIN series s ON s.id = x.series_id "
+            f"WHERE s.measurement = ? AND s.field = ?{conditions} "
+            "AND x.ts_ns >= ? AND x.ts_ns < ? AND typeof(x.value) IN ('integer', 'real') "
+            "ORDER BY x.ts_ns"
+        )
+        with self._lock:
+            try:
+                rows = self._db.execute(query, parameters).fetchall()
+            except sqlite3.Error as exc:
+                message = f"embedded store {self.path} cannot be read: {exc}"
+                raise StoreUnavailable(message) from None
+        return [(ns_to_datetime(ts_ns), float(value)) for ts_ns, value in rows]
+
+    def close(self) -> None:
+        """Close the database file."""
+        with self._lock:
+            self._db.close()
+
+    def _rows(self, points: Sequence[Point]) -> list[tuple[int, int, object]]:
+        rows: list[tuple[int, int, object]] = []
+        tag_cache: dict[tuple[tuple[str, str], ...], str] = {}
+        for point in points:
+            tag_items = tuple(sorted((k, v) for k, v in point.tags.items() if v))
+            tags = tag_cache.get(tag_items)
+            if tags is None:
+                tags = tag_cache[tag_items] = json.dumps(dict(tag_items), separators=(",", ":"))
+            for field, value in point.fields.items():
+                key = (point.measurement, tags, field)
+                series_id = self._series.get(key)
+                if series_id is None:
+                    series_id = self._new_series(key)
+                rows.append((series_id, point.ts_ns, value))
+        return rows
+
+    def _new_series(self, key: _SeriesKey) -> int:
+        cursor = self._db.execute(
+            "INSERT INTO series (measurement, tags, field) VALUES (?, ?, ?)", key
+        )
+        series_id = cursor.lastrowid
+        assert series_id is not None
+        self._series[key] = series_id
+        return series_id
+
+    def _load_series(self) -> None:
+        rows = self._db.execute("SELECT id, measurement, tags, field FROM series")
+        self._series = {(m, t, f): i for i, m, t, f in rows}

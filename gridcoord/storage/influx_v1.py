@@ -1,0 +1,165 @@
+"""InfluxDB 1.x store: writes through ``/write``, reads through InfluxQL ``/query`` (DESIGN 3.4).
+
+The database is created on first use (``CREATE DATABASE`` is idempotent in 1.x); a user without
+admin rights cannot create it, and then it must exist already. Credentials go in a Basic
+Authorization header, never in a URL or a message.
+
+Refusals: InfluxDB 1.x stores the good points of a batch and answers ``400 partial write``
+naming what it dropped (unparsable lines, field type conflicts, points beyond the retention
+policy; measured on 1.6.7). We take that answer as it is: the good points are in, the named
+lines are reported back as refused. When the reply does not name them (a field type conflict,
+points beyond the retention policy) and for any other refusal of a batch, the batch is narrowed
+down by writing halves (`isolate_refused`), so one bad point never costs the good ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import urllib.parse
+from collections.abc import Sequence
+from datetime import datetime
+
+import urllib3
+
+from gridcoord.storage.base import StoreRejected
+from gridcoord.storage.influx_http import (
+    InfluxHttp,
+    error_for,
+    isolate_refused,
+    quote_identifier,
+    select_field,
+    series_values,
+    split_url,
+)
+from gridcoord.storage.points import Point
+
+log = logging.getLogger(__name__)
+
+_UNPARSABLE = re.compile(r"unable to parse '((?:[^'\\]|\\.)*)'")
+
+
+class _PartialWrite(StoreRejected):
+    """1.x stored the good points of the request and dropped the rest."""
+
+    def __init__(self, message: str, reply: str) -> None:
+        super().__init__(message)
+        self.reply = reply  # the whole reply: it names every unparsable line
+
+
+class InfluxV1Store:
+    """A store on InfluxDB 1.x (also any server of the 1.x ``/write`` API).
+
+    Args:
+        url: base URL, e.g. ``http://127.0.0.1:8086``.
+        database: database to write to and read from; created on first use.
+        username: user, or None when authentication is off.
+        password: the user's password.
+        timeout_s: per-request timeout [s]; a dead server costs at most this long.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        database: str,
+        username: str | None = None,
+        password: str | None = None,
+        timeout_s: float = 10.0,
+    ) -> None:
+        base, url_user, url_password = split_url(url)
+        username = username or url_user
+        password = password if password is not None else url_password
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if username:
+            headers.update(urllib3.util.make_headers(basic_auth=f"{username}:{password or ''}"))
+        self._http = InfluxHttp(base, headers, timeout_s)
+        self.database = database
+        self._database_ready = False
+
+    def write(self, points: Sequence[Point]) -> None:
+        """Write the points; see `gridcoord.storage.base.Store.write`."""
+        lines: list[str] = []
+        good: list[Point] = []
+        refused: list[Point] = []
+        for point in points:
+            try:
+                lines.append(point.to_line())
+                good.append(point)
+            except ValueError:
+                refused.append(point)
+        reason = "a point line protocol cannot carry" if refused else ""
+        if good:
+            self._ensure_database()
+            try:
+                self._send(lines)
+            except _PartialWrite as exc:
+                named = set(_UNPARSABLE.findall(exc.reply))
+                by_line = [p for p, line in zip(good, lines, strict=True) if line in named]
+                if by_line:
+                    refused += by_line
+                    reason = str(exc)
+                else:  # e.g. a field type conflict: the reply does not say which points
+                    lost, reason = isolate_refused(good, self._send_points)
+                    refused += lost
+            except StoreRejected:
+                lost, reason = isolate_refused(good, self._send_points)
+                refused += lost
+        if refused:
+            raise StoreRejected(
+                f"InfluxDB refused {len(refused)} of {len(points)} points (the rest are stored): "
+                f"{reason}",
+                refused,
+            )
+
+    def series(
+        self,
+        measurement: str,
+        field: str,
+        tags: dict[str, str],
+        start: datetime,
+        end: datetime,
+    ) -> list[tuple[datetime, float]]:
+        """Read one field through InfluxQL; see `gridcoord.storage.base.Store.series`."""
+        query = select_field(measurement, field, tags, start, end)
+        return series_values(self._http.query(query, self.database), self._http.server)
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self._http.close()
+
+    def _send_points(self, points: Sequence[Point]) -> None:
+        self._send([p.to_line() for p in points])
+
+    def _send(self, lines: list[str]) -> None:
+        body = "\n".join(lines).encode()
+        params = {"db": self.database, "precision": "ns"}
+        response = self._http.request("POST", "/write", params, body)
+        if response.status == 404 and "database not found" in response.message():
+            # Dropped behind our back (or never created): create it and try once more.
+            self._database_ready = False
+            self._ensure_database()
+            response = self._http.request("POST", "/write", params, body)
+        if response.ok:
+            return
+        message = response.message()
+        if response.status == 400 and message.startswith("partial write"):
+            full = response.body.decode("utf-8", errors="replace")
+            raise _PartialWrite(message, full)
+        raise error_for(response, self._http.server, "a write")
+
+    def _ensure_database(self) -> None:
+        if self._database_ready:
+            return
+        statement = f"CREATE DATABASE {quote_identifier(self.database)}"
+        response = self._http.request(
+            "POST",
+            "/query",
+            {},
+            body=urllib.parse.urlencode({"q": statement}).encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        if response.status == 403:
+            log.warning("InfluxDB user may not create databases; %r must exist", self.database)
+        elif not response.ok:
+            raise error_for(response, self._http.server, "CREATE DATABASE")
+        self._database_ready = True

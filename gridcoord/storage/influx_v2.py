@@ -1,0 +1,153 @@
+"""InfluxDB 2.x/3.x store: writes through influxdb-client's v2 write API, reads through InfluxQL.
+
+The write API runs in *synchronous* mode: the ingest pipeline batches and retries itself, and
+the client's background batching would swallow failures we must see (a failed write has to go
+to the spool). Client retries are off for the same reason. Reads use InfluxQL over ``/query``,
+which InfluxDB 2.x and 3.x serve for a database/retention-policy (DBRP) mapping of the bucket;
+servers of the v2 write API without InfluxQL (VictoriaMetrics) can be written to, and `series`
+then raises `StoreRejected` saying so.
+
+A refused batch is narrowed down by halves (`isolate_refused`): InfluxDB 2.x refuses a whole
+request for one unparsable line, and one bad point must not cost the good ones.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+import urllib3
+from influxdb_client.client.influxdb_client import InfluxDBClient
+from influxdb_client.client.write_api import SYNCHRONOUS
+from influxdb_client.domain.write_precision import WritePrecision
+from influxdb_client.rest import ApiException
+
+from gridcoord.storage.base import StoreRejected, StoreUnavailable
+from gridcoord.storage.influx_http import (
+    TRANSIENT_STATUSES,
+    InfluxHttp,
+    describe_failure,
+    isolate_refused,
+    select_field,
+    series_values,
+    split_url,
+)
+from gridcoord.storage.points import Point
+
+_MESSAGE_CHARS = 300
+
+
+class InfluxV2Store:
+    """A store on InfluxDB 2.x/3.x, or any server of the v2 write API.
+
+    Args:
+        url: base URL, e.g. ``http://127.0.0.1:8086``.
+        token: API token with write access to the bucket (None for servers without auth).
+        org: organisation.
+        bucket: bucket written to.
+        database: InfluxQL database name mapped to the bucket (DBRP) for reads.
+        timeout_s: per-request timeout [s]; a dead server costs at most this long.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        org: str,
+        bucket: str,
+        database: str,
+        timeout_s: float = 10.0,
+    ) -> None:
+        base, _, _ = split_url(url)
+        self.org = org
+        self.bucket = bucket
+        self.database = database
+        self._client = InfluxDBClient(
+            url=base,
+            token=token or "",
+            org=org,
+            timeout=int(timeout_s * 1000),
+            retries=False,
+            enable_gzip=False,
+        )
+        self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
+        headers = {"Authorization": f"Token {token}"} if token else {}
+        self._http = InfluxHttp(base, headers, timeout_s)
+        self._server = self._http.server
+        self._timeout_s = timeout_s
+
+    def write(self, points: Sequence[Point]) -> None:
+        """Write the points; see `gridcoord.storage.base.Store.write`."""
+        good: list[Point] = []
+        refused: list[Point] = []
+        for point in points:
+            try:
+                point.to_line()
+                good.append(point)
+            except ValueError:
+                refused.append(point)
+        reason = "a point line protocol cannot carry" if refused else ""
+        if good:
+            try:
+                self._send(good)
+            except StoreRejected:
+                lost, reason = isolate_refused(good, self._send)
+                refused += lost
+        if refused:
+            raise StoreRejected(
+                f"InfluxDB refused {len(refused)} of {len(points)} points (the rest are stored): "
+                f"{reason}",
+                refused,
+            )
+
+    def series(
+        self,
+        measurement: str,
+        field: str,
+        tags: dict[str, str],
+        start: datetime,
+        end: datetime,
+    ) -> list[tuple[datetime, float]]:
+        """Read one field through InfluxQL (DBRP mapping); see `Store.series`."""
+        query = select_field(measurement, field, tags, start, end)
+        return series_values(self._http.query(query, self.database), self._http.server)
+
+    def close(self) -> None:
+        """Release the client and pooled connections."""
+        self._write_api.close()  # type: ignore[no-untyped-call]
+        self._client.close()  # type: ignore[no-untyped-call]
+        self._http.close()
+
+    def _send(self, points: Sequence[Point]) -> None:
+        body = "\n".join(p.to_line() for p in points).encode()
+        try:
+            self._write_api.write(
+                bucket=self.bucket,
+                org=self.org,
+                record=body,
+                write_precision=WritePrecision.NS,  # type: ignore[arg-type]  # a str constant
+            )
+        except ApiException as exc:
+            status = int(exc.status or 0)
+            text = f"InfluxDB at {self._server} answered a write with HTTP {status}: "
+            text += _server_message(exc.body)
+            if status in TRANSIENT_STATUSES or status >= 500 or status == 0:
+                raise StoreUnavailable(text) from None
+            raise StoreRejected(text) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            why = describe_failure(exc, self._timeout_s)
+            raise StoreUnavailable(f"InfluxDB at {self._server} unreachable: {why}") from None
+
+
+def _server_message(body: object) -> str:
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", errors="replace")
+    text = str(body or "").strip()
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and payload.get("message"):
+        text = str(payload["message"])
+    return text if len(text) <= _MESSAGE_CHARS else text[:_MESSAGE_CHARS] + "…"

@@ -1,0 +1,95 @@
+"""The embedded SQLite store: round trips, tag matching, idempotent replays, threads, reopen."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gridcoord.storage.embedded import EmbeddedStore
+from gridcoord.storage.points import Point, datetime_to_ns
+
+T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+NS0 = datetime_to_ns(T0)
+
+
+def _point(asset: str, second: int, power: float, zone: str = "z-1") -> Point:
+    tags = {"asset_id": asset, "kind": "meter", "zone": zone}
+    return Point("telemetry", tags, {"power_w": power, "connected": True}, NS0 + second * 10**9)
+
+
+def test_round_trip_with_tag_subsets_and_half_open_range(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path / "g.sqlite3")
+    store.write([_point("m-1", s, float(s)) for s in range(10)])
+    store.write([_point("m-2", s, -float(s), zone="z-2") for s in range(10)])
+    end = T0 + timedelta(seconds=3)
+    assert store.series("telemetry", "power_w", {"asset_id": "m-1"}, T0, end) == [
+        (T0 + timedelta(seconds=s), float(s)) for s in range(3)
+    ]
+    both = store.series("telemetry", "power_w", {"kind": "meter"}, T0, end)
+    assert [v for _, v in both] == [0.0, -0.0, 1.0, -1.0, 2.0, -2.0]
+    assert store.series("telemetry", "power_w", {"zone": "z-3"}, T0, end) == []
+    assert store.series("telemetry", "connected", {"asset_id": "m-2"}, T0, end) == [
+        (T0 + timedelta(seconds=s), 1.0) for s in range(3)
+    ]
+    store.close()
+
+
+def test_replayed_points_overwrite_and_survive_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "g.sqlite3"
+    store = EmbeddedStore(path)
+    batch = [_point("m-1", s, float(s)) for s in range(5)]
+    store.write(batch)
+    store.write(batch)  # a spool replay after a crash
+    store.close()
+    reopened = EmbeddedStore(path)
+    end = T0 + timedelta(minutes=1)
+    assert len(reopened.series("telemetry", "power_w", {}, T0, end)) == 5
+    reopened.write([_point("m-1", 5, 5.0)])
+    assert len(reopened.series("telemetry", "power_w", {"asset_id": "m-1"}, T0, end)) == 6
+    reopened.close()
+
+
+def test_text_fields_are_stored_but_not_returned_as_numbers(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path / "g.sqlite3")
+    store.write([Point("plan", {"schedule_id": "s 1"}, {"status": "optimal", "solve_s": 2}, NS0)])
+    end = T0 + timedelta(seconds=1)
+    assert store.series("plan", "status", {}, T0, end) == []
+    assert store.series("plan", "solve_s", {"schedule_id": "s 1"}, T0, end) == [(T0, 2.0)]
+    store.close()
+
+
+def test_writes_from_several_threads(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path / "g.sqlite3")
+
+    def writer(asset: str) -> None:
+        for block in range(10):
+            store.write([_point(asset, block * 50 + s, 1.0) for s in range(50)])
+
+    threads = [threading.Thread(target=writer, args=(f"m-{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    end = T0 + timedelta(hours=1)
+    assert len(store.series("telemetry", "power_w", {}, T0, end)) == 4 * 500
+    store.close()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.dictionaries(
+        st.integers(min_value=0, max_value=10_000),
+        st.floats(allow_nan=False, allow_infinity=False),
+        max_size=30,
+    )
+)
+def test_every_written_value_reads_back_in_time_order(values: dict[int, float]) -> None:
+    store = EmbeddedStore(":memory:")
+    store.write([_point("m-1", second, value) for second, value in values.items()])
+    got = store.series("telemetry", "power_w", {"asset_id": "m-1"}, T0, T0 + timedelta(days=1))
+    assert got == [(T0 + timedelta(seconds=s), values[s]) for s in sorted(values)]
+    store.close()
