@@ -1,0 +1,115 @@
+"""Charger setpoints over Modbus: clamped, written, read back, refreshed, left to expire."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from adapters.modbus.maps import load_map
+from adapters.modbus.simulator import ChargerSimulator, SimulatedServer
+from tests.fixtures.modbus import modbus_asset, polling, run, serving, until
+from tests.fixtures.ports import free_port
+
+pytestmark = pytest.mark.integration
+
+CHARGER_MAPS = ["generic-charger", "keba-p30", "alfen-ng9xx"]
+
+
+def _charger(name: str, port: int, **modbus: object) -> object:
+    return modbus_asset(
+        "charger-1",
+        "charger",
+        name,
+        port,
+        1,
+        rated_kw=11,
+        charger={"safe_power_kw": 4.2},
+        modbus=modbus,
+    )
+
+
+@pytest.mark.parametrize("name", CHARGER_MAPS)
+def test_setpoint_written_read_back_and_clamped(name: str) -> None:
+    sim = ChargerSimulator(load_map(name), 1, failsafe_current_a=16.0, failsafe_timeout_s=60)
+    port = free_port()
+    asset = _charger(name, port, failsafe_timeout_s=30)
+    results = []
+
+    async def scenario() -> None:
+        async with serving(SimulatedServer("127.0.0.1", port, [sim])), polling([asset]) as poller:  # type: ignore[list-item]
+            await until(lambda: poller.available("charger-1"), what="first poll")
+            results.append(await poller.set_charger_power("charger-1", 7000.0))
+            results.append(await poller.set_charger_power("charger-1", 50_000.0))
+            results.append(await poller.set_charger_power("charger-1", 1000.0))
+
+    run(scenario())
+    normal, too_much, too_little = results
+    assert normal.ok and not normal.clamped
+    assert normal.power_w <= 7000.0 and normal.power_w > 6900.0
+    assert normal.read_back_a == pytest.approx(normal.current_a, abs=1e-3)
+    # 11 kW on three phases at 230 V is 15.94 A: never more, whatever was asked.
+    assert too_much.ok and too_much.clamped
+    assert too_much.current_a <= 11000.0 / 690.0 and too_much.power_w <= 11000.0
+    # Below the 6 A minimum the charger pauses rather than drawing more than asked.
+    assert too_little.ok and too_little.current_a == 0.0
+    assert sim.setpoint_a == 0.0
+    charger = load_map(name).charger
+    assert charger is not None
+    if charger.failsafe_current and charger.failsafe_current.write:
+        # Configured when it connected: 4.2 kW → 6.09 A, rounded down to the register's step.
+        assert 6.0 <= sim.failsafe_current_a <= 4200.0 / 690.0
+    if charger.failsafe_timeout and charger.failsafe_timeout.write:
+        assert sim.failsafe_timeout_s == 30
+
+
+def test_refreshed_inside_the_timeout_then_expires_to_the_failsafe() -> None:
+    sim = ChargerSimulator(load_map("generic-charger"), 1)
+    port = free_port()
+    # A 1 s fail-safe timeout: the poller re-writes every third of it.
+    asset = _charger("generic-charger", port, failsafe_timeout_s=1)
+
+    async def scenario() -> None:
+        async with serving(SimulatedServer("127.0.0.1", port, [sim])), polling([asset]) as poller:  # type: ignore[list-item]
+            await until(lambda: poller.available("charger-1"), what="first poll")
+            assert sim.failsafe_timeout_s == 1.0
+            valid_until = datetime.now(UTC) + timedelta(seconds=2.5)
+            result = await poller.set_charger_power("charger-1", 7000.0, valid_until=valid_until)
+            assert result.ok
+            writes = lambda: sum(n == "current_setpoint" for n, _ in sim.writes)  # noqa: E731
+            first = writes()
+            # Well past the 1 s timeout, the charger still runs on the setpoint: refreshed.
+            await until(lambda: writes() >= first + 4, what="refreshes")
+            assert sim.applied_current_a() == pytest.approx(10.1)
+            # After valid_until nobody refreshes: the charger falls back to 4.2 kW → 6.0 A.
+            await until(lambda: sim.applied_current_a() == pytest.approx(6.0), timeout=6)
+            assert datetime.now(UTC) >= valid_until
+            assert poller.refresh_interval_s("charger-1") == pytest.approx(1 / 3)
+
+    run(scenario())
+
+
+def test_read_back_mismatch_is_an_alarm(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="adapters.modbus.poller")
+    # The charger's DIP switches limit it to 8 A; its read-back register shows the limit in force.
+    sim = ChargerSimulator(load_map("keba-p30"), 1, hardware_max_a=8.0)
+    port = free_port()
+    asset = _charger("keba-p30", port)
+    results = []
+
+    async def scenario() -> None:
+        async with serving(SimulatedServer("127.0.0.1", port, [sim])), polling([asset]) as poller:  # type: ignore[list-item]
+            await until(lambda: poller.available("charger-1"), what="first poll")
+            results.append(await poller.set_charger_power("charger-1", 6900.0))
+            sim.fail_with = 6  # busy
+            results.append(await poller.set_charger_power("charger-1", 6900.0))
+            with pytest.raises(KeyError):
+                await poller.set_charger_power("pv-1", 1000.0)
+
+    run(scenario())
+    mismatch, failed = results
+    assert not mismatch.ok and mismatch.read_back_a == 8.0
+    assert mismatch.alarm == "read-back 8 A differs from written 10 A"
+    assert not failed.ok and failed.alarm is not None and "write failed" in failed.alarm
+    assert any("setpoint alarm: read-back 8 A" in r.getMessage() for r in caplog.records)
