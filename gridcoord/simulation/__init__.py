@@ -1,0 +1,22 @@
+"""Pure models of the demo city: weather-driven PV and wind, household and commercial load,
+EV visits, and chargers that obey setpoints. Everything is a function of a seed and UTC time.
+"""
+
+from gridcoord.simulation.charger import SimulatedCharger
+from gridcoord.simulation.ev import EvVisit, visits_on
+from gridcoord.simulation.load import bdew_dynamisation, commercial_kw, household_kw
+from gridcoord.simulation.weather import WindFarm, clear_sky_index, pv_kw, wind_kw, wind_speed_ms
+
+__all__ = [
+    "EvVisit",
+    "SimulatedCharger",
+    "WindFarm",
+    "bdew_dynamisation",
+    "clear_sky_index",
+    "commercial_kw",
+    "household_kw",
+    "pv_kw",
+    "visits_on",
+    "wind_kw",
+    "wind_speed_ms",
+]
