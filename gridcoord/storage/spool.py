@@ -22,6 +22,7 @@ A damaged batch file (bad header or checksum: disk trouble, not our crashes) is 
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -88,9 +89,10 @@ class Spool:
         """Store a batch durably (fsync'd) behind all earlier ones; empty batches are ignored.
 
         Raises:
-            SpoolFull: the batch does not fit under ``max_bytes``; nothing was written.
+            SpoolFull: the batch does not fit under ``max_bytes``, or the disk is full;
+                nothing was written.
             ValueError: a point line protocol cannot carry (see `Point.to_line`).
-            OSError: the disk failed (e.g. full); nothing was written.
+            OSError: another disk failure; nothing was written.
         """
         if not points:
             return
@@ -114,8 +116,13 @@ class Spool:
                     os.fsync(handle.fileno())
                 os.replace(temporary, final)
                 self._fsync_directory()
-            except OSError:
+            except OSError as exc:
                 temporary.unlink(missing_ok=True)
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    # A full disk is a full spool: the caller holds back, nothing is dropped.
+                    raise SpoolFull(
+                        f"spool {self.directory}: disk full: {len(points)} points not accepted"
+                    ) from None
                 raise
             self._next_seq = seq + 1
             self._index[seq] = (size, len(points))
