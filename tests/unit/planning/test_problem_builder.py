@@ -1,0 +1,135 @@
+"""The planning snapshot → DESIGN 3.5 problem dict: slot indices, needs, series, headroom."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from gridcoord.planning.problem_builder import (
+    PlanCharger,
+    PlanZone,
+    Snapshot,
+    build_problem,
+    zone_headroom_series,
+)
+from gridcoord.sessions import ChargingSession, Source
+
+START = datetime(2026, 10, 24, 22, 0, tzinfo=UTC)  # local midnight of the 100-slot day
+
+
+def session(
+    sid: str,
+    charger: str,
+    departure: datetime,
+    requested: float = 20.0,
+    delivered: float = 5.0,
+    unplugged: datetime | None = None,
+) -> ChargingSession:
+    return ChargingSession(
+        id=sid,
+        charger_id=charger,
+        plugged_in_at=START - timedelta(hours=3),
+        departure=departure,
+        departure_source=Source.DEFAULT,
+        requested_kwh=requested,
+        request_source=Source.DEFAULT,
+        delivered_kwh=delivered,
+        power_kw=0.0,
+        last_seen=START - timedelta(minutes=1),
+        unplugged_at=unplugged,
+    )
+
+
+CHARGERS = [PlanCharger("c1", "feeder", 11.0), PlanCharger("c2", None, 22.0)]
+ZONES = [PlanZone("sub", None, 100.0), PlanZone("feeder", "sub", [40.0] * 100)]
+
+
+def snapshot(**changes: object) -> Snapshot:
+    base: dict[str, object] = {
+        "start": START,
+        "slot_minutes": 15,
+        "slots": 100,
+        "sessions": [
+            session("s-home", "c1", START + timedelta(hours=8, minutes=10)),
+            session("s-late", "c2", START - timedelta(hours=1)),  # departure passed, still here
+            session("s-long", "c2", START + timedelta(days=3)),
+            session("s-done", "c1", START + timedelta(hours=2), requested=5.0, delivered=6.0),
+            session("s-ghost", "c9", START + timedelta(hours=2)),
+            session("s-gone", "c1", START + timedelta(hours=2), unplugged=START),
+        ],
+        "chargers": CHARGERS,
+        "zones": ZONES,
+        "renewable_kw": [50.0] * 100,
+        "base_load_kw": 30.0,
+        "vehicle_max_kw": {"s-home": 7.4, "s-long": math.nan},
+    }
+    base.update(changes)
+    return Snapshot(**base)  # type: ignore[arg-type]
+
+
+def test_problem_matches_the_contract() -> None:
+    built = build_problem(snapshot())
+    p = built.problem
+    json.dumps(p, allow_nan=False)
+    assert (p["slot_minutes"], p["slots"], p["start"]) == (15, 100, "2026-10-24T22:00:00Z")
+    by_id = {s["id"]: s for s in p["sessions"]}
+    assert set(by_id) == {"s-home", "s-late", "s-long"}
+    # 8 h 10 min after the start: the slot containing the departure (32) is not planned.
+    assert by_id["s-home"] == {
+        "id": "s-home",
+        "charger": "c1",
+        "arrival_slot": 0,
+        "departure_slot": 32,
+        "energy_kwh": 15.0,
+        "max_kw": 7.4,
+    }
+    assert by_id["s-late"]["departure_slot"] == 1
+    assert by_id["s-long"]["departure_slot"] == 100 and "max_kw" not in by_id["s-long"]
+    assert built.skipped == {
+        "s-done": "no energy needed",
+        "s-ghost": "unknown charger 'c9'",
+        "s-gone": "not plugged in",
+    }
+    assert p["zones"] == [
+        {"id": "sub", "capacity_kw": 100.0},
+        {"id": "feeder", "parent": "sub", "capacity_kw": [40.0] * 100},
+    ]
+    assert p["chargers"] == [
+        {"id": "c1", "zone": "feeder", "max_kw": 11.0},
+        {"id": "c2", "max_kw": 22.0},
+    ]
+    assert p["base_load_kw"] == 30.0 and p["import_weight"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"renewable_kw": [1.0] * 99}, "renewable_kw: 99 values for 100 slots"),
+        ({"base_load_kw": -1.0}, "base_load_kw: must be finite and >= 0"),
+        ({"import_weight": [1.0] * 99 + [0.0]}, r"import_weight\[99\]: must be finite and > 0"),
+        ({"zones": [PlanZone("z", None, [math.nan] * 100)]}, r"zone 'z' capacity_kw\[0\]"),
+        ({"start": START + timedelta(minutes=5)}, "not on the slot grid"),
+        ({"slot_minutes": 7}, "divide 60"),
+        ({"slots": 0}, "slots must be > 0"),
+    ],
+)
+def test_bad_snapshot_names_the_element(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_problem(snapshot(**changes))
+
+
+def test_problem_validates_against_the_optimizer_model_when_present() -> None:
+    problem_module = pytest.importorskip("optimizer.problem")
+    model = problem_module.Problem.model_validate(build_problem(snapshot()).problem)
+    assert model.slots == 100 and len(model.sessions) == 3
+
+
+def test_zone_headroom_follows_the_load_forecast() -> None:
+    # Zone rated 100 kW carrying 40 kW of non-EV load now while the city draws 1000 kW.
+    out = zone_headroom_series(100.0, 40.0, [1000.0, 1500.0, 500.0, 100.0, 4000.0], 1000.0)
+    assert out == pytest.approx([60.0, 40.0, 80.0, 80.0, 0.0])  # never below half of now
+    assert zone_headroom_series(100.0, None, [1.0, 2.0], 1.0) == [0.0, 0.0]  # stale meter
+    assert zone_headroom_series(100.0, 40.0, [5.0], 0.0) == [60.0]  # no city load: persistence
