@@ -188,3 +188,27 @@ def test_server_restarted_mid_stream_loses_nothing_through_the_spool(
     assert spool.batches_pending == 0
     assert server.count("telemetry", "power_w", "stream") == 30 * 500
     store.close()
+
+
+def test_database_dropped_behind_our_back_is_created_again(
+    store: InfluxV1Store, influxd_server: InfluxdServer, influx_database: str
+) -> None:
+    store.write(_telemetry(5))
+    influxd_server.query(f'DROP DATABASE "{influx_database}"')
+    store.write(_telemetry(5, start=5))
+    assert influxd_server.count("telemetry", "power_w", influx_database) == 5
+
+
+def test_user_without_admin_rights_writes_to_an_existing_database(
+    influxd_factory: Callable[..., InfluxdServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    server = influxd_factory(admin=("admin", "adm1n-Pa55"))
+    server.query('CREATE DATABASE "city"')
+    server.query("CREATE USER \"writer\" WITH PASSWORD 'wr1ter-Pa55'")
+    server.query('GRANT ALL ON "city" TO "writer"')
+    store = InfluxV1Store(server.url, "city", username="writer", password="wr1ter-Pa55")
+    store.write(_telemetry(4))
+    assert server.count("telemetry", "power_w", "city") == 4
+    assert "may not create databases" in caplog.text
+    assert "wr1ter" not in caplog.text
+    store.close()
