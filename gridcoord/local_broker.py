@@ -9,6 +9,7 @@ brokers need the same two settings (README, "Broker settings").
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import signal
 import socket
@@ -33,6 +34,10 @@ def mosquitto_conf(port: int, data_dir: Path) -> str:
             "max_inflight_messages 0",
             "set_tcp_nodelay true",
             f"log_dest file {data_dir}/mosquitto.log",
+            # Started as root, mosquitto drops to the `mosquitto` user, which cannot write a
+            # data dir under a private temp dir: its persistence would silently go nowhere.
+            # This broker only listens on loopback; the caller is root already.
+            *(["user root"] if os.geteuid() == 0 else []),
             "log_type error",
             "log_type warning",
             "",

@@ -1,0 +1,455 @@
+"""End to end: an MQTT client that is not ours → `gridcoord run` → InfluxDB / VictoriaMetrics.
+
+Every test runs the real service as a subprocess against a real Mosquitto and a real store,
+configured by the environment variables of DESIGN 3.6.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from gridcoord.local_broker import LocalBroker
+from tests.fixtures.gridcoord_process import GridcoordProcess
+from tests.fixtures.influx import InfluxdServer, VictoriaMetricsServer
+from tests.fixtures.ports import find_binary
+
+pytestmark = pytest.mark.integration
+
+ASSETS = [f"pv-{i:04d}" for i in range(1, 11)]
+CITY = (
+    """\
+zones:
+  - {id: lt-01, capacity_kw: 630}
+assets:
+"""
+    + "".join(f"  - {{id: {a}, kind: pv, zone: lt-01, rated_kw: 10}}\n" for a in ASSETS)
+    + """\
+  - {id: charger-001, kind: charger, zone: lt-01, rated_kw: 11}
+"""
+)
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+
+
+@pytest.fixture
+def city(tmp_path: Path) -> Path:
+    path = tmp_path / "city.yaml"
+    path.write_text(CITY, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator[list[GridcoordProcess]]:
+    started: list[GridcoordProcess] = []
+    yield started
+    for proc in started:
+        proc.kill()
+
+
+def start_gridcoord(
+    started: list[GridcoordProcess],
+    city: Path,
+    broker: LocalBroker,
+    workdir: Path,
+    **env: str,
+) -> GridcoordProcess:
+    base = {
+        "GRIDCOORD_MQTT__HOST": "127.0.0.1",
+        "GRIDCOORD_MQTT__PORT": str(broker.port),
+        "GRIDCOORD_STORAGE__SPOOL_DIR": str(workdir / "spool"),
+        "GRIDCOORD_STORAGE__FLUSH_INTERVAL_S": "0.2",
+    }
+    proc = GridcoordProcess(city, {**base, **env}, workdir)
+    started.append(proc.start())
+    proc.wait_connected()
+    return proc
+
+
+def influx_v1_env(server: InfluxdServer, database: str) -> dict[str, str]:
+    return {
+        "GRIDCOORD_STORAGE__KIND": "influxdb",
+        "GRIDCOORD_INFLUXDB__API": "v1",
+        "GRIDCOORD_INFLUXDB__URL": server.url,
+        "GRIDCOORD_INFLUXDB__DATABASE": database,
+        "GRIDCOORD_INFLUXDB__TIMEOUT_S": "2",
+    }
+
+
+def payloads(asset_index: int, start: int, count: int) -> list[str]:
+    """Distinct, valid readings: one per second of simulated time per asset."""
+    lines = []
+    for i in range(start, start + count):
+        ts = T0 + timedelta(seconds=i)
+        lines.append(
+            json.dumps({"power_w": 100.0 + (i % 50) * 10 + asset_index, "ts": ts.isoformat()})
+        )
+    return lines
+
+
+def mosquitto_pub(broker: LocalBroker, topic: str, lines: list[str]) -> None:
+    """Publish each line as one QoS 1 message with Debian's mosquitto_pub (not our client)."""
+    result = subprocess.run(
+        [find_binary("mosquitto_pub"), "-p", str(broker.port), "-q", "1", "-t", topic, "-l"],
+        input="\n".join(lines) + "\n",
+        text=True,
+        capture_output=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def publish_all(broker: LocalBroker, start: int, count: int) -> int:
+    """Publish `count` readings for every asset in parallel; return the number published."""
+    threads = [
+        threading.Thread(
+            target=mosquitto_pub,
+            args=(broker, f"gridcoord/telemetry/{asset}", payloads(i, start, count)),
+        )
+        for i, asset in enumerate(ASSETS)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return count * len(ASSETS)
+
+
+def stored_counter(server: InfluxdServer, database: str) -> Callable[[], int]:
+    """Count stored power readings; 0 until the store has created the database."""
+
+    def count() -> int:
+        try:
+            return server.count("telemetry", "power_w", database)
+        except AssertionError as exc:
+            if "database not found" in str(exc):
+                return 0
+            raise
+
+    return count
+
+
+def eventually(check: Callable[[], int], expected: int, *, timeout: float = 60.0) -> int:
+    """Poll a store count until it reaches `expected` (stores offer no event to await)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found >= expected or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def test_mosquitto_pub_reading_lands_in_influxdb_v1(
+    tmp_path: Path,
+    city: Path,
+    mosquitto: LocalBroker,
+    influxd_server: InfluxdServer,
+    influx_database: str,
+    services: list[GridcoordProcess],
+) -> None:
+    proc = start_gridcoord(
+        services, city, mosquitto, tmp_path / "gc", **influx_v1_env(influxd_server, influx_database)
+    )
+    ts = T0.isoformat()
+    mosquitto_pub(
+        mosquitto,
+        "gridcoord/telemetry/charger-001",
+        [
+            json.dumps(
+                {
+                    "power_w": 7400,
+                    "connected": True,
+                    "session_energy_wh": 1500,
+                    "ts": ts,
+                    "vehicle_id": "WVW-secret",
+                }
+            )
+        ],
+    )
+    count = stored_counter(influxd_server, influx_database)
+    assert eventually(count, 1) == 1
+    rows = influxd_server.rows('SELECT * FROM "telemetry"', influx_database)
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["asset_id"] == "charger-001" and row["kind"] == "charger" and row["zone"] == "lt-01"
+    assert row["power_w"] == 7400.0 and row["connected"] is True
+    assert row["session_energy_wh"] == 1500.0
+    assert row["time"] == int(T0.timestamp()) * 1_000_000_000
+    assert "vehicle_id" not in row
+    assert proc.terminate() == 0
+    assert "WVW-secret" not in proc.output
+
+
+def test_v2_write_path_through_influxdb_client_into_victoriametrics(
+    tmp_path: Path,
+    city: Path,
+    mosquitto: LocalBroker,
+    victoria_server: VictoriaMetricsServer,
+    services: list[GridcoordProcess],
+) -> None:
+    proc = start_gridcoord(
+        services,
+        city,
+        mosquitto,
+        tmp_path / "gc",
+        GRIDCOORD_STORAGE__KIND="influxdb",
+        GRIDCOORD_INFLUXDB__API="v2",
+        GRIDCOORD_INFLUXDB__URL=victoria_server.url,
+        GRIDCOORD_INFLUXDB__TOKEN="test-token-not-logged",
+        GRIDCOORD_INFLUXDB__BUCKET="gridcoord",
+        GRIDCOORD_INFLUXDB__ORG="stadtwerk",
+    )
+    mosquitto_pub(mosquitto, "gridcoord/telemetry/pv-0003", payloads(3, 0, 25))
+    series = victoria_server.wait_for_samples(
+        '{__name__="telemetry_power_w",asset_id="pv-0003"}', 25
+    )
+    assert sum(len(s["values"]) for s in series) == 25
+    assert series[0]["metric"]["kind"] == "pv" and series[0]["metric"]["zone"] == "lt-01"
+    assert proc.terminate() == 0
+    assert "test-token-not-logged" not in proc.output
+
+
+def test_store_outage_mid_stream_loses_nothing(
+    tmp_path: Path,
+    city: Path,
+    mosquitto: LocalBroker,
+    influxd_factory: Callable[[], InfluxdServer],
+    services: list[GridcoordProcess],
+) -> None:
+    influx = influxd_factory()
+    proc = start_gridcoord(
+        services, city, mosquitto, tmp_path / "gc", **influx_v1_env(influx, "city")
+    )
+    count = stored_counter(influx, "city")
+    sent = publish_all(mosquitto, 0, 200)
+    assert eventually(count, sent) == sent
+    influx.stop()
+    sent += publish_all(mosquitto, 200, 300)
+    proc.wait_for_log(r"store unavailable")
+    influx.start()
+    sent += publish_all(mosquitto, 500, 200)
+    assert eventually(count, sent, timeout=90) == sent
+    assert proc.terminate() == 0
+    assert "spool replayed" in proc.output
+
+
+def test_broker_restart_loses_no_qos1_reading(
+    tmp_path: Path,
+    city: Path,
+    mosquitto: LocalBroker,
+    influxd_server: InfluxdServer,
+    influx_database: str,
+    services: list[GridcoordProcess],
+) -> None:
+    proc = start_gridcoord(
+        services,
+        city,
+        mosquitto,
+        tmp_path / "gc",
+        GRIDCOORD_STORAGE__FLUSH_INTERVAL_S="2",
+        **{
+            k: v
+            for k, v in influx_v1_env(influxd_server, influx_database).items()
+            if k != "GRIDCOORD_STORAGE__FLUSH_INTERVAL_S"
+        },
+    )
+    sent = publish_all(mosquitto, 0, 300)
+    # Restart while gridcoord still holds unacknowledged messages (acks follow the 2 s flush).
+    mosquitto.stop()
+    mosquitto.start()
+    mark = len(proc.lines)
+    proc.wait_for_log(r"connected to broker .*session resumed", after=mark)
+    sent += publish_all(mosquitto, 300, 100)
+    count = stored_counter(influxd_server, influx_database)
+    assert eventually(count, sent) == sent
+    assert proc.terminate() == 0
+
+
+def test_readings_published_while_gridcoord_is_down_are_delivered(
+    tmp_path: Path,
+    city: Path,
+    mosquitto: LocalBroker,
+    influxd_server: InfluxdServer,
+    influx_database: str,
+    services: list[GridcoordProcess],
+) -> None:
+    env = influx_v1_env(influxd_server, influx_database)
+    first = start_gridcoord(services, city, mosquitto, tmp_path / "gc", **env)
+    sent = publish_all(mosquitto, 0, 100)
+    assert first.terminate() == 0
+    sent += publish_all(mosquitto, 100, 150)  # nobody connected: the broker queues them
+    second = start_gridcoord(services, city, mosquitto, tmp_path / "gc", **env)
+    count = stored_counter(influxd_server, influx_database)
+    assert eventually(count, sent) == sent
+    assert second.terminate() == 0
+
+
+def test_sigterm_drains_buffers_and_exits_zero(
+    tmp_path: Path,
+    city: Path,
+    mosquitto: LocalBroker,
+    influxd_server: InfluxdServer,
+    influx_database: str,
+    services: list[GridcoordProcess],
+) -> None:
+    env = influx_v1_env(influxd_server, influx_database)
+    proc = start_gridcoord(
+        services, city, mosquitto, tmp_path / "gc", **env, GRIDCOORD_STORAGE__FLUSH_INTERVAL_S="30"
+    )
+    sent = publish_all(mosquitto, 0, 50)
+    proc.wait_for_log(r"ingesting")
+    assert proc.terminate() == 0
+    drained = proc.wait_for_log(r"ingest drained: \{'accepted': (\d+), 'written': (\d+)")
+    accepted, written = int(drained.group(1)), int(drained.group(2))
+    assert written == accepted
+    # Whatever was accepted is stored; the rest is still queued in the broker for the next start.
+    assert stored_counter(influxd_server, influx_database)() == accepted
+    again = start_gridcoord(services, city, mosquitto, tmp_path / "gc", **env)
+    count = stored_counter(influxd_server, influx_database)
+    assert eventually(count, sent) == sent
+    assert again.terminate() == 0
+
+
+def test_two_instances_share_the_telemetry_and_store_each_reading_once(
+    tmp_path: Path,
+    city: Path,
+    mosquitto: LocalBroker,
+    influxd_server: InfluxdServer,
+    influx_database: str,
+    services: list[GridcoordProcess],
+) -> None:
+    env = {
+        **influx_v1_env(influxd_server, influx_database),
+        "GRIDCOORD_MQTT__SHARED_GROUP": "ingest",
+    }
+    one = start_gridcoord(
+        services, city, mosquitto, tmp_path / "a", **env, GRIDCOORD_MQTT__CLIENT_ID="gridcoord-a"
+    )
+    two = start_gridcoord(
+        services, city, mosquitto, tmp_path / "b", **env, GRIDCOORD_MQTT__CLIENT_ID="gridcoord-b"
+    )
+    sent = publish_all(mosquitto, 0, 200)
+    count = stored_counter(influxd_server, influx_database)
+    assert eventually(count, sent) == sent
+    accepted = []
+    for proc in (one, two):
+        assert proc.terminate() == 0
+        match = proc.wait_for_log(r"ingest drained: \{'accepted': (\d+)")
+        accepted.append(int(match.group(1)))
+    assert sum(accepted) == sent, accepted  # each reading reached exactly one instance
+    assert min(accepted) > 0, accepted  # and the broker really split the load
+
+
+HOSTILE: list[tuple[str, bytes, str]] = [
+    ("gridcoord/telemetry/pv-0001", b"{not json", "invalid_json"),
+    ("gridcoord/telemetry/pv-0001", b"\xff\xfe", "not_utf8"),
+    ("gridcoord/telemetry/pv-0001", b'{"power_w": NaN}', "not_finite"),
+    ("gridcoord/telemetry/pv-0001", b'{"power_w": "high"}', "wrong_type"),
+    ("gridcoord/telemetry/pv-0001", b'{"power_w": 1e7}', "out_of_range"),
+    (
+        "gridcoord/telemetry/pv-0001",
+        b'{"power_w": 1, "ts": "2001-01-01T00:00:00Z"}',
+        "bad_timestamp",
+    ),
+    ("gridcoord/telemetry/pv-0001", b"[1]", "not_object"),
+    ("gridcoord/telemetry/pv-0001", b"x" * 20000, "oversized"),
+    ("gridcoord/telemetry/nobody-here", b'{"power_w": 1}', "unknown_asset"),
+]
+
+
+def test_hostile_payloads_are_rejected_with_reasons_and_valid_ones_keep_flowing(
+    tmp_path: Path,
+    city: Path,
+    mosquitto: LocalBroker,
+    influxd_server: InfluxdServer,
+    influx_database: str,
+    services: list[GridcoordProcess],
+) -> None:
+    proc = start_gridcoord(
+        services,
+        city,
+        mosquitto,
+        tmp_path / "gc",
+        **influx_v1_env(influxd_server, influx_database),
+        GRIDCOORD_MQTT__REJECTED_PER_S="1000",
+    )
+    notices: list[tuple[str, dict[str, str]]] = []
+    got_all = threading.Event()
+    observer = paho.Client(CallbackAPIVersion.VERSION2, client_id="observer")
+
+    def on_message(client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
+        notices.append((message.topic, json.loads(message.payload)))
+        if len(notices) >= len(HOSTILE):
+            got_all.set()
+
+    observer.on_message = on_message
+    observer.connect("127.0.0.1", mosquitto.port)
+    observer.subscribe("gridcoord/rejected/#", qos=1)
+    observer.loop_start()
+    try:
+        sent = publish_all(mosquitto, 0, 20)
+        for topic, payload, _ in HOSTILE:
+            observer.publish(topic, payload, qos=1).wait_for_publish(10)
+        sent += publish_all(mosquitto, 20, 20)
+        assert got_all.wait(30), notices
+    finally:
+        observer.loop_stop()
+        observer.disconnect()
+    reasons = sorted(n["reason"] for _, n in notices)
+    assert reasons == sorted(reason for *_, reason in HOSTILE)
+    topics = {t for t, _ in notices}
+    assert "gridcoord/rejected/pv-0001" in topics and "gridcoord/rejected/nobody-here" in topics
+    count = stored_counter(influxd_server, influx_database)
+    assert eventually(count, sent) == sent
+    assert proc.process is not None and proc.process.poll() is None  # still running
+    assert proc.terminate() == 0
+
+
+def test_crash_before_the_store_write_loses_nothing(
+    tmp_path: Path,
+    city: Path,
+    mosquitto: LocalBroker,
+    influxd_server: InfluxdServer,
+    influx_database: str,
+    services: list[GridcoordProcess],
+) -> None:
+    env = influx_v1_env(influxd_server, influx_database)
+    # A long flush interval keeps received readings in memory, unacknowledged, when we kill it.
+    victim = start_gridcoord(
+        services, city, mosquitto, tmp_path / "gc", **env, GRIDCOORD_STORAGE__FLUSH_INTERVAL_S="60"
+    )
+    sent = publish_all(mosquitto, 0, 100)
+    victim.kill()
+    count = stored_counter(influxd_server, influx_database)
+    assert count() == 0
+    survivor = start_gridcoord(services, city, mosquitto, tmp_path / "gc", **env)
+    assert eventually(count, sent) == sent
+    assert survivor.terminate() == 0
+
+
+def test_messages_queued_for_gridcoord_survive_a_broker_restart(
+    tmp_path: Path,
+    city: Path,
+    mosquitto: LocalBroker,
+    influxd_server: InfluxdServer,
+    influx_database: str,
+    services: list[GridcoordProcess],
+) -> None:
+    env = influx_v1_env(influxd_server, influx_database)
+    first = start_gridcoord(services, city, mosquitto, tmp_path / "gc", **env)
+    assert first.terminate() == 0
+    sent = publish_all(mosquitto, 0, 100)  # queued in the broker for our persistent session
+    mosquitto.stop()
+    mosquitto.start()
+    second = start_gridcoord(services, city, mosquitto, tmp_path / "gc", **env)
+    count = stored_counter(influxd_server, influx_database)
+    assert eventually(count, sent) == sent
+    assert second.terminate() == 0
