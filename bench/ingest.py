@@ -109,7 +109,8 @@ def run_case(
         for name in names
     ]
     feeders = [
-        threading.Thread(target=_feed, args=(p, body)) for p, body in zip(publishers, bodies)
+        threading.Thread(target=_feed, args=(p, body))
+        for p, body in zip(publishers, bodies, strict=True)
     ]
     for feeder in feeders:
         feeder.start()
