@@ -123,7 +123,6 @@ def local_day_slots(
     day: date, tz: str = "Europe/Berlin", slot_minutes: int = DEFAULT_SLOT_MINUTES
 ) -> list[datetime]:
     """Slots of one local calendar day as UTC starts: 96 quarter hours, 92 or 100 on DST days."""
-
     start, end = local_day_bounds(day, tz)
     step = slot_length(slot_minutes)
     return slot_starts(floor_slot(start, slot_minutes), (end - start) // step, slot_minutes)

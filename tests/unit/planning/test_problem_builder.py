@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -16,6 +17,7 @@ from gridcoord.planning.problem_builder import (
     zone_headroom_series,
 )
 from gridcoord.sessions import ChargingSession, Source
+from gridcoord.timegrid import local_day_slots
 
 START = datetime(2026, 10, 24, 22, 0, tzinfo=UTC)  # local midnight of the 100-slot day
 
@@ -133,3 +135,28 @@ def test_zone_headroom_follows_the_load_forecast() -> None:
     assert out == pytest.approx([60.0, 40.0, 80.0, 80.0, 0.0])  # never below half of now
     assert zone_headroom_series(100.0, None, [1.0, 2.0], 1.0) == [0.0, 0.0]  # stale meter
     assert zone_headroom_series(100.0, 40.0, [5.0], 0.0) == [60.0]  # no city load: persistence
+
+
+@pytest.mark.parametrize(
+    ("day", "slots", "departure_slot"),
+    [
+        # 00:00 → 06:00 local is 5 real hours on the spring day and 7 on the autumn day.
+        (date(2026, 3, 29), 92, 20),
+        (date(2026, 10, 25), 100, 28),
+        (date(2026, 6, 1), 96, 24),
+    ],
+)
+def test_planning_a_local_day_across_dst(day: date, slots: int, departure_slot: int) -> None:
+    grid = local_day_slots(day)
+    leave = datetime.combine(day, time(6, 0), tzinfo=ZoneInfo("Europe/Berlin"))
+    built = build_problem(
+        snapshot(
+            start=grid[0],
+            slots=len(grid),
+            sessions=[session("s", "c1", leave.astimezone(UTC))],
+            zones=[PlanZone("sub", None, 100.0), PlanZone("feeder", "sub", [40.0] * len(grid))],
+            renewable_kw=[0.0] * len(grid),
+        )
+    )
+    assert built.problem["slots"] == slots
+    assert built.problem["sessions"][0]["departure_slot"] == departure_slot
