@@ -226,7 +226,9 @@ def isolate_refused(
 
     Args:
         points: the batch.
-        attempt: writes a chunk or raises (StoreRejected: refused; StoreUnavailable propagates).
+        attempt: writes a chunk or raises StoreRejected, whose ``rejected`` names the refused
+            points when the server tells (the chunk is then not split further), or is empty
+            when it does not; StoreUnavailable propagates.
 
     Returns:
         the refused points and the server's reason for the first of them.
@@ -240,8 +242,8 @@ def isolate_refused(
         try:
             attempt(chunk)
         except StoreRejected as exc:
-            if len(chunk) == 1:
-                refused.extend(chunk)
+            if exc.rejected or len(chunk) == 1:  # the server said which, or it stands alone
+                refused.extend(exc.rejected or chunk)
                 reasons.append(str(exc))
                 return
             middle = len(chunk) // 2

@@ -37,6 +37,7 @@ from gridcoord.storage.points import Point
 log = logging.getLogger(__name__)
 
 _UNPARSABLE = re.compile(r"unable to parse '((?:[^'\\]|\\.)*)'")
+_DROPPED = re.compile(r"dropped=(\d+)")
 
 
 class _PartialWrite(StoreRejected):
@@ -78,12 +79,11 @@ class InfluxV1Store:
 
     def write(self, points: Sequence[Point]) -> None:
         """Write the points; see `gridcoord.storage.base.Store.write`."""
-        lines: list[str] = []
         good: list[Point] = []
         refused: list[Point] = []
         for point in points:
             try:
-                lines.append(point.to_line())
+                point.to_line()
                 good.append(point)
             except ValueError:
                 refused.append(point)
@@ -91,19 +91,14 @@ class InfluxV1Store:
         if good:
             self._ensure_database()
             try:
-                self._send(lines)
-            except _PartialWrite as exc:
-                named = set(_UNPARSABLE.findall(exc.reply))
-                by_line = [p for p, line in zip(good, lines, strict=True) if line in named]
-                if by_line:
-                    refused += by_line
+                self._send_points(good)
+            except StoreRejected as exc:
+                if exc.rejected:
+                    refused += exc.rejected
                     reason = str(exc)
-                else:  # e.g. a field type conflict: the reply does not say which points
+                else:
                     lost, reason = isolate_refused(good, self._send_points)
                     refused += lost
-            except StoreRejected:
-                lost, reason = isolate_refused(good, self._send_points)
-                refused += lost
         if refused:
             raise StoreRejected(
                 f"InfluxDB refused {len(refused)} of {len(points)} points (the rest are stored): "
@@ -128,7 +123,11 @@ class InfluxV1Store:
         self._http.close()
 
     def _send_points(self, points: Sequence[Point]) -> None:
-        self._send([p.to_line() for p in points])
+        lines = [p.to_line() for p in points]
+        try:
+            self._send(lines)
+        except _PartialWrite as exc:
+            raise StoreRejected(str(exc), _known_refused(points, lines, exc.reply)) from None
 
     def _send(self, lines: list[str]) -> None:
         body = "\n".join(lines).encode()
@@ -163,3 +162,19 @@ class InfluxV1Store:
         elif not response.ok:
             raise error_for(response, self._http.server, "CREATE DATABASE")
         self._database_ready = True
+
+
+def _known_refused(points: Sequence[Point], lines: list[str], reply: str) -> list[Point]:
+    """The points a 1.x partial-write reply shows as refused; [] when it does not tell which.
+
+    1.x names every unparsable line and counts the other drops (``dropped=N``: field type
+    conflicts, points beyond the retention policy) without naming them.
+    """
+    named = set(_UNPARSABLE.findall(reply))
+    count = _DROPPED.search(reply)
+    dropped = int(count.group(1)) if count else -1
+    if dropped + len(named) == len(points):
+        return list(points)  # all refused: nothing left to narrow down
+    if dropped == 0 and named:
+        return [p for p, line in zip(points, lines, strict=True) if line in named]
+    return []

@@ -212,3 +212,19 @@ def test_user_without_admin_rights_writes_to_an_existing_database(
     assert "may not create databases" in caplog.text
     assert "wr1ter" not in caplog.text
     store.close()
+
+
+def test_points_beyond_the_retention_policy_are_refused_the_recent_stored(
+    store: InfluxV1Store, influxd_server: InfluxdServer, influx_database: str
+) -> None:
+    store.write(_telemetry(1))  # creates the database
+    influxd_server.query(
+        f'CREATE RETENTION POLICY "short" ON "{influx_database}" DURATION 1h REPLICATION 1 DEFAULT'
+    )
+    now_ns = time.time_ns()
+    recent = [Point("kpi", {}, {"v": float(i)}, now_ns - i * 10**9) for i in range(10)]
+    old = [Point("kpi", {}, {"v": float(i)}, now_ns - 86_400 * 10**9 - i) for i in range(300)]
+    with pytest.raises(StoreRejected, match="300 of 310") as caught:
+        store.write([*old[:150], *recent, *old[150:]])
+    assert caught.value.rejected == old
+    assert influxd_server.count("kpi", "v", influx_database) == 10
