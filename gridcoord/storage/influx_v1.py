@@ -5,11 +5,12 @@ admin rights cannot create it, and then it must exist already. Credentials go in
 Authorization header, never in a URL or a message.
 
 Refusals: InfluxDB 1.x stores the good points of a batch and answers ``400 partial write``
-naming what it dropped (unparsable lines, field type conflicts, points beyond the retention
-policy; measured on 1.6.7). We take that answer as it is: the good points are in, the named
-lines are reported back as refused. When the reply does not name them (a field type conflict,
-points beyond the retention policy) and for any other refusal of a batch, the batch is narrowed
-down by writing halves (`isolate_refused`), so one bad point never costs the good ones.
+(measured on 1.6.7); the reply names unparsable lines and only counts the others it dropped
+(``dropped=N``: field type conflicts, points beyond the retention policy). We take that answer
+as it is when it says exactly which points were refused (named lines, or all of the request);
+otherwise, and for any other refusal of a batch, the batch is narrowed down by writing halves
+(`isolate_refused`; InfluxDB overwrites the good points it already has). One bad point never
+costs the good ones, and `StoreRejected.rejected` holds exactly the refused ones.
 """
 
 from __future__ import annotations
