@@ -1,5 +1,6 @@
 """Dispatch: the safety layer between a plan and the chargers, and the setpoint payloads."""
 
+from gridcoord.dispatch.inputs import charger_limits, stale_chargers, stale_zones
 from gridcoord.dispatch.limits import (
     ChargerLimit,
     Dispatch,
@@ -26,10 +27,13 @@ __all__ = [
     "ZoneLimit",
     "ZoneOverload",
     "apply_limits",
+    "charger_limits",
     "fair_share_kw",
     "sending_order",
     "setpoint_payload",
     "setpoint_topic",
+    "stale_chargers",
+    "stale_zones",
     "valid_until",
     "zone_headroom_kw",
 ]

@@ -243,7 +243,7 @@ def limit_of(case: Case, z: ZoneLimit) -> float:
 
 
 @given(cases())
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_no_setpoint_above_any_limit_and_floors_kept(case: Case) -> None:
     out = apply_limits(
         case.plan,
@@ -277,7 +277,7 @@ def test_no_setpoint_above_any_limit_and_floors_kept(case: Case) -> None:
 
 
 @given(cases())
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_applying_the_layer_twice_changes_nothing(case: Case) -> None:
     kwargs = {"stale_chargers": case.stale_chargers, "stale_zones": case.stale_zones}
     once = apply_limits(case.plan, case.chargers, case.zones, **kwargs)
