@@ -13,7 +13,6 @@ reading, and the broker keeps the messages in our session (back-pressure, not lo
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -58,15 +57,14 @@ class IngestStats:
             }
 
 
-_Item = tuple[Point, DurableCallback | None]
-_STOP = object()
+_Item = tuple[Reading | Point, DurableCallback | None]
 
 
 class IngestPipeline:
     """Batches readings into a store, spooling to disk while the store is unavailable.
 
     Args:
-        store: where points go.
+        store: where points go; closed by `close()`.
         spool: the durable FIFO used while the store is away.
         dead_letter: file for batches the store refused as invalid (kept, never dropped).
         batch_size: most points per write.
@@ -92,14 +90,23 @@ class IngestPipeline:
         self._dead_letter = dead_letter
         self._batch_size = batch_size
         self._flush_interval_s = flush_interval_s
-        self._queue: queue.Queue[_Item | object] = queue.Queue(maxsize=max_queued)
+        self._max_queued = max_queued
         self._retry_min_s = retry_min_s
         self._retry_max_s = retry_max_s
         self._retry_delay = retry_min_s
         self._next_attempt = 0.0
         self.stats = IngestStats()
-        self._worker = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
+        # The hot path (one call per MQTT message) is a locked list append; the writer swaps
+        # the whole list out. A queue.Queue costs a condition notify per item.
+        self._lock = threading.Lock()
+        self._pending: list[_Item] = []
+        self._space = threading.Condition(self._lock)
+        self._progress = threading.Condition(self._lock)
+        self._submitted = 0
+        self._durable = 0
+        self._wake = threading.Event()
         self._closed = False
+        self._worker = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
 
     def start(self) -> None:
         """Start the writer thread."""
@@ -108,37 +115,41 @@ class IngestPipeline:
     def submit(self, reading: Reading, on_durable: DurableCallback | None = None) -> None:
         """Accept a reading; `on_durable` runs once it is stored or spooled.
 
-        Blocks while the in-memory queue is full (back-pressure). Thread-safe.
+        Blocks while `max_queued` readings wait in memory (back-pressure). Thread-safe.
         """
-        if self._closed:
-            raise RuntimeError("pipeline is closed")
-        self.stats.add("accepted", 1)
-        self._queue.put((reading_to_point(reading), on_durable))
+        self._put((reading, on_durable))
 
     def submit_points(self, points: Sequence[Point]) -> None:
         """Accept already-built points (setpoints, plans); same guarantees as `submit`."""
         for point in points:
-            self._queue.put((point, None))
+            self._put((point, None))
+
+    def _put(self, item: _Item) -> None:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("pipeline is closed")
+            while len(self._pending) >= self._max_queued:
+                self._space.wait()
+            self._pending.append(item)
+            self._submitted += 1
+            full = len(self._pending) >= self._batch_size
+        if full:
+            self._wake.set()
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything submitted so far is stored or spooled; True if it was."""
-        deadline = time.monotonic() + timeout
-        # Queue.join() without a timeout; an item is "done" only once it is durable.
-        done = self._queue.all_tasks_done
-        with done:
-            while self._queue.unfinished_tasks:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                done.wait(remaining)
-        return True
+        with self._lock:
+            target = self._submitted
+            self._wake.set()
+            return self._progress.wait_for(lambda: self._durable >= target, timeout)
 
     def close(self, timeout: float = 60.0) -> None:
         """Drain: store or spool every accepted reading, stop the writer, close the store."""
-        if self._closed:
-            return
-        self._closed = True
-        self._queue.put(_STOP)
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._wake.set()
         self._worker.join(timeout)
         if self._worker.is_alive():
             log.error("ingest writer did not finish within %.0f s", timeout)
@@ -153,41 +164,31 @@ class IngestPipeline:
     # -- writer thread -------------------------------------------------------------------
 
     def _run(self) -> None:
-        stopping = False
         while True:
-            batch, stopping = self._collect(stopping)
-            if batch:
-                self._persist(batch)
+            timeout = self._flush_interval_s
             if self._spool.batches_pending:
-                self._replay(force=stopping)
-            if stopping and self._queue.empty():
-                return
-
-    def _collect(self, stopping: bool) -> tuple[list[_Item], bool]:
-        batch: list[_Item] = []
-        timeout = self._flush_interval_s
-        if self._spool.batches_pending and not stopping:
-            # Come back in time for the next replay attempt.
-            timeout = min(timeout, max(0.01, self._next_attempt - time.monotonic()))
-        deadline = time.monotonic() + timeout
-        while len(batch) < self._batch_size:
-            try:
-                if stopping:
-                    item = self._queue.get_nowait()
-                else:
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if item is _STOP:
-                self._queue.task_done()
-                stopping = True
-                continue
-            assert isinstance(item, tuple)
-            batch.append(item)
-        return batch, stopping
+                # Come back in time for the next replay attempt.
+                timeout = min(timeout, max(0.01, self._next_attempt - time.monotonic()))
+            self._wake.wait(timeout)
+            self._wake.clear()
+            with self._lock:
+                items, self._pending = self._pending, []
+                closing = self._closed
+                self._space.notify_all()
+            for start in range(0, len(items), self._batch_size):
+                self._persist(items[start : start + self._batch_size])
+            if self._spool.batches_pending:
+                self._replay(force=closing)
+            if closing:
+                with self._lock:
+                    if not self._pending:
+                        return
 
     def _persist(self, batch: list[_Item]) -> None:
-        points = [point for point, _ in batch]
+        points = [
+            reading_to_point(item) if isinstance(item, Reading) else item for item, _ in batch
+        ]
+        self.stats.add("accepted", len(points))
         while True:
             try:
                 self._write_or_spool(points)
@@ -200,7 +201,9 @@ class IngestPipeline:
         for _, on_durable in batch:
             if on_durable is not None:
                 on_durable()
-            self._queue.task_done()
+        with self._lock:
+            self._durable += len(batch)
+            self._progress.notify_all()
 
     def _write_or_spool(self, points: list[Point]) -> None:
         if not self._spool.batches_pending and time.monotonic() >= self._next_attempt:

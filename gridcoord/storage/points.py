@@ -14,6 +14,7 @@ line protocol); it is not a general parser for hand-written line protocol.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -111,12 +112,22 @@ def parse_lines(lines: Iterable[str]) -> list[Point]:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MEASUREMENT_ESCAPES = str.maketrans({",": "\\,", " ": "\\ "})
-_KEY_ESCAPES = str.maketrans({",": "\\,", " ": "\\ ", "=": "\\="})
+
+
+class _Escapes(dict[int, str]):
+    """A translation table usable as a cache key (one instance per kind of name)."""
+
+    __hash__ = object.__hash__  # type: ignore[assignment]
+
+
+_MEASUREMENT_ESCAPES = _Escapes(str.maketrans({",": "\\,", " ": "\\ "}))
+_KEY_ESCAPES = _Escapes(str.maketrans({",": "\\,", " ": "\\ ", "=": "\\="}))
 _STRING_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"'})
 
 
-def _escape_name(text: str, what: str, table: dict[int, str]) -> str:
+@functools.lru_cache(maxsize=65_536)
+def _escape_name(text: str, what: str, table: _Escapes) -> str:
+    # Cached: names and tag values are few (ids, kinds, zones) and repeat on every point.
     if not text or "\n" in text or "\r" in text or "\\" in text:
         raise ValueError(f"{what} {text[:64]!r} cannot be stored: empty, a line break or '\\'")
     return text.translate(table)
