@@ -17,7 +17,7 @@ import contextlib
 import logging
 import math
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -104,6 +104,8 @@ class ModbusPoller:
         self._gateways: dict[tuple[str, int], _Gateway] = {}
         self.reasons: Counter[Reason] = Counter()
         self.polls = 0
+        # Duration of recent sweeps (one pass of a connection over its due devices) [s].
+        self.sweep_seconds: deque[float] = deque(maxlen=10_000)
         base = Path(map_dir) if map_dir else None
         for asset in assets:
             source = asset.modbus
@@ -217,14 +219,24 @@ class ModbusPoller:
     # --- connection owner -----------------------------------------------------------------
 
     async def _serve(self, gateway: _Gateway, stop: asyncio.Event) -> None:
+        # Spread the first polls over one interval so a gateway's devices do not all fall due
+        # at the same instant every interval (a burst that makes the last ones late).
+        start, count = time.monotonic(), len(gateway.devices)
+        for index, device in enumerate(gateway.devices):
+            device.next_poll = start + device.source.poll_interval_s * index / count
         while not stop.is_set():
-            now = time.monotonic()
+            began = time.monotonic()
+            polled = 0
             for device in gateway.devices:
                 if stop.is_set():
                     return
-                if device.next_poll <= now:
+                # The clock is read per device: one due during this pass is not left waiting.
+                if device.next_poll <= time.monotonic():
                     await self._poll(gateway.client, device)
+                    polled += 1
                 await self._refresh_if_due(device)
+            if polled:
+                self.sweep_seconds.append(time.monotonic() - began)
             upcoming = [d.next_poll for d in gateway.devices]
             upcoming += [self._refresh_due(d) for d in gateway.devices if d.setpoint]
             delay = max(0.0, min(upcoming) - time.monotonic())
