@@ -15,17 +15,22 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 
-def mosquitto_conf(port: int, data_dir: Path) -> str:
-    """Text of a mosquitto.conf for a loopback broker with durable sessions."""
+def mosquitto_conf(port: int, data_dir: Path, listener_options: Sequence[str] = ()) -> str:
+    """Text of a mosquitto.conf for a loopback broker with durable sessions.
+
+    `listener_options` replace anonymous access (e.g. TLS files, a password file).
+    """
+    access = list(listener_options) or ["allow_anonymous true"]
     return "\n".join(
         [
             f"listener {port} 127.0.0.1",
-            "allow_anonymous true",
+            *access,
             "persistence true",
             f"persistence_location {data_dir}/",
             "autosave_interval 5",
@@ -53,9 +58,10 @@ def find_mosquitto() -> str | None:
 class LocalBroker:
     """A mosquitto process on 127.0.0.1:port with its data in `data_dir`."""
 
-    def __init__(self, port: int, data_dir: Path) -> None:
+    def __init__(self, port: int, data_dir: Path, listener_options: Sequence[str] = ()) -> None:
         self.port = port
         self.data_dir = data_dir
+        self.listener_options = list(listener_options)
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 10.0) -> None:
@@ -72,7 +78,10 @@ class LocalBroker:
             )
         self.data_dir.mkdir(parents=True, exist_ok=True)
         conf = self.data_dir / "mosquitto.conf"
-        conf.write_text(mosquitto_conf(self.port, self.data_dir.resolve()), encoding="utf-8")
+        conf.write_text(
+            mosquitto_conf(self.port, self.data_dir.resolve(), self.listener_options),
+            encoding="utf-8",
+        )
         self._process = subprocess.Popen(
             [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
