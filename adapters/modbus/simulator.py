@@ -318,7 +318,7 @@ class SunSpecSimulator(SimulatedUnit):
 
     def refresh(self) -> None:
         if self.power is not None:
-            self.values[f"{self.model_id}.W"] = self.power()
+            self.set_point("W", self.power())
 
 
 _NOT_IMPLEMENTED = {
