@@ -453,3 +453,98 @@ def test_messages_queued_for_gridcoord_survive_a_broker_restart(
     count = stored_counter(influxd_server, influx_database)
     assert eventually(count, sent) == sent
     assert second.terminate() == 0
+
+
+def test_example_city_run_by_environment_stores_what_mosquitto_pub_sends(
+    tmp_path: Path,
+    mosquitto: LocalBroker,
+    influxd_server: InfluxdServer,
+    influx_database: str,
+    services: list[GridcoordProcess],
+) -> None:
+    example = Path(__file__).resolve().parents[2] / "config" / "wolfsburg.yaml"
+    proc = start_gridcoord(
+        services,
+        example,
+        mosquitto,
+        tmp_path / "gc",
+        **influx_v1_env(influxd_server, influx_database),
+    )
+    mosquitto_pub(mosquitto, "gridcoord/telemetry/meter-0412", [json.dumps({"power_w": 812.5})])
+    mosquitto_pub(  # a device with its own topic and JSON, mapped in the config
+        mosquitto,
+        "vendor/solarpark-2/state",
+        [
+            json.dumps(
+                {"ac": {"p_kw": 1520.25}, "totals": {"e_kwh": 981234}, "time": T0.isoformat()}
+            )
+        ],
+    )
+    count = stored_counter(influxd_server, influx_database)
+    assert eventually(count, 2) == 2
+    rows = {
+        r["asset_id"]: r for r in influxd_server.rows('SELECT * FROM "telemetry"', influx_database)
+    }
+    assert rows["meter-0412"]["power_w"] == 812.5 and rows["meter-0412"]["kind"] == "meter"
+    assert rows["pv-park-02"]["power_w"] == 1_520_250.0
+    assert rows["pv-park-02"]["energy_wh"] == 981_234_000.0
+    assert rows["pv-park-02"]["zone"] == "feeder-3"
+    assert proc.terminate() == 0
+
+
+def test_random_payload_storm_crashes_nothing(
+    tmp_path: Path,
+    city: Path,
+    mosquitto: LocalBroker,
+    influxd_server: InfluxdServer,
+    influx_database: str,
+    services: list[GridcoordProcess],
+) -> None:
+    """5,000 seeded random payloads (bytes, broken and valid-looking JSON) among valid ones."""
+    import random
+
+    rng = random.Random(20261124)
+    fragments = [
+        '{"power_w":',
+        "NaN",
+        "1e999",
+        '"x"',
+        "[",
+        "]",
+        "}",
+        "{",
+        ",",
+        "null",
+        "true",
+        '"ts":',
+        '"2026-13-45T99:00:00Z"',
+        "-1",
+        "9" * 40,
+        '"\\ud800"',
+        "\u00e9",
+    ]
+
+    def junk() -> str:
+        if rng.random() < 0.3:
+            return "".join(chr(rng.randrange(1, 0x2FF)) for _ in range(rng.randrange(0, 60)))
+        return "".join(rng.choice(fragments) for _ in range(rng.randrange(1, 12)))
+
+    storm = [junk().replace("\n", " ") for _ in range(5000)]
+    proc = start_gridcoord(
+        services, city, mosquitto, tmp_path / "gc", **influx_v1_env(influxd_server, influx_database)
+    )
+    sent = publish_all(mosquitto, 0, 50)
+    mosquitto_pub(mosquitto, "gridcoord/telemetry/charger-001", storm)
+    sent += publish_all(mosquitto, 50, 50)
+
+    def count() -> int:  # the valid stream only; a random payload may happen to be valid
+        series = influxd_server.query(
+            """SELECT count("power_w") FROM "telemetry" WHERE "asset_id" != 'charger-001'""",
+            influx_database,
+        )
+        return int(series[0]["values"][0][1]) if series else 0
+
+    assert eventually(count, sent) == sent
+    assert proc.process is not None and proc.process.poll() is None
+    assert proc.terminate() == 0
+    assert "Traceback" not in proc.output
