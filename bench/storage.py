@@ -10,9 +10,11 @@ writes telemetry points like the ingest pipeline does (batches of 5,000, one wri
 
 Times include serialising the points (line protocol or SQLite rows). The spool line gives the
 bytes per point on disk, from which the outage a spool bound covers at 20,000 points/s follows.
-Prints a Markdown table.
+``--outage-min 10`` instead spools a whole 10 min store outage at 20,000 points/s into a spool
+of the default 1 GiB bound and replays it (the reliability bar of DESIGN 5). Prints a Markdown
+table.
 
-    .venv/bin/python bench/storage.py [--points 200000] [--batch 5000]
+    .venv/bin/python bench/storage.py [--points 200000] [--batch 5000] [--outage-min 10]
 """
 
 from __future__ import annotations
@@ -66,11 +68,55 @@ def timed(write: Callable[[Sequence[Point]], None], points: list[Point], batch: 
     return time.perf_counter() - started
 
 
+def outage(minutes: float, batch: int) -> None:
+    """Spool a whole store outage at the ingest bar's rate, then replay it; print one table."""
+    total = int(minutes * 60 * RATE)
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        spool = Spool(Path(tmp), max_bytes=1 << 30)  # the default storage.spool_max_bytes
+        template = telemetry(batch)
+        started = time.perf_counter()
+        for first in range(0, total, batch):
+            # New times, the same random values: each batch is compressed on its own, so its
+            # size is that of fresh random values (5,000 points are a quarter second at 20,000/s).
+            shift = (first // batch + 1) * 250_000_000
+            spool.append(
+                [Point(p.measurement, p.tags, p.fields, p.ts_ns + shift) for p in template]
+            )
+        append_s = time.perf_counter() - started
+        used = spool.bytes_used
+        started = time.perf_counter()
+        replayed = 0
+        while (points := spool.peek_oldest()) is not None:
+            replayed += len(points)
+            spool.ack_oldest()
+        replay_s = time.perf_counter() - started
+    print(
+        f"\n{platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"load average {load_before:.2f} before / {os.getloadavg()[0]:.2f} after\n"
+    )
+    print("| outage | points | spool size | of 1 GiB | append points/s | replay points/s |")
+    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        f"| {minutes:g} min at {RATE}/s | {replayed:,} | {used / 2**20:,.0f} MiB | "
+        f"{used / 2**30:.0%} | {total / append_s:,.0f} | {replayed / replay_s:,.0f} |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument(
+        "--outage-min",
+        type=float,
+        default=None,
+        help="instead: spool an outage of this many minutes at 20,000 points/s, then replay it",
+    )
     args = parser.parse_args()
+    if args.outage_min is not None:
+        outage(args.outage_min, args.batch)
+        return
     points = telemetry(args.points)
     rows: list[tuple[str, float, str]] = []
     load_before = os.getloadavg()[0]
