@@ -55,6 +55,15 @@ def find_mosquitto() -> str | None:
     return shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
 
 
+def port_open(host: str, port: int) -> bool:
+    """True if something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 class LocalBroker:
     """A mosquitto process on 127.0.0.1:port with its data in `data_dir`."""
 
@@ -94,11 +103,9 @@ class LocalBroker:
                     else ""
                 )
                 raise RuntimeError(f"mosquitto exited at start: {err.strip()[:300]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)  # polling a port with a deadline: no event to await
+            if port_open("127.0.0.1", self.port):
+                return
+            time.sleep(0.05)  # polling a port with a deadline: no event to await
         raise RuntimeError(f"mosquitto did not listen on 127.0.0.1:{self.port} within {timeout} s")
 
     def stop(self, timeout: float = 10.0) -> None:

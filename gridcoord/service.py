@@ -16,7 +16,7 @@ from gridcoord.config import Config, load_config
 from gridcoord.config_errors import ConfigError
 from gridcoord.ingest.pipeline import IngestPipeline
 from gridcoord.ingest.rejections import RejectionReporter
-from gridcoord.local_broker import LocalBroker
+from gridcoord.local_broker import LocalBroker, port_open
 from gridcoord.reading import Reading
 from gridcoord.storage.spool import Spool
 from gridcoord.validation import Reason, Rejected
@@ -94,7 +94,9 @@ class Service:
         from gridcoord.storage.factory import open_store
 
         mqtt = self.config.mqtt
-        if mqtt.host is None:
+        if mqtt.host is None and port_open("127.0.0.1", mqtt.port):
+            log.info("no broker configured: using the one already on 127.0.0.1:%d", mqtt.port)
+        elif mqtt.host is None:
             self.broker = LocalBroker(mqtt.port, Path("var/mosquitto"))
             try:
                 self.broker.start()
