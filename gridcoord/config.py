@@ -148,6 +148,22 @@ class InfluxDB(_Section):
     password: SecretStr | None = Field(None, description="v1 password; from the environment.")
     timeout_s: float = Field(10.0, gt=0, description="HTTP timeout per request [s].")
 
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must look like http://host:8086")
+        if parts.username or parts.password:
+            # The URL is logged and shown in errors; credentials belong in the environment.
+            raise ValueError(
+                "must not contain credentials; set GRIDCOORD_INFLUXDB__USERNAME/__PASSWORD "
+                "or GRIDCOORD_INFLUXDB__TOKEN"
+            )
+        return value.rstrip("/")
+
 
 class Zone(_Section):
     id: str = Field(description="Stable zone id (a transformer or feeder).")

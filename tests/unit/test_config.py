@@ -128,3 +128,15 @@ def test_bad_environment_value_names_the_variable() -> None:
     result = gridcoord("check-config", str(EXAMPLE), env={"GRIDCOORD_MQTT__PORT": "abc"})
     assert result.returncode == 2
     assert "mqtt.port (from GRIDCOORD_MQTT__PORT)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "url", ["influx.example:8086", "ftp://influx.example", "http://admin:hunter2@influx:8086"]
+)
+def test_influxdb_url_must_be_plain_http(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("GRIDCOORD_INFLUXDB__URL", url)
+    with pytest.raises(ConfigError) as caught:
+        load_config(EXAMPLE)
+    report = caught.value.report()
+    assert "influxdb.url (from GRIDCOORD_INFLUXDB__URL)" in report
+    assert "hunter2" not in report
