@@ -6,9 +6,10 @@ Shaped like the three kinds of charging the issue names:
 - workplace: weekdays, arriving around 08:00 and staying a working day;
 - public: a few short visits a day, around late morning and late afternoon.
 
-Energy needs are log-normal around typical daily driving (10-15 kWh). Visits are drawn per
-charger and local day from a generator seeded by (city seed, charger id, day), so a charger's
-day is the same however the demo is run. Nothing identifies a vehicle.
+Energy needs are log-normal around typical daily driving (10-15 kWh), at most what the stay
+could deliver at 90 % of the vehicle's own limit (nobody expects 30 kWh from an hour at 7 kW).
+Visits are drawn per charger and local day from a generator seeded by (city seed, charger id,
+day), so a charger's day is the same however the demo is run. Nothing identifies a vehicle.
 """
 
 from __future__ import annotations
@@ -82,14 +83,12 @@ def visits_on(
 
     def visit(arrive_h: float, leave: datetime, median_kwh: float) -> EvVisit:
         arrival = _local(day, arrive_h, zone)
-        return EvVisit(
-            charger_id,
-            arrival,
-            max(leave, arrival + timedelta(minutes=20)),
-            _energy(rng, median_kwh),
-            float(rng.choice(_VEHICLE_KW)),
-            bool(rng.random() < 0.5),
-        )
+        departure = max(leave, arrival + timedelta(minutes=20))
+        vehicle_kw = float(rng.choice(_VEHICLE_KW))
+        # Drivers ask for what the stay can give: at most 90 % of the vehicle's limit over it.
+        hours = (departure - arrival).total_seconds() / 3600.0
+        energy = min(_energy(rng, median_kwh), 0.9 * vehicle_kw * hours)
+        return EvVisit(charger_id, arrival, departure, energy, vehicle_kw, bool(rng.random() < 0.5))
 
     if charger_type is ChargerType.HOME:
         if rng.random() < (0.45 if weekend else 0.65):

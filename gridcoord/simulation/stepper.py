@@ -1,0 +1,260 @@
+"""The demo city in motion: step it through time, read its telemetry, feed it setpoints.
+
+`CitySimulation` is pure: time moves only when `step` is called, with the instant to step to,
+so the demo can run at any speed (or as fast as possible) and a test can drive it minute by
+minute. Run one *controlled* simulation (its chargers obey setpoints) and one *uncontrolled*
+baseline (every car charges at full power from arrival) with the same seed: they see the same
+weather, loads and cars, and their `kpis()` compare like with like (DESIGN 3.1 ``--json``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from gridcoord.forecast.pv import PvFleet, clear_sky_kw
+from gridcoord.simulation.charger import SimulatedCharger
+from gridcoord.simulation.city import CityLayout
+from gridcoord.simulation.ev import EvVisit, visits_on
+from gridcoord.simulation.load import commercial_kw, household_kw
+from gridcoord.simulation.noise import stream_seed
+from gridcoord.simulation.weather import clear_sky_index, wind_speed_ms
+from gridcoord.timegrid import as_utc, local_date, local_day_bounds, to_rfc3339
+
+_CLEAR_SKY_STEP = timedelta(minutes=5)
+
+
+class CitySimulation:
+    """The demo city from ``start`` on.
+
+    Args:
+        layout: the city.
+        seed: weather, loads and cars.
+        start: first instant [UTC].
+        controlled: chargers obey setpoints (else: the uncontrolled baseline, every charger at
+            its rating whatever it is sent).
+        tz: the city's zone (local days for EV visits and load habits).
+    """
+
+    def __init__(
+        self,
+        layout: CityLayout,
+        seed: int,
+        start: datetime,
+        *,
+        controlled: bool = True,
+        tz: str = "Europe/Berlin",
+    ) -> None:
+        self.layout, self.seed, self.tz, self.controlled = layout, seed, tz, controlled
+        self.now = as_utc(start)
+        self.chargers = {
+            c.id: SimulatedCharger(c.id, c.max_kw, c.safe_power_kw if controlled else c.max_kw)
+            for c in layout.chargers
+        }
+        self._zone_of_charger = {c.id: c.zone for c in layout.chargers}
+        self._types = {c.id: c.type for c in layout.chargers}
+        self._ancestors = _ancestors(layout)
+        self._fleet = PvFleet(layout.latitude, layout.longitude, rated_kw=1.0)
+        self._clear_sky: dict[date, tuple[np.ndarray, np.ndarray]] = {}
+        self._pending: list[EvVisit] = []
+        self._days_loaded: set[date] = set()
+        self._energy_wh: dict[str, float] = defaultdict(float)
+        self._power_kw: dict[str, float] = {}
+        self._zone_kw: dict[str, float] = {}
+        self.kpi = KpiAccumulator({z.id: z.rating_kw for z in layout.zones})
+        self._load_visits(local_date(self.now, tz) - timedelta(days=1))
+        self._load_visits(local_date(self.now, tz))
+        self._sample(self.now)
+
+    # --- driving it -------------------------------------------------------------------------
+
+    def step(self, end: datetime) -> None:
+        """Advance the city from `now` to ``end``: cars arrive, charge and leave; loads and
+        generation are sampled at the start of the step and held through it."""
+        end = as_utc(end)
+        if end <= self.now:
+            return
+        self._load_visits(local_date(end, self.tz))
+        while self._pending and self._pending[0].arrival <= self.now:
+            visit = self._pending.pop(0)
+            if visit.departure > self.now:
+                self.chargers[visit.charger_id].plug_in(visit)
+        hours = (end - self.now).total_seconds() / 3600.0
+        ev_by_zone: dict[str, float] = defaultdict(float)
+        for cid, charger in self.chargers.items():
+            kw = charger.advance(self.now, end) / hours
+            self._power_kw[cid] = kw
+            for zone in self._ancestors[self._zone_of_charger[cid]]:
+                ev_by_zone[zone] += kw
+        ev_kw = math.fsum(self._power_kw[c] for c in self.chargers)
+        zone_kw = {z: self._zone_kw[z] + ev_by_zone[z] for z in self._zone_kw}
+        self.kpi.add(hours, ev_kw, self._base_kw, self._renewable_kw, zone_kw)
+        for asset, kw in self._power_kw.items():
+            if asset not in self.chargers:
+                self._energy_wh[asset] += max(0.0, kw) * hours * 1000.0
+        self.now = end
+        self._sample(end)
+
+    def receive_setpoint(self, charger_id: str, payload: Mapping[str, Any]) -> bool:
+        """Deliver a DESIGN 3.2 setpoint to a charger (the baseline ignores them)."""
+        charger = self.chargers.get(charger_id)
+        if charger is None or not self.controlled:
+            return False
+        return charger.receive_setpoint(payload)
+
+    def telemetry(self) -> dict[str, dict[str, Any]]:
+        """Every asset's DESIGN 3.2 telemetry payload at `now`, by asset id."""
+        ts = to_rfc3339(self.now)
+        out: dict[str, dict[str, Any]] = {}
+        net = dict(self._zone_kw)
+        for cid, charger in self.chargers.items():
+            for zone_id in self._ancestors[self._zone_of_charger[cid]]:
+                net[zone_id] += charger.power_kw
+        for zone in self.layout.zones:
+            out[zone.meter] = {"ts": ts, "power_w": net[zone.id] * 1000.0}
+        for asset, kw in self._power_kw.items():
+            if asset in self.chargers:
+                continue
+            out[asset] = {
+                "ts": ts,
+                "power_w": kw * 1000.0,
+                "energy_wh": self._energy_wh[asset],
+            }
+        for cid, charger in self.chargers.items():
+            out[cid] = charger.telemetry(self.now)
+        return out
+
+    def kpis(self) -> dict[str, float | int]:
+        """``renewable_share``, ``unmet_kwh``, ``peak_import_kw``, ``zone_overloads`` so far.
+
+        Unmet energy counts the visits that have left; cars still plugged in are not judged yet.
+        """
+        unmet = math.fsum(
+            max(0.0, visit.energy_kwh - delivered)
+            for charger in self.chargers.values()
+            for visit, delivered in charger.finished
+        )
+        return self.kpi.result(unmet)
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _load_visits(self, day: date) -> None:
+        for d in (day, day + timedelta(days=1)):
+            if d in self._days_loaded:
+                continue
+            self._days_loaded.add(d)
+            for cid, kind in self._types.items():
+                self._pending += visits_on(cid, kind, d, self.seed, self.tz)
+        self._pending.sort(key=lambda v: (v.arrival, v.charger_id))
+
+    def _sample(self, instant: datetime) -> None:
+        """Loads and generation at an instant; zone net load without EV."""
+        unit_pv = self._unit_pv(instant)
+        index = clear_sky_index(self.seed, instant, self.tz)
+        power: dict[str, float] = {}
+        zone_kw: dict[str, float] = defaultdict(float)
+        base = renewable = 0.0
+        for load in self.layout.loads:
+            noise_seed = stream_seed(self.seed, load.id) % (2**31)
+            if load.kind == "household":
+                kw = household_kw(instant, load.mean_kw, noise_seed, self.tz)
+            else:
+                kw = commercial_kw(instant, load.mean_kw, noise_seed, self.tz)
+            power[load.id] = kw
+            base += kw
+            for zone_id in self._ancestors[load.zone]:
+                zone_kw[zone_id] += kw
+        for plant in self.layout.pv:
+            kw = plant.rated_kw * unit_pv * index
+            power[plant.id] = kw
+            renewable += kw
+            for zone_id in self._ancestors[plant.zone]:
+                zone_kw[zone_id] -= kw
+        wind = float(self.layout.wind_farm.output_kw([wind_speed_ms(self.seed, instant)])[0])
+        power[self.layout.wind_id] = wind
+        renewable += wind
+        for zone_id in self._ancestors[self.layout.wind_zone]:
+            zone_kw[zone_id] -= wind
+        for zone in self.layout.zones:
+            zone_kw.setdefault(zone.id, 0.0)
+        charger_kw = {c: self._power_kw.get(c, 0.0) for c in self.chargers}
+        self._power_kw = {**power, **charger_kw}
+        self._zone_kw = dict(zone_kw)
+        self._base_kw, self._renewable_kw = base, renewable
+
+    def _unit_pv(self, instant: datetime) -> float:
+        """Clear-sky output of 1 kW of PV, interpolated from a 5-minute grid per local day."""
+        day = local_date(instant, self.tz)
+        cached = self._clear_sky.get(day)
+        if cached is None:
+            begin, end = local_day_bounds(day, self.tz)
+            grid = [
+                begin + i * _CLEAR_SKY_STEP for i in range((end - begin) // _CLEAR_SKY_STEP + 1)
+            ]
+            seconds = np.array([t.timestamp() for t in grid])
+            cached = (seconds, clear_sky_kw(self._fleet, grid))
+            self._clear_sky[day] = cached
+        return float(np.interp(instant.timestamp(), cached[0], cached[1]))
+
+
+class KpiAccumulator:
+    """City KPIs over the steps of a simulation.
+
+    Args:
+        zone_ratings: zone id → rating [kW]; a step with a zone's net load above it counts as
+            one overload.
+    """
+
+    def __init__(self, zone_ratings: Mapping[str, float]) -> None:
+        self._ratings = dict(zone_ratings)
+        self.ev_kwh = 0.0
+        self.renewable_ev_kwh = 0.0
+        self.peak_import_kw = 0.0
+        self.zone_overloads = 0
+
+    def add(
+        self,
+        hours: float,
+        ev_kw: float,
+        base_kw: float,
+        renewable_kw: float,
+        zone_kw: Mapping[str, float],
+    ) -> None:
+        """Record one step of ``hours`` with average EV, non-EV and renewable power [kW]."""
+        self.ev_kwh += ev_kw * hours
+        # Renewables serve the non-EV load first; EV charging gets what is left.
+        surplus = max(0.0, renewable_kw - base_kw)
+        self.renewable_ev_kwh += min(ev_kw, surplus) * hours
+        self.peak_import_kw = max(self.peak_import_kw, base_kw + ev_kw - renewable_kw)
+        self.zone_overloads += sum(
+            1 for zone, kw in zone_kw.items() if kw > self._ratings.get(zone, math.inf) + 1e-9
+        )
+
+    def result(self, unmet_kwh: float) -> dict[str, float | int]:
+        """The KPIs of DESIGN 3.1 (``gridcoord demo --json``)."""
+        share = self.renewable_ev_kwh / self.ev_kwh if self.ev_kwh > 0 else 0.0
+        return {
+            "renewable_share": share,
+            "unmet_kwh": unmet_kwh,
+            "peak_import_kw": self.peak_import_kw,
+            "zone_overloads": self.zone_overloads,
+        }
+
+
+def _ancestors(layout: CityLayout) -> dict[str, list[str]]:
+    """Zone id → itself and every zone above it."""
+    parents = {z.id: z.parent for z in layout.zones}
+    out = {}
+    for zone in parents:
+        chain: list[str] = []
+        cursor: str | None = zone
+        while cursor is not None and cursor not in chain:
+            chain.append(cursor)
+            cursor = parents.get(cursor)
+        out[zone] = chain
+    return out
