@@ -12,6 +12,7 @@ from gridcoord.dispatch.limits import (
     fair_share_kw,
     zone_headroom_kw,
 )
+from gridcoord.dispatch.plan import current_slot_kw
 from gridcoord.dispatch.setpoints import (
     sending_order,
     setpoint_payload,
@@ -28,6 +29,7 @@ __all__ = [
     "ZoneOverload",
     "apply_limits",
     "charger_limits",
+    "current_slot_kw",
     "fair_share_kw",
     "sending_order",
     "setpoint_payload",
