@@ -1,4 +1,4 @@
-"""Shared pytest setup: the real-service fixtures live in tests/fixtures/, one module per service."""
+"""Shared pytest setup: real-service fixtures live in tests/fixtures/, one module per service."""
 
 pytest_plugins = [
     "tests.fixtures.ports",
