@@ -42,13 +42,12 @@ def test_environment_selects_v1(monkeypatch: pytest.MonkeyPatch) -> None:
     store.close()
 
 
-def test_bad_url_is_named() -> None:
-    config = Config(
-        storage={"kind": "influxdb"},
-        influxdb={"url": "localhost:8086", "api": "v1"},
-    )
+def test_store_refuses_a_url_that_is_not_http() -> None:
+    # The configuration refuses it first; a store built directly says so too.
     with pytest.raises(ValueError, match="InfluxDB url"):
-        open_store(config)
+        InfluxV1Store("localhost:8086", "city")
+    with pytest.raises(ValueError, match="InfluxDB url"):
+        InfluxV2Store("ftp://db.example", None, "org", "bucket", "city")
 
 
 def test_spool_from_config(tmp_path: Path) -> None:
