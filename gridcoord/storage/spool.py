@@ -12,9 +12,10 @@ zlib-compressed JSON list of line-protocol strings (`Point.to_line`). Line proto
 spool independent of Python types; JSON around it keeps string fields with line breaks intact;
 compression makes a 10 min outage at 20,000 readings/s fit the default 1 GiB bound.
 
-Bound: `append` raises `SpoolFull` when the batch would take the spool above ``max_bytes``.
-Nothing already spooled is ever dropped to make room; the caller applies back-pressure (stops
-taking new readings, so MQTT QoS 1 messages stay with the broker) until the store returns.
+Bound: `append` raises `SpoolFull` when the batch would take the spool above ``max_bytes`` (or
+the disk is full). Nothing already spooled is ever dropped to make room; the caller applies
+back-pressure (stops taking new readings, so MQTT QoS 1 messages stay with the broker) until
+the store returns.
 
 A damaged batch file (bad header or checksum: disk trouble, not our crashes) is moved to
 ``quarantine/`` with an error log, never silently deleted, and replay continues after it.
