@@ -8,6 +8,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gridcoord.planning.problem_builder import (
     PlanCharger,
@@ -160,3 +162,40 @@ def test_planning_a_local_day_across_dst(day: date, slots: int, departure_slot: 
     )
     assert built.problem["slots"] == slots
     assert built.problem["sessions"][0]["departure_slot"] == departure_slot
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(-48, 96),  # departure, hours from the start
+            st.floats(0, 100),  # requested [kWh]
+            st.floats(0, 120),  # delivered [kWh]
+            st.sampled_from(["c1", "c2", "c9"]),
+        ),
+        max_size=20,
+    ),
+    st.sampled_from([(15, 92), (15, 96), (15, 100), (60, 24), (5, 288)]),
+)
+@settings(max_examples=100, deadline=None)
+def test_every_built_session_respects_the_contract(
+    items: list[tuple[float, float, float, str]], grid: tuple[int, int]
+) -> None:
+    minutes, count = grid
+    sessions = [
+        session(f"s{i}", charger, START + timedelta(hours=h), requested, delivered)
+        for i, (h, requested, delivered, charger) in enumerate(items)
+    ]
+    built = build_problem(
+        snapshot(
+            slot_minutes=minutes,
+            slots=count,
+            sessions=sessions,
+            zones=[],
+            renewable_kw=0.0,
+        )
+    )
+    for s in built.problem["sessions"]:
+        assert 0 <= s["arrival_slot"] < s["departure_slot"] <= count
+        assert s["energy_kwh"] > 0 and math.isfinite(s["energy_kwh"])
+        assert s["charger"] in {"c1", "c2"}
+    assert len(built.problem["sessions"]) + len(built.skipped) == len(sessions)
