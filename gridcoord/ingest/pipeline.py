@@ -218,7 +218,15 @@ class IngestPipeline:
                 self._retry_delay = self._retry_min_s
                 self.stats.add("written", len(points))
                 return
-        self._spool.append(points)
+        try:
+            self._spool.append(points)
+        except ValueError as exc:
+            # Points line protocol cannot carry; only a bug upstream makes them. Keep the rest.
+            bad = [point for point in points if not _carriable(point)]
+            good = [point for point in points if _carriable(point)]
+            self._dead_letter_batch(points, StoreRejected(str(exc), bad))
+            self._spool.append(good)
+            points = good
         self.stats.add("spooled", len(points))
 
     def _replay(self, *, force: bool) -> None:
@@ -248,9 +256,25 @@ class IngestPipeline:
         self._retry_delay = min(self._retry_delay * 2, self._retry_max_s)
 
     def _dead_letter_batch(self, points: Sequence[Point], exc: StoreRejected) -> None:
-        # Refused data is kept on disk for an operator, never silently dropped.
+        """Keep what the store refused on disk for an operator; the rest of the batch is stored."""
+        refused = exc.rejected or list(points)
         self._dead_letter.parent.mkdir(parents=True, exist_ok=True)
         with self._dead_letter.open("a", encoding="utf-8") as handle:
-            handle.writelines(point.to_line() + "\n" for point in points)
-        self.stats.add("dead_lettered", len(points))
-        log.error("store refused %d points (%s); kept in %s", len(points), exc, self._dead_letter)
+            for point in refused:
+                try:
+                    line = point.to_line()
+                except ValueError:
+                    # Not even line protocol can carry it (e.g. a NaN from a bug upstream).
+                    line = "# " + repr(point).replace("\n", " ")
+                handle.write(line + "\n")
+        self.stats.add("written", len(points) - len(refused))
+        self.stats.add("dead_lettered", len(refused))
+        log.error("store refused %d points (%s); kept in %s", len(refused), exc, self._dead_letter)
+
+
+def _carriable(point: Point) -> bool:
+    try:
+        point.to_line()
+    except ValueError:
+        return False
+    return True

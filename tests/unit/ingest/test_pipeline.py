@@ -133,3 +133,27 @@ def test_every_submitted_reading_is_stored_exactly_once(
         for asset, values in expected.items():
             assert stored(check, asset) == values
         check.close()
+
+
+def test_a_point_no_store_can_carry_is_kept_aside_and_the_rest_flows(tmp_path: Path) -> None:
+    from gridcoord.storage.points import Point
+
+    down = InfluxV1Store(f"http://127.0.0.1:{free_port()}", "city", timeout_s=0.5)
+    pipeline = IngestPipeline(
+        down,
+        Spool(tmp_path / "spool", 10_000_000),
+        dead_letter=tmp_path / "dead.lp",
+        flush_interval_s=0.05,
+    )
+    pipeline.start()
+    broken = Point("plan", {"schedule_id": "s1"}, {"unmet_kwh": float("nan")}, 1)
+    pipeline.submit(reading(1))
+    pipeline.submit_points([broken])
+    pipeline.submit(reading(2))
+    assert pipeline.flush(10)
+    pipeline.submit(reading(3))  # the writer is still alive
+    assert pipeline.flush(10)
+    pipeline.close()
+    assert pipeline.stats.snapshot()["dead_lettered"] == 1
+    assert "unmet_kwh" in (tmp_path / "dead.lp").read_text()
+    assert Spool(tmp_path / "spool", 10_000_000).points_pending == 3
