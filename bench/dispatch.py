@@ -6,7 +6,11 @@ a random plan (some values hostile: NaN, negative, huge), 5 % stale chargers, 2 
 feeder meters, §14a minima on a third of the chargers. Also times `build_forecast` for a 96-slot
 horizon with 4 weeks of 15-minute load history.
 
-Usage: ``python bench/dispatch.py [--chargers 1000 10000 50000] [--repeat 5] [--seed 1]``.
+Also steps the demo city (300 chargers) through a simulated day in 1-minute steps with its
+telemetry: how fast `gridcoord demo --speed 0` can go before MQTT and the store.
+
+Usage: ``python bench/dispatch.py [--chargers 1000 10000 50000] [--repeat 5] [--seed 1]
+[--city-hours 24]``.
 Prints a Markdown table (median of the repeats).
 """
 
@@ -29,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gridcoord.dispatch import ChargerLimit, ZoneLimit, apply_limits
 from gridcoord.forecast import ForecastInputs, PvFleet, build_forecast
+from gridcoord.simulation import CitySimulation, demo_city
 from gridcoord.timegrid import horizon_slots
 
 
@@ -77,6 +82,7 @@ def main() -> None:
     parser.add_argument("--chargers", type=int, nargs="+", default=[1000, 10000, 50000])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--city-hours", type=float, default=24.0, help="0 to skip the city")
     args = parser.parse_args()
 
     print("| what | size | median s | per charger µs |")
@@ -108,6 +114,22 @@ def main() -> None:
     starts = horizon_slots(now, timedelta(hours=24))
     seconds = timed(partial(build_forecast, inputs, starts, 15, now), args.repeat)
     print(f"| build_forecast | 96 slots, {len(history)} load points | {seconds:.3f} | |")
+    if args.city_hours > 0:
+        layout = demo_city(args.seed, chargers=300)
+        begin = datetime(2026, 11, 24, 11, 0, tzinfo=UTC)
+        steps = int(args.city_hours * 60)
+
+        def run_city() -> None:
+            sim = CitySimulation(layout, args.seed, begin, controlled=False)
+            for minute in range(1, steps + 1):
+                sim.step(begin + timedelta(minutes=minute))
+                sim.telemetry()
+
+        seconds = timed(run_city, 1)
+        print(
+            f"| CitySimulation step + telemetry | 300 chargers, {args.city_hours:g} h "
+            f"in 1-min steps | {seconds:.3f} | |"
+        )
     load = os.getloadavg()[0]
     print(
         f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python "

@@ -120,7 +120,9 @@ def zone_headroom_kw(rating_kw: float, meter_kw: float | None, ev_kw: float) -> 
         rating_kw: rating of the transformer or feeder [kW].
         meter_kw: power through the zone's meter, EV charging included [kW]; None when the
             meter is stale or absent — the zone is then assumed at its limit (headroom 0).
-        ev_kw: power the zone's chargers draw, as measured by them [kW].
+        ev_kw: power the zone's chargers draw, as measured by them [kW]. Leave out chargers
+            whose telemetry is stale: their draw then counts as non-EV load, while the safety
+            layer also reserves their safe power — counted twice, which errs on the safe side.
 
     Returns:
         Headroom in [0, rating_kw]; 0 for any non-finite input.
