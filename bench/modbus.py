@@ -139,7 +139,7 @@ def main() -> int:
         )
         try:
             for port in ports:
-                wait_for_port(port, timeout=60, process=sim)  # type: ignore[arg-type]
+                wait_for_port(port, timeout=60, process=sim)
             load = os.getloadavg()[0]
             result = asyncio.run(measure(config, args.seconds, sim.pid))
         finally:

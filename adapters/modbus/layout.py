@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from adapters.modbus.maps import Register
+from adapters.modbus.maps import Register, Table
 from adapters.modbus.registers import RegisterType, decode, is_not_implemented
 
 Raw = int | float | str
@@ -19,7 +19,7 @@ Raw = int | float | str
 class Block:
     """One read request: `count` registers of `table` from `address`, and what they hold."""
 
-    table: str
+    table: Table
     address: int
     count: int
     registers: tuple[Register, ...]

@@ -31,6 +31,8 @@ FIELD_UNITS: dict[str, str] = {
     "connected": "",
 }
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.]{0,63}$"
+# Holding registers (read with function 3) or input registers (function 4).
+Table = Literal["holding", "input"]
 # Modbus allows at most 125 registers in one read request.
 MAX_READ_REGISTERS = 125
 
@@ -55,7 +57,7 @@ class Register(_Strict):
     type: RegisterType = Field(description="u16, s16, u32, s32, f32, u64, f64, sunssf or str.")
     length: int = Field(1, ge=1, le=64, description="Registers of a `str` value.")
     word_order: WordOrder = Field(WordOrder.BIG, description="Register order of 32/64-bit values.")
-    table: Literal["holding", "input"] = Field(
+    table: Table = Field(
         "holding", description="Holding registers (function 3) or input registers (function 4)."
     )
     scale: float = Field(1.0, description="Multiplier from the raw value to `unit`.")

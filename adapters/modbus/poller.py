@@ -28,7 +28,7 @@ from adapters.modbus.maps import Control, Register, RegisterMap, load_map
 from adapters.modbus.registers import RegisterType, encode
 from adapters.modbus.source import ModbusSource
 from adapters.modbus.sunspec import NotSunSpec, discover, sunspec_blocks
-from adapters.modbus.transport import ModbusClient, ModbusError
+from adapters.modbus.transport import DeviceException, ModbusClient, ModbusError
 from gridcoord.config import Asset
 from gridcoord.reading import AssetKind, Reading
 from gridcoord.validation import Reason, Rejected, build_reading
@@ -207,6 +207,9 @@ class ModbusPoller:
         Raises
         ------
         KeyError : not a Modbus charger of this poller.
+
+        Call it on the event loop that runs `run` (the connection's owner serialises it with
+        the polls).
         """
         device = self._charger(asset_id)
         limits = self._limits(device)
@@ -255,9 +258,11 @@ class ModbusPoller:
                 await self._configure(client, device)
             raws: dict[str, Raw] = {}
             for block in device.blocks or []:
-                words = await client.read(source.unit_id, block.address, block.count, block.table)  # type: ignore[arg-type]
+                words = await client.read(source.unit_id, block.address, block.count, block.table)
                 raws.update(decode_block(block, words))
         except ModbusError as exc:
+            if isinstance(exc, DeviceException) and exc.code == 2 and device.register_map.sunspec:
+                device.blocks = None  # the model chain moved (a firmware update): rediscover
             self._failed(device, exc.reason, str(exc), started)
             return
         except NotSunSpec as exc:
@@ -353,6 +358,10 @@ class ModbusPoller:
         setpoint = device.setpoint
         if setpoint is None or self._refresh_due(device) > time.monotonic():
             return
+        if device.failures:
+            # Not answering: writes would only stall its gateway. The setpoint is re-sent as
+            # soon as it answers again (see _configure).
+            return
         if setpoint.valid_until is not None and datetime.now(UTC) >= setpoint.valid_until:
             # Expired: stop refreshing, so the charger falls back to its fail-safe current.
             log.info("modbus %s: setpoint expired, left to the fail-safe", device.asset.id)
@@ -381,8 +390,9 @@ class ModbusPoller:
                 alarm = None
         except ModbusError as exc:
             alarm = f"write failed: {exc}"
-            # Retry soon rather than after a full refresh interval.
-            setpoint.written_at = time.monotonic() - self._failsafe_timeout_s(device) / 3.0 + 1.0
+            # Retry after a few seconds rather than a full refresh interval.
+            interval = self._failsafe_timeout_s(device) / 3.0
+            setpoint.written_at = time.monotonic() - interval + min(interval, 2.0)
         if alarm is not None:
             log.warning("modbus %s: setpoint alarm: %s", device.asset.id, alarm)
         limits = self._limits(device)
@@ -447,6 +457,9 @@ class ModbusPoller:
                     "modbus %s: %s read back as %s, wrote %g", device.asset.id, label, got, value
                 )
         device.configured = True
+        if device.setpoint is not None:
+            # Back after an outage (maybe rebooted): re-send the setpoint on this very pass.
+            device.setpoint.written_at = -math.inf
 
     def _gateway_of(self, device: _Device) -> _Gateway:
         return self._gateways[(device.source.host, device.source.port)]

@@ -52,6 +52,24 @@ class ModbusSource(BaseModel):
                 raise ValueError(str(exc)) from None
         return value
 
+    def problems_for(self, kind: str) -> list[str]:
+        """Why this source cannot serve an asset of `kind` (empty when it can).
+
+        For config checks: the map must load and be meant for the asset's kind.
+        """
+        from adapters.modbus.maps import MapError, load_map
+
+        try:
+            register_map = load_map(self.register_map)
+        except MapError as exc:
+            return [str(exc)]
+        kinds = [k.value for k in register_map.kinds]
+        if kind not in kinds:
+            return [f"register map {register_map.name!r} is for {', '.join(kinds)}, not {kind}"]
+        if kind == "charger" and register_map.charger is None:
+            return [f"register map {register_map.name!r} has no charger controls"]
+        return []
+
     @property
     def effective_stale_after_s(self) -> float:
         """Age of the last good poll beyond which the device is unavailable [s]."""

@@ -12,7 +12,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.constants import ExcCodes
@@ -20,13 +19,13 @@ from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOEx
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from adapters.modbus.maps import Table
 from gridcoord.validation import Reason
 
 # pymodbus logs every timeout and refused connection at ERROR level, on every poll; the poller
 # reports "unavailable" and "recovered" once each instead (STYLE: devices and protocols).
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
-Table = Literal["holding", "input"]
 
 EXCEPTION_NAMES = {
     1: "illegal function",

@@ -113,3 +113,31 @@ def test_read_back_mismatch_is_an_alarm(caplog: pytest.LogCaptureFixture) -> Non
     assert mismatch.alarm == "read-back 8 A differs from written 10 A"
     assert not failed.ok and failed.alarm is not None and "write failed" in failed.alarm
     assert any("setpoint alarm: read-back 8 A" in r.getMessage() for r in caplog.records)
+
+
+def test_charger_that_went_away_is_reconfigured_and_gets_its_setpoint_again() -> None:
+    sim = ChargerSimulator(load_map("keba-p30"), 1)
+    port = free_port()
+    asset = _charger("keba-p30", port, failsafe_timeout_s=30)
+    server = SimulatedServer("127.0.0.1", port, [sim])
+
+    def writes(name: str) -> int:
+        return sum(n == name for n, _ in sim.writes)
+
+    async def scenario() -> None:
+        async with serving(server), polling([asset]) as poller:  # type: ignore[list-item]
+            await until(lambda: poller.available("charger-1"), what="first poll")
+            assert (await poller.set_charger_power("charger-1", 9000.0)).ok
+            assert writes("set_failsafe_current") == 1 and writes("set_charging_current") == 1
+            await server.stop()
+            await until(lambda: not poller.available("charger-1"), what="unavailable")
+            # The charger reboots: fail-safe settings and setpoint lost.
+            sim.failsafe_current_a, sim.failsafe_timeout_s, sim.setpoint_a = 32.0, 0.0, None
+            await server.start()
+            await until(lambda: writes("set_charging_current") >= 2, what="setpoint re-sent")
+            assert poller.available("charger-1")
+
+    run(scenario())
+    assert writes("set_failsafe_current") == 2 and writes("set_failsafe_timeout") == 2
+    assert sim.failsafe_timeout_s == 30 and 6.0 <= sim.failsafe_current_a <= 4200 / 690
+    assert sim.setpoint_a == pytest.approx(9000 // 0.69 / 1000, abs=0.001)

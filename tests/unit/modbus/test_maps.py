@@ -85,3 +85,12 @@ def test_map_from_a_file(tmp_path: Path) -> None:
 def test_config_names_an_unknown_builtin_map() -> None:
     with pytest.raises(ValidationError, match="no such built-in map"):
         ModbusSource(host="127.0.0.1", register_map="sunspek")
+
+
+def test_source_problems_for_an_asset_kind() -> None:
+    charger = ModbusSource(host="127.0.0.1", register_map="keba-p30")
+    assert charger.problems_for("charger") == []
+    assert charger.problems_for("pv") == ["register map 'keba-p30' is for charger, not pv"]
+    assert ModbusSource(host="h", register_map="sunspec").problems_for("meter") == []
+    missing = ModbusSource(host="h", register_map="/nowhere/map.yaml")
+    assert "cannot read" in missing.problems_for("pv")[0]
