@@ -1,6 +1,12 @@
 """Dispatch: the safety layer between a plan and the chargers, and the setpoint payloads."""
 
-from gridcoord.dispatch.inputs import charger_limits, stale_chargers, stale_zones
+from gridcoord.dispatch.inputs import (
+    ZoneState,
+    charger_limits,
+    stale_chargers,
+    stale_zones,
+    zone_state,
+)
 from gridcoord.dispatch.limits import (
     ChargerLimit,
     Dispatch,
@@ -27,6 +33,7 @@ __all__ = [
     "LimitsError",
     "ZoneLimit",
     "ZoneOverload",
+    "ZoneState",
     "apply_limits",
     "charger_limits",
     "current_slot_kw",
@@ -38,4 +45,5 @@ __all__ = [
     "stale_zones",
     "valid_until",
     "zone_headroom_kw",
+    "zone_state",
 ]

@@ -5,12 +5,14 @@ Kept apart from `limits` so that the layer itself depends on nothing but plain v
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from gridcoord.dispatch.limits import ChargerLimit
-from gridcoord.reading import AssetKind
+from gridcoord.dispatch.limits import ChargerLimit, ZoneLimit, zone_headroom_kw
+from gridcoord.reading import AssetKind, Reading
 from gridcoord.timegrid import as_utc
 
 if TYPE_CHECKING:
@@ -74,3 +76,78 @@ def stale_zones(
         if seen is None or now - as_utc(seen) > stale_after:
             stale.add(zone.id)
     return stale
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneState:
+    """The zones as dispatch sees them now.
+
+    Attributes:
+        limits: every zone with its EV headroom now [kW].
+        non_ev_kw: zone id → its non-EV load now (meter minus fresh chargers' draw), None for a
+            stale meter and 0 for a zone without one [kW].
+        stale_zones: zones whose meter is stale.
+        stale_chargers: chargers whose telemetry is stale.
+    """
+
+    limits: list[ZoneLimit]
+    non_ev_kw: dict[str, float | None]
+    stale_zones: set[str]
+    stale_chargers: set[str]
+
+
+def zone_state(
+    config: Config,
+    latest: Mapping[str, Reading],
+    now: datetime,
+    meter_stale_after: timedelta = DEFAULT_METER_STALE_AFTER,
+) -> ZoneState:
+    """Each zone's EV headroom from the latest readings (DESIGN 4).
+
+    Headroom = rating − (meter − EV draw of the fresh chargers below the zone). A stale meter
+    means the zone is at its limit (headroom 0); a zone without a meter has its whole rating.
+
+    Args:
+        config: the deployment.
+        latest: asset id → its latest reading.
+        now: the present instant.
+        meter_stale_after: a zone meter older than this is stale.
+    """
+    last_seen = {asset: r.ts for asset, r in latest.items()}
+    stale_c = stale_chargers(config, last_seen, now)
+    stale_z = stale_zones(config, last_seen, now, meter_stale_after)
+    parents = {z.id: z.parent for z in config.zones}
+    ev_kw: dict[str, float] = {z.id: 0.0 for z in config.zones}
+    for asset in config.assets:
+        if asset.kind is not AssetKind.CHARGER or asset.id in stale_c or asset.zone is None:
+            continue
+        # Unknown draw counts as 0 EV: it then looks like non-EV load, which errs on the safe side.
+        kw = _power_kw(latest.get(asset.id)) or 0.0
+        cursor: str | None = asset.zone
+        while cursor is not None and cursor in ev_kw:
+            ev_kw[cursor] += kw
+            cursor = parents.get(cursor)
+    limits: list[ZoneLimit] = []
+    non_ev: dict[str, float | None] = {}
+    for zone in config.zones:
+        meter_kw = _power_kw(latest.get(zone.meter)) if zone.meter is not None else None
+        load: float | None
+        if zone.meter is None:
+            headroom, load = zone.capacity_kw, 0.0
+        elif zone.id in stale_z or meter_kw is None:
+            # Stale, or a reading without power: unavailable, never 0 W.
+            stale_z.add(zone.id)
+            headroom, load = 0.0, None
+        else:
+            headroom = zone_headroom_kw(zone.capacity_kw, meter_kw, ev_kw[zone.id])
+            load = max(0.0, meter_kw - ev_kw[zone.id])
+        limits.append(ZoneLimit(zone.id, zone.parent, headroom))
+        non_ev[zone.id] = load
+    return ZoneState(limits, non_ev, stale_z, stale_c)
+
+
+def _power_kw(reading: Reading | None) -> float | None:
+    value = reading.fields.get("power_w") if reading is not None else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value) / 1000.0

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from gridcoord.config import Config
 from gridcoord.dispatch import ChargerLimit, charger_limits, stale_chargers, stale_zones
+from gridcoord.dispatch.inputs import zone_state
+from gridcoord.reading import AssetKind, FieldValue, Reading
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -47,3 +51,43 @@ def test_stale_zone_meters() -> None:
     assert stale_zones(config(), {"meter-sub": NOW - timedelta(minutes=1)}, NOW) == set()
     assert stale_zones(config(), {"meter-sub": NOW - timedelta(minutes=3)}, NOW) == {"sub"}
     assert stale_zones(config(), {}, NOW) == {"sub"}  # a zone without a meter is never stale
+
+
+def reading(asset: str, kind: AssetKind, power_w: float | None, age_s: float = 10.0) -> Reading:
+    fields: dict[str, FieldValue] = {} if power_w is None else {"power_w": power_w}
+    fields.setdefault("energy_wh", 1.0)
+    return Reading(asset, kind, None, NOW - timedelta(seconds=age_s), fields)
+
+
+def test_zone_state_headroom_from_the_meter_minus_fresh_ev() -> None:
+    latest = {
+        "meter-sub": reading("meter-sub", AssetKind.METER, 600_000.0),
+        "wallbox-1": reading("wallbox-1", AssetKind.CHARGER, 11_000.0),
+        "public-1": reading("public-1", AssetKind.CHARGER, 22_000.0),
+    }
+    state = zone_state(config(), latest, NOW)
+    limits = {z.id: z.headroom_kw for z in state.limits}
+    # Non-EV load 600 - 33 = 567 kW of a 1000 kW rating.
+    assert limits["sub"] == pytest.approx(433.0)
+    assert state.non_ev_kw["sub"] == pytest.approx(567.0)
+    assert limits["ev-feeder"] == 200.0  # no meter: its whole rating
+    assert state.stale_zones == set() and state.stale_chargers == set()
+
+
+def test_zone_state_stale_meter_and_stale_charger() -> None:
+    latest = {
+        "meter-sub": reading("meter-sub", AssetKind.METER, 600_000.0, age_s=600),
+        "wallbox-1": reading("wallbox-1", AssetKind.CHARGER, 11_000.0, age_s=600),
+        "public-1": reading("public-1", AssetKind.CHARGER, 22_000.0),
+    }
+    state = zone_state(config(), latest, NOW)
+    assert {z.id: z.headroom_kw for z in state.limits}["sub"] == 0.0
+    assert state.non_ev_kw["sub"] is None
+    assert state.stale_zones == {"sub"} and state.stale_chargers == {"wallbox-1"}
+
+
+def test_a_meter_reading_without_power_is_unavailable_not_zero() -> None:
+    latest = {"meter-sub": reading("meter-sub", AssetKind.METER, None)}
+    state = zone_state(config(), latest, NOW)
+    assert {z.id: z.headroom_kw for z in state.limits}["sub"] == 0.0
+    assert "sub" in state.stale_zones
