@@ -103,7 +103,9 @@ def to_fields(registers: Iterable[Register], raws: Mapping[str, Raw]) -> dict[st
             raw = raws.get(register.name)
             if raw is None:
                 continue
-            mapped = register.values.get(raw if not isinstance(raw, float) else int(raw))
+            code = int(raw) if isinstance(raw, float) else raw
+            # A code may be written as a number or as text in the YAML; accept either.
+            mapped = register.values.get(code, register.values.get(str(code)))
             if mapped is None:
                 mapped = register.default
             if mapped is not None:

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from adapters.modbus.charger import CurrentLimits, SetpointResult, power_to_current
 from adapters.modbus.layout import Block, Raw, decode_block, plan_blocks, scaled, to_fields
 from adapters.modbus.maps import Control, Register, RegisterMap, load_map
-from adapters.modbus.registers import RegisterType, encode
+from adapters.modbus.registers import RegisterType, decode, encode
 from adapters.modbus.source import ModbusSource
 from adapters.modbus.sunspec import NotSunSpec, discover, sunspec_blocks
 from adapters.modbus.transport import DeviceException, ModbusClient, ModbusError
@@ -70,7 +70,6 @@ class _Device:
 class _Gateway:
     client: ModbusClient
     devices: list[_Device]
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class ModbusPoller:
@@ -107,6 +106,7 @@ class ModbusPoller:
         # Duration of recent sweeps (one pass of a connection over its due devices) [s].
         self.sweep_seconds: deque[float] = deque(maxlen=10_000)
         base = Path(map_dir) if map_dir else None
+        by_gateway: dict[tuple[str, int], list[_Device]] = {}
         for asset in assets:
             source = asset.modbus
             if source is None:
@@ -131,12 +131,12 @@ class ModbusPoller:
             )
             device = _Device(asset, source, register_map, blocks, list(register_map.registers))
             self._devices[asset.id] = device
-            key = (source.host, source.port)
-            gateway = self._gateways.get(key)
-            if gateway is None:
-                client = ModbusClient(source.host, source.port, timeout_s=source.timeout_s)
-                gateway = self._gateways[key] = _Gateway(client, [])
-            gateway.devices.append(device)
+            by_gateway.setdefault((source.host, source.port), []).append(device)
+        for (host, port), devices in by_gateway.items():
+            # The connection waits as long as its slowest device; each request its own device's.
+            longest = max(d.source.timeout_s for d in devices)
+            client = ModbusClient(host, port, timeout_s=longest)
+            self._gateways[(host, port)] = _Gateway(client, devices)
 
     # --- public interface -----------------------------------------------------------------
 
@@ -258,7 +258,13 @@ class ModbusPoller:
                 await self._configure(client, device)
             raws: dict[str, Raw] = {}
             for block in device.blocks or []:
-                words = await client.read(source.unit_id, block.address, block.count, block.table)
+                words = await client.read(
+                    source.unit_id,
+                    block.address,
+                    block.count,
+                    block.table,
+                    timeout_s=source.timeout_s,
+                )
                 raws.update(decode_block(block, words))
         except ModbusError as exc:
             if isinstance(exc, DeviceException) and exc.code == 2 and device.register_map.sunspec:
@@ -303,15 +309,21 @@ class ModbusPoller:
         unit = device.source.unit_id
 
         async def read(address: int, count: int) -> list[int]:
-            return await client.read(unit, address, count)
+            return await client.read(unit, address, count, timeout_s=device.source.timeout_s)
 
         base, models = await discover(read, spec.bases)
         blocks = sunspec_blocks(spec, models)
         device.blocks = blocks
         device.registers = [r for b in blocks for r in b.registers]
+        # Manufacturer and model from the common model (1), for the log; not the serial number.
+        make = ""
+        if models and models[0].model_id == 1:
+            words = await read(models[0].address + 2, 32)
+            make = f"{decode(words[:16], RegisterType.STR)} {decode(words[16:], RegisterType.STR)}"
         log.info(
-            "modbus %s: SunSpec at %d, models %s",
+            "modbus %s: SunSpec %s at %d, models %s",
             device.asset.id,
+            make.strip() or "device",
             base,
             ", ".join(str(m.model_id) for m in models),
         )
@@ -419,10 +431,16 @@ class ModbusPoller:
             target = register_map.register(control.write)
             words = encode(value / target.scale, target.type, target.word_order, target.length)
             await client.write(
-                unit, target.address, words, single=target.write_function == "single"
+                unit,
+                target.address,
+                words,
+                single=target.write_function == "single",
+                timeout_s=device.source.timeout_s,
             )
         read = register_map.register(control.read or control.write or "")
-        words = await client.read(unit, read.address, read.count, read.table)
+        words = await client.read(
+            unit, read.address, read.count, read.table, timeout_s=device.source.timeout_s
+        )
         block = Block(read.table, read.address, read.count, (read,))
         number = scaled(read, decode_block(block, words))
         return number if isinstance(number, float) else None

@@ -74,7 +74,8 @@ class ModbusClient:
     ----------
     host : server host name or address
     port : TCP port
-    timeout_s : time to wait for a connection or an answer [s]
+    timeout_s : longest time to wait for a connection or an answer [s]; a request may ask for
+        a shorter one (each device behind a gateway has its own)
     """
 
     def __init__(self, host: str, port: int, *, timeout_s: float) -> None:
@@ -112,7 +113,13 @@ class ModbusClient:
             self._client = None
 
     async def read(
-        self, unit_id: int, address: int, count: int, table: Table = "holding"
+        self,
+        unit_id: int,
+        address: int,
+        count: int,
+        table: Table = "holding",
+        *,
+        timeout_s: float | None = None,
     ) -> list[int]:
         """Read `count` registers from `address` (protocol address, from 0) of one unit."""
         async with self._lock:
@@ -120,14 +127,20 @@ class ModbusClient:
             call = (
                 client.read_holding_registers if table == "holding" else client.read_input_registers
             )
-            response = await self._run(call(address, count=count, device_id=unit_id))
+            response = await self._run(call(address, count=count, device_id=unit_id), timeout_s)
             registers = [int(w) for w in getattr(response, "registers", [])]
         if len(registers) != count:
             raise ModbusError(f"asked for {count} registers, got {len(registers)}")
         return registers
 
     async def write(
-        self, unit_id: int, address: int, values: Sequence[int], *, single: bool = False
+        self,
+        unit_id: int,
+        address: int,
+        values: Sequence[int],
+        *,
+        single: bool = False,
+        timeout_s: float | None = None,
     ) -> None:
         """Write registers: function 6 when `single` (exactly one register), else 16."""
         async with self._lock:
@@ -135,17 +148,20 @@ class ModbusClient:
             if single:
                 if len(values) != 1:
                     raise ValueError("function 6 writes exactly one register")
-                await self._run(client.write_register(address, values[0], device_id=unit_id))
+                request = client.write_register(address, values[0], device_id=unit_id)
             else:
-                await self._run(client.write_registers(address, list(values), device_id=unit_id))
+                request = client.write_registers(address, list(values), device_id=unit_id)
+            await self._run(request, timeout_s)
 
-    async def _run(self, request: Awaitable[object]) -> object:
+    async def _run(self, request: Awaitable[object], timeout_s: float | None) -> object:
+        timeout = min(timeout_s or self.timeout_s, self.timeout_s)
         try:
-            response = await asyncio.wait_for(request, self.timeout_s + 0.5)
+            # pymodbus has its own timeout (the client's); ours may be shorter per device.
+            response = await asyncio.wait_for(request, timeout if timeout_s else timeout + 0.5)
         except (TimeoutError, ModbusIOException):
             # Close: a late answer must not be taken for the next request's.
             self.close()
-            raise DeviceTimeout(f"no answer within {self.timeout_s:g} s") from None
+            raise DeviceTimeout(f"no answer within {timeout:g} s") from None
         except (ConnectionException, OSError) as exc:
             self.close()
             raise ConnectionFailed(f"connection to {self.host}:{self.port} lost") from exc

@@ -77,3 +77,20 @@ def test_failing_device_goes_unavailable_once_and_recovers_once(
     assert sum("pv-1: recovered" in m for m in messages) == 1, messages
     if fault == "exception":
         assert any("Modbus exception 4" in d for _, _, d in collected.rejects)
+
+
+def test_a_device_not_heard_from_within_stale_after_is_unavailable() -> None:
+    sim = _inverter()
+    port = free_port()
+    # Polled every 2 s but stale after 0.3 s: between polls it must read as unavailable.
+    asset = modbus_asset(
+        "pv-1", "pv", "sunspec", port, poll_interval_s=2.0, modbus={"stale_after_s": 0.3}
+    )
+
+    async def scenario() -> None:
+        async with serving(SimulatedServer("127.0.0.1", port, [sim])), polling([asset]) as poller:
+            await until(lambda: poller.available("pv-1"), what="first poll")
+            await until(lambda: not poller.available("pv-1"), timeout=1.5, what="stale")
+            assert poller.last_good("pv-1") is not None
+
+    run(scenario())
