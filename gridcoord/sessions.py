@@ -237,6 +237,24 @@ class SessionTracker:
             events += self.update(reading)
         return events
 
+    def close_silent(
+        self, now: datetime, after: timedelta = timedelta(hours=12)
+    ) -> list[SessionEvent]:
+        """Close sessions whose charger has sent nothing for ``after``; return the events.
+
+        A charger that went silent while connected would otherwise keep a session (and a
+        planned need) forever. It is closed where it was last seen; if the charger comes back
+        still connected, a new session opens.
+        """
+        now = as_utc(now)
+        events = []
+        for charger, session in list(self._open.items()):
+            if now - session.last_seen > after:
+                closed = replace(session, unplugged_at=session.last_seen, power_kw=0.0)
+                del self._open[charger]
+                events.append(SessionEvent(EventKind.UNPLUGGED, closed))
+        return events
+
     def open_sessions(self) -> list[ChargingSession]:
         """Every open session (immutable values: a planning run's snapshot), by charger id."""
         return [self._open[c] for c in sorted(self._open)]

@@ -220,3 +220,15 @@ def test_sessions_are_consistent_under_any_sequence(
             assert current.plugged_in_at <= current.last_seen
             assert current.departure > current.plugged_in_at
     assert 0 <= opened - closed <= 1
+
+
+def test_a_silent_charger_loses_its_session_and_a_new_one_opens_on_return() -> None:
+    t = tracker()
+    t.update(reading("home-1", 0, connected=True, session_energy_wh=1000.0))
+    assert t.close_silent(T0 + timedelta(hours=11)) == []
+    (event,) = t.close_silent(T0 + timedelta(hours=13))
+    assert event.kind is EventKind.UNPLUGGED
+    assert event.session.unplugged_at == T0
+    assert t.open_sessions() == []
+    (back,) = t.update(reading("home-1", 14 * 60, connected=True, session_energy_wh=3000.0))
+    assert back.kind is EventKind.PLUGGED_IN
