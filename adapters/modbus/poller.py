@@ -13,7 +13,6 @@ never 0 W: no reading is invented for it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -70,6 +69,8 @@ class _Device:
 class _Gateway:
     client: ModbusClient
     devices: list[_Device]
+    # Set when a new setpoint changes the schedule, so a sleeping owner recomputes it.
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class ModbusPoller:
@@ -217,7 +218,9 @@ class ModbusPoller:
         wanted = power_w / (limits.phases * limits.voltage_v) if power_w > 0 else 0.0
         clamped = current + max(limits.step_a, 1e-6) < wanted or not math.isfinite(power_w)
         device.setpoint = _Setpoint(power_w, current, clamped, valid_until)
-        return await self._write_setpoint(device)
+        result = await self._write_setpoint(device)
+        self._gateway_of(device).wake.set()  # its refresh is now part of the owner's schedule
+        return result
 
     # --- connection owner -----------------------------------------------------------------
 
@@ -241,11 +244,24 @@ class ModbusPoller:
             if polled:
                 self.sweep_seconds.append(time.monotonic() - began)
             upcoming = [d.next_poll for d in gateway.devices]
-            upcoming += [self._refresh_due(d) for d in gateway.devices if d.setpoint]
+            # A failing charger's refresh waits for its next poll (else this loop would spin).
+            upcoming += [
+                self._refresh_due(d) for d in gateway.devices if d.setpoint and not d.failures
+            ]
             delay = max(0.0, min(upcoming) - time.monotonic())
             if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
+                await self._sleep(gateway, stop, delay)
+
+    @staticmethod
+    async def _sleep(gateway: _Gateway, stop: asyncio.Event, delay: float) -> None:
+        """Wait `delay` seconds, or less if stopped or woken by a new setpoint."""
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(gateway.wake.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            gateway.wake.clear()
 
     async def _poll(self, client: ModbusClient, device: _Device) -> None:
         source = device.source

@@ -64,11 +64,13 @@ def test_setpoint_written_read_back_and_clamped(name: str) -> None:
         assert sim.failsafe_timeout_s == 30
 
 
-def test_refreshed_inside_the_timeout_then_expires_to_the_failsafe() -> None:
+@pytest.mark.parametrize("poll_interval_s", [0.2, 5.0])
+def test_refreshed_inside_the_timeout_then_expires_to_the_failsafe(poll_interval_s: float) -> None:
     sim = ChargerSimulator(load_map("generic-charger"), 1)
     port = free_port()
-    # A 1 s fail-safe timeout: the poller re-writes every third of it.
-    asset = _charger("generic-charger", port, failsafe_timeout_s=1)
+    # A 1 s fail-safe timeout: the poller re-writes every third of it, even when it polls the
+    # charger far less often.
+    asset = _charger("generic-charger", port, failsafe_timeout_s=1, poll_interval_s=poll_interval_s)
 
     async def scenario() -> None:
         async with serving(SimulatedServer("127.0.0.1", port, [sim])), polling([asset]) as poller:  # type: ignore[list-item]
