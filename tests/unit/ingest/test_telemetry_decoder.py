@@ -185,7 +185,9 @@ def test_any_json_object_is_accepted_within_contract_or_rejected_with_reason(
             assert math.isfinite(value), name
     power = reading.fields.get("power_w")
     if isinstance(power, float):
-        assert -0.05 * 30_000 <= power <= 1.1 * 30_000
+        rated_w = {"pv-roof-01": 10_000, "charger-001": 11_000, "meter-0412": 30_000}[asset]
+        low = {"pv": -0.05, "charger": -0.01, "meter": -1.1}[reading.kind.value] * rated_w
+        assert low <= power <= 1.1 * rated_w
     assert reading.ts.tzinfo is not None
 
 
