@@ -6,6 +6,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from adapters.modbus.maps import load_map
 from adapters.modbus.simulator import ChargerSimulator, SimulatedServer
@@ -143,3 +145,34 @@ def test_charger_that_went_away_is_reconfigured_and_gets_its_setpoint_again() ->
     assert writes("set_failsafe_current") == 2 and writes("set_failsafe_timeout") == 2
     assert sim.failsafe_timeout_s == 30 and 6.0 <= sim.failsafe_current_a <= 4200 / 690
     assert sim.setpoint_a == pytest.approx(9000 // 0.69 / 1000, abs=0.001)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=st.sampled_from(CHARGER_MAPS),
+    powers=st.lists(
+        st.floats(-1e4, 1e6, allow_nan=False) | st.sampled_from([0.0, 4139.9, 4140.0, 11040.0]),
+        min_size=1,
+        max_size=12,
+    ),
+)
+def test_no_setpoint_on_the_wire_exceeds_the_request_or_the_rating(
+    name: str, powers: list[float]
+) -> None:
+    """Whatever power is asked, the current the charger ends up with (decoded from its
+    registers by the simulator) allows at most that power and at most the 11 kW rating."""
+    sim = ChargerSimulator(load_map(name), 1)
+    port = free_port()
+    asset = _charger(name, port)
+
+    async def scenario() -> None:
+        async with serving(SimulatedServer("127.0.0.1", port, [sim])), polling([asset]) as poller:  # type: ignore[list-item]
+            for power in powers:
+                result = await poller.set_charger_power("charger-1", power)
+                assert result.ok, result.alarm
+                assert sim.setpoint_a is not None
+                allowed = sim.setpoint_a * 3 * 230.0
+                assert allowed <= max(power, 0.0) + 1e-3
+                assert allowed <= 11_000.0 + 1e-3
+
+    run(scenario())
