@@ -68,6 +68,27 @@ def simulate(config: ConfigOption) -> None:
     raise typer.Exit(simulate_command(config))
 
 
+@app.command()
+def demo(
+    hours: Annotated[
+        float | None, typer.Option("--hours", help="Stop after this many simulated hours.")
+    ] = None,
+    speed: Annotated[
+        float,
+        typer.Option(
+            "--speed", help="Simulated seconds per real second (0 = as fast as possible)."
+        ),
+    ] = 60.0,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the final KPIs as JSON (with --hours).")
+    ] = False,
+) -> None:
+    """A simulated city end to end on embedded defaults; KPIs against uncontrolled charging."""
+    from gridcoord.demo.command import demo_command
+
+    raise typer.Exit(demo_command(hours=hours, speed=speed, json_output=json_output))
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
