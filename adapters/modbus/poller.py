@@ -475,7 +475,12 @@ class ModbusPoller:
         for label, control, value in wanted:
             if control is None:
                 continue
-            got = await self._write_and_read(client, device, control, value)
+            try:
+                got = await self._write_and_read(client, device, control, value)
+            except DeviceException as exc:
+                # It answered but refused: still poll it (its readings matter), and say so.
+                log.warning("modbus %s: cannot set %s: %s", device.asset.id, label, exc)
+                continue
             if control.write is None:
                 # Not settable over Modbus: check it is at least as safe as configured.
                 if label == "fail-safe current" and got is not None and got > failsafe_a + 0.01:

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.modbus.maps import load_map
+from adapters.modbus.maps import Register, load_map
 from adapters.modbus.simulator import ChargerSimulator, SimulatedServer
-from tests.fixtures.modbus import modbus_asset, polling, run, serving, until
+from tests.fixtures.modbus import Collected, modbus_asset, polling, run, serving, until
 from tests.fixtures.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -176,3 +176,36 @@ def test_no_setpoint_on_the_wire_exceeds_the_request_or_the_rating(
                 assert allowed <= 11_000.0 + 1e-3
 
     run(scenario())
+
+
+class _PickyCharger(ChargerSimulator):
+    """Refuses fail-safe timeouts below 10 s, as some firmware does."""
+
+    def on_write(self, register: Register, value: float) -> int | None:
+        if register.name == "failsafe_timeout" and value < 10:
+            return 3  # illegal data value
+        return super().on_write(register, value)
+
+
+def test_charger_refusing_its_failsafe_settings_is_still_polled(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="adapters.modbus.poller")
+    sim = _PickyCharger(load_map("generic-charger"), 1)
+    port = free_port()
+    asset = _charger("generic-charger", port, failsafe_timeout_s=5)
+    collected = Collected()
+
+    async def scenario() -> None:
+        async with (
+            serving(SimulatedServer("127.0.0.1", port, [sim])),
+            polling(
+                [asset],  # type: ignore[list-item]
+                collected,
+            ) as poller,
+        ):
+            await until(lambda: poller.available("charger-1"), what="readings despite refusal")
+
+    run(scenario())
+    assert any("cannot set fail-safe timeout" in r.getMessage() for r in caplog.records)
+    assert collected.readings
