@@ -1,0 +1,82 @@
+"""Fit requested session power into the charger and zone limits by proportional curtailment.
+
+This is what a static load manager does: when a charger or a zone is asked for more than it has,
+every session below it gets the same fraction of its request. Only ever scaling *down* keeps any
+plan feasible, which makes it the tool for the baselines, the fallback plan, and for cleaning a
+solver's answer of tolerance-sized violations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from optimizer.compiled import Compiled, FloatArray
+
+# Scale a little below a limit so that floating-point sums never land above it.
+_SAFETY = 1.0 - 1e-12
+
+
+def _factor(load: FloatArray, limit: FloatArray) -> FloatArray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.where(load > limit, limit * _SAFETY / load, 1.0)
+    return np.clip(factor, 0.0, 1.0)
+
+
+def fit_power_limits(compiled: Compiled, request: FloatArray) -> FloatArray:
+    """The largest proportional curtailment of `request` [kW] that meets every power limit.
+
+    Parameters
+    ----------
+    compiled : the problem.
+    request : [S, T] requested power [kW]; clipped to each session's window and bound first.
+
+    Returns
+    -------
+    [S, T] power [kW] within session, charger and zone limits.
+    """
+    power = np.where(compiled.window, request, 0.0)
+    power = np.clip(power, 0.0, compiled.session_max_kw[:, None])
+    return _fit(compiled, power, slice(None))
+
+
+def fit_power_limits_at(compiled: Compiled, request: FloatArray, slot: int) -> FloatArray:
+    """`fit_power_limits` for the single slot `slot`; `request` is [S] power [kW]."""
+    power = np.clip(request, 0.0, compiled.session_max_kw)[:, None]
+    power = np.where(compiled.window[:, slot : slot + 1], power, 0.0)
+    return _fit(compiled, power, slice(slot, slot + 1))[:, 0]
+
+
+def _fit(compiled: Compiled, power: FloatArray, columns: slice) -> FloatArray:
+    charger_cap = compiled.charger_max_kw[:, None]
+    load = np.zeros((compiled.n_chargers, power.shape[1]))
+    np.add.at(load, compiled.session_charger, power)
+    power = power * _factor(load, charger_cap)[compiled.session_charger]
+    capacity = compiled.zone_capacity_kw[:, columns]
+    at_depth = compiled.session_zone_at_depth
+    # Deepest zones first: scaling a subtree only lowers its ancestors' loads.
+    for depth in range(at_depth.shape[1] - 1, -1, -1):
+        zone = at_depth[:, depth]
+        member = zone >= 0
+        if not member.any():
+            continue
+        load = np.zeros((compiled.n_zones, power.shape[1]))
+        np.add.at(load, zone[member], power[member])
+        factor = _factor(load, capacity)
+        power[member] *= factor[zone[member]]
+    return power
+
+
+def fit_energy(compiled: Compiled, power: FloatArray) -> FloatArray:
+    """Scale each session's row down so it delivers no more than it asked for [kW]."""
+    delivered = power.sum(axis=1) * compiled.dt
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.where(
+            delivered > compiled.energy_kwh, compiled.energy_kwh * _SAFETY / delivered, 1.0
+        )
+    fitted: FloatArray = power * np.clip(factor, 0.0, 1.0)[:, None]
+    return fitted
+
+
+def repair(compiled: Compiled, power: FloatArray) -> FloatArray:
+    """A feasible plan close to `power`: fit power limits, then energy requests [kW]."""
+    return fit_energy(compiled, fit_power_limits(compiled, power))
