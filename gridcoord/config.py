@@ -23,6 +23,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from adapters.modbus.source import ModbusSource
 from gridcoord.reading import AssetKind
+from gridcoord.reading import ChargerType as ChargerType  # re-exported: part of the config API
+from gridcoord.sessions import SessionDefaults
 
 # Pseudonymous ids only (DESIGN 6): short, lowercase, and safe inside an MQTT topic level.
 ASSET_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
@@ -199,12 +201,6 @@ class MqttSource(_Section):
         return value
 
 
-class ChargerType(StrEnum):
-    HOME = "home"
-    WORKPLACE = "workplace"
-    PUBLIC = "public"
-
-
 class ChargerSpec(_Section):
     type: ChargerType = Field(ChargerType.PUBLIC, description="Sets session defaults.")
     phases: Literal[1, 3] = Field(3, description="Connected phases.")
@@ -253,6 +249,16 @@ class Planning(_Section):
     solver_time_limit_s: float = Field(60.0, gt=0, description="Solver time budget [s].")
     fallback: Literal["fair_share"] = Field(
         "fair_share", description="Plan dispatched when the solve fails or overruns."
+    )
+    dispatch_interval_s: float = Field(
+        60.0, gt=0, le=600, description="How often setpoints are re-sent to chargers [s]."
+    )
+    zone_meter_stale_after_s: float = Field(
+        120.0, gt=0, description="A zone meter silent this long means the zone is at its limit [s]."
+    )
+    sessions: SessionDefaults = Field(
+        default_factory=SessionDefaults,
+        description="Energy need and departure assumed when a charger does not report them.",
     )
 
 

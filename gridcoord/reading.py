@@ -19,6 +19,14 @@ class AssetKind(StrEnum):
     CHARGER = "charger"
 
 
+class ChargerType(StrEnum):
+    """Where a charger is; sets the session defaults (energy need, departure)."""
+
+    HOME = "home"
+    WORKPLACE = "workplace"
+    PUBLIC = "public"
+
+
 @dataclass(frozen=True, slots=True)
 class Reading:
     """One accepted observation of one asset at one instant.
