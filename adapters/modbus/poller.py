@@ -13,6 +13,7 @@ never 0 W: no reading is invented for it.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import math
 import time
@@ -106,6 +107,7 @@ class ModbusPoller:
         self.polls = 0
         # Duration of recent sweeps (one pass of a connection over its due devices) [s].
         self.sweep_seconds: deque[float] = deque(maxlen=10_000)
+        self._loop: asyncio.AbstractEventLoop | None = None
         base = Path(map_dir) if map_dir else None
         by_gateway: dict[tuple[str, int], list[_Device]] = {}
         for asset in assets:
@@ -170,8 +172,32 @@ class ModbusPoller:
         """How often the poller re-writes a charger's setpoint: a third of its timeout [s]."""
         return self._failsafe_timeout_s(self._charger(asset_id)) / 3.0
 
+    @property
+    def charger_ids(self) -> list[str]:
+        """Ids of the Modbus chargers this poller controls."""
+        return [i for i, d in self._devices.items() if d.register_map.charger is not None]
+
+    def submit_charger_power(
+        self, asset_id: str, power_w: float, *, valid_until: datetime | None = None
+    ) -> concurrent.futures.Future[SetpointResult]:
+        """`set_charger_power` from another thread (e.g. a scheduler's): a future of its result.
+
+        Raises
+        ------
+        RuntimeError : the poller is not running.
+        KeyError : not a Modbus charger of this poller.
+        """
+        self._charger(asset_id)
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            raise RuntimeError("the Modbus poller is not running")
+        return asyncio.run_coroutine_threadsafe(
+            self.set_charger_power(asset_id, power_w, valid_until=valid_until), loop
+        )
+
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until `stop` is set, then close every connection."""
+        self._loop = asyncio.get_running_loop()
         tasks = [
             asyncio.create_task(self._serve(gateway, stop), name=f"modbus {host}:{port}")
             for (host, port), gateway in self._gateways.items()

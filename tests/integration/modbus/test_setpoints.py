@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -209,3 +210,21 @@ def test_charger_refusing_its_failsafe_settings_is_still_polled(
     run(scenario())
     assert any("cannot set fail-safe timeout" in r.getMessage() for r in caplog.records)
     assert collected.readings
+
+
+def test_setpoint_from_another_thread() -> None:
+    sim = ChargerSimulator(load_map("generic-charger"), 1)
+    port = free_port()
+    asset = _charger("generic-charger", port)
+
+    async def scenario() -> None:
+        async with serving(SimulatedServer("127.0.0.1", port, [sim])), polling([asset]) as poller:  # type: ignore[list-item]
+            assert poller.charger_ids == ["charger-1"]
+            await until(lambda: poller.available("charger-1"), what="first poll")
+            # A scheduler thread hands the setpoint over and waits for the result.
+            future = await asyncio.to_thread(poller.submit_charger_power, "charger-1", 8280.0)
+            result = await asyncio.wrap_future(future)
+            assert result.ok and result.current_a == 12.0
+            assert sim.setpoint_a == 12.0
+
+    run(scenario())
