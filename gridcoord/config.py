@@ -243,6 +243,9 @@ class Asset(_Section):
 
 
 class Planning(_Section):
+    enabled: bool = Field(
+        True, description="Run planning and dispatch here (false: an ingest-only instance)."
+    )
     interval_min: int = Field(15, ge=1, le=60, description="Planning period, quarter-hour aligned.")
     horizon_h: float = Field(24.0, gt=0, le=72, description="Planning horizon [h].")
     slot_minutes: int = Field(15, ge=1, le=60, description="Length of a schedule slot [min].")
