@@ -41,7 +41,11 @@ from tests.fixtures.ports import free_port, wait_for_port  # noqa: E402
 
 
 def city_yaml(devices: int, gateways: int, interval: float) -> tuple[str, list[int]]:
-    ports = [free_port() for _ in range(gateways)]
+    ports: list[int] = []
+    while len(ports) < gateways:  # free_port() may hand out the same free port twice
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
     lines = ["assets:"]
     for i in range(devices):
         port, unit = ports[i % gateways], i // gateways + 1

@@ -110,10 +110,18 @@ class ModbusPoller:
         self._loop: asyncio.AbstractEventLoop | None = None
         base = Path(map_dir) if map_dir else None
         by_gateway: dict[tuple[str, int], list[_Device]] = {}
+        owners: dict[tuple[str, int, int], str] = {}
         for asset in assets:
             source = asset.modbus
             if source is None:
                 continue
+            key = (source.host, source.port, source.unit_id)
+            if key in owners:
+                raise ValueError(
+                    f"assets {owners[key]!r} and {asset.id!r} are both unit {source.unit_id} "
+                    f"at {source.host}:{source.port}"
+                )
+            owners[key] = asset.id
             register_map = load_map(source.register_map, base_dir=base)
             if asset.kind not in register_map.kinds:
                 kinds = ", ".join(k.value for k in register_map.kinds)

@@ -133,3 +133,23 @@ def test_simulate_refuses_a_bad_config(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "no such built-in map" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_simulate_refuses_two_assets_on_one_unit(tmp_path: Path) -> None:
+    config = tmp_path / "twice.yaml"
+    config.write_text(
+        "assets:\n"
+        "  - {id: pv-1, kind: pv, rated_kw: 3, modbus: {host: 127.0.0.1, port: 1502,"
+        " unit_id: 3, register_map: sunspec}}\n"
+        "  - {id: pv-2, kind: pv, rated_kw: 3, modbus: {host: 127.0.0.1, port: 1502,"
+        " unit_id: 3, register_map: sunspec}}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "gridcoord", "simulate", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "assets 'pv-1' and 'pv-2' are both unit 3 at 127.0.0.1:1502" in result.stderr
+    assert "Traceback" not in result.stderr
