@@ -7,10 +7,12 @@ configured by the environment variables of DESIGN 3.6.
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -40,48 +42,65 @@ assets:
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
 
 
-@pytest.fixture
-def city(tmp_path: Path) -> Path:
-    path = tmp_path / "city.yaml"
-    path.write_text(CITY, encoding="utf-8")
-    return path
+@dataclass
+class Rig:
+    """One test's world: a broker, an InfluxDB 1.6 database, and the gridcoord processes."""
+
+    tmp: Path
+    broker: LocalBroker
+    influx: InfluxdServer
+    database: str
+    config: Path
+    started: list[GridcoordProcess] = field(default_factory=list)
+
+    def env(self) -> dict[str, str]:
+        return {
+            "GRIDCOORD_MQTT__HOST": "127.0.0.1",
+            "GRIDCOORD_MQTT__PORT": str(self.broker.port),
+            "GRIDCOORD_STORAGE__FLUSH_INTERVAL_S": "0.2",
+            "GRIDCOORD_STORAGE__KIND": "influxdb",
+            "GRIDCOORD_INFLUXDB__API": "v1",
+            "GRIDCOORD_INFLUXDB__URL": self.influx.url,
+            "GRIDCOORD_INFLUXDB__DATABASE": self.database,
+            "GRIDCOORD_INFLUXDB__TIMEOUT_S": "2",
+            "GRIDCOORD_PLANNING__ENABLED": "false",
+        }
+
+    def start(self, name: str = "gc", **env: str) -> GridcoordProcess:
+        """Start `gridcoord run` (work dir and spool under `name`) and wait until connected."""
+        workdir = self.tmp / name
+        settings = {**self.env(), "GRIDCOORD_STORAGE__SPOOL_DIR": str(workdir / "spool"), **env}
+        proc = GridcoordProcess(self.config, settings, workdir)
+        self.started.append(proc.start())
+        proc.wait_connected()
+        return proc
+
+    def publish_all(self, start: int, count: int) -> int:
+        return publish_all(self.broker, start, count)
+
+    def stored(self) -> int:
+        """Stored power readings; 0 until the store has created the database."""
+        try:
+            return self.influx.count("telemetry", "power_w", self.database)
+        except AssertionError as exc:
+            if "database not found" in str(exc):
+                return 0
+            raise
+
+    def wait_stored(self, expected: int, *, timeout: float = 60.0) -> int:
+        return eventually(self.stored, expected, timeout=timeout)
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Iterator[list[GridcoordProcess]]:
-    started: list[GridcoordProcess] = []
-    yield started
-    for proc in started:
+def rig(
+    tmp_path: Path, mosquitto: LocalBroker, influxd_server: InfluxdServer, influx_database: str
+) -> Iterator[Rig]:
+    city = tmp_path / "city.yaml"
+    city.write_text(CITY, encoding="utf-8")
+    world = Rig(tmp_path, mosquitto, influxd_server, influx_database, city)
+    yield world
+    for proc in world.started:
         proc.kill()
-
-
-def start_gridcoord(
-    started: list[GridcoordProcess],
-    city: Path,
-    broker: LocalBroker,
-    workdir: Path,
-    **env: str,
-) -> GridcoordProcess:
-    base = {
-        "GRIDCOORD_MQTT__HOST": "127.0.0.1",
-        "GRIDCOORD_MQTT__PORT": str(broker.port),
-        "GRIDCOORD_STORAGE__SPOOL_DIR": str(workdir / "spool"),
-        "GRIDCOORD_STORAGE__FLUSH_INTERVAL_S": "0.2",
-    }
-    proc = GridcoordProcess(city, {**base, **env}, workdir)
-    started.append(proc.start())
-    proc.wait_connected()
-    return proc
-
-
-def influx_v1_env(server: InfluxdServer, database: str) -> dict[str, str]:
-    return {
-        "GRIDCOORD_STORAGE__KIND": "influxdb",
-        "GRIDCOORD_INFLUXDB__API": "v1",
-        "GRIDCOORD_INFLUXDB__URL": server.url,
-        "GRIDCOORD_INFLUXDB__DATABASE": database,
-        "GRIDCOORD_INFLUXDB__TIMEOUT_S": "2",
-    }
 
 
 def payloads(asset_index: int, start: int, count: int) -> list[str]:
@@ -89,9 +108,8 @@ def payloads(asset_index: int, start: int, count: int) -> list[str]:
     lines = []
     for i in range(start, start + count):
         ts = T0 + timedelta(seconds=i)
-        lines.append(
-            json.dumps({"power_w": 100.0 + (i % 50) * 10 + asset_index, "ts": ts.isoformat()})
-        )
+        power = 100.0 + (i % 50) * 10 + asset_index
+        lines.append(json.dumps({"power_w": power, "ts": ts.isoformat()}))
     return lines
 
 
@@ -123,20 +141,6 @@ def publish_all(broker: LocalBroker, start: int, count: int) -> int:
     return count * len(ASSETS)
 
 
-def stored_counter(server: InfluxdServer, database: str) -> Callable[[], int]:
-    """Count stored power readings; 0 until the store has created the database."""
-
-    def count() -> int:
-        try:
-            return server.count("telemetry", "power_w", database)
-        except AssertionError as exc:
-            if "database not found" in str(exc):
-                return 0
-            raise
-
-    return count
-
-
 def eventually(check: Callable[[], int], expected: int, *, timeout: float = 60.0) -> int:
     """Poll a store count until it reaches `expected` (stores offer no event to await)."""
     deadline = time.monotonic() + timeout
@@ -147,36 +151,18 @@ def eventually(check: Callable[[], int], expected: int, *, timeout: float = 60.0
         time.sleep(0.2)
 
 
-def test_mosquitto_pub_reading_lands_in_influxdb_v1(
-    tmp_path: Path,
-    city: Path,
-    mosquitto: LocalBroker,
-    influxd_server: InfluxdServer,
-    influx_database: str,
-    services: list[GridcoordProcess],
-) -> None:
-    proc = start_gridcoord(
-        services, city, mosquitto, tmp_path / "gc", **influx_v1_env(influxd_server, influx_database)
-    )
-    ts = T0.isoformat()
-    mosquitto_pub(
-        mosquitto,
-        "gridcoord/telemetry/charger-001",
-        [
-            json.dumps(
-                {
-                    "power_w": 7400,
-                    "connected": True,
-                    "session_energy_wh": 1500,
-                    "ts": ts,
-                    "vehicle_id": "WVW-secret",
-                }
-            )
-        ],
-    )
-    count = stored_counter(influxd_server, influx_database)
-    assert eventually(count, 1) == 1
-    rows = influxd_server.rows('SELECT * FROM "telemetry"', influx_database)
+def test_mosquitto_pub_reading_lands_in_influxdb_v1(rig: Rig) -> None:
+    proc = rig.start()
+    reading = {
+        "power_w": 7400,
+        "connected": True,
+        "session_energy_wh": 1500,
+        "ts": T0.isoformat(),
+        "vehicle_id": "WVW-secret",
+    }
+    mosquitto_pub(rig.broker, "gridcoord/telemetry/charger-001", [json.dumps(reading)])
+    assert rig.wait_stored(1) == 1
+    rows = rig.influx.rows('SELECT * FROM "telemetry"', rig.database)
     assert len(rows) == 1
     row = rows[0]
     assert row["asset_id"] == "charger-001" and row["kind"] == "charger" and row["zone"] == "lt-01"
@@ -189,25 +175,16 @@ def test_mosquitto_pub_reading_lands_in_influxdb_v1(
 
 
 def test_v2_write_path_through_influxdb_client_into_victoriametrics(
-    tmp_path: Path,
-    city: Path,
-    mosquitto: LocalBroker,
-    victoria_server: VictoriaMetricsServer,
-    services: list[GridcoordProcess],
+    rig: Rig, victoria_server: VictoriaMetricsServer
 ) -> None:
-    proc = start_gridcoord(
-        services,
-        city,
-        mosquitto,
-        tmp_path / "gc",
-        GRIDCOORD_STORAGE__KIND="influxdb",
+    proc = rig.start(
         GRIDCOORD_INFLUXDB__API="v2",
         GRIDCOORD_INFLUXDB__URL=victoria_server.url,
         GRIDCOORD_INFLUXDB__TOKEN="test-token-not-logged",
         GRIDCOORD_INFLUXDB__BUCKET="gridcoord",
         GRIDCOORD_INFLUXDB__ORG="stadtwerk",
     )
-    mosquitto_pub(mosquitto, "gridcoord/telemetry/pv-0003", payloads(3, 0, 25))
+    mosquitto_pub(rig.broker, "gridcoord/telemetry/pv-0003", payloads(3, 0, 25))
     series = victoria_server.wait_for_samples(
         '{__name__="telemetry_power_w",asset_id="pv-0003"}', 25
     )
@@ -218,127 +195,64 @@ def test_v2_write_path_through_influxdb_client_into_victoriametrics(
 
 
 def test_store_outage_mid_stream_loses_nothing(
-    tmp_path: Path,
-    city: Path,
-    mosquitto: LocalBroker,
-    influxd_factory: Callable[[], InfluxdServer],
-    services: list[GridcoordProcess],
+    rig: Rig, influxd_factory: Callable[[], InfluxdServer]
 ) -> None:
-    influx = influxd_factory()
-    proc = start_gridcoord(
-        services, city, mosquitto, tmp_path / "gc", **influx_v1_env(influx, "city")
-    )
-    count = stored_counter(influx, "city")
-    sent = publish_all(mosquitto, 0, 200)
-    assert eventually(count, sent) == sent
-    influx.stop()
-    sent += publish_all(mosquitto, 200, 300)
+    rig.influx = influxd_factory()  # a private server this test may stop
+    proc = rig.start()
+    sent = rig.publish_all(0, 200)
+    assert rig.wait_stored(sent) == sent
+    rig.influx.stop()
+    sent += rig.publish_all(200, 300)
     proc.wait_for_log(r"store unavailable")
-    influx.start()
-    sent += publish_all(mosquitto, 500, 200)
-    assert eventually(count, sent, timeout=90) == sent
+    rig.influx.start()
+    sent += rig.publish_all(500, 200)
+    assert rig.wait_stored(sent, timeout=90) == sent
     assert proc.terminate() == 0
     assert "spool replayed" in proc.output
 
 
-def test_broker_restart_loses_no_qos1_reading(
-    tmp_path: Path,
-    city: Path,
-    mosquitto: LocalBroker,
-    influxd_server: InfluxdServer,
-    influx_database: str,
-    services: list[GridcoordProcess],
-) -> None:
-    proc = start_gridcoord(
-        services,
-        city,
-        mosquitto,
-        tmp_path / "gc",
-        GRIDCOORD_STORAGE__FLUSH_INTERVAL_S="2",
-        **{
-            k: v
-            for k, v in influx_v1_env(influxd_server, influx_database).items()
-            if k != "GRIDCOORD_STORAGE__FLUSH_INTERVAL_S"
-        },
-    )
-    sent = publish_all(mosquitto, 0, 300)
-    # Restart while gridcoord still holds unacknowledged messages (acks follow the 2 s flush).
-    mosquitto.stop()
-    mosquitto.start()
+def test_broker_restart_loses_no_qos1_reading(rig: Rig) -> None:
+    # Acks follow the 2 s flush, so gridcoord still holds unacknowledged messages at the restart.
+    proc = rig.start(GRIDCOORD_STORAGE__FLUSH_INTERVAL_S="2")
+    sent = rig.publish_all(0, 300)
+    rig.broker.stop()
+    rig.broker.start()
     mark = len(proc.lines)
     proc.wait_for_log(r"connected to broker .*session resumed", after=mark)
-    sent += publish_all(mosquitto, 300, 100)
-    count = stored_counter(influxd_server, influx_database)
-    assert eventually(count, sent) == sent
+    sent += rig.publish_all(300, 100)
+    assert rig.wait_stored(sent) == sent
     assert proc.terminate() == 0
 
 
-def test_readings_published_while_gridcoord_is_down_are_delivered(
-    tmp_path: Path,
-    city: Path,
-    mosquitto: LocalBroker,
-    influxd_server: InfluxdServer,
-    influx_database: str,
-    services: list[GridcoordProcess],
-) -> None:
-    env = influx_v1_env(influxd_server, influx_database)
-    first = start_gridcoord(services, city, mosquitto, tmp_path / "gc", **env)
-    sent = publish_all(mosquitto, 0, 100)
+def test_readings_published_while_gridcoord_is_down_are_delivered(rig: Rig) -> None:
+    first = rig.start()
+    sent = rig.publish_all(0, 100)
     assert first.terminate() == 0
-    sent += publish_all(mosquitto, 100, 150)  # nobody connected: the broker queues them
-    second = start_gridcoord(services, city, mosquitto, tmp_path / "gc", **env)
-    count = stored_counter(influxd_server, influx_database)
-    assert eventually(count, sent) == sent
+    sent += rig.publish_all(100, 150)  # nobody connected: the broker queues them
+    second = rig.start()
+    assert rig.wait_stored(sent) == sent
     assert second.terminate() == 0
 
 
-def test_sigterm_drains_buffers_and_exits_zero(
-    tmp_path: Path,
-    city: Path,
-    mosquitto: LocalBroker,
-    influxd_server: InfluxdServer,
-    influx_database: str,
-    services: list[GridcoordProcess],
-) -> None:
-    env = influx_v1_env(influxd_server, influx_database)
-    proc = start_gridcoord(
-        services, city, mosquitto, tmp_path / "gc", **env, GRIDCOORD_STORAGE__FLUSH_INTERVAL_S="30"
-    )
-    sent = publish_all(mosquitto, 0, 50)
-    proc.wait_for_log(r"ingesting")
+def test_sigterm_drains_buffers_and_exits_zero(rig: Rig) -> None:
+    proc = rig.start(GRIDCOORD_STORAGE__FLUSH_INTERVAL_S="30")
+    sent = rig.publish_all(0, 50)
     assert proc.terminate() == 0
     drained = proc.wait_for_log(r"ingest drained: \{'accepted': (\d+), 'written': (\d+)")
     accepted, written = int(drained.group(1)), int(drained.group(2))
     assert written == accepted
     # Whatever was accepted is stored; the rest is still queued in the broker for the next start.
-    assert stored_counter(influxd_server, influx_database)() == accepted
-    again = start_gridcoord(services, city, mosquitto, tmp_path / "gc", **env)
-    count = stored_counter(influxd_server, influx_database)
-    assert eventually(count, sent) == sent
+    assert rig.stored() == accepted
+    again = rig.start()
+    assert rig.wait_stored(sent) == sent
     assert again.terminate() == 0
 
 
-def test_two_instances_share_the_telemetry_and_store_each_reading_once(
-    tmp_path: Path,
-    city: Path,
-    mosquitto: LocalBroker,
-    influxd_server: InfluxdServer,
-    influx_database: str,
-    services: list[GridcoordProcess],
-) -> None:
-    env = {
-        **influx_v1_env(influxd_server, influx_database),
-        "GRIDCOORD_MQTT__SHARED_GROUP": "ingest",
-    }
-    one = start_gridcoord(
-        services, city, mosquitto, tmp_path / "a", **env, GRIDCOORD_MQTT__CLIENT_ID="gridcoord-a"
-    )
-    two = start_gridcoord(
-        services, city, mosquitto, tmp_path / "b", **env, GRIDCOORD_MQTT__CLIENT_ID="gridcoord-b"
-    )
-    sent = publish_all(mosquitto, 0, 200)
-    count = stored_counter(influxd_server, influx_database)
-    assert eventually(count, sent) == sent
+def test_two_instances_share_the_telemetry_and_store_each_reading_once(rig: Rig) -> None:
+    one = rig.start("a", GRIDCOORD_MQTT__SHARED_GROUP="ingest", GRIDCOORD_MQTT__CLIENT_ID="gc-a")
+    two = rig.start("b", GRIDCOORD_MQTT__SHARED_GROUP="ingest", GRIDCOORD_MQTT__CLIENT_ID="gc-b")
+    sent = rig.publish_all(0, 200)
+    assert rig.wait_stored(sent) == sent
     accepted = []
     for proc in (one, two):
         assert proc.terminate() == 0
@@ -365,22 +279,8 @@ HOSTILE: list[tuple[str, bytes, str]] = [
 ]
 
 
-def test_hostile_payloads_are_rejected_with_reasons_and_valid_ones_keep_flowing(
-    tmp_path: Path,
-    city: Path,
-    mosquitto: LocalBroker,
-    influxd_server: InfluxdServer,
-    influx_database: str,
-    services: list[GridcoordProcess],
-) -> None:
-    proc = start_gridcoord(
-        services,
-        city,
-        mosquitto,
-        tmp_path / "gc",
-        **influx_v1_env(influxd_server, influx_database),
-        GRIDCOORD_MQTT__REJECTED_PER_S="1000",
-    )
+def test_hostile_payloads_are_rejected_with_reasons_and_valid_ones_keep_flowing(rig: Rig) -> None:
+    proc = rig.start(GRIDCOORD_MQTT__REJECTED_PER_S="1000")
     notices: list[tuple[str, dict[str, str]]] = []
     got_all = threading.Event()
     observer = paho.Client(CallbackAPIVersion.VERSION2, client_id="observer")
@@ -391,14 +291,14 @@ def test_hostile_payloads_are_rejected_with_reasons_and_valid_ones_keep_flowing(
             got_all.set()
 
     observer.on_message = on_message
-    observer.connect("127.0.0.1", mosquitto.port)
+    observer.connect("127.0.0.1", rig.broker.port)
     observer.subscribe("gridcoord/rejected/#", qos=1)
     observer.loop_start()
     try:
-        sent = publish_all(mosquitto, 0, 20)
+        sent = rig.publish_all(0, 20)
         for topic, payload, _ in HOSTILE:
             observer.publish(topic, payload, qos=1).wait_for_publish(10)
-        sent += publish_all(mosquitto, 20, 20)
+        sent += rig.publish_all(20, 20)
         assert got_all.wait(30), notices
     finally:
         observer.loop_stop()
@@ -407,84 +307,42 @@ def test_hostile_payloads_are_rejected_with_reasons_and_valid_ones_keep_flowing(
     assert reasons == sorted(reason for *_, reason in HOSTILE)
     topics = {t for t, _ in notices}
     assert "gridcoord/rejected/pv-0001" in topics and "gridcoord/rejected/nobody-here" in topics
-    count = stored_counter(influxd_server, influx_database)
-    assert eventually(count, sent) == sent
+    assert rig.wait_stored(sent) == sent
     assert proc.process is not None and proc.process.poll() is None  # still running
     assert proc.terminate() == 0
 
 
-def test_crash_before_the_store_write_loses_nothing(
-    tmp_path: Path,
-    city: Path,
-    mosquitto: LocalBroker,
-    influxd_server: InfluxdServer,
-    influx_database: str,
-    services: list[GridcoordProcess],
-) -> None:
-    env = influx_v1_env(influxd_server, influx_database)
+def test_crash_before_the_store_write_loses_nothing(rig: Rig) -> None:
     # A long flush interval keeps received readings in memory, unacknowledged, when we kill it.
-    victim = start_gridcoord(
-        services, city, mosquitto, tmp_path / "gc", **env, GRIDCOORD_STORAGE__FLUSH_INTERVAL_S="60"
-    )
-    sent = publish_all(mosquitto, 0, 100)
+    victim = rig.start(GRIDCOORD_STORAGE__FLUSH_INTERVAL_S="60")
+    sent = rig.publish_all(0, 100)
     victim.kill()
-    count = stored_counter(influxd_server, influx_database)
-    assert count() == 0
-    survivor = start_gridcoord(services, city, mosquitto, tmp_path / "gc", **env)
-    assert eventually(count, sent) == sent
+    assert rig.stored() == 0
+    survivor = rig.start()
+    assert rig.wait_stored(sent) == sent
     assert survivor.terminate() == 0
 
 
-def test_messages_queued_for_gridcoord_survive_a_broker_restart(
-    tmp_path: Path,
-    city: Path,
-    mosquitto: LocalBroker,
-    influxd_server: InfluxdServer,
-    influx_database: str,
-    services: list[GridcoordProcess],
-) -> None:
-    env = influx_v1_env(influxd_server, influx_database)
-    first = start_gridcoord(services, city, mosquitto, tmp_path / "gc", **env)
+def test_messages_queued_for_gridcoord_survive_a_broker_restart(rig: Rig) -> None:
+    first = rig.start()
     assert first.terminate() == 0
-    sent = publish_all(mosquitto, 0, 100)  # queued in the broker for our persistent session
-    mosquitto.stop()
-    mosquitto.start()
-    second = start_gridcoord(services, city, mosquitto, tmp_path / "gc", **env)
-    count = stored_counter(influxd_server, influx_database)
-    assert eventually(count, sent) == sent
+    sent = rig.publish_all(0, 100)  # queued in the broker for our persistent session
+    rig.broker.stop()
+    rig.broker.start()
+    second = rig.start()
+    assert rig.wait_stored(sent) == sent
     assert second.terminate() == 0
 
 
-def test_example_city_run_by_environment_stores_what_mosquitto_pub_sends(
-    tmp_path: Path,
-    mosquitto: LocalBroker,
-    influxd_server: InfluxdServer,
-    influx_database: str,
-    services: list[GridcoordProcess],
-) -> None:
-    example = Path(__file__).resolve().parents[2] / "config" / "wolfsburg.yaml"
-    proc = start_gridcoord(
-        services,
-        example,
-        mosquitto,
-        tmp_path / "gc",
-        **influx_v1_env(influxd_server, influx_database),
-    )
-    mosquitto_pub(mosquitto, "gridcoord/telemetry/meter-0412", [json.dumps({"power_w": 812.5})])
-    mosquitto_pub(  # a device with its own topic and JSON, mapped in the config
-        mosquitto,
-        "vendor/solarpark-2/state",
-        [
-            json.dumps(
-                {"ac": {"p_kw": 1520.25}, "totals": {"e_kwh": 981234}, "time": T0.isoformat()}
-            )
-        ],
-    )
-    count = stored_counter(influxd_server, influx_database)
-    assert eventually(count, 2) == 2
-    rows = {
-        r["asset_id"]: r for r in influxd_server.rows('SELECT * FROM "telemetry"', influx_database)
-    }
+def test_example_city_run_by_environment_stores_what_mosquitto_pub_sends(rig: Rig) -> None:
+    rig.config = Path(__file__).resolve().parents[2] / "config" / "wolfsburg.yaml"
+    proc = rig.start()
+    mosquitto_pub(rig.broker, "gridcoord/telemetry/meter-0412", [json.dumps({"power_w": 812.5})])
+    vendor = {"ac": {"p_kw": 1520.25}, "totals": {"e_kwh": 981234}, "time": T0.isoformat()}
+    # A device with its own topic and JSON, mapped in the config.
+    mosquitto_pub(rig.broker, "vendor/solarpark-2/state", [json.dumps(vendor)])
+    assert rig.wait_stored(2) == 2
+    rows = {r["asset_id"]: r for r in rig.influx.rows('SELECT * FROM "telemetry"', rig.database)}
     assert rows["meter-0412"]["power_w"] == 812.5 and rows["meter-0412"]["kind"] == "meter"
     assert rows["pv-park-02"]["power_w"] == 1_520_250.0
     assert rows["pv-park-02"]["energy_wh"] == 981_234_000.0
@@ -492,17 +350,8 @@ def test_example_city_run_by_environment_stores_what_mosquitto_pub_sends(
     assert proc.terminate() == 0
 
 
-def test_random_payload_storm_crashes_nothing(
-    tmp_path: Path,
-    city: Path,
-    mosquitto: LocalBroker,
-    influxd_server: InfluxdServer,
-    influx_database: str,
-    services: list[GridcoordProcess],
-) -> None:
+def test_random_payload_storm_crashes_nothing(rig: Rig) -> None:
     """5,000 seeded random payloads (bytes, broken and valid-looking JSON) among valid ones."""
-    import random
-
     rng = random.Random(20261124)
     fragments = [
         '{"power_w":',
@@ -530,21 +379,19 @@ def test_random_payload_storm_crashes_nothing(
         return "".join(rng.choice(fragments) for _ in range(rng.randrange(1, 12)))
 
     storm = [junk().replace("\n", " ") for _ in range(5000)]
-    proc = start_gridcoord(
-        services, city, mosquitto, tmp_path / "gc", **influx_v1_env(influxd_server, influx_database)
-    )
-    sent = publish_all(mosquitto, 0, 50)
-    mosquitto_pub(mosquitto, "gridcoord/telemetry/charger-001", storm)
-    sent += publish_all(mosquitto, 50, 50)
+    proc = rig.start()
+    sent = rig.publish_all(0, 50)
+    mosquitto_pub(rig.broker, "gridcoord/telemetry/charger-001", storm)
+    sent += rig.publish_all(50, 50)
 
-    def count() -> int:  # the valid stream only; a random payload may happen to be valid
-        series = influxd_server.query(
+    def valid_stream() -> int:  # a random payload may happen to be valid: count the others
+        series = rig.influx.query(
             """SELECT count("power_w") FROM "telemetry" WHERE "asset_id" != 'charger-001'""",
-            influx_database,
+            rig.database,
         )
         return int(series[0]["values"][0][1]) if series else 0
 
-    assert eventually(count, sent) == sent
+    assert eventually(valid_stream, sent) == sent
     assert proc.process is not None and proc.process.poll() is None
     assert proc.terminate() == 0
     assert "Traceback" not in proc.output
