@@ -40,6 +40,7 @@ def city_problem(
     feeders: int = 400,
     slots: int = 96,
     seed: int = 1,
+    substation_kw: float = 70_000.0,
 ) -> dict[str, Any]:
     """A generated city (problem JSON as a dict): one substation, `feeders` feeders below it."""
     rng = np.random.default_rng(seed)
@@ -50,7 +51,7 @@ def city_problem(
     base = 20_000.0 + 8_000.0 * np.exp(-(((hour - 19.0) / 3.0) ** 2))
     weight = 0.25 + 0.1 * np.exp(-(((hour - 19.0) / 3.0) ** 2)) - 0.08 * (pv / pv.max())
     # Substation EV headroom: what its transformer has left over the base load.
-    substation = np.clip(48_000.0 - base, 5_000.0, None)
+    substation = np.clip(substation_kw - base, 5_000.0, None)
     zones: list[dict[str, Any]] = [
         {"id": "substation", "capacity_kw": substation.round(1).tolist()}
     ]
@@ -102,14 +103,25 @@ def city_problem(
     }
 
 
-def run_variant(variant: str, sessions: int, seed: int, time_limit_s: float) -> dict[str, Any]:
+def run_variant(
+    variant: str,
+    sessions: int,
+    seed: int,
+    time_limit_s: float,
+    substation_kw: float,
+    highs_solver: str,
+) -> dict[str, Any]:
     """Time one variant on one instance in this process; returns its figures."""
     from optimizer.compiled import compile_problem
     from optimizer.highs_direct import solve_layout
     from optimizer.layout import build_layout
     from optimizer.lp import build_model, solve_model
 
-    problem = Problem.model_validate(city_problem(sessions, seed=seed))
+    data = city_problem(sessions, seed=seed, substation_kw=substation_kw)
+    if variant == "end2end":
+        return _end_to_end(data, sessions, time_limit_s)
+    problem = Problem.model_validate(data)
+    options = {"solver": highs_solver}
     t0 = time.perf_counter()
     compiled = compile_problem(problem)
     layout = build_layout(compiled)
@@ -118,7 +130,7 @@ def run_variant(variant: str, sessions: int, seed: int, time_limit_s: float) -> 
     if variant == "pulp":
         model = build_model(compiled, layout)
         t2 = time.perf_counter()
-        result = solve_model(model, time_limit_s)
+        result = solve_model(model, time_limit_s, options)
         # PuLP's solve() both hands the model to highspy and reads values back: split it.
         t3 = time.perf_counter()
         power = (
@@ -132,7 +144,7 @@ def run_variant(variant: str, sessions: int, seed: int, time_limit_s: float) -> 
         figures["extract_s"] = t4 - t3
     else:
         t2 = time.perf_counter()
-        result = solve_layout(layout, time_limit_s)
+        result = solve_layout(layout, time_limit_s, options)
         t3 = time.perf_counter()
         power = (
             layout.power_from_columns(result.values, compiled)
@@ -158,21 +170,64 @@ def run_variant(variant: str, sessions: int, seed: int, time_limit_s: float) -> 
     return figures
 
 
+def _end_to_end(data: dict[str, Any], sessions: int, time_limit_s: float) -> dict[str, Any]:
+    """`gridcoord optimize` without the file: validate, `optimizer.solve`, serialise."""
+    from optimizer import solve
+
+    t0 = time.perf_counter()
+    problem = Problem.model_validate(data)
+    t1 = time.perf_counter()
+    schedule = solve(problem, time_limit_s=time_limit_s)
+    t2 = time.perf_counter()
+    text = schedule.model_dump_json()
+    t3 = time.perf_counter()
+    return {
+        "variant": "end2end",
+        "sessions": sessions,
+        "build_s": t1 - t0,  # validation
+        "solve_s": t2 - t1,  # solve(): LP, baselines, explanation
+        "extract_s": t3 - t2,  # JSON
+        "status": schedule.status,
+        "columns": 0,
+        "rows": 0,
+        "unmet_kwh": schedule.unmet_kwh_total,
+        "import_cost": schedule.import_cost,
+        "json_mb": len(text) / 1e6,
+        "peak_mem_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    }
+
+
 def main() -> None:
     """Run every (size, variant) in its own process and print a Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, nargs="+", default=[1_000, 5_000, 20_000])
-    parser.add_argument("--variants", nargs="+", default=["pulp", "highs"])
+    parser.add_argument("--variants", nargs="+", default=["pulp", "highs", "end2end"])
     parser.add_argument("--time-limit", type=float, default=600.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--substation-kw",
+        type=float,
+        default=70_000.0,
+        help="substation rating [kW]; its EV headroom is this minus the base load (48000: "
+        "a substation that binds all day)",
+    )
+    parser.add_argument("--highs-solver", default="choose", help="HiGHS 'solver' option")
     parser.add_argument("--one", nargs=2, metavar=("VARIANT", "SESSIONS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        figures = run_variant(args.one[0], int(args.one[1]), args.seed, args.time_limit)
+        figures = run_variant(
+            args.one[0],
+            int(args.one[1]),
+            args.seed,
+            args.time_limit,
+            args.substation_kw,
+            args.highs_solver,
+        )
         print(json.dumps(figures))
         return
     print(
-        f"# {platform.node()} · {platform.processor() or platform.machine()} · "
+        f"# substation {args.substation_kw:.0f} kW · HiGHS solver {args.highs_solver} · "
+        f"{platform.node()} · {platform.processor() or platform.machine()} · "
         f"{os.cpu_count()} cores · load {os.getloadavg()[0]:.2f} · "
         f"{datetime.now(UTC).isoformat(timespec='minutes')}"
     )
@@ -194,6 +249,10 @@ def main() -> None:
                     str(args.seed),
                     "--time-limit",
                     str(args.time_limit),
+                    "--substation-kw",
+                    str(args.substation_kw),
+                    "--highs-solver",
+                    args.highs_solver,
                 ],
                 capture_output=True,
                 text=True,

@@ -5,13 +5,17 @@ Also a second route to the optimum when the PuLP layer is not needed (no extra c
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from optimizer.layout import Layout
 from optimizer.lp import LpResult, highs_options
 
 
-def solve_layout(layout: Layout, time_limit_s: float, threads: int | None = None) -> LpResult:
+def solve_layout(
+    layout: Layout, time_limit_s: float, extra_options: dict[str, Any] | None = None
+) -> LpResult:
     """Solve the LP of `layout` with highspy directly (column-wise matrix), within a time limit."""
     import highspy
 
@@ -31,7 +35,7 @@ def solve_layout(layout: Layout, time_limit_s: float, threads: int | None = None
     lp.a_matrix_.value_ = layout.entry_value[order]
     highs = highspy.Highs()  # type: ignore[no-untyped-call]
     highs.setOptionValue("output_flag", False)
-    for key, value in highs_options(time_limit_s, threads).items():
+    for key, value in (highs_options(time_limit_s) | (extra_options or {})).items():
         highs.setOptionValue(key, value)
     highs.passModel(lp)
     highs.run()

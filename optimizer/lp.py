@@ -15,6 +15,7 @@ import pulp
 
 from optimizer.compiled import Compiled, FloatArray
 from optimizer.layout import Layout, build_layout
+from optimizer.pulp_highs import ArrayHiGHS
 
 _ROW_NAME = {
     0: "zone_{ref}_{slot}",
@@ -123,12 +124,20 @@ def highs_options(time_limit_s: float, threads: int | None = None) -> dict[str, 
     return options
 
 
-def solve_model(model: ChargingModel, time_limit_s: float) -> LpResult:
-    """Solve `model` with PuLP's in-memory HiGHS interface, within `time_limit_s` [s]."""
+def solve_model(
+    model: ChargingModel, time_limit_s: float, extra_options: dict[str, Any] | None = None
+) -> LpResult:
+    """Solve `model` with HiGHS in memory through PuLP, within `time_limit_s` [s].
+
+    Uses `ArrayHiGHS`, PuLP's HiGHS interface with a vectorised model transfer. Columns of
+    constraints added to `model.problem` after `build_model` are solved too; the returned
+    values cover the layout's columns (power, flow, import) first. `extra_options` are further
+    HiGHS options (the benchmark uses them to compare solvers).
+    """
     import highspy
 
-    options = highs_options(time_limit_s)
-    solver = pulp.HiGHS(msg=False, mip=False, timeLimit=options.pop("time_limit"), **options)
+    options = highs_options(time_limit_s) | (extra_options or {})
+    solver = ArrayHiGHS(model.variables, msg=False, timeLimit=options.pop("time_limit"), **options)
     try:
         model.problem.solve(solver)
     except pulp.PulpSolverError as exc:
@@ -142,9 +151,6 @@ def solve_model(model: ChargingModel, time_limit_s: float) -> LpResult:
         kind = "time_limit"
     else:
         return LpResult("failed", None, detail)
-    values = np.fromiter(
-        (0.0 if v.varValue is None else v.varValue for v in model.variables),
-        dtype=np.float64,
-        count=len(model.variables),
-    )
-    return LpResult(kind, values, detail)
+    if solver.column_values is None:
+        return LpResult("failed", None, f"{detail}: no solution values")
+    return LpResult(kind, solver.column_values[: len(model.variables)], detail)
