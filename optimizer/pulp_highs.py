@@ -50,7 +50,7 @@ class ArrayHiGHS(pulp.HiGHS):  # type: ignore[misc]
                 variables.append(var)
             return found
 
-        constraints = list(lp.constraints.values())
+        constraints = list(lp._constraints.values())  # as PuLP's own HiGHS interface reads them
         row_start = [0]
         cols: list[int] = []
         vals: list[float] = []
