@@ -19,8 +19,26 @@ def describe_problem_errors(exc: ValidationError, raw: Any) -> list[str]:
 
     Input values are not echoed back (an id is, because it is what the user must look for).
     """
+    errors = exc.errors(include_input=False, include_url=False)
+    # A series is "number or list of numbers": pydantic reports the branch that does not fit
+    # the input too ("should be a valid number" for a list). Keep the other branch's errors.
+    wrong = {"float_type", "float_parsing", "list_type"}
+    fitting: dict[tuple[int | str, ...], int] = {}  # errors of the branch that fits the input
+    for error in errors:
+        prefix = _union_prefix(error["loc"])
+        if prefix is not None:
+            fitting[prefix] = fitting.get(prefix, 0) + (error["type"] not in wrong)
     lines: list[str] = []
-    for error in exc.errors(include_input=False, include_url=False):
+    reported: set[tuple[int | str, ...]] = set()
+    for error in errors:
+        prefix = _union_prefix(error["loc"])
+        if prefix is not None and error["type"] in wrong:
+            if fitting[prefix] == 0 and prefix not in reported:
+                reported.add(prefix)
+                lines.append(
+                    f"{_where(list(prefix), raw)}: should be a number or a list of numbers"
+                )
+            continue
         loc = [part for part in error["loc"] if not _is_union_tag(part)]
         message = error["msg"].removeprefix("Value error, ")
         if not loc:
@@ -31,8 +49,15 @@ def describe_problem_errors(exc: ValidationError, raw: Any) -> list[str]:
 
 
 def _is_union_tag(part: int | str) -> bool:
-    # pydantic names the branch of a union in the location ("float", "list[...]").
-    return isinstance(part, str) and ("[" in part or part in {"float", "int", "str"})
+    # pydantic names the branch of a union in the location ("constrained-float", "list[...]").
+    return isinstance(part, str) and ("[" in part or "-" in part or part in {"float", "int"})
+
+
+def _union_prefix(loc: tuple[int | str, ...]) -> tuple[int | str, ...] | None:
+    for i, part in enumerate(loc):
+        if _is_union_tag(part):
+            return tuple(loc[:i])
+    return None
 
 
 def _where(loc: list[int | str], raw: Any) -> str:

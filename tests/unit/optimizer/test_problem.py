@@ -81,6 +81,10 @@ def test_valid_problem_is_accepted() -> None:
         ),
         (lambda d: d["chargers"][0].update(max_kw=0), "charger 'cp-1' (chargers[0]).max_kw"),
         (lambda d: d.update(import_weight=0), "import_weight"),
+        (
+            lambda d: d.update(import_weight="cheap"),
+            "import_weight: should be a number or a list of numbers",
+        ),
         (lambda d: d.update(base_load_kw=-1), "base_load_kw"),
         (lambda d: d.update(slots=0), "slots: Input should be greater than 0"),
         (lambda d: d["sessions"][0].update(energy_kwh=float("nan")), "energy_kwh"),
@@ -100,3 +104,10 @@ def test_every_problem_is_reported_at_once() -> None:
 
     lines = _refusal(two)
     assert len(lines) == 2
+
+
+def test_a_bad_series_element_is_reported_once_without_the_other_union_branch() -> None:
+    lines = _refusal(lambda d: d["zones"][1].update(capacity_kw=[1, -2, 1, 1]))
+    assert lines == [
+        "zone 'f1' (zones[1]).capacity_kw[1]: Input should be greater than or equal to 0"
+    ]
