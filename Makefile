@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 CONFIG ?= config/wolfsburg.yaml
 
-.PHONY: run test lint unit bench clean
+.PHONY: run demo test lint unit bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ $(BIN)/.installed: pyproject.toml
 run: $(BIN)/.installed
 	bash scripts/ensure-services.sh mosquitto
 	$(BIN)/gridcoord run --config $(CONFIG)
+
+## demo: set up, then one simulated day of the demo city, KPIs against uncontrolled charging
+## (needs no broker or database: mosquitto if installed, else an in-process broker)
+demo: $(BIN)/.installed
+	$(BIN)/gridcoord demo --hours 24 --speed 0
 
 ## test: set up (venv + Debian services when root), lint, type-check, run every test
 test: $(BIN)/.installed

@@ -1,0 +1,128 @@
+"""The demo's MQTT broker: a local `mosquitto` when installed, else amqtt in-process.
+
+Both listen on 127.0.0.1 on a free port. amqtt speaks MQTT 3.1.1 only, so the demo's clients
+use 3.1.1 with either broker (the service's own client uses MQTT 5 with mosquitto).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+from pathlib import Path
+from typing import Any, Protocol
+
+from gridcoord.local_broker import LocalBroker, find_mosquitto
+
+log = logging.getLogger(__name__)
+
+
+class DemoBroker(Protocol):
+    """A running broker the demo can stop."""
+
+    name: str
+    port: int
+
+    def stop(self) -> None:
+        """Stop the broker and wait for it."""
+        ...
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class MosquittoBroker:
+    """`LocalBroker` on a free port, with its data under ``data_dir``."""
+
+    name = "mosquitto"
+
+    def __init__(self, data_dir: Path) -> None:
+        self.port = free_port()
+        self._broker = LocalBroker(self.port, data_dir)
+        self._broker.start()
+
+    def stop(self) -> None:
+        self._broker.stop()
+
+
+class InProcessBroker:
+    """amqtt's broker on its own event loop in a daemon thread.
+
+    Raises:
+        RuntimeError: amqtt is not installed or did not start (with the reason).
+    """
+
+    name = "amqtt (in-process)"
+
+    def __init__(self, timeout_s: float = 10.0) -> None:
+        try:
+            from amqtt.broker import Broker
+        except ImportError as exc:  # a broken install: say what is missing
+            raise RuntimeError(f"no mosquitto on PATH and amqtt not importable: {exc}") from None
+        self.port = free_port()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        config: dict[str, Any] = {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+            },
+        }
+
+        def serve() -> None:
+            asyncio.set_event_loop(self._loop)
+            try:
+                self._broker = Broker(config, loop=self._loop)
+                self._loop.run_until_complete(self._broker.start())
+            except BaseException as exc:  # reported to the starting thread
+                self._error = exc
+                self._ready.set()
+                return
+            self._ready.set()
+            self._loop.run_forever()
+
+        # amqtt logs every client connect at INFO: quiet, the demo prints what matters.
+        logging.getLogger("amqtt").setLevel(logging.WARNING)
+        logging.getLogger("transitions").setLevel(logging.WARNING)
+        self._thread = threading.Thread(target=serve, name="demo-broker", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout_s) or self._error is not None:
+            raise RuntimeError(f"the in-process broker did not start: {self._error}")
+
+    def stop(self) -> None:
+        future = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop)
+        try:
+            future.result(10.0)
+        except Exception as exc:  # stopping is best effort; the thread is a daemon
+            log.warning("in-process broker did not stop cleanly: %s", exc)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5.0)
+
+
+BROKER_CHOICES = ("auto", "mosquitto", "inprocess")
+
+
+def start_broker(data_dir: Path, choice: str = "auto") -> DemoBroker:
+    """Start the demo's broker.
+
+    Args:
+        data_dir: where mosquitto keeps its configuration, log and persistence.
+        choice: ``auto`` (mosquitto if installed, else in-process), ``mosquitto`` or
+            ``inprocess``.
+
+    Raises:
+        RuntimeError: the broker asked for cannot start (with the reason).
+    """
+    if choice not in BROKER_CHOICES:
+        raise RuntimeError(f"broker must be one of {', '.join(BROKER_CHOICES)}, got {choice!r}")
+    if choice == "mosquitto" or (choice == "auto" and find_mosquitto() is not None):
+        return MosquittoBroker(data_dir / "mosquitto")
+    if choice == "auto":
+        log.warning("mosquitto not found on PATH: using the in-process amqtt broker")
+    return InProcessBroker()
