@@ -326,7 +326,10 @@ class ModbusPoller:
             return
         device.raws = raws
         ts = datetime.now(UTC)
-        device.next_poll = started + source.poll_interval_s
+        # Fixed rate: keep the device's slot, so a late pass does not bunch a gateway's devices
+        # together for good; only a device more than an interval behind starts afresh.
+        slot = device.next_poll + source.poll_interval_s
+        device.next_poll = slot if slot > started else started + source.poll_interval_s
         try:
             reading = build_reading(device.asset, to_fields(device.registers, raws), ts=ts, now=ts)
         except Rejected as rejected:
