@@ -21,7 +21,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,6 +40,7 @@ from gridcoord.dispatch import (
     fair_share_kw,
     sending_order,
     setpoint_payload,
+    stale_chargers,
     valid_until,
     zone_state,
 )
@@ -53,7 +54,7 @@ from gridcoord.forecast import (
     forecast_errors,
 )
 from gridcoord.planning.history import BucketSeries, RunningTotal
-from gridcoord.planning.problem_builder import build_problem
+from gridcoord.planning.problem_builder import PlanZone, build_problem
 from gridcoord.planning.snapshot import take_snapshot
 from gridcoord.planning.timing import DEFAULT_MARGIN, plan_start, schedule_id, time_budget_s
 from gridcoord.reading import AssetKind, Reading
@@ -320,7 +321,12 @@ class Coordinator:
             forecast = build_forecast(inputs, starts, self._slot_minutes, now)
             planned = [_hedged(s, now) for s in sessions]
             snapshot = take_snapshot(self.config, latest, planned, forecast, now)
-            built = build_problem(replace(snapshot, import_weight=_early_preference(self._slots)))
+            snapshot = replace(
+                snapshot,
+                zones=self._reserve_floors(snapshot.zones, sessions, latest, now),
+                import_weight=_early_preference(self._slots),
+            )
+            built = build_problem(snapshot)
             problem = optimizer.Problem.model_validate(built.problem)
         except Exception as exc:  # bad input must end in the fallback plan, reported
             log.exception("planning run at %s: no problem could be built", now.isoformat())
@@ -357,6 +363,42 @@ class Coordinator:
             return self._keep(outcome)
         surplus = _surplus_kw(forecast, schedule.chargers, self._slots)
         return self._keep(outcome, schedule.chargers, {s.id for s in problem.sessions}, surplus)
+
+    def _reserve_floors(
+        self,
+        zones: Sequence[PlanZone],
+        sessions: Sequence[ChargingSession],
+        latest: Mapping[str, Reading],
+        now: datetime,
+    ) -> tuple[PlanZone, ...]:
+        """Zones with the power dispatch will hold for chargers the plan does not steer.
+
+        The safety layer gives every charger its guaranteed minimum, plugged in or not, and a
+        stale charger its safe power; a plan that handed that headroom to the cars would be
+        cut back at every dispatch. So each zone's capacity is planned net of the floors of
+        its chargers without a session and of its stale chargers' safe power.
+        """
+        with_session = {s.charger_id for s in sessions}
+        stale = stale_chargers(self.config, {a: r.ts for a, r in latest.items()}, now)
+        parents = {z.id: z.parent for z in zones}
+        reserved: dict[str, float] = {z.id: 0.0 for z in zones}
+        for c in self._limits:
+            if c.id in stale:
+                floor = min(max(c.safe_power_kw, c.guaranteed_kw), c.max_kw)
+            elif c.id not in with_session:
+                floor = min(c.guaranteed_kw, c.max_kw)
+            else:
+                continue
+            cursor = c.zone
+            while cursor is not None and cursor in reserved:
+                reserved[cursor] += floor
+                cursor = parents.get(cursor)
+        out = []
+        for z in zones:
+            values = [z.capacity_kw] if isinstance(z.capacity_kw, int | float) else z.capacity_kw
+            net = [max(0.0, float(v) - reserved[z.id]) for v in values]
+            out.append(replace(z, capacity_kw=net[0] if len(net) == 1 else net))
+        return tuple(out)
 
     def _solve(
         self, problem: optimizer.Problem, budget_s: float
@@ -439,7 +481,13 @@ class Coordinator:
             "wind": inputs.wind_measured,
             "load": inputs.load_history,
         }
-        errors = forecast_errors(previous.starts, previous.by_kind(), actual, previous.slot_minutes)
+        try:
+            errors = forecast_errors(
+                previous.starts, previous.by_kind(), actual, previous.slot_minutes
+            )
+        except ValueError:  # a statistic must never cost the run its plan
+            log.exception("forecast error not computed")
+            return {}
         return {kind: value for kind, value in errors.items() if value is not None}
 
     def _forecast_inputs(self) -> ForecastInputs:
@@ -482,17 +530,27 @@ class Coordinator:
         if plan is not None:
             requested = current_slot_kw(plan.chargers_kw, plan.start, self._slot_minutes, now)
             if requested is not None:
-                # Cars the plan does not know, and cars past the energy a default assumed
-                # for them (a guess, not their need), charge from what the plan leaves.
-                newcomers = {
+                # Cars that arrived after the plan was made compete with it for the zones
+                # at their full rating (the next plan may be up to two slots away); cars past
+                # the energy a default assumed for them (a guess, not their need) charge from
+                # what the plan leaves; the others may take renewable surplus the plan leaves.
+                fresh = connected - state.stale_chargers
+                arrivals = {
+                    s.charger_id for s in open_sessions if s.id not in plan.session_ids
+                } & fresh
+                beyond = {
                     s.charger_id
                     for s in open_sessions
-                    if s.id not in plan.session_ids
-                    or (s.request_source is Source.DEFAULT and s.remaining_kwh <= 0)
-                } - state.stale_chargers
-                others = connected - newcomers - state.stale_chargers
+                    if s.request_source is Source.DEFAULT and s.remaining_kwh <= 0
+                } & fresh - arrivals
+                wanted = dict(requested)
+                for charger in self._limits:
+                    if charger.id in arrivals:
+                        wanted[charger.id] = max(wanted.get(charger.id, 0.0), charger.max_kw)
                 surplus = plan.surplus_kw[slot_index(plan.start, now, self._slot_minutes)]
-                result = self._planned(requested, newcomers, others, surplus, state.limits, stale)
+                result = self._planned(
+                    wanted, beyond, fresh - arrivals - beyond, surplus, state.limits, stale
+                )
         if result is None:
             plan = None
             result = fair_share_kw(connected, self._limits, state.limits, **stale)
@@ -543,7 +601,7 @@ class Coordinator:
     def _planned(
         self,
         requested: Mapping[str, float],
-        newcomers: set[str],
+        beyond: set[str],
         others: set[str],
         surplus_kw: float,
         zones: list[ZoneLimit],
@@ -551,13 +609,13 @@ class Coordinator:
     ) -> Dispatch:
         """The plan's slot, then top-ups from the headroom it leaves, then every limit again.
 
-        Top-ups: first cars the plan does not know (``newcomers``) from the zones' leftover
-        headroom; then, in a slot the plan expects renewable surplus, the other connected cars
-        from what is left of it: the plan is indifferent between slots without import, and
-        energy delivered early is energy a car that leaves early does not miss.
+        Top-ups: first the cars in ``beyond`` from the zones' leftover headroom; then, in a
+        slot the plan expects renewable surplus, the ``others`` from what is left of it: the
+        plan is indifferent between slots without import, and energy delivered early is
+        energy a car that leaves early does not miss.
         """
         setpoints = apply_limits(requested, self._limits, zones, **stale).setpoints_kw
-        for group, cap in ((newcomers, None), (others, surplus_kw)):
+        for group, cap in ((beyond, None), (others, surplus_kw)):
             if group and (cap is None or cap > 0):
                 extra = self._top_up(setpoints, group, zones, cap)
                 setpoints = {c: kw + extra.get(c, 0.0) for c, kw in setpoints.items()}
