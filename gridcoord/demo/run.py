@@ -240,8 +240,12 @@ class DemoRun:
     def _flush(self) -> None:
         with self._cond:
             points, self._points = self._points, []
-        if points:
+        if not points:
+            return
+        try:
             self.store.write(points)
+        except Exception as exc:  # the demo goes on; the store is only its record
+            log.warning("embedded store refused %d points: %s", len(points), exc)
 
     # --- MQTT callbacks (paho's threads) -------------------------------------------------
 

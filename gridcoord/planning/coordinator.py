@@ -9,6 +9,25 @@ sessions, bounded histories of PV, wind and non-EV load, external forecasts) and
 - **setpoints** (`Coordinator.dispatch`): the plan's slot containing ``now`` (or the fair-share
   fallback), through the safety layer with stale chargers and zone meters as of ``now``.
 
+Decisions where the issue and DESIGN are silent:
+
+- *Which plan is dispatched*: the newest plan whose first slot has begun, while it is less
+  than two planning intervals old (a plan made at 12:00 covers 12:15 on, so 12:00-12:15 is
+  dispatched from the 11:45 run); a fallback outcome, or none, means fair share now.
+- *Cars the plan does not know* (arrived after its snapshot) ask for their full rating in the
+  same safety pass as the planned cars: waiting up to two slots for the next plan would
+  starve a short public stay.
+- *Cars past a default need* (no request from the device, the assumed energy delivered) may
+  still charge from the headroom the plan leaves: the default is a guess, not their need.
+- *Renewable surplus*: in a slot the plan expects surplus, connected cars may take what the
+  plan leaves of it — the LP is indifferent between slots without import.
+- *Hedging guesses*: a default departure is planned a quarter of the stay early, and import
+  weights rise 10 % over the horizon so that of two equal plans the earlier-charging wins.
+- *Floors*: zones are planned net of the guaranteed minima of chargers without a session and
+  the safe power of stale chargers, which the safety layer holds whatever the plan says.
+- *Forecast error*: each run stores the MAE per kind of the previous run's forecast over the
+  slots measured since.
+
 The clock is a parameter everywhere, so the service (wall clock, APScheduler) and the demo
 (an accelerated simulated clock) drive the same code. The only side effect is the solver call,
 which runs in a worker thread joined with a timeout: an overrunning solver cannot make a run

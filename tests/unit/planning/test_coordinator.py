@@ -360,3 +360,54 @@ def test_naive_times_are_refused_clearly() -> None:
     coordinator = Coordinator(city())
     with pytest.raises(ValueError, match="naive"):
         coordinator.dispatch(datetime(2026, 11, 24, 17, 0))
+
+
+def test_a_car_arriving_after_the_plan_charges_at_once() -> None:
+    config = city()
+    coordinator = Coordinator(config)
+    for meter in ("meter-feeder", "meter-lt-1", "meter-lt-2"):
+        coordinator.observe(reading(meter, AssetKind.METER, NOW, power_w=10_000.0))
+    outcome = coordinator.plan(NOW)  # nobody plugged in yet
+    assert outcome.status == "optimal" and outcome.sessions == 0
+    later = NOW + timedelta(minutes=20)
+    feed(coordinator, later)  # now every charger has a car the plan does not know
+    dispatch = coordinator.dispatch(later)
+    assert not dispatch.fallback
+    assert_within_limits(config, dispatch, {"feeder": 50.0, "lt-1": 30.0, "lt-2": 30.0})
+    assert math.fsum(dispatch.setpoints_kw.values()) == pytest.approx(50.0)
+
+
+def test_an_external_forecast_is_used_and_recorded() -> None:
+    from gridcoord.forecast import parse_external
+
+    coordinator = Coordinator(city())
+    feed(coordinator, NOW)
+    start = next_slot_start(NOW)
+    coordinator.observe_forecast(
+        parse_external(
+            {
+                "kind": "pv",
+                "issued_at": to_rfc3339(NOW),
+                "start": to_rfc3339(start),
+                "slot_minutes": 15,
+                "values_kw": [25.0] * 200,
+            }
+        )
+    )
+    outcome = coordinator.plan(NOW)
+    assert outcome.forecast_sources == {"pv": "external", "wind": "model", "load": "model"}
+
+
+def test_histories_stay_bounded() -> None:
+    from gridcoord.planning.history import BucketSeries, RunningTotal
+
+    series = BucketSeries(timedelta(minutes=1), timedelta(hours=2))
+    total = RunningTotal()
+    for minute in range(3 * 24 * 60):
+        ts = NOW + timedelta(minutes=minute)
+        series.add(ts, total.update(f"pv-{minute % 7}", 1.0))
+    assert len(series) <= 2 * 60 + 16
+    points = series.series()
+    assert points[-1] == (NOW + timedelta(minutes=3 * 24 * 60 - 1), 7.0)
+    series.add(NOW, 100.0)  # far older than the window: ignored
+    assert series.series()[0][0] > NOW
