@@ -16,7 +16,7 @@ from optimizer.kpis import score
 from tests.unit.optimizer.strategies import problems, reference_optimum
 
 FEASIBLE = 1e-6
-PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _power(problem: Problem, schedule: Any) -> np.ndarray:
