@@ -31,7 +31,8 @@ class ChargingModel:
 
     Attributes:
         problem: the `pulp.LpProblem` (minimise).
-        power: power variables [kW] keyed by (session index, slot).
+        power: power variables [kW] keyed by (session index, slot); only slots inside the
+            session's window exist, none for a session asking for 0 kWh.
         flow: zone flow variables [kW] keyed by (zone index, slot).
         grid_import: import variable [kW] per slot.
         layout: the index arrays the model was built from.
@@ -50,19 +51,19 @@ def build_model(compiled: Compiled, layout: Layout | None = None) -> ChargingMod
     """The PuLP model of `compiled` (network form, single weighted objective; see `layout`)."""
     layout = layout if layout is not None else build_layout(compiled)
     problem = pulp.LpProblem("gridcoord_charging", pulp.LpMinimize)
-    n_power, _n_flow = layout.n_power, len(layout.flow_zone)
+    n_power = layout.n_power
     upper = layout.col_upper.tolist()
     variables: list[pulp.LpVariable] = []
     power: dict[tuple[int, int], pulp.LpVariable] = {}
     for k, (s, t) in enumerate(
-        zip(layout.power_session.tolist(), layout.power_slot.tolist(), strict=False)
+        zip(layout.power_session.tolist(), layout.power_slot.tolist(), strict=True)
     ):
         var = problem.add_variable(f"p_{s}_{t}", lowBound=0.0, upBound=upper[k])
         power[(s, t)] = var
         variables.append(var)
     flow: dict[tuple[int, int], pulp.LpVariable] = {}
     for k, (z, t) in enumerate(
-        zip(layout.flow_zone.tolist(), layout.flow_slot.tolist(), strict=False)
+        zip(layout.flow_zone.tolist(), layout.flow_slot.tolist(), strict=True)
     ):
         var = problem.add_variable(f"f_{z}_{t}", lowBound=0.0, upBound=upper[n_power + k])
         flow[(z, t)] = var
@@ -72,7 +73,7 @@ def build_model(compiled: Compiled, layout: Layout | None = None) -> ChargingMod
 
     cost = layout.col_cost.tolist()
     problem.setObjective(
-        pulp.LpAffineExpression([(v, c) for v, c in zip(variables, cost, strict=False) if c != 0.0])
+        pulp.LpAffineExpression([(v, c) for v, c in zip(variables, cost, strict=True) if c != 0.0])
     )
     order = np.argsort(layout.entry_row, kind="stable")
     bounds = np.searchsorted(layout.entry_row[order], np.arange(layout.n_rows + 1))
@@ -87,7 +88,7 @@ def build_model(compiled: Compiled, layout: Layout | None = None) -> ChargingMod
     for r in range(layout.n_rows):
         lo, hi = starts[r], starts[r + 1]
         expr = pulp.LpAffineExpression(
-            [(variables[c], v) for c, v in zip(cols[lo:hi], vals[lo:hi], strict=False)]
+            [(variables[c], v) for c, v in zip(cols[lo:hi], vals[lo:hi], strict=True)]
         )
         kind = kinds[r]
         if kind == 1:
