@@ -96,6 +96,8 @@ _LOAD_WINDOW = timedelta(weeks=4, days=1)
 _PLANS_KEPT = 4
 # How much dearer the last slot's import is than the first's (see `_early_preference`).
 EARLY_PREFERENCE = 0.1
+# Below this a car's draw says nothing about its limit (idle, or a full battery) [kW].
+VEHICLE_MIN_KW = 1.0
 # Share of a stay by which a default departure is planned early (see `_hedged`).
 DEFAULT_DEPARTURE_HEDGE = 0.25
 
@@ -255,6 +257,9 @@ class Coordinator:
         self._plans: list[_ActivePlan] = []
         self._previous_forecast: Forecast | None = None
         self._previous_setpoints: dict[str, float] = {}
+        # Session id → most power seen; sessions seen drawing well below their setpoint.
+        self._vehicle_kw: dict[str, float] = {}
+        self._vehicle_limited: set[str] = set()
         self._solving: threading.Thread | None = None
         self._plan_lock = threading.Lock()
 
@@ -275,9 +280,42 @@ class Coordinator:
             self._latest[reading.asset_id] = reading
             if reading.kind is AssetKind.CHARGER:
                 self._tracker.update(reading)
+                if kw is not None and math.isfinite(kw):
+                    self._learn_vehicle(reading.asset_id, kw)
             if kw is None or not math.isfinite(kw):
                 return
             self._record(reading, kw)
+
+    def _learn_vehicle(self, charger_id: str, kw: float) -> None:
+        """Learn a car's own power limit: the most it drew while allowed clearly more.
+
+        Many cars charge slower than the charger allows (one phase, 3.7 or 7.4 kW); planning
+        and reserving the charger's rating for them leaves a zone's headroom unused. Called
+        under the lock.
+        """
+        session = self._tracker.session(charger_id)
+        if session is None:
+            return
+        self._vehicle_kw[session.id] = max(self._vehicle_kw.get(session.id, 0.0), kw)
+        allowed = self._previous_setpoints.get(charger_id)
+        if allowed is not None and kw >= VEHICLE_MIN_KW and kw < 0.9 * allowed:
+            self._vehicle_limited.add(session.id)
+
+    def _vehicle_limits(self, sessions: Sequence[ChargingSession]) -> dict[str, float]:
+        """Session id → the car's learnt limit with a margin to grow [kW]; prunes the past.
+
+        The margin lets an estimate that was too low (a car tapering near full) rise again:
+        a car that can draw more does so up to its setpoint, which raises the estimate.
+        """
+        with self._lock:
+            open_ids = {s.id for s in sessions}
+            self._vehicle_kw = {k: v for k, v in self._vehicle_kw.items() if k in open_ids}
+            self._vehicle_limited &= open_ids
+            return {
+                sid: self._vehicle_kw[sid] * 1.1 + 0.5
+                for sid in self._vehicle_limited
+                if sid in self._vehicle_kw
+            }
 
     def observe_forecast(self, forecast: ExternalForecast) -> None:
         """Take an external forecast (e.g. from ``<prefix>/forecast/<kind>``); the newest wins."""
@@ -342,6 +380,7 @@ class Coordinator:
             snapshot = take_snapshot(self.config, latest, planned, forecast, now)
             snapshot = replace(
                 snapshot,
+                vehicle_max_kw=self._vehicle_limits(sessions),
                 zones=self._reserve_floors(snapshot.zones, sessions, latest, now),
                 import_weight=_early_preference(self._slots),
             )
@@ -543,6 +582,8 @@ class Coordinator:
             self.config, latest, now, timedelta(seconds=planning.zone_meter_stale_after_s)
         )
         connected = {s.charger_id for s in open_sessions}
+        learnt = self._vehicle_limits(open_sessions)
+        vehicle = {s.charger_id: learnt[s.id] for s in open_sessions if s.id in learnt}
         stale = {"stale_chargers": state.stale_chargers, "stale_zones": state.stale_zones}
         plan = self._plan_for(plans, now)
         result: Dispatch | None = None
@@ -565,14 +606,21 @@ class Coordinator:
                 wanted = dict(requested)
                 for charger in self._limits:
                     if charger.id in arrivals:
-                        wanted[charger.id] = max(wanted.get(charger.id, 0.0), charger.max_kw)
+                        full = min(charger.max_kw, vehicle.get(charger.id, math.inf))
+                        wanted[charger.id] = max(wanted.get(charger.id, 0.0), full)
                 surplus = plan.surplus_kw[slot_index(plan.start, now, self._slot_minutes)]
                 result = self._planned(
-                    wanted, beyond, fresh - arrivals - beyond, surplus, state.limits, stale
+                    wanted, beyond, fresh - arrivals - beyond, surplus, vehicle, state.limits, stale
                 )
         if result is None:
             plan = None
-            result = fair_share_kw(connected, self._limits, state.limits, **stale)
+            # Fair share (DESIGN 4): every connected car asks for what it can draw.
+            asked = {
+                c.id: min(c.max_kw, vehicle.get(c.id, math.inf))
+                for c in self._limits
+                if c.id in connected
+            }
+            result = apply_limits(asked, self._limits, state.limits, **stale)
         sid = (
             plan.schedule_id
             if plan is not None
@@ -623,6 +671,7 @@ class Coordinator:
         beyond: set[str],
         others: set[str],
         surplus_kw: float,
+        vehicle: Mapping[str, float],
         zones: list[ZoneLimit],
         stale: Mapping[str, set[str]],
     ) -> Dispatch:
@@ -636,7 +685,7 @@ class Coordinator:
         setpoints = apply_limits(requested, self._limits, zones, **stale).setpoints_kw
         for group, cap in ((beyond, None), (others, surplus_kw)):
             if group and (cap is None or cap > 0):
-                extra = self._top_up(setpoints, group, zones, cap)
+                extra = self._top_up(setpoints, group, vehicle, zones, cap)
                 setpoints = {c: kw + extra.get(c, 0.0) for c, kw in setpoints.items()}
         # Once more through every limit: the sums of the passes may round a few ulp over.
         return apply_limits(setpoints, self._limits, zones, **stale)
@@ -645,6 +694,7 @@ class Coordinator:
         self,
         setpoints: Mapping[str, float],
         group: set[str],
+        vehicle: Mapping[str, float],
         zones: list[ZoneLimit],
         cap_kw: float | None,
     ) -> dict[str, float]:
@@ -663,7 +713,11 @@ class Coordinator:
         if cap_kw is not None:
             leftover.append(ZoneLimit("_cap", None, cap_kw))
         chargers = [
-            ChargerLimit(c.id, c.zone or top, max(0.0, c.max_kw - setpoints[c.id]))
+            ChargerLimit(
+                c.id,
+                c.zone or top,
+                max(0.0, min(c.max_kw, vehicle.get(c.id, math.inf)) - setpoints[c.id]),
+            )
             for c in self._limits
             if c.id in group
         ]

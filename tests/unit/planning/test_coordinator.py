@@ -411,3 +411,28 @@ def test_histories_stay_bounded() -> None:
     assert points[-1] == (NOW + timedelta(minutes=3 * 24 * 60 - 1), 7.0)
     series.add(NOW, 100.0)  # far older than the window: ignored
     assert series.series()[0][0] > NOW
+
+
+def test_a_car_slower_than_its_charger_does_not_hold_back_its_zone() -> None:
+    config = city()
+    coordinator = Coordinator(config)
+    feed(coordinator, NOW)
+    before = coordinator.dispatch(NOW)  # fair share of lt-1's 30 kW, c1 (22 kW) the most
+    assert before.setpoints_kw["c1"] > 10.0
+    later = NOW + timedelta(minutes=1)
+    feed(coordinator, later)
+    # c1's car draws 3.7 kW (one phase) although it may draw over 10 kW.
+    coordinator.observe(reading("c1", AssetKind.CHARGER, later + timedelta(seconds=1),
+                                power_w=3700.0, connected=True))  # fmt: skip
+    after = coordinator.dispatch(later + timedelta(seconds=2))
+    # It asks for what it can draw plus a margin to grow (the feeder then scales all).
+    assert 3.7 < after.setpoints_kw["c1"] <= 3.7 * 1.1 + 0.5
+    # What it cannot use goes to the other cars of its transformer, still within 30 kW.
+    assert after.setpoints_kw["c0"] > before.setpoints_kw["c0"]
+    assert after.setpoints_kw["c2"] > before.setpoints_kw["c2"]
+    assert math.fsum(after.setpoints_kw[c] for c in ("c0", "c1", "c2")) <= 30.0
+    # ...and the plan knows the car's limit too.
+    coordinator.plan(later + timedelta(seconds=3))
+    plan_time = NOW + timedelta(minutes=15)
+    feed(coordinator, plan_time)
+    assert coordinator.dispatch(plan_time).setpoints_kw["c1"] <= 3.7 * 1.1 + 0.5 + 1e-9
