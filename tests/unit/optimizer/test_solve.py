@@ -167,3 +167,28 @@ def test_time_limit_returns_a_feasible_plan() -> None:
     assert _lexicographic_le(
         (schedule.unmet_kwh_total, schedule.import_cost), (base.unmet_kwh, base.import_cost)
     )
+
+
+def test_a_shared_charger_is_named_when_it_holds_sessions_back() -> None:
+    problem = Problem.model_validate(
+        {
+            "slot_minutes": 60,
+            "slots": 1,
+            "chargers": [{"id": "c1", "max_kw": 11}],
+            "sessions": [
+                {
+                    "id": f"s{k}",
+                    "charger": "c1",
+                    "arrival_slot": 0,
+                    "departure_slot": 1,
+                    "energy_kwh": 11,
+                }
+                for k in range(2)
+            ],
+        }
+    )
+    schedule = solve(problem)
+    assert schedule.unmet_kwh_total == pytest.approx(11.0)
+    kinds = {(b.kind, getattr(b, "reason", None)) for b in schedule.binding}
+    assert ("charger_capacity", None) in kinds
+    assert ("session_short", "charger_shared") in kinds
