@@ -19,6 +19,7 @@ from optimizer.explain import binding
 from optimizer.kpis import score
 from optimizer.layout import build_layout
 from optimizer.lp import build_model, solve_model
+from optimizer.max_delivery import max_delivery_plan
 from optimizer.problem import Problem
 from optimizer.schedule import Baselines, Schedule, SessionPlan, Status
 
@@ -35,6 +36,7 @@ def solve(problem: Problem, *, time_limit_s: float = 60.0) -> Schedule:
     -------
     A feasible `Schedule`. ``status`` is ``optimal``; or ``time_limit`` when HiGHS ran out of
     time: the lexicographically best of its last point (repaired to feasibility), the
+    max-delivery plan (`max_delivery`: near-least unmet energy from a max-flow), the
     renewable-surplus-first plan and the fallback plan; or ``fallback`` (fair share of each
     zone's headroom) when HiGHS failed. `message` says why whenever the status is not optimal.
     Never raises for a valid problem. `time_limit_s` bounds model building and the solve;
@@ -57,9 +59,10 @@ def solve(problem: Problem, *, time_limit_s: float = 60.0) -> Schedule:
     power = repair(compiled, layout.power_from_columns(result.values, compiled))
     if result.status == "optimal":
         return _schedule(compiled, power, "optimal", started, references, None)
-    # Out of time: the best of the solver's last point (repaired) and the two heuristics.
+    # Out of time: the best of the solver's last point (repaired) and three quick plans.
     candidates = {
         "the solver's last point": power,
+        "the max-delivery plan": max_delivery_plan(compiled, layout),
         "the renewable-surplus-first plan": references.surplus_first,
         "the fallback plan": fallback,
     }

@@ -192,3 +192,22 @@ def test_a_shared_charger_is_named_when_it_holds_sessions_back() -> None:
     kinds = {(b.kind, getattr(b, "reason", None)) for b in schedule.binding}
     assert ("charger_capacity", None) in kinds
     assert ("session_short", "charger_shared") in kinds
+
+
+@PROPERTY
+@given(problems())
+def test_max_delivery_plan_is_feasible_and_delivers_the_most_within_watt_hours(
+    data: dict[str, Any],
+) -> None:
+    from optimizer.layout import build_layout
+    from optimizer.max_delivery import max_delivery_plan
+
+    problem = Problem.model_validate(data)
+    compiled = compile_problem(problem)
+    layout = build_layout(compiled)
+    plan = max_delivery_plan(compiled, layout)
+    assert compiled.max_violation(plan) <= FEASIBLE
+    unmet = score(compiled, plan).unmet_kwh
+    optimum = solve(problem, time_limit_s=30).unmet_kwh_total
+    arcs = layout.n_power + compiled.n_sessions + compiled.n_chargers * compiled.slots
+    assert optimum - 1e-6 <= unmet <= optimum + 1e-3 * (arcs + layout.n_cols) + 1e-6
