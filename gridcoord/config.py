@@ -353,9 +353,19 @@ def reference_problems(zones: list[Any], assets: list[Any]) -> list[str]:
             seen.add(cursor)
             cursor = parents[cursor]
     topics: dict[str, int] = {}
+    units: dict[tuple[object, object, object], int] = {}
     for i, asset in enumerate(assets):
         if not isinstance(asset, dict):
             continue
+        modbus = asset.get("modbus")
+        if isinstance(modbus, dict):
+            unit = (modbus.get("host"), modbus.get("port", 502), modbus.get("unit_id", 1))
+            if unit in units:
+                errors.append(
+                    f"assets[{i}].modbus.unit_id: {unit[0]}:{unit[1]} unit {unit[2]} is "
+                    f"already assets[{units[unit]}]"
+                )
+            units[unit] = i
         zone_id = asset.get("zone")
         if zone_id is not None and zone_id not in known_zones:
             errors.append(f"assets[{i}].zone: unknown zone {zone_id!r}")
@@ -425,11 +435,12 @@ def load_config(path: Path) -> Config:
     from gridcoord.config_errors import ConfigError, describe_errors, describe_errors_text
 
     raw = load_raw(path)
+    _anchor_map_paths(raw, path.parent)
     try:
-        return Config(**raw)
+        config = Config(**raw)
     except ValidationError as exc:
         problems = describe_errors(exc, path)
-        if not any(p.startswith(("zones[", "assets[")) and "unknown" in p for p in problems):
+        if all(error["loc"] for error in exc.errors()):
             # Field errors stop pydantic before the cross-reference check; run it on the raw file.
             zones, assets = raw.get("zones"), raw.get("assets")
             extra = reference_problems(
@@ -437,3 +448,28 @@ def load_config(path: Path) -> Config:
             )
             problems += describe_errors_text(extra, path)
         raise ConfigError(path, problems) from None
+    problems = [
+        f"assets[{i}].modbus.register_map: {problem}"
+        for i, asset in enumerate(config.assets)
+        if asset.modbus is not None
+        for problem in asset.modbus.problems_for(asset.kind.value)
+    ]
+    if problems:
+        raise ConfigError(path, describe_errors_text(problems, path))
+    return config
+
+
+def _anchor_map_paths(raw: dict[str, Any], base: Path) -> None:
+    """A register map given as a relative file path is relative to the config file."""
+    assets = raw.get("assets")
+    for asset in assets if isinstance(assets, list) else []:
+        modbus = asset.get("modbus") if isinstance(asset, dict) else None
+        if not isinstance(modbus, dict):
+            continue
+        name = modbus.get("register_map")
+        if (
+            isinstance(name, str)
+            and name.endswith((".yaml", ".yml"))
+            and not Path(name).is_absolute()
+        ):
+            modbus["register_map"] = str(base / name)

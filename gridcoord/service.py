@@ -10,6 +10,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from adapters.modbus.poller import ModbusPoller
 from adapters.mqtt.client import Message, MqttSession
 from adapters.mqtt.telemetry import TelemetryDecoder
 from gridcoord.config import Config, load_config
@@ -17,6 +18,8 @@ from gridcoord.config_errors import ConfigError
 from gridcoord.ingest.pipeline import IngestPipeline
 from gridcoord.ingest.rejections import RejectionReporter
 from gridcoord.local_broker import LocalBroker, port_open
+from gridcoord.planning.coordinator import Coordinator
+from gridcoord.planning.loop import PlanningLoop
 from gridcoord.reading import Reading
 from gridcoord.storage.spool import Spool
 from gridcoord.validation import Reason, Rejected
@@ -66,6 +69,9 @@ class Service:
         self.pipeline: IngestPipeline | None = None
         self.rejections: RejectionReporter | None = None
         self.decoder = TelemetryDecoder(config)
+        self.modbus: ModbusPoller | None = None
+        self.coordinator: Coordinator | None = None
+        self.planning: PlanningLoop | None = None
 
     def request_stop(self) -> None:
         """Ask the service to drain and stop (signal handlers and tests call this)."""
@@ -81,10 +87,16 @@ class Service:
         self._start()
         tasks = [asyncio.create_task(self._log_stats())]
         tasks += self._start_modbus()
+        self._start_planning()
+        if self.planning is not None:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signal.SIGUSR1, self.planning.run_now)
         try:
             await self._stop.wait()
         finally:
             log.info("stopping: draining buffers")
+            if self.planning is not None:
+                await self.planning.stop()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -133,17 +145,32 @@ class Service:
         assets = [a for a in self.config.assets if a.modbus is not None]
         if not assets:
             return []
-        try:
-            from adapters.modbus.poller import ModbusPoller
-        except ImportError:
-            log.warning("Modbus assets configured but the Modbus adapter is not available")
-            return []
-        poller = ModbusPoller(assets, self.submit, self._modbus_rejected)
-        return [asyncio.create_task(poller.run(self._stop))]
+        self.modbus = ModbusPoller(assets, self.submit, self._modbus_rejected)
+        return [asyncio.create_task(self.modbus.run(self._stop))]
+
+    def _start_planning(self) -> None:
+        if not self.config.planning.enabled:
+            log.info("planning disabled (planning.enabled: false): ingest only")
+            return
+        assert self.session is not None and self.pipeline is not None
+        session, pipeline = self.session, self.pipeline
+        self.coordinator = Coordinator(self.config)
+        self.planning = PlanningLoop(
+            self.config,
+            self.coordinator,
+            publish=lambda topic, payload, qos, retain: session.publish(
+                topic, payload, qos=qos, retain=retain
+            ),
+            store=pipeline.submit_points,
+            modbus=self.modbus,
+        )
+        self.planning.start()
 
     def submit(self, reading: Reading) -> None:
-        """Hand a reading from a non-MQTT adapter to the pipeline."""
+        """Hand a reading from a non-MQTT adapter to the pipeline (and the planner)."""
         if self.pipeline is not None and self._accepting:
+            if self.coordinator is not None:
+                self.coordinator.observe(reading)
             self.pipeline.submit(reading)
 
     def _modbus_rejected(self, asset_id: str, reason: Reason, detail: str) -> None:
@@ -162,6 +189,8 @@ class Service:
             rejections.reject(asset_id, exc.reason, exc.detail, message.topic)
             session.ack(message)
             return
+        if self.coordinator is not None:
+            self.coordinator.observe(reading)
         pipeline.submit(reading, lambda: session.ack(message))
 
     async def _log_stats(self) -> None:

@@ -110,7 +110,6 @@ class MqttSession:
         self._subscriptions = [self._shared(topic) for topic in subscriptions]
         self._on_message = on_message
         self._connected = threading.Event()
-        self._ever_connected = threading.Event()
         self._stopping = False
         client = _Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
@@ -139,6 +138,7 @@ class MqttSession:
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
+        client.on_subscribe = self._handle_subscribe
         self._client = client
 
     def _shared(self, topic: str) -> str:
@@ -147,7 +147,7 @@ class MqttSession:
 
     @property
     def connected(self) -> bool:
-        """True while a connection to the broker is up."""
+        """True while connected and subscribed."""
         return self._connected.is_set()
 
     def start(self) -> None:
@@ -166,7 +166,7 @@ class MqttSession:
         self._client.loop_start()
 
     def wait_connected(self, timeout: float) -> bool:
-        """Block until connected (or the timeout passes); True if connected."""
+        """Block until connected and subscribed (or the timeout passes); True if so."""
         return self._connected.wait(timeout)
 
     def ack(self, message: Message) -> None:
@@ -210,8 +210,25 @@ class MqttSession:
         result, _ = client.subscribe([(topic, options) for topic in self._subscriptions])
         if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
             log.error("subscribe failed: %s", paho.error_string(result))
+
+    def _handle_subscribe(
+        self,
+        client: paho.Client,
+        userdata: object,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        refused = [
+            topic
+            for topic, code in zip(self._subscriptions, reason_codes, strict=False)
+            if code.is_failure
+        ]
+        for topic in refused:
+            log.error("broker refused the subscription to %s", topic)
+        # Ready only now: a message published before the SUBACK would not reach a new session.
+        log.info("subscribed to %d topic filters", len(self._subscriptions) - len(refused))
         self._connected.set()
-        self._ever_connected.set()
 
     def _handle_disconnect(
         self,

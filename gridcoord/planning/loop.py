@@ -20,7 +20,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -78,6 +78,9 @@ class PlanningLoop:
         self._plan_lock = asyncio.Lock()
         self.last_plan: PlanOutcome | None = None
         self.last_dispatch: DispatchOutcome | None = None
+        self._overloaded: set[str] = set()
+        # APScheduler logs every job run at INFO; our own lines say what matters.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
     def start(self) -> None:
         """Schedule the jobs; a first plan and dispatch run at once."""
@@ -115,12 +118,26 @@ class PlanningLoop:
         """Trigger a planning run out of turn (it waits for one under way)."""
         self._scheduler.modify_job("plan", next_run_time=self._clock())
 
-    def stop(self) -> None:
-        """Stop scheduling; a run under way is not interrupted."""
-        if self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Stop scheduling and let a planning run under way finish (its plan gets stored)."""
+        if not self._scheduler.running:
+            return
+        self._scheduler.pause()  # no new runs; the one under way goes on
+        try:
+            async with asyncio.timeout(timeout), self._plan_lock:
+                pass
+        except TimeoutError:
+            log.warning("a planning run was still going after %.0f s; not waiting", timeout)
+        self._scheduler.shutdown(wait=False)
 
     async def _plan_job(self) -> None:
+        try:
+            await self._plan_and_dispatch()
+        except asyncio.CancelledError:
+            # Only at shutdown, after `stop` gave the run its time; nothing half-sent.
+            log.warning("planning run cancelled by shutdown")
+
+    async def _plan_and_dispatch(self) -> None:
         async with self._plan_lock:
             now = self._clock()
             outcome = await asyncio.to_thread(self._coordinator.plan, now)
@@ -153,8 +170,20 @@ class PlanningLoop:
         now = self._clock()
         outcome = self._coordinator.dispatch(now)
         self.last_dispatch = outcome
-        for overload in outcome.overloads:
-            log.error("zone over its limit on guaranteed minima alone: %s", overload)
+        overloaded = {o.zone: o for o in outcome.overloads}
+        if set(overloaded) != self._overloaded:
+            # Reported when it changes, not every minute: the state is what matters.
+            for zone in sorted(set(overloaded) - self._overloaded):
+                o = overloaded[zone]
+                log.error(
+                    "zone %s: guaranteed minima and stale chargers need %.1f kW, limit %.1f kW",
+                    zone,
+                    o.floors_kw,
+                    o.limit_kw,
+                )
+            for zone in sorted(self._overloaded - set(overloaded)):
+                log.info("zone %s: back within its limit", zone)
+            self._overloaded = set(overloaded)
         for charger_id in outcome.order:
             kw = outcome.setpoints_kw[charger_id]
             if charger_id in self._modbus_chargers and self._modbus is not None:
@@ -167,14 +196,11 @@ class PlanningLoop:
     async def _send_modbus(self, charger_id: str, kw: float, valid_until: datetime) -> None:
         assert self._modbus is not None
         try:
-            result: Any = await self._modbus.set_charger_power(
-                charger_id, kw * 1000.0, valid_until=valid_until
-            )
+            # An alarm in the result (write failed, read-back mismatch) is logged by the poller.
+            await self._modbus.set_charger_power(charger_id, kw * 1000.0, valid_until=valid_until)
         except Exception as exc:  # a device problem must not stop the other chargers' dispatch
             log.error("setpoint to %s over Modbus failed: %s", charger_id, exc)
             return
-        if getattr(result, "alarm", None):
-            log.error("setpoint to %s: %s", charger_id, result.alarm)
 
 
 def _kpi_text(kpis: dict[str, float]) -> str:

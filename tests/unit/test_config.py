@@ -140,3 +140,35 @@ def test_influxdb_url_must_be_plain_http(monkeypatch: pytest.MonkeyPatch, url: s
     report = caught.value.report()
     assert "influxdb.url (from GRIDCOORD_INFLUXDB__URL)" in report
     assert "hunter2" not in report
+
+
+def test_modbus_map_must_fit_the_asset_and_units_are_unique(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    wrong_map = text.replace("register_map: generic-charger", "register_map: sunspec")
+    bad = tmp_path / "wrong-map.yaml"
+    bad.write_text(wrong_map, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(bad)
+    assert "modbus.register_map" in caught.value.report()
+    assert "not charger" in caught.value.report()
+    same_unit = text.replace("port: 15021, unit_id: 1", "port: 15020, unit_id: 1")
+    bad.write_text(same_unit, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(bad)
+    assert "127.0.0.1:15020 unit 1 is already assets[" in caught.value.report()
+
+
+def test_own_register_map_path_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "maps").mkdir()
+    (tmp_path / "maps" / "missing.yaml").write_text("not: a map\n", encoding="utf-8")
+    config = tmp_path / "city.yaml"
+    config.write_text(
+        "assets:\n  - {id: pv-1, kind: pv, rated_kw: 10,\n"
+        "     modbus: {host: 127.0.0.1, register_map: maps/missing.yaml}}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    # The map was found next to the config (and then refused for its content).
+    assert "maps/missing.yaml" in caught.value.report()
+    assert "No such file" not in caught.value.report()
