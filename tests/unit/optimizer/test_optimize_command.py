@@ -56,3 +56,21 @@ def test_invalid_input_exits_2_without_traceback(
 def test_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert optimize_command(tmp_path / "absent.json", None) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_stdout_is_only_the_schedule_json_in_a_fresh_process(tmp_path: Path) -> None:
+    """HiGHS prints a banner from native code on first use; it must not end up in stdout."""
+    import subprocess
+    import sys
+
+    problem = tmp_path / "problem.json"
+    problem.write_text(json.dumps(VALID))
+    done = subprocess.run(
+        [sys.executable, "-m", "gridcoord", "optimize", str(problem)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "optimal"
