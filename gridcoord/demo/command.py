@@ -114,6 +114,11 @@ def summary(result: DemoResult) -> str:
         f"{'':32}{'coordinated':>14}{'uncontrolled':>14}",
         *(f"{name:32}{ours:>14}{theirs:>14}" for name, ours, theirs in rows),
     ]
+    if result.floor_overloads:
+        lines.append(
+            f"({result.floor_overloads} zone-minutes in which §14a guaranteed minima alone "
+            "exceeded a transformer's headroom: setpoints reserved, reported; see the log)"
+        )
     if result.late_ticks:
         lines.append(f"({result.late_ticks} ticks waited past their deadline for MQTT messages)")
     return "\n".join(lines)
