@@ -62,6 +62,7 @@ def run_case(
     env = {
         "GRIDCOORD_MQTT__HOST": "127.0.0.1",
         "GRIDCOORD_MQTT__PORT": str(broker.port),
+        "GRIDCOORD_PLANNING__ENABLED": "false",  # ingest alone
     }
     if store == "influxdb-1.6":
         (workdir / "influxd").mkdir()
