@@ -51,14 +51,13 @@ def demo_command(hours: float | None, speed: float, json_output: bool) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
-    out = sys.stderr if json_output else sys.stdout
-    json_fd = -1
-    if json_output:
-        # HiGHS prints its banner to file descriptor 1 from C; with --json, stdout must carry
-        # the JSON object only, so everything else written to fd 1 goes to stderr meanwhile.
-        sys.stdout.flush()
-        json_fd = os.dup(1)
-        os.dup2(2, 1)
+    # HiGHS prints a banner to file descriptor 1 from C code. The demo's own output goes to
+    # the real stdout (kept as a duplicate) and fd 1 goes to stderr meanwhile, so that stdout
+    # carries only the KPI lines, or with --json only the JSON object.
+    sys.stdout.flush()
+    real_stdout = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)
+    out = sys.stderr if json_output else real_stdout
 
     def say(line: str) -> None:
         print(line, file=out, flush=True)
@@ -83,12 +82,8 @@ def demo_command(hours: float | None, speed: float, json_output: bool) -> int:
         result = DemoRun(settings, broker.port, store_path, say).run(stop)
     finally:
         broker.stop()
-    if json_output:
-        sys.stdout.flush()
-        os.dup2(json_fd, 1)  # the real stdout back, for the JSON object alone
-        print(json.dumps(result.as_json()), flush=True)
-    else:
-        print(summary(result))
+    print(json.dumps(result.as_json()) if json_output else summary(result), file=real_stdout)
+    real_stdout.flush()
     return 0
 
 
