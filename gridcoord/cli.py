@@ -78,7 +78,7 @@ def demo(
         typer.Option(
             "--speed", help="Simulated seconds per real second (0 = as fast as possible)."
         ),
-    ] = 60.0,
+    ] = 480.0,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the final KPIs as JSON (with --hours).")
     ] = False,

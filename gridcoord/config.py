@@ -361,9 +361,10 @@ def reference_problems(zones: list[Any], assets: list[Any]) -> list[str]:
         if isinstance(modbus, dict):
             unit = (modbus.get("host"), modbus.get("port", 502), modbus.get("unit_id", 1))
             if unit in units:
+                other = units[unit]
                 errors.append(
-                    f"assets[{i}].modbus.unit_id: {unit[0]}:{unit[1]} unit {unit[2]} is "
-                    f"already assets[{units[unit]}]"
+                    f"assets[{i}].modbus.unit_id: {unit[0]}:{unit[1]} unit {unit[2]} is already "
+                    f"asset {assets[other].get('id')!r} (assets[{other}])"
                 )
             units[unit] = i
         zone_id = asset.get("zone")

@@ -7,7 +7,7 @@ at the start, and nothing the run does afterwards reads live state.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from gridcoord.config import Config
 from gridcoord.dispatch.inputs import zone_state
@@ -38,7 +38,8 @@ def take_snapshot(
     """
     if not forecast.starts:
         raise ValueError("the forecast has no slots")
-    state = zone_state(config, latest, now)
+    stale_after = timedelta(seconds=config.planning.zone_meter_stale_after_s)
+    state = zone_state(config, latest, now, stale_after)
     load = [float(v) for v in forecast.load_kw]
     reference = load[0] if load else 0.0
     zones = [

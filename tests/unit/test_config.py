@@ -155,7 +155,7 @@ def test_modbus_map_must_fit_the_asset_and_units_are_unique(tmp_path: Path) -> N
     bad.write_text(same_unit, encoding="utf-8")
     with pytest.raises(ConfigError) as caught:
         load_config(bad)
-    assert "127.0.0.1:15020 unit 1 is already assets[" in caught.value.report()
+    assert "127.0.0.1:15020 unit 1 is already asset 'pv-modbus-01'" in caught.value.report()
 
 
 def test_own_register_map_path_is_relative_to_the_config_file(tmp_path: Path) -> None:

@@ -151,5 +151,6 @@ def test_simulate_refuses_two_assets_on_one_unit(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 2
-    assert "assets 'pv-1' and 'pv-2' are both unit 3 at 127.0.0.1:1502" in result.stderr
+    assert "assets[1].modbus.unit_id" in result.stderr
+    assert "127.0.0.1:1502 unit 3 is already asset 'pv-1' (assets[0])" in result.stderr
     assert "Traceback" not in result.stderr
