@@ -254,3 +254,17 @@ def isolate_refused(
     write(points[:middle])
     write(points[middle:])
     return refused, reasons[0] if reasons else ""
+
+
+def format_lines(points: Sequence[Point]) -> tuple[list[Point], list[str], list[Point]]:
+    """Line protocol of each point, once: (points that have a line, their lines, the rest)."""
+    good: list[Point] = []
+    lines: list[str] = []
+    refused: list[Point] = []
+    for point in points:
+        try:
+            lines.append(point.to_line())
+            good.append(point)
+        except ValueError:
+            refused.append(point)
+    return good, lines, refused

@@ -27,6 +27,7 @@ from gridcoord.storage.base import StoreRejected
 from gridcoord.storage.influx_http import (
     InfluxHttp,
     error_for,
+    format_lines,
     isolate_refused,
     quote_identifier,
     select_field,
@@ -80,19 +81,12 @@ class InfluxV1Store:
 
     def write(self, points: Sequence[Point]) -> None:
         """Write the points; see `gridcoord.storage.base.Store.write`."""
-        good: list[Point] = []
-        refused: list[Point] = []
-        for point in points:
-            try:
-                point.to_line()
-                good.append(point)
-            except ValueError:
-                refused.append(point)
+        good, lines, refused = format_lines(points)
         reason = "a point line protocol cannot carry" if refused else ""
         if good:
             self._ensure_database()
             try:
-                self._send_points(good)
+                self._send_lines(good, lines)
             except StoreRejected as exc:
                 if exc.rejected:
                     refused += exc.rejected
@@ -124,7 +118,9 @@ class InfluxV1Store:
         self._http.close()
 
     def _send_points(self, points: Sequence[Point]) -> None:
-        lines = [p.to_line() for p in points]
+        self._send_lines(points, [p.to_line() for p in points])
+
+    def _send_lines(self, points: Sequence[Point], lines: list[str]) -> None:
         try:
             self._send(lines)
         except _PartialWrite as exc:

@@ -28,6 +28,7 @@ from gridcoord.storage.influx_http import (
     TRANSIENT_STATUSES,
     InfluxHttp,
     describe_failure,
+    format_lines,
     isolate_refused,
     select_field,
     series_values,
@@ -79,18 +80,11 @@ class InfluxV2Store:
 
     def write(self, points: Sequence[Point]) -> None:
         """Write the points; see `gridcoord.storage.base.Store.write`."""
-        good: list[Point] = []
-        refused: list[Point] = []
-        for point in points:
-            try:
-                point.to_line()
-                good.append(point)
-            except ValueError:
-                refused.append(point)
+        good, lines, refused = format_lines(points)
         reason = "a point line protocol cannot carry" if refused else ""
         if good:
             try:
-                self._send(good)
+                self._send_lines(lines)
             except StoreRejected:
                 lost, reason = isolate_refused(good, self._send)
                 refused += lost
@@ -120,7 +114,10 @@ class InfluxV2Store:
         self._http.close()
 
     def _send(self, points: Sequence[Point]) -> None:
-        body = "\n".join(p.to_line() for p in points).encode()
+        self._send_lines([p.to_line() for p in points])
+
+    def _send_lines(self, lines: list[str]) -> None:
+        body = "\n".join(lines).encode()
         try:
             self._write_api.write(
                 bucket=self.bucket,
