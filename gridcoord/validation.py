@@ -8,6 +8,7 @@ never echoes the raw payload.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -78,30 +79,34 @@ def power_range_w(asset: Asset) -> tuple[float, float]:
     Generators produce positive power and draw a little at night; meters may see feed-in
     (negative); chargers only consume. 10 % above rating allows for measurement error.
     """
-    rated = asset.rated_kw * 1000.0
-    if asset.kind in (AssetKind.PV, AssetKind.WIND):
-        return (-0.05 * rated, 1.1 * rated)
-    if asset.kind is AssetKind.METER:
-        return (-1.1 * rated, 1.1 * rated)
-    return (-0.01 * rated, 1.1 * rated)
+    return _field_ranges(asset.kind, asset.rated_kw)["power_w"]
 
 
 def field_range(asset: Asset, name: str) -> tuple[float, float] | None:
     """The accepted range of a known numeric field, or None for an unknown field."""
-    if name == "power_w":
-        return power_range_w(asset)
-    bounds: dict[str, tuple[float, float]] = {
+    return _field_ranges(asset.kind, asset.rated_kw).get(name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _field_ranges(kind: AssetKind, rated_kw: float) -> dict[str, tuple[float, float]]:
+    # Cached per (kind, rating): every reading of every asset looks its ranges up.
+    rated = rated_kw * 1000.0
+    if kind in (AssetKind.PV, AssetKind.WIND):
+        power = (-0.05 * rated, 1.1 * rated)
+    elif kind is AssetKind.METER:
+        power = (-1.1 * rated, 1.1 * rated)
+    else:
+        power = (-0.01 * rated, 1.1 * rated)
+    current = 1.1 * rated / 200.0  # at the lowest plausible voltage
+    return {
+        "power_w": power,
         "energy_wh": (0.0, 1e15),
         "session_energy_wh": (0.0, 1e6),
         "energy_request_wh": (0.0, 1e6),
         "voltage_v": (0.0, 1000.0),
         "soc_pct": (0.0, 100.0),
-        "current_a": (
-            -1.1 * asset.rated_kw * 1000.0 / 200.0,
-            1.1 * asset.rated_kw * 1000.0 / 200.0,
-        ),
+        "current_a": (-current, current),
     }
-    return bounds.get(name)
 
 
 def parse_timestamp(value: object, *, now: datetime) -> datetime:
@@ -199,5 +204,6 @@ def build_reading(
 _FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_field_name(name: str) -> bool:
     return _FIELD_NAME.match(name) is not None
