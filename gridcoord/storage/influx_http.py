@@ -268,3 +268,37 @@ def format_lines(points: Sequence[Point]) -> tuple[list[Point], list[str], list[
         except ValueError:
             refused.append(point)
     return good, lines, refused
+
+
+def write_all_or_isolate(
+    points: Sequence[Point],
+    send_lines: Callable[[Sequence[Point], list[str]], None],
+    send_points: Callable[[Sequence[Point]], None],
+) -> None:
+    """Write a batch; when the server refuses some of it, store the rest and name the refused.
+
+    `send_lines` takes the batch with its lines already formatted (the hot path, formatted
+    once); `send_points` re-sends a part of it while the refused points are isolated.
+
+    Raises:
+        StoreRejected: with exactly the refused points; everything else is stored.
+        StoreUnavailable: from the senders, untouched (the caller keeps the whole batch).
+    """
+    good, lines, refused = format_lines(points)
+    reason = "a point line protocol cannot carry" if refused else ""
+    if good:
+        try:
+            send_lines(good, lines)
+        except StoreRejected as exc:
+            if exc.rejected:  # the server said which (InfluxDB 1.x partial writes)
+                refused += exc.rejected
+                reason = str(exc)
+            else:
+                lost, reason = isolate_refused(good, send_points)
+                refused += lost
+    if refused:
+        raise StoreRejected(
+            f"InfluxDB refused {len(refused)} of {len(points)} points (the rest are stored): "
+            f"{reason}",
+            refused,
+        )

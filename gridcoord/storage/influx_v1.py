@@ -27,12 +27,11 @@ from gridcoord.storage.base import StoreRejected
 from gridcoord.storage.influx_http import (
     InfluxHttp,
     error_for,
-    format_lines,
-    isolate_refused,
     quote_identifier,
     select_field,
     series_values,
     split_url,
+    write_all_or_isolate,
 )
 from gridcoord.storage.points import Point
 
@@ -81,25 +80,8 @@ class InfluxV1Store:
 
     def write(self, points: Sequence[Point]) -> None:
         """Write the points; see `gridcoord.storage.base.Store.write`."""
-        good, lines, refused = format_lines(points)
-        reason = "a point line protocol cannot carry" if refused else ""
-        if good:
-            self._ensure_database()
-            try:
-                self._send_lines(good, lines)
-            except StoreRejected as exc:
-                if exc.rejected:
-                    refused += exc.rejected
-                    reason = str(exc)
-                else:
-                    lost, reason = isolate_refused(good, self._send_points)
-                    refused += lost
-        if refused:
-            raise StoreRejected(
-                f"InfluxDB refused {len(refused)} of {len(points)} points (the rest are stored): "
-                f"{reason}",
-                refused,
-            )
+        self._ensure_database()
+        write_all_or_isolate(points, self._send_lines, self._send_points)
 
     def series(
         self,

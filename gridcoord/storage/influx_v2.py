@@ -28,11 +28,10 @@ from gridcoord.storage.influx_http import (
     TRANSIENT_STATUSES,
     InfluxHttp,
     describe_failure,
-    format_lines,
-    isolate_refused,
     select_field,
     series_values,
     split_url,
+    write_all_or_isolate,
 )
 from gridcoord.storage.points import Point
 
@@ -80,20 +79,7 @@ class InfluxV2Store:
 
     def write(self, points: Sequence[Point]) -> None:
         """Write the points; see `gridcoord.storage.base.Store.write`."""
-        good, lines, refused = format_lines(points)
-        reason = "a point line protocol cannot carry" if refused else ""
-        if good:
-            try:
-                self._send_lines(lines)
-            except StoreRejected:
-                lost, reason = isolate_refused(good, self._send)
-                refused += lost
-        if refused:
-            raise StoreRejected(
-                f"InfluxDB refused {len(refused)} of {len(points)} points (the rest are stored): "
-                f"{reason}",
-                refused,
-            )
+        write_all_or_isolate(points, self._send_lines, self._send)
 
     def series(
         self,
@@ -114,9 +100,9 @@ class InfluxV2Store:
         self._http.close()
 
     def _send(self, points: Sequence[Point]) -> None:
-        self._send_lines([p.to_line() for p in points])
+        self._send_lines(points, [p.to_line() for p in points])
 
-    def _send_lines(self, lines: list[str]) -> None:
+    def _send_lines(self, points: Sequence[Point], lines: list[str]) -> None:
         body = "\n".join(lines).encode()
         try:
             self._write_api.write(
