@@ -76,6 +76,8 @@ class PlanningLoop:
         self._prefix = config.mqtt.topic_prefix
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._plan_lock = asyncio.Lock()
+        # Separate from the plan lock: a long solve must not hold back the minute's refresh.
+        self._dispatch_lock = asyncio.Lock()
         self.last_plan: PlanOutcome | None = None
         self.last_dispatch: DispatchOutcome | None = None
         self._overloaded: set[str] = set()
@@ -124,7 +126,7 @@ class PlanningLoop:
             return
         self._scheduler.pause()  # no new runs; the one under way goes on
         try:
-            async with asyncio.timeout(timeout), self._plan_lock:
+            async with asyncio.timeout(timeout), self._plan_lock, self._dispatch_lock:
                 pass
         except TimeoutError:
             log.warning("a planning run was still going after %.0f s; not waiting", timeout)
@@ -164,10 +166,14 @@ class PlanningLoop:
                 )
             if self._publish is not None:
                 self._publish(f"{self._prefix}/plan/latest", json.dumps(summary).encode(), 1, True)
-        await self._dispatch_job()
+            # Inside the plan lock: `stop` waits for this dispatch too, so it is stored.
+            await self._dispatch_job()
 
     async def _dispatch_job(self) -> None:
-        now = self._clock()
+        async with self._dispatch_lock:
+            await self._dispatch(self._clock())
+
+    async def _dispatch(self, now: datetime) -> None:
         outcome = self._coordinator.dispatch(now)
         self.last_dispatch = outcome
         overloaded = {o.zone: o for o in outcome.overloads}

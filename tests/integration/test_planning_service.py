@@ -19,7 +19,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from gridcoord.local_broker import LocalBroker
 from gridcoord.simulation.charger import SimulatedCharger
 from gridcoord.storage.embedded import EmbeddedStore
-from tests.fixtures.gridcoord_process import GridcoordProcess
+from tests.fixtures.gridcoord_process import ROOT, GridcoordProcess
+from tests.fixtures.influx import InfluxdServer
 
 pytestmark = pytest.mark.integration
 
@@ -201,3 +202,39 @@ def test_sigterm_during_planning_exits_cleanly_with_buffers_drained(
     drained = proc.wait_for_log(r"ingest drained: \{'accepted': (\d+), 'written': (\d+)")
     assert drained.group(1) == drained.group(2)
     assert "Traceback" not in proc.output, proc.output
+
+
+def test_example_city_plans_and_dispatches_into_influxdb(
+    tmp_path: Path,
+    mosquitto: LocalBroker,
+    influxd_server: InfluxdServer,
+    influx_database: str,
+) -> None:
+    """The example city with real Mosquitto and InfluxDB 1.6: a plan and every charger's
+    setpoint are stored, and InfluxDB takes every field (no type conflicts, nothing refused)."""
+    example = ROOT / "config" / "wolfsburg.yaml"
+    env = {
+        "GRIDCOORD_MQTT__HOST": "127.0.0.1",
+        "GRIDCOORD_MQTT__PORT": str(mosquitto.port),
+        "GRIDCOORD_STORAGE__KIND": "influxdb",
+        "GRIDCOORD_INFLUXDB__API": "v1",
+        "GRIDCOORD_INFLUXDB__URL": influxd_server.url,
+        "GRIDCOORD_INFLUXDB__DATABASE": influx_database,
+        "GRIDCOORD_STORAGE__SPOOL_DIR": str(tmp_path / "spool"),
+        "GRIDCOORD_STORAGE__FLUSH_INTERVAL_S": "0.2",
+    }
+    proc = GridcoordProcess(example, env, tmp_path / "gc").start()
+    try:
+        proc.wait_connected()
+        proc.wait_for_log(r"planning run \S+: (optimal|time_limit)")
+        assert proc.terminate() == 0
+        drained = proc.wait_for_log(r"'dead_lettered': (\d+)")
+        assert drained.group(1) == "0", proc.output[-3000:]
+    finally:
+        proc.kill()
+    chargers = sum(1 for line in example.read_text().splitlines() if "kind: charger" in line)
+    setpoints = influxd_server.query(
+        'SELECT count("max_power_w") FROM "setpoint" GROUP BY "asset_id"', influx_database
+    )
+    assert len(setpoints) == chargers, influxd_server.query("SHOW MEASUREMENTS", influx_database)
+    assert influxd_server.query('SELECT * FROM "plan"', influx_database)
