@@ -19,6 +19,7 @@ from adapters.modbus.simulator import (
     SimulatedUnit,
     SunSpecSimulator,
 )
+from adapters.modbus.source import check_unique_units
 from gridcoord.config import Asset
 from gridcoord.reading import AssetKind
 
@@ -37,18 +38,11 @@ def day_curve(rated_w: float, longitude: float) -> Callable[[], float]:
 def build_fleet(assets: Sequence[Asset], *, longitude: float = 10.79) -> list[SimulatedServer]:
     """One simulated server per host:port with a unit per Modbus-read asset."""
     units: dict[tuple[str, int], list[SimulatedUnit]] = {}
-    owners: dict[tuple[str, int, int], str] = {}
+    check_unique_units(assets)
     for asset in assets:
         source = asset.modbus
         if source is None:
             continue
-        key = (source.host, source.port, source.unit_id)
-        if key in owners:
-            raise ValueError(
-                f"assets {owners[key]!r} and {asset.id!r} are both unit {source.unit_id} "
-                f"at {source.host}:{source.port}"
-            )
-        owners[key] = asset.id
         register_map = load_map(source.register_map)
         unit: SimulatedUnit
         if register_map.sunspec is not None:

@@ -26,7 +26,7 @@ from adapters.modbus.charger import CurrentLimits, SetpointResult, power_to_curr
 from adapters.modbus.layout import Block, Raw, decode_block, plan_blocks, scaled, to_fields
 from adapters.modbus.maps import Control, Register, RegisterMap, load_map
 from adapters.modbus.registers import RegisterType, decode, encode
-from adapters.modbus.source import ModbusSource
+from adapters.modbus.source import ModbusSource, check_unique_units
 from adapters.modbus.sunspec import NotSunSpec, discover, sunspec_blocks
 from adapters.modbus.transport import DeviceException, ModbusClient, ModbusError
 from gridcoord.config import Asset
@@ -110,18 +110,11 @@ class ModbusPoller:
         self._loop: asyncio.AbstractEventLoop | None = None
         base = Path(map_dir) if map_dir else None
         by_gateway: dict[tuple[str, int], list[_Device]] = {}
-        owners: dict[tuple[str, int, int], str] = {}
+        check_unique_units(assets)
         for asset in assets:
             source = asset.modbus
             if source is None:
                 continue
-            key = (source.host, source.port, source.unit_id)
-            if key in owners:
-                raise ValueError(
-                    f"assets {owners[key]!r} and {asset.id!r} are both unit {source.unit_id} "
-                    f"at {source.host}:{source.port}"
-                )
-            owners[key] = asset.id
             register_map = load_map(source.register_map, base_dir=base)
             if asset.kind not in register_map.kinds:
                 kinds = ", ".join(k.value for k in register_map.kinds)

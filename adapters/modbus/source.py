@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gridcoord.config import Asset
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
@@ -76,3 +82,26 @@ class ModbusSource(BaseModel):
         if self.stale_after_s is not None:
             return self.stale_after_s
         return 3 * self.poll_interval_s + self.timeout_s
+
+
+def check_unique_units(assets: Sequence[Asset]) -> None:
+    """Refuse two Modbus-read assets on one host, port and unit id (a device answers once).
+
+    `gridcoord check-config` reports the same for a whole file; this guards the poller and
+    the simulators when they are handed assets directly.
+
+    Raises:
+        ValueError: naming both assets.
+    """
+    owners: dict[tuple[str, int, int], str] = {}
+    for asset in assets:
+        source = asset.modbus
+        if source is None:
+            continue
+        key = (source.host, source.port, source.unit_id)
+        if key in owners:
+            raise ValueError(
+                f"assets {owners[key]!r} and {asset.id!r} are both unit {source.unit_id} "
+                f"at {source.host}:{source.port}"
+            )
+        owners[key] = asset.id
