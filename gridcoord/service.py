@@ -10,6 +10,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from adapters.contract.reading import Reading
+from adapters.contract.validation import Reason, Rejected
 from adapters.modbus.poller import ModbusPoller
 from adapters.mqtt.client import Message, MqttSession
 from adapters.mqtt.telemetry import TelemetryDecoder
@@ -20,9 +22,7 @@ from gridcoord.ingest.rejections import RejectionReporter
 from gridcoord.local_broker import LocalBroker, port_open
 from gridcoord.planning.coordinator import Coordinator
 from gridcoord.planning.loop import PlanningLoop
-from gridcoord.reading import Reading
 from gridcoord.storage.spool import Spool
-from gridcoord.validation import Reason, Rejected
 
 log = logging.getLogger("gridcoord")
 

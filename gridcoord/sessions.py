@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gridcoord.reading import AssetKind, ChargerType, Reading
+from adapters.contract.reading import AssetKind, ChargerType, Reading
 from gridcoord.timegrid import as_utc, parse_rfc3339, to_rfc3339
 
 # A gap in telemetry longer than this is not bridged when integrating power into energy:

@@ -22,16 +22,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from adapters.contract.reading import AssetKind, Reading
+from adapters.contract.validation import Reason, Rejected, build_reading
 from adapters.modbus.charger import CurrentLimits, SetpointResult, power_to_current
 from adapters.modbus.layout import Block, Raw, decode_block, plan_blocks, scaled, to_fields
 from adapters.modbus.maps import Control, Register, RegisterMap, load_map
 from adapters.modbus.registers import RegisterType, decode, encode
-from adapters.modbus.source import ModbusSource, check_unique_units
+from adapters.modbus.source import ModbusAsset, ModbusSource, check_unique_units
 from adapters.modbus.sunspec import NotSunSpec, discover, sunspec_blocks
 from adapters.modbus.transport import DeviceException, ModbusClient, ModbusError
-from gridcoord.config import Asset
-from gridcoord.reading import AssetKind, Reading
-from gridcoord.validation import Reason, Rejected, build_reading
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +49,7 @@ class _Setpoint:
 
 @dataclass
 class _Device:
-    asset: Asset
+    asset: ModbusAsset
     source: ModbusSource
     register_map: RegisterMap
     blocks: list[Block] | None  # None: SunSpec, not yet discovered
@@ -92,7 +91,7 @@ class ModbusPoller:
 
     def __init__(
         self,
-        assets: Sequence[Asset],
+        assets: Sequence[ModbusAsset],
         sink: Sink,
         on_reject: OnReject,
         *,

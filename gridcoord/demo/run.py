@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from adapters.contract.validation import Rejected, build_reading
 from adapters.mqtt.telemetry import TelemetryDecoder
 from gridcoord.config import Config
 from gridcoord.demo.link import DemoClient
@@ -36,7 +37,6 @@ from gridcoord.simulation import CitySimulation, demo_city
 from gridcoord.storage.embedded import EmbeddedStore
 from gridcoord.storage.points import Point, reading_to_point
 from gridcoord.timegrid import as_utc, format_local, parse_rfc3339
-from gridcoord.validation import Rejected, build_reading
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from adapters.contract.reading import AssetKind, Reading
 from gridcoord.dispatch.limits import ChargerLimit, ZoneLimit, zone_headroom_kw
-from gridcoord.reading import AssetKind, Reading
 from gridcoord.timegrid import as_utc
 
 if TYPE_CHECKING:

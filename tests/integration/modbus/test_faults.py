@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
+from adapters.contract.validation import Reason
 from adapters.modbus.simulator import SimulatedServer, SunSpecSimulator
-from gridcoord.validation import Reason
 from tests.fixtures.modbus import Collected, modbus_asset, polling, run, serving, until
 from tests.fixtures.ports import free_port
 

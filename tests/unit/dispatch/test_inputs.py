@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from adapters.contract.reading import AssetKind, FieldValue, Reading
 from gridcoord.config import Config
 from gridcoord.dispatch import ChargerLimit, charger_limits, stale_chargers, stale_zones
 from gridcoord.dispatch.inputs import zone_state
-from gridcoord.reading import AssetKind, FieldValue, Reading
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 

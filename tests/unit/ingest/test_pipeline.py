@@ -9,8 +9,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapters.contract.reading import AssetKind, Reading
 from gridcoord.ingest.pipeline import IngestPipeline
-from gridcoord.reading import AssetKind, Reading
 from gridcoord.storage.embedded import EmbeddedStore
 from gridcoord.storage.influx_v1 import InfluxV1Store
 from gridcoord.storage.spool import Spool

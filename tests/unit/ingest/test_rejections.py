@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from adapters.contract.validation import Reason
 from gridcoord.ingest.rejections import RejectionReporter
-from gridcoord.validation import Reason
 
 
 def test_counts_everything_publishes_within_budget() -> None:

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapters.contract.reading import AssetKind
+from adapters.contract.validation import Reason, Rejected
 from adapters.mqtt.telemetry import UNKNOWN_ASSET, TelemetryDecoder
 from gridcoord.config import Config
-from gridcoord.reading import AssetKind
-from gridcoord.validation import Reason, Rejected
 
 NOW = datetime(2026, 6, 21, 10, 0, tzinfo=UTC)
 

@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import optimizer
+from adapters.contract.reading import AssetKind, Reading
 from gridcoord.config import Config
 from gridcoord.planning.coordinator import Coordinator, PlanOutcome
-from gridcoord.reading import AssetKind, Reading
 from gridcoord.timegrid import floor_slot, local_day_slots, next_slot_start, to_rfc3339
 
 NOW = datetime(2026, 11, 24, 17, 0, tzinfo=UTC)

@@ -7,15 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from adapters.contract.reading import Reading
+from adapters.contract.validation import build_reading
 from gridcoord.config import Config
 from gridcoord.forecast import ForecastInputs, PvFleet, build_forecast
 from gridcoord.planning.problem_builder import build_problem
 from gridcoord.planning.snapshot import take_snapshot
-from gridcoord.reading import Reading
 from gridcoord.sessions import SessionTracker
 from gridcoord.simulation import CitySimulation, demo_city
 from gridcoord.timegrid import horizon_slots, parse_rfc3339
-from gridcoord.validation import build_reading
 
 START = datetime(2026, 10, 24, 15, 0, tzinfo=UTC)  # Saturday evening before the DST change
 

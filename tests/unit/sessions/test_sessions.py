@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from adapters.contract.reading import AssetKind, FieldValue, Reading
 from gridcoord.config import ChargerType
-from gridcoord.reading import AssetKind, FieldValue, Reading
 from gridcoord.sessions import (
     EventKind,
     SessionDefault,

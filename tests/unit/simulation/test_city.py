@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from adapters.contract.validation import build_reading
 from gridcoord.config import ChargerType, Config
 from gridcoord.dispatch import setpoint_payload, valid_until
 from gridcoord.simulation.city import demo_city
 from gridcoord.simulation.stepper import CitySimulation, KpiAccumulator
 from gridcoord.timegrid import parse_rfc3339
-from gridcoord.validation import build_reading
 
 LAYOUT = demo_city(seed=3, chargers=120, feeders=2, transformers_per_feeder=3)
 START = datetime(2026, 11, 24, 16, 0, tzinfo=UTC)  # 17:00 in Berlin: cars arriving home

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from datetime import date, timedelta
 
+from adapters.contract.reading import AssetKind, Reading
 from gridcoord.config import ChargerType
 from gridcoord.dispatch import (
     ChargerLimit,
@@ -20,7 +21,6 @@ from gridcoord.dispatch import (
     setpoint_payload,
     valid_until,
 )
-from gridcoord.reading import AssetKind, Reading
 from gridcoord.sessions import EventKind, SessionTracker
 from gridcoord.simulation import SimulatedCharger, visits_on
 from gridcoord.timegrid import local_day_slots, parse_rfc3339

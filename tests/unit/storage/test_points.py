@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridcoord.reading import AssetKind, Reading
+from adapters.contract.reading import AssetKind, Reading
 from gridcoord.storage.points import (
     Point,
     datetime_to_ns,

@@ -14,12 +14,9 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
-from gridcoord.reading import AssetKind, FieldValue, Reading
-
-if TYPE_CHECKING:
-    from gridcoord.config import Asset
+from adapters.contract.asset import AssetInfo
+from adapters.contract.reading import AssetKind, FieldValue, Reading
 
 
 class Reason(StrEnum):
@@ -73,7 +70,7 @@ KNOWN_NUMERIC = frozenset(
 )
 
 
-def power_range_w(asset: Asset) -> tuple[float, float]:
+def power_range_w(asset: AssetInfo) -> tuple[float, float]:
     """Physically plausible power for an asset in the contract's sign convention [W].
 
     Generators produce positive power and draw a little at night; meters may see feed-in
@@ -82,7 +79,7 @@ def power_range_w(asset: Asset) -> tuple[float, float]:
     return _field_ranges(asset.kind, asset.rated_kw)["power_w"]
 
 
-def field_range(asset: Asset, name: str) -> tuple[float, float] | None:
+def field_range(asset: AssetInfo, name: str) -> tuple[float, float] | None:
     """The accepted range of a known numeric field, or None for an unknown field."""
     return _field_ranges(asset.kind, asset.rated_kw).get(name)
 
@@ -138,7 +135,7 @@ def parse_timestamp(value: object, *, now: datetime) -> datetime:
 
 
 def build_reading(
-    asset: Asset,
+    asset: AssetInfo,
     values: Mapping[str, object],
     *,
     ts: datetime,
