@@ -22,6 +22,7 @@ from gridcoord.ingest.rejections import RejectionReporter
 from gridcoord.local_broker import LocalBroker, port_open
 from gridcoord.planning.coordinator import Coordinator
 from gridcoord.planning.loop import PlanningLoop
+from gridcoord.sinks import setpoint_sinks
 from gridcoord.storage.spool import Spool
 
 log = logging.getLogger("gridcoord")
@@ -154,15 +155,17 @@ class Service:
             return
         assert self.session is not None and self.pipeline is not None
         session, pipeline = self.session, self.pipeline
+
+        def publish(topic: str, payload: bytes, qos: int, retain: bool) -> None:
+            session.publish(topic, payload, qos=qos, retain=retain)
+
         self.coordinator = Coordinator(self.config)
         self.planning = PlanningLoop(
             self.config,
             self.coordinator,
-            publish=lambda topic, payload, qos, retain: session.publish(
-                topic, payload, qos=qos, retain=retain
-            ),
+            publish=publish,
             store=pipeline.submit_points,
-            modbus=self.modbus,
+            sinks=setpoint_sinks(self.config, publish=publish, modbus=self.modbus),
         )
         self.planning.start()
 

@@ -463,6 +463,7 @@ class ModbusPoller:
             alarm=alarm,
             ts=ts,
             valid_until=setpoint.valid_until,
+            read_back_w=None if read_back is None else limits.power_w(read_back),
         )
         device.last_setpoint = result
         return result

@@ -11,7 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.modbus.maps import Register, load_map
+from adapters.modbus.setpoints import ModbusSetpointSink
 from adapters.modbus.simulator import ChargerSimulator, SimulatedServer
+from adapters.sink import Setpoint
 from tests.fixtures.modbus import Collected, modbus_asset, polling, run, serving, until
 from tests.fixtures.ports import free_port
 
@@ -228,3 +230,35 @@ def test_setpoint_from_another_thread() -> None:
             assert sim.setpoint_a == 12.0
 
     run(scenario())
+
+
+def test_the_modbus_sink_reports_read_back_mismatch_and_failure() -> None:
+    # The DIP switches hold the charger at 8 A, so a 10 A setpoint reads back as a mismatch.
+    sim = ChargerSimulator(load_map("keba-p30"), 1, hardware_max_a=8.0)
+    port = free_port()
+    asset = _charger("keba-p30", port)
+    deliveries = []
+    until_ = datetime.now(UTC) + timedelta(minutes=3)
+
+    def setpoint(charger_id: str, power_w: float) -> Setpoint:
+        return Setpoint(charger_id, power_w, until_, "s-1", datetime.now(UTC))
+
+    async def scenario() -> None:
+        async with serving(SimulatedServer("127.0.0.1", port, [sim])), polling([asset]) as poller:  # type: ignore[list-item]
+            await until(lambda: poller.available("charger-1"), what="first poll")
+            sink = ModbusSetpointSink(poller)
+            assert sink.charger_ids == frozenset({"charger-1"})
+            deliveries.append(await sink.send(setpoint("charger-1", 5000.0)))  # 7.2 A: fits
+            deliveries.append(await sink.send(setpoint("charger-1", 6900.0)))  # 10 A
+            sim.fail_with = 6  # busy
+            deliveries.append(await sink.send(setpoint("charger-1", 6900.0)))
+            deliveries.append(await sink.send(setpoint("pv-1", 1000.0)))
+
+    run(scenario())
+    fits, mismatch, busy, unknown = deliveries
+    assert fits.state == "read_back" and fits.read_back_w is not None
+    assert 4990.0 < fits.read_back_w <= 5000.0  # rounded down to the register step
+    assert mismatch.state == "mismatch" and mismatch.read_back_w == pytest.approx(8.0 * 690.0)
+    assert mismatch.detail == "read-back 8 A differs from written 10 A"
+    assert busy.state == "failed" and "write failed" in busy.detail
+    assert unknown.state == "failed" and unknown.charger_id == "pv-1"
