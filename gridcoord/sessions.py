@@ -14,7 +14,7 @@ The tracker is pure: readings and the current time are parameters, nothing reads
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
@@ -227,13 +227,6 @@ class SessionTracker:
         else:
             session = self._advance(session, fields, ts)
         self._open[charger] = session
-        return events
-
-    def update_many(self, readings: Iterable[Reading]) -> list[SessionEvent]:
-        """Apply readings in the given order; all events."""
-        events: list[SessionEvent] = []
-        for reading in readings:
-            events += self.update(reading)
         return events
 
     def close_silent(

@@ -27,15 +27,14 @@ class Reason(StrEnum):
     INVALID_JSON = "invalid_json"
     NOT_OBJECT = "not_object"
     UNKNOWN_ASSET = "unknown_asset"
-    BAD_TOPIC = "bad_topic"
     WRONG_TYPE = "wrong_type"
     NOT_FINITE = "not_finite"
     OUT_OF_RANGE = "out_of_range"
     BAD_TIMESTAMP = "bad_timestamp"
     NO_VALUES = "no_values"
-    MISSING_FIELD = "missing_field"
     DEVICE_ERROR = "device_error"
     TIMEOUT = "timeout"
+    BAD_FORECAST = "bad_forecast"
 
 
 class Rejected(Exception):
@@ -70,15 +69,6 @@ KNOWN_NUMERIC = frozenset(
 )
 
 
-def power_range_w(asset: AssetInfo) -> tuple[float, float]:
-    """Physically plausible power for an asset in the contract's sign convention [W].
-
-    Generators produce positive power and draw a little at night; meters may see feed-in
-    (negative); chargers only consume. 10 % above rating allows for measurement error.
-    """
-    return _field_ranges(asset.kind, asset.rated_kw)["power_w"]
-
-
 def field_range(asset: AssetInfo, name: str) -> tuple[float, float] | None:
     """The accepted range of a known numeric field, or None for an unknown field."""
     return _field_ranges(asset.kind, asset.rated_kw).get(name)
@@ -87,6 +77,9 @@ def field_range(asset: AssetInfo, name: str) -> tuple[float, float] | None:
 @functools.lru_cache(maxsize=1024)
 def _field_ranges(kind: AssetKind, rated_kw: float) -> dict[str, tuple[float, float]]:
     # Cached per (kind, rating): every reading of every asset looks its ranges up.
+    # Power in the contract's sign convention: generators produce and draw a little at night;
+    # meters may see feed-in (negative); chargers only consume. 10 % above the rating allows
+    # for measurement error.
     rated = rated_kw * 1000.0
     if kind in (AssetKind.PV, AssetKind.WIND):
         power = (-0.05 * rated, 1.1 * rated)

@@ -20,7 +20,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from adapters.contract.reading import AssetKind, Reading
 from adapters.contract.validation import Reason, Rejected, build_reading
@@ -532,8 +532,3 @@ class ModbusPoller:
 
     def _gateway_of(self, device: _Device) -> _Gateway:
         return self._gateways[(device.source.host, device.source.port)]
-
-
-def valid_for(minutes: float) -> datetime:
-    """Aware UTC `minutes` from now (a convenience for `valid_until`)."""
-    return datetime.now(UTC) + timedelta(minutes=minutes)

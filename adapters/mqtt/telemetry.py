@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -48,16 +47,6 @@ class TelemetrySettings(Protocol):
     def assets(self) -> Sequence[MqttAsset]:
         """Every configured asset."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """A message that was not stored, with what an integrator needs to fix it."""
-
-    asset_id: str  # the asset the topic names, or "_unknown"
-    reason: Reason
-    detail: str
-    topic: str
 
 
 class TelemetryDecoder:

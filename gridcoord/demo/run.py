@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from adapters.contract.validation import Rejected, build_reading
@@ -312,9 +312,3 @@ class DemoRun:
             f"{city['peak_import_kw']:6.0f} ({base['peak_import_kw']:6.0f}) kW, zone overloads "
             f"{city['zone_overloads']} ({base['zone_overloads']})"
         )
-
-
-def default_start(now: datetime | None = None) -> datetime:
-    """Noon UTC of the current day: a run shows an afternoon, an evening peak and a night."""
-    today = (now or datetime.now(UTC)).astimezone(UTC)
-    return today.replace(hour=12, minute=0, second=0, microsecond=0)
