@@ -27,7 +27,7 @@ _WRITER = textwrap.dedent(
 
 
 def test_appends_that_returned_survive_a_kill(tmp_path: Path) -> None:
-    root = Path(__file__).resolve().parents[3]
+    root = Path(__file__).resolve().parents[4]
     writer = subprocess.Popen(
         [sys.executable, "-c", _WRITER, str(tmp_path)],
         stdout=subprocess.PIPE,

@@ -20,7 +20,7 @@ from gridcoord.local_broker import LocalBroker
 from gridcoord.storage.embedded import EmbeddedStore
 from tests.fixtures.gridcoord_process import GridcoordProcess
 from tests.fixtures.ports import find_binary, wait_for_port
-from tests.integration.modbus.test_run_end_to_end import _modbus_assets_of_the_example_city
+from tests.integration.adapters.modbus.test_run_end_to_end import _modbus_assets_of_the_example_city
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ import pytest
 from gridcoord.config import load_config
 from gridcoord.config_errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "config" / "wolfsburg.yaml"
 
 
