@@ -103,8 +103,10 @@ def check_unique_units(assets: Sequence[ModbusAsset]) -> None:
     `gridcoord check-config` reports the same for a whole file; this guards the poller and
     the simulators when they are handed assets directly.
 
-    Raises:
-        ValueError: naming both assets.
+    Raises
+    ------
+    ValueError
+        naming both assets.
     """
     owners: dict[tuple[str, int, int], str] = {}
     for asset in assets:

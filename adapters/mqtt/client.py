@@ -91,11 +91,16 @@ class _Client(paho.Client):
 class MqttSession:
     """A reconnecting MQTT 5 client for one broker, with late acknowledgement.
 
-    Args:
-        settings: the `mqtt` section of the configuration.
-        subscriptions: topic filters to (re)subscribe on every connect, QoS 1.
-        on_message: called on paho's network thread for every message; must be quick.
-        client_id_suffix: appended to the configured client id (several instances).
+    Parameters
+    ----------
+    settings
+        the `mqtt` section of the configuration.
+    subscriptions
+        topic filters to (re)subscribe on every connect, QoS 1.
+    on_message
+        called on paho's network thread for every message; must be quick.
+    client_id_suffix
+        appended to the configured client id (several instances).
     """
 
     def __init__(
