@@ -162,7 +162,7 @@ class ChargerSpec(_Section):
 class Asset(_Section):
     """One field device: PV, wind, a meter or a charger, and how it is read."""
 
-    id: str = Field(description="Stable pseudonymous id, e.g. `meter-0412` (DESIGN 6).")
+    id: str = Field(description="Stable pseudonymous id, e.g. `meter-0412`; never a name.")
     kind: AssetKind = Field(description="pv, wind, meter or charger.")
     zone: str | None = Field(None, description="Zone the asset is connected in.")
     rated_kw: float = Field(gt=0, description="Rated power [kW]; bounds accepted readings.")
