@@ -1,4 +1,4 @@
-"""Our one owner of paho-mqtt: an MQTT 5 session that survives restarts and acks late.
+"""The service's MQTT 5 session (paho-mqtt): it survives restarts and acknowledges late.
 
 Why manual acknowledgement: paho normally sends PUBACK as soon as `on_message` returns, so a
 reading that was acknowledged but not yet stored would be lost if gridcoord crashed. Here the
