@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from gridcoord.reading import Reading
-from gridcoord.validation import Reason, Rejected, build_reading, parse_timestamp
+from gridcoord.validation import Reason, Rejected, as_float, build_reading, parse_timestamp
 
 if TYPE_CHECKING:
     from gridcoord.config import Asset, Config, MqttSource
 
 UNKNOWN_ASSET = "_unknown"
+# Bounds on what one payload may make us do, beyond its size in bytes.
+MAX_DEPTH = 16  # objects and arrays inside each other
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +94,18 @@ class TelemetryDecoder:
             document = _JSON.decode(text)
         except _NonFiniteConstant:
             raise Rejected(Reason.NOT_FINITE, "NaN and Infinity are not JSON numbers") from None
-        except (ValueError, RecursionError):
+        except RecursionError:
+            raise Rejected(Reason.OVERSIZED, f"nested deeper than {MAX_DEPTH} levels") from None
+        except ValueError as exc:
+            if "integer string conversion" in str(exc):
+                # Python's own bound (4,300 digits); shorter huge integers fail the range checks.
+                raise Rejected(Reason.OUT_OF_RANGE, "an integer with thousands of digits") from None
             raise Rejected(Reason.INVALID_JSON, "payload is not valid JSON") from None
         if not isinstance(document, dict):
             raise Rejected(Reason.NOT_OBJECT, "payload must be a JSON object")
+        # Cheap first: fewer brackets than the limit cannot nest deeper than it.
+        if text.count("{") + text.count("[") > MAX_DEPTH and _depth(document) > MAX_DEPTH:
+            raise Rejected(Reason.OVERSIZED, f"nested deeper than {MAX_DEPTH} levels")
         if asset.mqtt is not None:
             values, raw_ts = _extract_mapped(asset.mqtt, document)
         else:
@@ -114,6 +124,25 @@ def _refuse_constant(name: str) -> float:
 
 # Built once: json.loads with a keyword argument builds a new decoder for every message.
 _JSON = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+def _depth(document: object) -> int:
+    """Deepest nesting of objects and arrays, without recursion (the document is untrusted)."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(document, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            children: Iterable[object] = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _plausible_id(text: str) -> bool:
@@ -135,7 +164,7 @@ def _extract_mapped(
                 values[name] = raw
                 continue
             raise Rejected(Reason.WRONG_TYPE, f"{mapping.path} must be a number")
-        scaled = float(raw) * mapping.scale
+        scaled = as_float(mapping.path, raw) * mapping.scale
         if not math.isfinite(scaled):
             raise Rejected(Reason.NOT_FINITE, f"{mapping.path} is not a finite number")
         values[name] = scaled
