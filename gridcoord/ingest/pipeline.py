@@ -157,6 +157,11 @@ class IngestPipeline:
         self._store.close()
 
     @property
+    def writer_alive(self) -> bool:
+        """False once the writer thread has ended without being closed (watchdog)."""
+        return self._closed or self._worker.is_alive()
+
+    @property
     def store_available(self) -> bool:
         """False while writes are going to the spool."""
         return self._spool.batches_pending == 0
