@@ -18,7 +18,7 @@ from adapters.mqtt.client import Message, MqttSession
 from adapters.mqtt.telemetry import TelemetryDecoder
 from gridcoord.config import Config, load_config
 from gridcoord.config_errors import ConfigError
-from gridcoord.ingest.inflight import InFlight, Key
+from gridcoord.ingest.inflight import InFlight, Token
 from gridcoord.ingest.pipeline import IngestPipeline
 from gridcoord.ingest.rejections import RejectionReporter
 from gridcoord.local_broker import LocalBroker, port_open
@@ -226,8 +226,16 @@ class Service:
             return  # not acked: the broker redelivers it to our next session
         # A redelivery (broker restart, reconnect) gets its first delivery's receive time, so a
         # reading without `ts` becomes the same point again, not a second one.
+        session = self.session
+        assert session is not None
         received, key = self._inflight.receive(
-            message.mid, message.topic, message.payload, message.qos, datetime.now(UTC)
+            message.mid,
+            message.topic,
+            message.payload,
+            qos=message.qos,
+            dup=message.dup,
+            connection=session.connections,
+            now=datetime.now(UTC),
         )
         try:
             reading = self.decoder.decode(message.topic, message.payload, now=received)
@@ -242,16 +250,17 @@ class Service:
         self._observe(reading)
         pipeline.submit(reading, lambda: self._durable(message, key))
 
-    def _reject(self, message: Message, key: Key | None, reason: Reason, detail: str) -> None:
+    def _reject(self, message: Message, key: Token | None, reason: Reason, detail: str) -> None:
         rejections = self.rejections
         assert rejections is not None
         asset_id, _ = self.decoder.asset_for_topic(message.topic)
         rejections.reject(asset_id, reason, detail, message.topic)
         self._durable(message, key)
 
-    def _durable(self, message: Message, key: Key | None) -> None:
-        if self.session is not None and (message.qos == 0 or self._inflight.durable(key)):
-            self.session.ack(message)
+    def _durable(self, message: Message, key: Token | None) -> None:
+        session = self.session
+        if session is not None and self._inflight.durable(key, session.connections):
+            session.ack(message)
 
     def _observe(self, reading: Reading) -> None:
         if self.coordinator is None:
@@ -288,7 +297,12 @@ class Service:
         if self.pipeline is not None:
             self.pipeline.close()
             rejected = self.rejections.counts() if self.rejections is not None else {}
-            log.info("ingest drained: %s; rejected %s", self.pipeline.stats.snapshot(), rejected)
+            log.info(
+                "ingest drained: %s; rejected %s; redelivered %d",
+                self.pipeline.stats.snapshot(),
+                rejected,
+                self._inflight.redelivered,
+            )
         if self.session is not None:
             self.session.stop()
         if self.broker is not None:

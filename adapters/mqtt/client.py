@@ -113,6 +113,7 @@ class MqttSession:
         self._connected = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._connections = 0
         client = _Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=settings.client_id + client_id_suffix,
@@ -151,6 +152,11 @@ class MqttSession:
     def connected(self) -> bool:
         """True while connected and subscribed."""
         return self._connected.is_set()
+
+    @property
+    def connections(self) -> int:
+        """Successful connects so far; the number of the current (or last) connection."""
+        return self._connections
 
     @property
     def network_alive(self) -> bool:
@@ -209,6 +215,7 @@ class MqttSession:
             # Never echo credentials; the reason code says enough (e.g. "Not authorized").
             log.error("broker refused the connection: %s", reason_code)
             return
+        self._connections += 1
         log.info(
             "connected to broker %s:%s (session %s)",
             self._settings.host or "127.0.0.1",
