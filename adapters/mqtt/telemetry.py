@@ -166,7 +166,8 @@ def _extract_mapped(
             raise Rejected(Reason.WRONG_TYPE, f"{mapping.path} must be a number")
         scaled = as_float(mapping.path, raw) * mapping.scale
         if not math.isfinite(scaled):
-            raise Rejected(Reason.NOT_FINITE, f"{mapping.path} is not a finite number")
+            # A finite JSON number (JSON has no others) beyond float's range once scaled.
+            raise Rejected(Reason.OUT_OF_RANGE, f"{mapping.path} times its scale above 1e308")
         values[name] = scaled
     raw_ts: object = None
     if source.ts_path is not None:

@@ -129,7 +129,7 @@ HOSTILE = [
     ("gridcoord/telemetry/pv-roof-01", b"[" * 10_000 + b"]" * 10_000, Reason.OVERSIZED),
     ("gridcoord/telemetry/pv-roof-01", b"[" * 5_000, Reason.OVERSIZED),  # too deep, then cut
     ("vendor/park2/state", b'{"ac": {"p_kw": "x"}}', Reason.WRONG_TYPE),
-    ("vendor/park2/state", b'{"ac": {"p_kw": 1e308}}', Reason.NOT_FINITE),
+    ("vendor/park2/state", b'{"ac": {"p_kw": 1e308}}', Reason.OUT_OF_RANGE),
     ("vendor/park2/state", b'{"ac": {}}', Reason.NO_VALUES),
 ]
 
