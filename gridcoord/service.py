@@ -290,10 +290,13 @@ class Service:
             self._log_internal_error(f"planning observation of {reading.asset_id}", exc)
 
     def _log_internal_error(self, where: str, exc: Exception) -> None:
-        """Log where it happened; the traceback once per exception type, never its message."""
+        """Log where it happened; the traceback once per exception type, never its message.
+
+        Later ones of the same type are only counted (the periodic rejection summary shows
+        them): a bug that hits every message must not flood the log.
+        """
         name = type(exc).__name__
         if name in self._internal_errors_logged:
-            log.error("internal error (%s) on %s", name, where[:200])
             return
         self._internal_errors_logged.add(name)
         # The frames only: an exception's message may quote the payload (personal data).
