@@ -123,6 +123,6 @@ class InFlight:
             return True
 
     def __len__(self) -> int:
-        """Number of messages held."""
+        """The number of packets not yet acknowledged."""
         with self._lock:
             return len(self._entries)
