@@ -24,6 +24,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from adapters.modbus.source import ModbusSource
+from gridcoord.config_errors import quote
 from gridcoord.reading import AssetKind
 from gridcoord.reading import ChargerType as ChargerType  # re-exported: part of the config API
 from gridcoord.sessions import SessionDefaults
@@ -428,9 +429,9 @@ def reference_problems(zones: list[Any], assets: list[Any]) -> list[str]:
     for i, zone in enumerate(zone_items):
         parent, meter = _text(zone.get("parent")), _text(zone.get("meter"))
         if parent is not None and parent not in known_zones:
-            errors.append(f"zones[{i}].parent: unknown zone {parent!r}")
+            errors.append(f"zones[{i}].parent: unknown zone {quote(parent)}")
         if meter is not None and meter not in known_assets:
-            errors.append(f"zones[{i}].meter: unknown asset {meter!r}")
+            errors.append(f"zones[{i}].meter: unknown asset {quote(meter)}")
     errors += _cycles(zone_ids, [_text(z.get("parent")) for z in zone_items])
     topics: dict[str, int] = {}
     units: dict[tuple[object, object, object], int] = {}
@@ -442,13 +443,14 @@ def reference_problems(zones: list[Any], assets: list[Any]) -> list[str]:
                 if unit in units:
                     other = units[unit]
                     errors.append(
-                        f"assets[{i}].modbus.unit_id: {unit[0]}:{unit[1]} unit {unit[2]} is "
-                        f"already asset {asset_ids[other]!r} (assets[{other}])"
+                        f"assets[{i}].modbus.unit_id: {_host(unit[0])}:{unit[1]} unit "
+                        f"{unit[2]} is already asset {quote(str(asset_ids[other]))} "
+                        f"(assets[{other}])"
                     )
                 units[unit] = i
         zone_id = _text(asset.get("zone"))
         if zone_id is not None and zone_id not in known_zones:
-            errors.append(f"assets[{i}].zone: unknown zone {zone_id!r}")
+            errors.append(f"assets[{i}].zone: unknown zone {quote(zone_id)}")
         mqtt = asset.get("mqtt")
         topic = _text(mqtt.get("topic")) if isinstance(mqtt, dict) else None
         if topic is not None:
@@ -456,6 +458,11 @@ def reference_problems(zones: list[Any], assets: list[Any]) -> list[str]:
                 errors.append(f"assets[{i}].mqtt.topic: already used by assets[{topics[topic]}]")
             topics[topic] = i
     return errors
+
+
+def _host(value: object) -> str:
+    text = str(value)
+    return text if re.fullmatch(r"[A-Za-z0-9.:_-]{1,64}", text) else quote(text)
 
 
 def _text(value: object) -> str | None:
@@ -480,7 +487,9 @@ def _cycles(ids: list[str | None], parents: list[str | None]) -> list[str]:
             cursor = index.get(parent) if parent is not None else None
         if cursor is not None and state[cursor] == 1:  # closed a new cycle
             cycle = walk[walk.index(cursor) :]
-            errors += [f"zones[{i}].parent: cycle through zone {parents[i]!r}" for i in cycle]
+            errors += [
+                f"zones[{i}].parent: cycle through zone {quote(str(parents[i]))}" for i in cycle
+            ]
         for i in walk:
             state[i] = 2
     return sorted(errors, key=lambda e: int(e[6 : e.index("]")]))
@@ -502,7 +511,9 @@ def _duplicates(section: str, ids: list[str | None]) -> list[str]:
         if item is None:
             continue
         if item in first:
-            errors.append(f"{section}[{i}].id: duplicate of {section}[{first[item]}] ({item!r})")
+            errors.append(
+                f"{section}[{i}].id: duplicate of {section}[{first[item]}] ({quote(item)})"
+            )
         else:
             first[item] = i
     return errors

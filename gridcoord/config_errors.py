@@ -10,6 +10,7 @@ Input values are never echoed: a mistyped secret must not end up in a terminal o
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from pydantic import ValidationError
 MAX_SHOWN = 50
 
 Location = tuple[int | str, ...]
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class ConfigError(Exception):
@@ -116,11 +118,26 @@ def env_name(loc: Sequence[int | str]) -> str:
 
 
 def format_loc(loc: Sequence[int | str]) -> str:
-    """``assets[3].mqtt.topic`` for ``("assets", 3, "mqtt", "topic")``."""
+    """``assets[3].mqtt.topic`` for ``("assets", 3, "mqtt", "topic")``.
+
+    A key that is not a plain name (a newline, a control character, 5,000 characters) is
+    shown quoted and shortened, so it can neither forge a report line nor flood it.
+    """
     text = ""
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif _PLAIN_KEY.fullmatch(part):
+            text += f".{part}" if text else part
+        else:
+            text += f"[{quote(part)}]"
     return text
+
+
+def quote(value: str, limit: int = 40) -> str:
+    """`value` as a short, single-line, quoted text for a report (ids, keys; never secrets)."""
+    shown = repr(value[:limit])
+    return shown if len(value) <= limit else f"{shown[:-1]}...{shown[-1]}"
 
 
 def _where(loc: Location, line: int | None) -> str:

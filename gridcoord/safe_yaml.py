@@ -23,6 +23,8 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
 
+from gridcoord.config_errors import quote
+
 #: Largest configuration file read [bytes] (a 100,000-asset city fits in about 4 MB).
 MAX_FILE_BYTES = 4 * 1024 * 1024
 #: Deepest nesting of mappings and sequences (the schema itself is 6 levels deep).
@@ -41,6 +43,9 @@ _SCALAR_TAGS = frozenset(
 _NUMBER_TAGS = frozenset((_TAG + "int", _TAG + "float"))
 _MERGE = _TAG + "merge"
 _Parser: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+_MISSING = object()
 
 
 class YamlProblem(Exception):
@@ -100,7 +105,7 @@ def parse(text: str) -> Any:
     """
     builder = _Builder()
     try:
-        for event in yaml.parse(text, Loader=_Parser):
+        for event in _events(text):
             builder.feed(event)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -134,6 +139,19 @@ def lines_of(text: str, paths: Iterable[tuple[int | str, ...]]) -> dict[tuple[in
     return result
 
 
+def _events(text: str) -> Iterator[yaml.Event]:
+    """The parser's events up to the end of the stream (`yaml.parse` without its overhead)."""
+    parser = _Parser(text)
+    try:
+        while True:
+            event = parser.get_event()
+            if event is None or isinstance(event, yaml.StreamEndEvent):
+                return
+            yield event
+    finally:
+        parser.dispose()
+
+
 @dataclass(slots=True)
 class _Frame:
     value: dict[str, Any] | list[Any]
@@ -156,6 +174,8 @@ class _Builder:
         self._documents = 0
         self._resolver = Resolver()
         self._constructor = SafeConstructor()
+        # Plain scalars repeat (`kind: meter`, `rated_kw: 11`): resolve each text once.
+        self._plain: dict[str, Any] = {}
 
     def feed(self, event: yaml.Event) -> None:
         line = event.start_mark.line + 1 if event.start_mark else 0
@@ -196,6 +216,19 @@ class _Builder:
             )
 
     def _scalar(self, event: yaml.ScalarEvent, line: int) -> Any:
+        if event.tag is None:
+            if not event.implicit[0]:
+                return event.value  # quoted: always text
+            cached = self._plain.get(event.value, _MISSING)
+            if cached is not _MISSING and not (cached is _MergeKey and not self._expecting_key()):
+                return cached
+            value = self._resolve(event, line)
+            if len(self._plain) < 4096 and len(event.value) <= 64:
+                self._plain[event.value] = value
+            return value
+        return self._resolve(event, line)
+
+    def _resolve(self, event: yaml.ScalarEvent, line: int) -> Any:
         tag = event.tag
         if tag in (None, "!"):
             resolve: Any = self._resolver.resolve
@@ -212,6 +245,8 @@ class _Builder:
             return _MergeKey
         if tag not in _SCALAR_TAGS:
             raise YamlProblem(f"line {line}: tag {tag} is not supported")
+        if tag == _TAG + "str":
+            return event.value
         if tag in _NUMBER_TAGS and len(event.value) > MAX_NUMBER_CHARS:
             raise YamlProblem(f"line {line}: a number longer than {MAX_NUMBER_CHARS} characters")
         construct = SafeConstructor.yaml_constructors[tag]
@@ -256,7 +291,7 @@ class _Builder:
         if not isinstance(value, str):
             raise YamlProblem(f"line {line}: a mapping key must be text, not {_kind(value)}")
         if value in top.value:
-            raise YamlProblem(f"line {line}: key {value!r} appears twice in one mapping")
+            raise YamlProblem(f"line {line}: key {quote(value)} appears twice in one mapping")
         if len(top.value) >= MAX_MAPPING_KEYS:
             raise YamlProblem(f"line {line}: more than {MAX_MAPPING_KEYS} keys in one mapping")
         top.key, top.key_line = value, line
@@ -295,7 +330,7 @@ def _locations(
     # Each frame: [path, is_mapping, next index, pending key]; `skip` counts ignored depth.
     stack: list[list[Any]] = []
     skip = 0
-    for event in yaml.parse(text, Loader=_Parser):
+    for event in _events(text):
         line = event.start_mark.line + 1 if event.start_mark else 0
         start = isinstance(event, yaml.CollectionStartEvent)
         end = isinstance(event, yaml.CollectionEndEvent)
