@@ -2,6 +2,10 @@
 
 Settings are declared once, here, with pydantic; every field says what it is for. Environment
 variables ``GRIDCOORD_<SECTION>__<FIELD>`` override the file, so secrets never need to be in it.
+
+The sections an adapter reads (``mqtt``, an asset's ``mqtt`` or ``modbus`` source) are declared
+in that adapter's package and composed here; their names are re-exported as part of the
+configuration's API.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import os
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -23,19 +27,19 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from adapters.modbus.source import ModbusSource
-from gridcoord.config_errors import quote
-from gridcoord.reading import AssetKind
-from gridcoord.reading import ChargerType as ChargerType  # re-exported: part of the config API
+from adapters.contract.asset import ASSET_ID_PATTERN as ASSET_ID_PATTERN
+from adapters.contract.asset import ASSET_ID_RE
+from adapters.contract.reading import AssetKind
+from adapters.contract.reading import ChargerType as ChargerType
+from adapters.modbus.source import ModbusSource as ModbusSource
+from adapters.mqtt.settings import FieldMapping as FieldMapping
+from adapters.mqtt.settings import Mqtt as Mqtt
+from adapters.mqtt.settings import MqttSource as MqttSource
+from adapters.mqtt.settings import Tls as Tls
+from gridcoord.config_errors import ConfigError, Problems, quote
+from gridcoord.config_secrets import refuse_file_secrets, resolve_secret_files
+from gridcoord.safe_yaml import YamlProblem, parse, read_text
 from gridcoord.sessions import SessionDefaults
-
-if TYPE_CHECKING:
-    from gridcoord.config_errors import Problems
-
-# Pseudonymous ids only (DESIGN 6): short, lowercase, and safe inside an MQTT topic level.
-ASSET_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
-ASSET_ID_RE = re.compile(ASSET_ID_PATTERN)
-
 
 # Physical bounds (docs/configuration.md, "Limits"): generous, but finite, so that a typo
 # like `1e308` or `.inf` is refused by check-config instead of reaching the planner.
@@ -70,76 +74,6 @@ class Site(_Section):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown IANA time zone {value!r}") from exc
         return value
-
-
-class Tls(_Section):
-    enabled: bool = Field(False, description="Connect to the broker over TLS.")
-    ca_file: Path | None = Field(None, description="CA bundle; the system store when absent.")
-    cert_file: Path | None = Field(None, description="Client certificate for mutual TLS.")
-    key_file: Path | None = Field(None, description="Private key of the client certificate.")
-    insecure: bool = Field(
-        False, description="Skip hostname verification (test brokers only; never in production)."
-    )
-
-
-class Mqtt(_Section):
-    host: str | None = Field(
-        None,
-        description="Broker host. When absent, `gridcoord run` starts a local mosquitto.",
-    )
-    port: int = Field(1883, ge=1, le=65535, description="Broker TCP port.")
-    username: str | None = Field(None, description="Broker user; set it from the environment.")
-    password: SecretStr | None = Field(
-        None,
-        description="Broker password: only from GRIDCOORD_MQTT__PASSWORD or `password_file`; "
-        "refused in the YAML file.",
-    )
-    password_file: Path | None = Field(
-        None,
-        description="File holding the broker password (mode 0600 or 0400), e.g. a container "
-        "secret; also GRIDCOORD_MQTT__PASSWORD_FILE.",
-    )
-    tls: Tls = Field(default_factory=Tls, description="TLS settings.")
-    topic_prefix: str = Field("gridcoord", description="First topic level of every contract topic.")
-    client_id: str = Field(
-        "gridcoord-ingest",
-        description="MQTT client id; the persistent session is keyed by it, keep it stable.",
-    )
-    shared_group: str | None = Field(
-        None,
-        description="Subscribe via `$share/<group>/...` so several instances split telemetry.",
-    )
-    keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keepalive [s].")
-    session_expiry_s: int = Field(
-        86400,
-        ge=0,
-        le=4_294_967_295,  # MQTT 5's largest value, which means "never expires"
-        description="How long the broker keeps our session and queued QoS 1 messages [s].",
-    )
-    reconnect_min_s: float = Field(0.5, gt=0, le=3600, description="First reconnect delay [s].")
-    reconnect_max_s: float = Field(30.0, gt=0, le=3600, description="Longest reconnect delay [s].")
-    max_payload_bytes: int = Field(
-        16384,
-        ge=64,
-        le=1_048_576,
-        description="Telemetry payloads above this size are rejected [bytes].",
-    )
-    rejected_per_s: float = Field(
-        10.0, ge=0, le=1000, description="At most this many rejection notices published per second."
-    )
-
-    @model_validator(mode="after")
-    def _reconnect_order(self) -> Self:
-        if self.reconnect_min_s > self.reconnect_max_s:
-            raise ValueError("reconnect_min_s must not exceed reconnect_max_s")
-        return self
-
-    @field_validator("topic_prefix")
-    @classmethod
-    def _plain_prefix(cls, value: str) -> str:
-        if not value or any(c in value for c in "#+") or value.startswith("/"):
-            raise ValueError("must be a non-empty topic without wildcards or a leading '/'")
-        return value.rstrip("/")
 
 
 class StorageKind(StrEnum):
@@ -228,41 +162,6 @@ class Zone(_Section):
     @classmethod
     def _id(cls, value: str) -> str:
         return _check_id(value)
-
-
-class FieldMapping(_Section):
-    path: str = Field(description="Dotted path of the value in the device's JSON, e.g. `a.b.0`.")
-    scale: float = Field(
-        1.0,
-        ge=-1e6,
-        le=1e6,
-        description="Multiplier to the contract's unit (e.g. 1000 kW→W); not 0.",
-    )
-
-    @field_validator("scale")
-    @classmethod
-    def _nonzero(cls, value: float) -> float:
-        if value == 0:
-            raise ValueError("must not be 0 (every reading would read as 0)")
-        return value
-
-
-class MqttSource(_Section):
-    """How a device with its own topic and payload shape is read (DESIGN 3.2): data, not code."""
-
-    topic: str = Field(description="Exact topic the device publishes to (no wildcards).")
-    fields: dict[str, FieldMapping] = Field(
-        max_length=64,
-        description="Contract field name (e.g. `power_w`) → where it is in the payload.",
-    )
-    ts_path: str | None = Field(None, description="Dotted path of the device's timestamp.")
-
-    @field_validator("topic")
-    @classmethod
-    def _no_wildcards(cls, value: str) -> str:
-        if not value or any(c in value for c in "#+"):
-            raise ValueError("must be a concrete topic without wildcards")
-        return value
 
 
 class ChargerSpec(_Section):
@@ -544,12 +443,9 @@ def load_config(path: Path) -> Config:
         Listing every problem (the first `MAX_SHOWN`, the rest counted) with its path in the
         file and its line, or the environment variable that set it.
     """
-    from gridcoord.config_errors import Problems
-    from gridcoord.config_secrets import refuse_file_secrets, resolve_secret_files
-
     raw, text = _read(path)
     problems = Problems()
-    raw = refuse_file_secrets(raw, problems)
+    raw = refuse_file_secrets(raw, Config, problems)
     raw = _anchor_paths(raw, path.parent)
     config = _validate(raw, problems)
     if config is None or problems:
@@ -565,9 +461,6 @@ def load_config(path: Path) -> Config:
 
 
 def _read(path: Path) -> tuple[dict[str, Any], str]:
-    from gridcoord.config_errors import ConfigError
-    from gridcoord.safe_yaml import YamlProblem, parse, read_text
-
     try:
         text = read_text(path)
         data = parse(text)

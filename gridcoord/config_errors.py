@@ -16,6 +16,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from gridcoord.safe_yaml import lines_of, quote
+
+__all__ = ["MAX_SHOWN", "ConfigError", "Problems", "env_name", "format_loc", "quote"]
+
 #: Problems shown (and described with their line) per report; the rest are counted.
 MAX_SHOWN = 50
 
@@ -102,8 +106,6 @@ class Problems:
 
     def error(self, path: Path, text: str | None) -> ConfigError:
         """A ConfigError with every problem described (lines looked up in `text`)."""
-        from gridcoord.safe_yaml import lines_of
-
         lines = lines_of(text, [loc for loc, _ in self.items if loc]) if text else {}
         described = [
             f"{format_loc(loc)}{_where(loc, lines.get(loc))}: {message}" if loc else message
@@ -132,12 +134,6 @@ def format_loc(loc: Sequence[int | str]) -> str:
         else:
             text += f"[{quote(part)}]"
     return text
-
-
-def quote(value: str, limit: int = 40) -> str:
-    """`value` as a short, single-line, quoted text for a report (ids, keys; never secrets)."""
-    shown = repr(value[:limit])
-    return shown if len(value) <= limit else f"{shown[:-1]}...{shown[-1]}"
 
 
 def _where(loc: Location, line: int | None) -> str:

@@ -18,13 +18,13 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, SecretStr
 
-if TYPE_CHECKING:
-    from gridcoord.config import Config
-    from gridcoord.config_errors import Problems
+from gridcoord.config_errors import Problems, env_name
+
+_Settings = TypeVar("_Settings", bound=BaseModel)
 
 #: Largest secret file read [bytes] (a certificate-sized token still fits).
 MAX_SECRET_BYTES = 65_536
@@ -41,13 +41,12 @@ def secret_fields(config_type: type[BaseModel]) -> Iterator[tuple[str, str]]:
                     yield section, name
 
 
-def refuse_file_secrets(raw: dict[str, Any], problems: Problems) -> dict[str, Any]:
+def refuse_file_secrets(
+    raw: dict[str, Any], config_type: type[BaseModel], problems: Problems
+) -> dict[str, Any]:
     """Record a problem for each secret written in the YAML file; return `raw` without them."""
-    from gridcoord.config import Config
-    from gridcoord.config_errors import env_name
-
     cleaned = dict(raw)
-    for section, name in secret_fields(Config):
+    for section, name in secret_fields(config_type):
         values = cleaned.get(section)
         if isinstance(values, dict) and values.get(name) is not None:
             problems.add(
@@ -60,10 +59,8 @@ def refuse_file_secrets(raw: dict[str, Any], problems: Problems) -> dict[str, An
     return cleaned
 
 
-def resolve_secret_files(config: Config, problems: Problems) -> Config:
+def resolve_secret_files(config: _Settings, problems: Problems) -> _Settings:
     """`config` with every ``<name>_file`` read into its secret (problems recorded instead)."""
-    from gridcoord.config_errors import env_name
-
     updates: dict[str, dict[str, Any]] = {}
     for section, name in secret_fields(type(config)):
         values = getattr(config, section)

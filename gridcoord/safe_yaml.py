@@ -23,8 +23,6 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
 
-from gridcoord.config_errors import quote
-
 #: Largest configuration file read [bytes] (a 100,000-asset city fits in about 4 MB).
 MAX_FILE_BYTES = 4 * 1024 * 1024
 #: Deepest nesting of mappings and sequences (the schema itself is 6 levels deep).
@@ -137,6 +135,12 @@ def lines_of(text: str, paths: Iterable[tuple[int | str, ...]]) -> dict[tuple[in
                 result[path] = found[path[:n]]
                 break
     return result
+
+
+def quote(value: str, limit: int = 40) -> str:
+    """`value` as a short, single-line, quoted text for a report (ids, keys; never secrets)."""
+    shown = repr(value[:limit])
+    return shown if len(value) <= limit else f"{shown[:-1]}...{shown[-1]}"
 
 
 def _events(text: str) -> Iterator[yaml.Event]:
