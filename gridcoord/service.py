@@ -9,10 +9,16 @@ import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from adapters.modbus.poller import ModbusPoller
 from adapters.mqtt.client import Message, MqttSession
 from adapters.mqtt.telemetry import TelemetryDecoder
+
+if TYPE_CHECKING:
+    from gridcoord.api.server import ApiServer
+from gridcoord.api.metrics import Instruments
+from gridcoord.api.overrides import OverrideBook
 from gridcoord.config import Config, load_config
 from gridcoord.config_errors import ConfigError
 from gridcoord.ingest.pipeline import IngestPipeline
@@ -22,6 +28,7 @@ from gridcoord.planning.coordinator import Coordinator
 from gridcoord.planning.loop import PlanningLoop
 from gridcoord.reading import Reading
 from gridcoord.storage.spool import Spool
+from gridcoord.storage.timed import TimedStore
 from gridcoord.validation import Reason, Rejected
 
 log = logging.getLogger("gridcoord")
@@ -72,6 +79,9 @@ class Service:
         self.modbus: ModbusPoller | None = None
         self.coordinator: Coordinator | None = None
         self.planning: PlanningLoop | None = None
+        self.instruments = Instruments()
+        self.overrides = OverrideBook(config, config.api.state_dir / "overrides.json")
+        self.api: ApiServer | None = None
 
     def request_stop(self) -> None:
         """Ask the service to drain and stop (signal handlers and tests call this)."""
@@ -92,9 +102,12 @@ class Service:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(signal.SIGUSR1, self.planning.run_now)
         try:
+            self._start_api()
             await self._stop.wait()
         finally:
             log.info("stopping: draining buffers")
+            if self.api is not None:
+                await self.api.stop()
             if self.planning is not None:
                 await self.planning.stop()
             for task in tasks:
@@ -115,7 +128,7 @@ class Service:
             except RuntimeError as exc:
                 raise StartupError(str(exc)) from None
             log.info("no broker configured: started mosquitto on 127.0.0.1:%d", mqtt.port)
-        store = open_store(self.config)
+        store = TimedStore(open_store(self.config), self.instruments.store_write.observe)
         storage = self.config.storage
         self.pipeline = IngestPipeline(
             store,
@@ -163,8 +176,22 @@ class Service:
             ),
             store=pipeline.submit_points,
             modbus=self.modbus,
+            adjust=self.overrides.apply,
         )
         self.planning.start()
+
+    def _start_api(self) -> None:
+        if not self.config.api.enabled:
+            return
+        from gridcoord.api.auth import TokenConfigError
+        from gridcoord.api.server import ApiBindError, ApiServer
+
+        try:
+            self.api = ApiServer(self, self.instruments, self.overrides)
+            self.api.start()
+        except (ApiBindError, TokenConfigError) as exc:
+            raise StartupError(str(exc)) from None
+        print(f"gridcoord: dashboard at {self.api.url}", flush=True)
 
     def submit(self, reading: Reading) -> None:
         """Hand a reading from a non-MQTT adapter to the pipeline (and the planner)."""

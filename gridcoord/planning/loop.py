@@ -54,6 +54,8 @@ class PlanningLoop:
         store: hands points to the ingest pipeline.
         modbus: the poller that owns the Modbus chargers, if any.
         clock: returns aware UTC now (tests may pass another).
+        adjust: applied to every dispatch before it is sent (operator overrides); it may
+            only lower setpoints, through the safety layer.
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class PlanningLoop:
         store: Callable[[Sequence[Point]], None],
         modbus: ModbusPoller | None = None,
         clock: Clock = utc_now,
+        adjust: Callable[[DispatchOutcome], DispatchOutcome] | None = None,
     ) -> None:
         self._config = config
         self._coordinator = coordinator
@@ -73,6 +76,7 @@ class PlanningLoop:
         self._modbus = modbus
         self._modbus_chargers = set(modbus.charger_ids) if modbus is not None else set()
         self._clock = clock
+        self._adjust = adjust
         self._prefix = config.mqtt.topic_prefix
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._plan_lock = asyncio.Lock()
@@ -119,6 +123,10 @@ class PlanningLoop:
     def run_now(self) -> None:
         """Trigger a planning run out of turn (it waits for one under way)."""
         self._scheduler.modify_job("plan", next_run_time=self._clock())
+
+    def dispatch_soon(self) -> None:
+        """Dispatch out of turn (a limit changed); thread-safe."""
+        self._scheduler.modify_job("dispatch", next_run_time=self._clock())
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Stop scheduling and let a planning run under way finish (its plan gets stored)."""
@@ -175,6 +183,8 @@ class PlanningLoop:
 
     async def _dispatch(self, now: datetime) -> None:
         outcome = self._coordinator.dispatch(now)
+        if self._adjust is not None:
+            outcome = self._adjust(outcome)
         self.last_dispatch = outcome
         overloaded = {o.zone: o for o in outcome.overloads}
         if set(overloaded) != self._overloaded:
