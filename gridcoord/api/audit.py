@@ -72,7 +72,7 @@ class AuditLog:
             fields: dict[str, float | int | bool | str] = {
                 "who": entry.who,
                 "target": entry.target,
-                "detail": json.dumps({"request": entry.request, "result": entry.result}),
+                "detail": json.dumps(entry.model_dump(mode="json", include={"request", "result"})),
             }
             self._store(
                 [Point("audit", {"action": entry.action}, fields, datetime_to_ns(entry.at))]
