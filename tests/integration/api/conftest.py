@@ -61,9 +61,12 @@ class RunningService:
 
     def report(self) -> None:
         """One round of telemetry from every device but charger-009 (never reports: stale)."""
+        self.publish("pv-roof-01", {"power_w": 9_000.0})
+        self.report_chargers_and_meters()
+
+    def report_chargers_and_meters(self) -> None:
         self.publish("meter-sub-01", {"power_w": 50_000.0})
         self.publish("meter-lt-01", {"power_w": 20_000.0})
-        self.publish("pv-roof-01", {"power_w": 9_000.0})
         self.publish("charger-001", {"power_w": 7_000.0, "connected": True})
         self.publish("charger-002", {"power_w": 4_000.0, "connected": True})
 
