@@ -35,12 +35,10 @@ log = logging.getLogger("gridcoord")
 
 
 def configure_logging(level: int = logging.INFO) -> None:
-    """Plain, one-line log records on stderr (a container's log collector takes it from there)."""
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    """One-line log records on stderr (text or JSON, as the command line chose)."""
+    from gridcoord.logging_setup import configure
+
+    configure(level)
 
 
 def run_service(config_path: Path) -> int:
