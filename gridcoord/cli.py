@@ -97,6 +97,27 @@ def run(config: ConfigOption) -> None:
     raise typer.Exit(run_service(config))
 
 
+@app.command("api-token")
+def api_token(
+    name: Annotated[str, typer.Option("--name", help="Who holds it (a role or pseudonym).")],
+    role: Annotated[str, typer.Option("--role", help="viewer, operator or admin.")] = "viewer",
+) -> None:
+    """Make an API token: the token (give it to its holder) and its hash (for api.tokens)."""
+    from gridcoord.api.auth import new_token
+    from gridcoord.config import ASSET_ID_RE, Role
+
+    if role not in {r.value for r in Role}:
+        typer.echo(f"api-token: --role must be viewer, operator or admin, got {role!r}", err=True)
+        raise typer.Exit(2)
+    if not ASSET_ID_RE.match(name):
+        typer.echo("api-token: --name must be lowercase letters, digits, '.', '_', '-'", err=True)
+        raise typer.Exit(2)
+    token, hashed = new_token()
+    typer.echo(f"token: {token}")
+    typer.echo("config (api.tokens):")
+    typer.echo(f"  - {{name: {name}, role: {role}, hash: '{hashed}'}}")
+
+
 @app.command()
 def optimize(
     problem: Annotated[Path, typer.Argument(help="Problem JSON (DESIGN 3.5).")],

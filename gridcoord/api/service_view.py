@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from gridcoord.api.overrides import OverrideBook
 from gridcoord.api.view import (
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from gridcoord.service import Service
 
 FRAME_TTL_S = 1.0
+_T = TypeVar("_T")
 CHART_HOURS_BACK = 12
 CHART_HOURS_AHEAD = 12
 _HISTORY_SLOTS = 200  # a bit more than the chart's 96 slots
@@ -87,6 +88,7 @@ class ServiceView:
         self._started = clock()
         self._frame: _Frame | None = None
         self._frame_mono = -math.inf
+        self._cache: dict[str, tuple[float, list[Any]]] = {}
         self._plans: deque[PlanSummary] = deque(maxlen=self._config.api.plans_kept)
         self._last_plan: object | None = None
         self._last_dispatch: object | None = None
@@ -130,6 +132,20 @@ class ServiceView:
         return self._current().totals
 
     def sessions(self) -> list[SessionState]:
+        return self._cached("sessions", self._build_sessions)
+
+    def _cached(self, key: str, build: Callable[[], list[_T]]) -> list[_T]:
+        """``build()``'s result, rebuilt at most once per `FRAME_TTL_S` (many clients, one pass)."""
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and time.monotonic() - hit[0] < FRAME_TTL_S:
+                return hit[1]
+        value = build()
+        with self._lock:
+            self._cache[key] = (time.monotonic(), value)
+        return value
+
+    def _build_sessions(self) -> list[SessionState]:
         coordinator = self._service.coordinator
         if coordinator is None:
             return []
@@ -156,6 +172,9 @@ class ServiceView:
             return list(self._plans)
 
     def setpoints(self) -> list[SetpointState]:
+        return self._cached("setpoints", self._build_setpoints)
+
+    def _build_setpoints(self) -> list[SetpointState]:
         planning = self._service.planning
         outcome = planning.last_dispatch if planning is not None else None
         if outcome is None:
