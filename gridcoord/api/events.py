@@ -42,7 +42,8 @@ class Broadcaster:
         """Build and send an event every interval until ``stop``."""
         while not stop.is_set():
             try:
-                self._latest = self._build()
+                # In a worker thread: a city of 10,000 chargers must not hold up the loop.
+                self._latest = await asyncio.to_thread(self._build)
             except Exception:  # a broken summary must not end the stream for everyone
                 log.exception("live summary not built")
             else:

@@ -152,7 +152,7 @@ class ServiceView:
         with coordinator._lock:
             sessions = coordinator._tracker.open_sessions()
         return [
-            SessionState(
+            SessionState.model_construct(
                 id=s.id,
                 charger_id=s.charger_id,
                 plugged_in_at=s.plugged_in_at,
@@ -199,7 +199,7 @@ class ServiceView:
                     elif result.read_back_a is not None:
                         read_back = 0.0
             out.append(
-                SetpointState(
+                SetpointState.model_construct(
                     charger_id=charger_id,
                     schedule_id=outcome.schedule_id,
                     sent_at=outcome.at,
@@ -291,10 +291,13 @@ class ServiceView:
     async def track(self, stop: asyncio.Event, period_s: float = 1.0) -> None:
         """Poll the planning loop's outcomes and sample the city totals until ``stop``."""
         while not stop.is_set():
-            self._poll_planning()
-            self._sample(self._current().totals)
+            await asyncio.to_thread(self._tick)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), period_s)
+
+    def _tick(self) -> None:
+        self._poll_planning()
+        self._sample(self._current().totals)
 
     def _poll_planning(self) -> None:
         planning = self._service.planning
@@ -430,7 +433,7 @@ class ServiceView:
                 elif a.id not in self._zone_meters:
                     consumers += kw
             assets.append(
-                AssetState(
+                AssetState.model_construct(
                     id=a.id,
                     kind=a.kind.value,
                     zone=a.zone,
@@ -460,7 +463,7 @@ class ServiceView:
             cap = caps.get(z.id)
             room = headroom.get(z.id, 0.0)
             zones.append(
-                ZoneStatus(
+                ZoneStatus.model_construct(
                     id=z.id,
                     parent=z.parent,
                     capacity_kw=z.capacity_kw,
