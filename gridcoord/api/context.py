@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
@@ -10,6 +10,7 @@ from gridcoord.api.audit import AuditLog
 from gridcoord.api.events import Broadcaster
 from gridcoord.api.metrics import Instruments
 from gridcoord.api.overrides import OverrideBook
+from gridcoord.api.responses import ResponseCache
 from gridcoord.api.view import CityView
 from gridcoord.config import Config
 
@@ -24,6 +25,7 @@ class ApiContext:
     audit: AuditLog
     instruments: Instruments
     broadcaster: Broadcaster
+    responses: ResponseCache = field(default_factory=ResponseCache)
 
     @property
     def stale_grace_s(self) -> float:

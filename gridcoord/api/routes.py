@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Generic, Literal, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from gridcoord.api.audit import AuditEntry
@@ -23,6 +23,7 @@ from gridcoord.api.summary import Summary, build_summary
 from gridcoord.api.view import (
     AssetState,
     ChartSeries,
+    ForecastView,
     PlanSummary,
     SeriesPoint,
     SessionState,
@@ -32,6 +33,23 @@ from gridcoord.api.view import (
 from gridcoord.config import Role
 from gridcoord.storage.base import StoreRejected, StoreUnavailable
 from gridcoord.timegrid import as_utc
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def api_instant(value: datetime, name: str) -> datetime:
+    """An instant from a request as aware UTC; 422 without an offset or outside 2000-2200."""
+    if value.tzinfo is None:
+        raise HTTPException(422, f"{name} needs a UTC offset")
+    try:
+        utc = as_utc(value)
+    except OverflowError:  # e.g. year 1 at +14:00
+        raise HTTPException(422, f"{name} is out of range") from None
+    if not EARLIEST <= utc < LATEST:
+        raise HTTPException(422, f"{name} must lie between 2000 and 2200")
+    return utc
+
 
 router = APIRouter(dependencies=[requires(Role.VIEWER)])
 
@@ -54,10 +72,14 @@ class Page(BaseModel, Generic[T]):
 
 
 @router.get("/summary", response_model=Summary, tags=["live"])
-def summary(request: Request) -> Summary:
+def summary(request: Request) -> Response:
     """Header KPIs, zones and alarms now (what the live stream sends)."""
     ctx = context(request)
-    return build_summary(ctx.view, ctx.overrides.active(ctx.view.now()), ctx.stale_grace_s)
+    return ctx.responses.json(
+        request,
+        Summary,
+        lambda: build_summary(ctx.view, ctx.overrides.active(ctx.view.now()), ctx.stale_grace_s),
+    )
 
 
 @router.get(
@@ -86,16 +108,20 @@ def assets(
     kind: Literal["pv", "wind", "meter", "charger"] | None = None,
     zone: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     available: bool | None = None,
-) -> Page[AssetState]:
+) -> Response:
     """Assets with their latest reading; ``power_kw`` is null when the device is stale."""
-    items = [
-        a
-        for a in context(request).view.assets()
-        if (kind is None or a.kind == kind)
-        and (zone is None or a.zone == zone)
-        and (available is None or a.available == available)
-    ]
-    return Page(total=len(items), items=items[offset : offset + limit])
+
+    def build() -> Page[AssetState]:
+        items = [
+            a
+            for a in context(request).view.assets()
+            if (kind is None or a.kind == kind)
+            and (zone is None or a.zone == zone)
+            and (available is None or a.available == available)
+        ]
+        return Page(total=len(items), items=items[offset : offset + limit])
+
+    return context(request).responses.json(request, Page[AssetState], build)
 
 
 @router.get("/assets/{asset_id}", response_model=AssetState, tags=["state"])
@@ -108,24 +134,28 @@ def asset(request: Request, asset_id: Annotated[str, PathParam(pattern=ID_PATTER
 
 
 @router.get("/zones", response_model=list[ZoneStatus], tags=["state"])
-def zones(request: Request) -> list[ZoneStatus]:
+def zones(request: Request) -> Response:
     """Zones with load, capacity, headroom and the limit in force."""
-    return context(request).view.zones()
+    ctx = context(request)
+    return ctx.responses.json(request, list[ZoneStatus], ctx.view.zones)
 
 
 @router.get("/sessions", response_model=Page[SessionState], tags=["state"])
-def sessions(request: Request, limit: Limit = 1000, offset: Offset = 0) -> Page[SessionState]:
+def sessions(request: Request, limit: Limit = 1000, offset: Offset = 0) -> Response:
     """Open charging sessions: energy so far, departure, requested."""
-    items = context(request).view.sessions()
-    return Page(total=len(items), items=items[offset : offset + limit])
+
+    def build() -> Page[SessionState]:
+        items = context(request).view.sessions()
+        return Page(total=len(items), items=items[offset : offset + limit])
+
+    return context(request).responses.json(request, Page[SessionState], build)
 
 
 @router.get("/plans", response_model=list[PlanSummary], tags=["planning"])
-def plans(
-    request: Request, limit: Annotated[int, Query(ge=1, le=10_000)] = 10
-) -> list[PlanSummary]:
+def plans(request: Request, limit: Annotated[int, Query(ge=1, le=10_000)] = 10) -> Response:
     """The last planning runs, newest first: status, solve time, KPIs, binding."""
-    return context(request).view.plans()[:limit]
+    ctx = context(request)
+    return ctx.responses.json(request, list[PlanSummary], lambda: ctx.view.plans()[:limit])
 
 
 @router.get(
@@ -148,14 +178,18 @@ def setpoints(
     limit: Limit = 1000,
     offset: Offset = 0,
     alarm: Annotated[bool | None, Query(description="Only with (or without) an alarm.")] = None,
-) -> Page[SetpointState]:
+) -> Response:
     """Each charger's latest setpoint: sent, read back (Modbus), expiry, what limited it."""
-    items = [
-        s
-        for s in context(request).view.setpoints()
-        if alarm is None or (s.alarm is not None) == alarm
-    ]
-    return Page(total=len(items), items=items[offset : offset + limit])
+
+    def build() -> Page[SetpointState]:
+        items = [
+            s
+            for s in context(request).view.setpoints()
+            if alarm is None or (s.alarm is not None) == alarm
+        ]
+        return Page(total=len(items), items=items[offset : offset + limit])
+
+    return context(request).responses.json(request, Page[SetpointState], build)
 
 
 @router.get("/rejections", response_model=dict[str, int], tags=["ingest"])
@@ -171,9 +205,24 @@ def ingest(request: Request) -> dict[str, int]:
 
 
 @router.get("/chart", response_model=ChartSeries, tags=["live"])
-def chart(request: Request) -> ChartSeries:
+def chart(request: Request) -> Response:
     """The last and next 12 hours per slot: renewable forecast/actual, EV planned/actual."""
-    return context(request).view.chart()
+    ctx = context(request)
+    return ctx.responses.json(request, ChartSeries, ctx.view.chart)
+
+
+@router.get(
+    "/forecast",
+    response_model=ForecastView,
+    tags=["planning"],
+    responses={404: {"description": "No planning run yet."}},
+)
+def forecast(request: Request) -> ForecastView:
+    """The latest run's forecast (PV, wind, non-EV load per slot) and its measured error."""
+    found = context(request).view.forecast()
+    if found is None:
+        raise HTTPException(404, "no forecast yet")
+    return found
 
 
 @router.get(
@@ -195,9 +244,7 @@ async def series(
     ctx = context(request)
     if (asset is None) == (zone is None):
         raise HTTPException(422, "give exactly one of asset and zone")
-    if start.tzinfo is None or end.tzinfo is None:
-        raise HTTPException(422, "start and end need a UTC offset")
-    start, end = as_utc(start), as_utc(end)
+    start, end = api_instant(start, "start"), api_instant(end, "end")
     if end <= start:
         raise HTTPException(422, "end must be after start")
     if end - start > MAX_RANGE:

@@ -27,6 +27,7 @@ from gridcoord.api.overrides import OverrideBook
 from gridcoord.api.view import (
     AssetState,
     ChartSeries,
+    ForecastView,
     Health,
     PlanSummary,
     SessionState,
@@ -259,6 +260,24 @@ class ServiceView:
             renewable_actual_kw=[actual[s][0] if s in actual else None for s in starts],
             ev_planned_kw=[planned.get(s) for s in starts],
             ev_actual_kw=[actual[s][1] if s in actual else None for s in starts],
+        )
+
+    def forecast(self) -> ForecastView | None:
+        coordinator = self._service.coordinator
+        if coordinator is None:
+            return None
+        with coordinator._lock:
+            forecast = coordinator._previous_forecast
+        if forecast is None:
+            return None
+        plans = self.plans()
+        return ForecastView(
+            starts=list(forecast.starts),
+            pv_kw=[float(v) for v in forecast.pv_kw],
+            wind_kw=[float(v) for v in forecast.wind_kw],
+            load_kw=[float(v) for v in forecast.load_kw],
+            sources={k.value: v for k, v in forecast.sources.items()},
+            mae_kw=plans[0].forecast_mae if plans else {},
         )
 
     def renewable_share_today(self) -> float | None:

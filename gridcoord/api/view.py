@@ -136,6 +136,20 @@ class ChartSeries(_Model):
     ev_actual_kw: list[float | None]
 
 
+class ForecastView(_Model):
+    """The latest planning run's forecast per slot [kW] and the previous one's measured error."""
+
+    starts: list[datetime]
+    pv_kw: list[float]
+    wind_kw: list[float]
+    load_kw: list[float] = Field(description="Non-EV load.")
+    sources: dict[str, str] = Field(description="Per kind: model, external or external+model.")
+    mae_kw: dict[str, float] = Field(
+        description="Mean absolute error of the previous run's forecast over the slots measured "
+        "since, per kind [kW]."
+    )
+
+
 class Totals(_Model):
     """City totals now, from the latest readings of available devices [kW]."""
 
@@ -196,6 +210,10 @@ class CityView(Protocol):
 
     def chart(self) -> ChartSeries:
         """The last 12 and next 12 hours, per slot."""
+        ...
+
+    def forecast(self) -> ForecastView | None:
+        """The latest forecast, None before the first planning run."""
         ...
 
     def series(

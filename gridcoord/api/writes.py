@@ -18,6 +18,7 @@ from gridcoord.api.audit import AuditEntry
 from gridcoord.api.auth import Principal, requires
 from gridcoord.api.context import context
 from gridcoord.api.overrides import Override, Target
+from gridcoord.api.routes import api_instant
 from gridcoord.config import Role
 
 router = APIRouter()
@@ -61,14 +62,11 @@ def create_override(request: Request, body: OverrideRequest, who: Operator) -> O
     """Cap a charger or zone; it passes the safety layer like every setpoint and is audited."""
     ctx = context(request)
     now = ctx.view.now()
-    if body.until.tzinfo is None:
-        raise HTTPException(422, "until needs a UTC offset")
-    if body.until - now > MAX_OVERRIDE:
+    until = api_instant(body.until, "until")
+    if until - now > MAX_OVERRIDE:
         raise HTTPException(422, "until is more than 7 days ahead")
     try:
-        item = ctx.overrides.add(
-            body.target, body.target_id, body.max_kw, body.until, who.name, now
-        )
+        item = ctx.overrides.add(body.target, body.target_id, body.max_kw, until, who.name, now)
     except KeyError as exc:
         raise HTTPException(404, str(exc.args[0])) from None
     except ValueError as exc:

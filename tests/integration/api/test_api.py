@@ -103,6 +103,9 @@ def test_plans_setpoints_and_run_now_audited(service: RunningService) -> None:
         assert accepted.status_code == 202 and accepted.json() == {"accepted": True}
         more = eventually(lambda: len(http.get("/api/v1/plans").json()) > before)
         assert more
+        forecast = http.get("/api/v1/forecast").json()
+        assert len(forecast["starts"]) == len(forecast["pv_kw"]) == 96
+        assert set(forecast["sources"]) == {"pv", "wind", "load"}
         current = http.get("/api/v1/plans/current").json()
         assert set(current) >= {"solve_s", "kpis", "binding", "status", "schedule_id"}
         setpoints = http.get("/api/v1/setpoints").json()["items"]
@@ -158,9 +161,19 @@ def test_zone_override_caps_the_sum(service: RunningService) -> None:
         try:
             # charger-002's 4.2 kW minimum and charger-009's safe power (0) fit in 6 kW.
             service.wait_setpoint("charger-001", lambda p: p["max_power_w"] <= 1800.0 + 1e-6)
-            zones = {z["id"]: z for z in http.get("/api/v1/zones").json()}
-            assert zones["lt-01"]["limit_kw"] == pytest.approx(6.0)
-            assert zones["lt-01"]["override_until"] is not None
+            # The API's view is refreshed once a second.
+            zone = eventually(
+                lambda: (
+                    next(
+                        z
+                        for z in http.get("/api/v1/zones").json()
+                        if z["id"] == "lt-01" and z["override_until"] is not None
+                    )
+                    if any(z["override_until"] for z in http.get("/api/v1/zones").json())
+                    else None
+                )
+            )
+            assert zone is not None and zone["limit_kw"] == pytest.approx(6.0)
             setpoints = {s["charger_id"]: s for s in http.get("/api/v1/setpoints").json()["items"]}
             total = sum(s["max_power_kw"] for s in setpoints.values())
             assert total <= 6.0 + 1e-9
@@ -180,6 +193,10 @@ def test_bad_override_requests_are_refused(service: RunningService) -> None:
         too_long = {"target": "zone", "target_id": "lt-01", "max_kw": 1, "until": far}
         assert http.post("/api/v1/overrides", json=too_long).status_code == 422
         assert http.delete("/api/v1/overrides/999").status_code == 404
+        # Instants whose UTC conversion overflows were a 500 (found by schemathesis).
+        edge = {"target": "zone", "target_id": "lt-01", "max_kw": 1}
+        for until in ("9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"):
+            assert http.post("/api/v1/overrides", json=edge | {"until": until}).status_code == 422
 
 
 def test_rejections_by_reason_and_metrics(service: RunningService) -> None:
@@ -228,6 +245,9 @@ def test_series_from_the_store_bounded(service: RunningService) -> None:
         naive = {**params, "start": "2026-01-01T00:00:00"}
         assert http.get("/api/v1/series", params=naive).status_code == 422
         assert http.get("/api/v1/series", params={**params, "asset": "nope-1"}).status_code == 404
+        # An instant whose UTC conversion overflows was a 500 (found by schemathesis).
+        year_one = {**params, "start": "0001-01-01T00:00:00+14:00"}
+        assert http.get("/api/v1/series", params=year_one).status_code == 422
 
 
 def test_sse_stream_sends_summaries(service: RunningService) -> None:
