@@ -29,22 +29,38 @@ class ResponseCache:
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[float, bytes]] = {}
         self._adapters: dict[Any, TypeAdapter[Any]] = {}
+        self._building: dict[str, threading.Lock] = {}
 
     def json(self, request: Request, kind: Any, build: Callable[[], Any]) -> Response:
         """The JSON response for ``request``: cached, or ``build()`` serialised as ``kind``."""
         key = f"{request.url.path}?{request.url.query}"
-        now = time.monotonic()
+        hit = self._fresh(key)
+        if hit is not None:
+            return Response(hit, media_type="application/json")
+        # One build per key at a time: the others wait for it instead of all building at once
+        # (fifty threads rebuilding the same 10,000-item list under the GIL took seconds).
+        with self._lock:
+            building = self._building.setdefault(key, threading.Lock())
+        with building:
+            hit = self._fresh(key)
+            if hit is not None:
+                return Response(hit, media_type="application/json")
+            with self._lock:
+                adapter = self._adapters.get(kind)
+            if adapter is None:
+                adapter = TypeAdapter(kind)
+            body = adapter.dump_json(build())
+            with self._lock:
+                self._adapters[kind] = adapter
+                if len(self._entries) >= MAX_ENTRIES:
+                    self._entries.clear()
+                    self._building = {key: building}
+                self._entries[key] = (time.monotonic(), body)
+        return Response(body, media_type="application/json")
+
+    def _fresh(self, key: str) -> bytes | None:
         with self._lock:
             hit = self._entries.get(key)
-            adapter = self._adapters.get(kind)
-        if hit is not None and now - hit[0] < TTL_S:
-            return Response(hit[1], media_type="application/json")
-        if adapter is None:
-            adapter = TypeAdapter(kind)
-        body = adapter.dump_json(build())
-        with self._lock:
-            self._adapters[kind] = adapter
-            if len(self._entries) >= MAX_ENTRIES:
-                self._entries.clear()
-            self._entries[key] = (now, body)
-        return Response(body, media_type="application/json")
+        if hit is not None and time.monotonic() - hit[0] < TTL_S:
+            return hit[1]
+        return None

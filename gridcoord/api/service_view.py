@@ -90,6 +90,7 @@ class ServiceView:
         self._frame: _Frame | None = None
         self._frame_mono = -math.inf
         self._cache: dict[str, tuple[float, list[Any]]] = {}
+        self._building: dict[str, threading.Lock] = {}
         self._plans: deque[PlanSummary] = deque(maxlen=self._config.api.plans_kept)
         self._last_plan: object | None = None
         self._last_dispatch: object | None = None
@@ -141,10 +142,16 @@ class ServiceView:
             hit = self._cache.get(key)
             if hit is not None and time.monotonic() - hit[0] < FRAME_TTL_S:
                 return hit[1]
-        value = build()
-        with self._lock:
-            self._cache[key] = (time.monotonic(), value)
-        return value
+            building = self._building.setdefault(key, threading.Lock())
+        with building:  # one build at a time; the others take its result
+            with self._lock:
+                hit = self._cache.get(key)
+                if hit is not None and time.monotonic() - hit[0] < FRAME_TTL_S:
+                    return hit[1]
+            value = build()
+            with self._lock:
+                self._cache[key] = (time.monotonic(), value)
+            return value
 
     def _build_sessions(self) -> list[SessionState]:
         coordinator = self._service.coordinator
@@ -424,10 +431,16 @@ class ServiceView:
         with self._lock:
             if self._frame is not None and time.monotonic() - self._frame_mono < FRAME_TTL_S:
                 return self._frame
-        frame = self._build_frame()
-        with self._lock:
-            self._frame, self._frame_mono = frame, time.monotonic()
-        return frame
+            building = self._building.setdefault("frame", threading.Lock())
+        with building:  # one build at a time; the others take its result
+            with self._lock:
+                frame = self._frame
+                if frame is not None and time.monotonic() - self._frame_mono < FRAME_TTL_S:
+                    return frame
+            frame = self._build_frame()
+            with self._lock:
+                self._frame, self._frame_mono = frame, time.monotonic()
+            return frame
 
     def _build_frame(self) -> _Frame:
         now = self._clock()
