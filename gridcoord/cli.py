@@ -103,8 +103,9 @@ def api_token(
     role: Annotated[str, typer.Option("--role", help="viewer, operator or admin.")] = "viewer",
 ) -> None:
     """Make an API token: the token (give it to its holder) and its hash (for api.tokens)."""
+    from adapters.contract.asset import ASSET_ID_RE
     from gridcoord.api.auth import new_token
-    from gridcoord.config import ASSET_ID_RE, Role
+    from gridcoord.config import Role
 
     if role not in {r.value for r in Role}:
         typer.echo(f"api-token: --role must be viewer, operator or admin, got {role!r}", err=True)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from adapters.contract.reading import AssetKind, Reading
 from gridcoord.api.overrides import OverrideBook
 from gridcoord.api.view import (
     AssetState,
@@ -36,7 +37,6 @@ from gridcoord.api.view import (
     ZoneStatus,
 )
 from gridcoord.dispatch.inputs import zone_state
-from gridcoord.reading import AssetKind, Reading
 from gridcoord.timegrid import floor_slot, local_date, slot_starts
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from adapters.contract.reading import AssetKind, Reading
 from gridcoord.planning.coordinator import DispatchOutcome, PlanOutcome
-from gridcoord.reading import AssetKind, Reading
 from gridcoord.storage.points import Point, reading_to_point
 
 ROOT = Path(__file__).resolve().parents[3]
