@@ -73,6 +73,7 @@ class TokenRegistry:
             self._entries.append((token.name, token.role, encoded))
         self._verified: dict[bytes, Principal] = {}
         self._lock = threading.Lock()
+        self._verifying = threading.Lock()
 
     @property
     def anonymous(self) -> Principal | None:
@@ -89,9 +90,15 @@ class TokenRegistry:
         """The principal of a token, None if no configured hash matches (argon2: slow)."""
         if not token or len(token) > _MAX_TOKEN_CHARS:
             return None
-        known = self.cached(token)
-        if known is not None:
-            return known
+        # One argon2 verification at a time: fifty clients connecting with the same new token
+        # would otherwise each spend argon2's memory (64 MiB) and time at once.
+        with self._verifying:
+            known = self.cached(token)
+            if known is not None:
+                return known
+            return self._verify(token)
+
+    def _verify(self, token: str) -> Principal | None:
         digest = hashlib.sha256(token.encode("utf-8", "replace")).digest()
         for name, role, encoded in self._entries:
             try:

@@ -34,6 +34,11 @@ class Broadcaster:
         self.sent = 0
 
     @property
+    def latest(self) -> str | None:
+        """The newest event's JSON text, None before the first."""
+        return self._latest
+
+    @property
     def clients(self) -> int:
         """Subscribers now."""
         return len(self._queues)

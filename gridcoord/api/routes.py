@@ -75,6 +75,9 @@ class Page(BaseModel, Generic[T]):
 def summary(request: Request) -> Response:
     """Header KPIs, zones and alarms now (what the live stream sends)."""
     ctx = context(request)
+    latest = ctx.broadcaster.latest
+    if latest is not None:  # built every api.sse_interval_s anyway: the same for everyone
+        return Response(latest, media_type="application/json")
     return ctx.responses.json(
         request,
         Summary,
