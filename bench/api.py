@@ -98,7 +98,11 @@ async def http_client(
         while time.monotonic() < until:
             for path in ENDPOINTS:
                 began = time.perf_counter()
-                response = await http.get(path)
+                try:
+                    response = await http.get(path)
+                except httpx.TransportError as exc:
+                    errors.append(f"{path}: {type(exc).__name__}: {exc}")
+                    continue
                 elapsed = time.perf_counter() - began
                 if response.status_code != 200:
                     errors.append(f"{path}: {response.status_code}")
@@ -187,7 +191,11 @@ def run_case(
                     if online >= len(chargers) + len(meters):
                         break
                     time.sleep(0.5)
-            return asyncio.run(load(url, clients, seconds))
+            result = asyncio.run(load(url, clients, seconds))
+            if result[2]:
+                problems = [line for line in process.lines if " ERROR " in line]
+                print("service errors:", problems[-5:], file=sys.stderr)
+            return result
         finally:
             stop.set()
             process.terminate()

@@ -102,7 +102,13 @@ class ApiServer:
         sock.setblocking(False)
         self._socket = sock
         config = uvicorn.Config(
-            self.app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=2
+            self.app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+            # Dashboards poll every 10 s: keep their connections rather than race a close.
+            timeout_keep_alive=75,
         )
         self._server = _Server(config)
         self._tasks = [
