@@ -208,8 +208,16 @@ def main() -> None:
     parser.add_argument("--feeders", type=int, default=400)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--no-reference", action="store_true", help="Skip the 100-charger reference city."
+    )
     args = parser.parse_args()
-    small = run_case(100, 4, args.clients, args.seconds)
+    empty: tuple[dict[str, list[float]], list[float], list[str]] = (
+        {p: [] for p in ENDPOINTS},
+        [],
+        [],
+    )
+    small = empty if args.no_reference else run_case(100, 4, args.clients, args.seconds)
     big = run_case(args.chargers, args.feeders, args.clients, args.seconds)
     machine = platform.processor() or platform.machine()
     print(
