@@ -185,12 +185,13 @@ def run_case(
             url = f"http://127.0.0.1:{api_port}"
             # Wait until the service has seen every asset.
             deadline = time.monotonic() + 180
-            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}) as h:
+            auth = {"Authorization": f"Bearer {TOKEN}"}
+            with httpx.Client(base_url=url, headers=auth, timeout=60) as h:
                 while time.monotonic() < deadline:
                     online = h.get("/api/v1/summary").json()["totals"]["online"]
                     if online >= len(chargers) + len(meters):
                         break
-                    time.sleep(0.5)
+                    time.sleep(0.5)  # polling a figure with a deadline: no event to await
             result = asyncio.run(load(url, clients, seconds))
             if result[2]:
                 problems = [line for line in process.lines if " ERROR " in line]
