@@ -69,6 +69,11 @@ def solve(problem: Problem, *, time_limit_s: float = 60.0, method: Method = "net
     def baseline_meanwhile() -> None:
         surplus_first[0] = renewable_surplus_first(compiled, deadline=deadline)
 
+    if time.monotonic() >= deadline:  # not even time to build: the quick plan is all there is
+        references = _References(fallback, None)
+        return _best_of(
+            compiled, {"the uncontrolled plan": fallback}, time_limit_s, started, references
+        )
     try:
         network = build_network(compiled)
     except Exception as exc:  # a failure here must still end in a safe plan
