@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from optimizer.compiled import Compiled, FloatArray, IntArray
+from optimizer.compiled import Compiled, FloatArray, IntArray, group_sum
 
 # Scale a little below a limit so that floating-point sums never land above it.
 _SAFETY = 1.0 - 1e-12
@@ -72,8 +72,7 @@ def _sum_by(index: IntArray, weights: FloatArray, size: int) -> FloatArray:
 
 def _fit(compiled: Compiled, power: FloatArray, columns: slice) -> FloatArray:
     charger_cap = compiled.charger_max_kw[:, None]
-    load = np.zeros((compiled.n_chargers, power.shape[1]))
-    np.add.at(load, compiled.session_charger, power)
+    load = group_sum(compiled.session_charger, power, compiled.n_chargers)
     power = power * _factor(load, charger_cap)[compiled.session_charger]
     capacity = compiled.zone_capacity_kw[:, columns]
     at_depth = compiled.session_zone_at_depth
@@ -83,8 +82,7 @@ def _fit(compiled: Compiled, power: FloatArray, columns: slice) -> FloatArray:
         member = zone >= 0
         if not member.any():
             continue
-        load = np.zeros((compiled.n_zones, power.shape[1]))
-        np.add.at(load, zone[member], power[member])
+        load = group_sum(zone[member], power[member], compiled.n_zones)
         factor = _factor(load, capacity)
         power[member] *= factor[zone[member]]
     return power

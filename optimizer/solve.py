@@ -37,6 +37,10 @@ from optimizer.schedule import Baselines, Schedule, SessionPlan, Status
 
 Method = Literal["network", "lp"]
 
+# Scoring, explaining and serialising a plan take about this long per session-slot [s]
+# (docs/performance.md): that much of the budget is kept for them, at most half of it.
+FINISH_SECONDS_PER_CELL = 3e-7
+
 
 def solve(problem: Problem, *, time_limit_s: float = 60.0, method: Method = "network") -> Schedule:
     """The lexicographic optimum of DESIGN 3.5: least unmet energy, then least import cost.
@@ -59,8 +63,10 @@ def solve(problem: Problem, *, time_limit_s: float = 60.0, method: Method = "net
     valid problem.
     """
     started = time.monotonic()
-    deadline = started + max(0.0, float(time_limit_s))
+    budget = max(0.0, float(time_limit_s))
     compiled = compile_problem(problem)
+    finishing = min(0.5 * budget, FINISH_SECONDS_PER_CELL * compiled.n_sessions * compiled.slots)
+    deadline = started + budget - finishing
     fallback = uncontrolled(compiled)
     if method == "lp":
         return _solve_lp(compiled, fallback, started, deadline)
