@@ -33,11 +33,15 @@ def uncontrolled(compiled: Compiled) -> FloatArray:
     return power
 
 
-def renewable_surplus_first(compiled: Compiled, deadline: float | None = None) -> FloatArray | None:
-    """[S, T] power [kW] of the greedy surplus-first heuristic (feasible by construction).
+def renewable_surplus_first(compiled: Compiled) -> FloatArray:
+    """[S, T] power [kW] of the greedy surplus-first heuristic (feasible by construction)."""
+    plan = renewable_surplus_first_until(compiled, None)
+    assert plan is not None  # no deadline: always complete
+    return plan
 
-    Returns None if `deadline` (`time.monotonic`) [s] passes before the plan is complete.
-    """
+
+def renewable_surplus_first_until(compiled: Compiled, deadline: float | None) -> FloatArray | None:
+    """`renewable_surplus_first`, or None if `deadline` (`time.monotonic`) [s] passes first."""
     dt = compiled.dt
     power = np.zeros((compiled.n_sessions, compiled.slots))
     surplus = np.maximum(0.0, compiled.renewable_kw - compiled.base_load_kw)

@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 
 from optimizer.allocation import repair
-from optimizer.baselines import renewable_surplus_first, uncontrolled
+from optimizer.baselines import renewable_surplus_first, renewable_surplus_first_until, uncontrolled
 from optimizer.compiled import Compiled, FloatArray, compile_problem
 from optimizer.deadline import call_with_deadline
 from optimizer.explain import binding
@@ -37,9 +37,12 @@ from optimizer.schedule import Baselines, Schedule, SessionPlan, Status
 
 Method = Literal["network", "lp"]
 
-# Scoring, explaining and serialising a plan take about this long per session-slot [s]
-# (docs/performance.md): that much of the budget is kept for them, at most half of it.
+# Scoring and explaining a plan take about this long per session-slot [s] on a quiet machine,
+# and about this many times as long as compiling the problem and its uncontrolled plan took
+# (which tracks how loaded the machine is): the larger is kept of the budget for them, at most
+# half of it (docs/optimizer.md, "Time limit").
 FINISH_SECONDS_PER_CELL = 3e-7
+FINISH_PER_PREPARATION = 4.0
 
 
 def solve(problem: Problem, *, time_limit_s: float = 60.0, method: Method = "network") -> Schedule:
@@ -65,29 +68,32 @@ def solve(problem: Problem, *, time_limit_s: float = 60.0, method: Method = "net
     started = time.monotonic()
     budget = max(0.0, float(time_limit_s))
     compiled = compile_problem(problem)
-    finishing = min(0.5 * budget, FINISH_SECONDS_PER_CELL * compiled.n_sessions * compiled.slots)
-    deadline = started + budget - finishing
     fallback = uncontrolled(compiled)
+    prepared = time.monotonic() - started
+    cells = compiled.n_sessions * compiled.slots
+    finishing = max(FINISH_SECONDS_PER_CELL * cells, FINISH_PER_PREPARATION * prepared)
+    deadline = started + budget - min(0.5 * budget, finishing)
+    explain_by = started + budget
     if method == "lp":
-        return _solve_lp(compiled, fallback, started, deadline)
+        return _solve_lp(compiled, fallback, started, deadline, explain_by)
     surplus_first: list[FloatArray | None] = [None]
 
     def baseline_meanwhile() -> None:
-        surplus_first[0] = renewable_surplus_first(compiled, deadline=deadline)
+        surplus_first[0] = renewable_surplus_first_until(compiled, deadline)
 
     if time.monotonic() >= deadline:  # not even time to build: the quick plan is all there is
-        references = _References(fallback, None)
+        references = _References(fallback, None, explain_by)
         return _best_of(
             compiled, {"the uncontrolled plan": fallback}, time_limit_s, started, references
         )
     try:
         network = build_network(compiled)
     except Exception as exc:  # a failure here must still end in a safe plan
-        references = _References(fallback, None)
+        references = _References(fallback, None, explain_by)
         message = f"network build failed: {exc}"
         return _schedule(compiled, fallback, "fallback", started, references, message)
     outcome = call_with_deadline(lambda: ortools_flow(network), deadline, baseline_meanwhile)
-    references = _References(fallback, surplus_first[0])
+    references = _References(fallback, surplus_first[0], explain_by)
     if outcome.values is not None:
         power = network.power_from_flow(outcome.values, compiled.n_sessions, compiled.slots)
         return _schedule(compiled, repair(compiled, power), "optimal", started, references, None)
@@ -100,11 +106,11 @@ def solve(problem: Problem, *, time_limit_s: float = 60.0, method: Method = "net
 
 
 def _solve_lp(
-    compiled: Compiled, fallback: FloatArray, started: float, deadline: float
+    compiled: Compiled, fallback: FloatArray, started: float, deadline: float, explain_by: float
 ) -> Schedule:
     """The PuLP + HiGHS path, with the deadline checked between its phases."""
-    surplus_first = renewable_surplus_first(compiled, deadline=deadline)
-    references = _References(fallback, surplus_first)
+    surplus_first = renewable_surplus_first_until(compiled, deadline)
+    references = _References(fallback, surplus_first, explain_by)
     budget = deadline - started
     candidates = {"the uncontrolled plan": fallback}
     if surplus_first is not None:
@@ -164,8 +170,11 @@ def fallback_schedule(problem: Problem) -> Schedule:
 
 @dataclass(frozen=True)
 class _References:
+    """The baseline plans, and when explaining the plan must be skipped (`time.monotonic`)."""
+
     uncontrolled: FloatArray
     surplus_first: FloatArray | None
+    explain_by: float = float("inf")
 
 
 def _objective(compiled: Compiled, power: FloatArray) -> tuple[float, float]:
@@ -202,7 +211,11 @@ def _schedule(
             else None
         ),
     )
-    limits = binding(compiled, power)
+    if time.monotonic() <= references.explain_by:
+        limits = binding(compiled, power)
+    else:  # the budget is spent: the plan matters, its explanation can wait for the next one
+        limits = []
+        message = (message + "; " if message else "") + "explanation skipped: out of time"
     return Schedule.model_construct(
         status=status,
         solve_seconds=time.monotonic() - started,

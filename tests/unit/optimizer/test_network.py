@@ -1,0 +1,170 @@
+"""The exact network path against the PuLP + HiGHS LP, and the deadline contract of `solve`."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bench.optimizer import city_problem
+from optimizer import Problem, solve
+from optimizer.compiled import IntArray, compile_problem
+from optimizer.deadline import call_with_deadline
+from optimizer.flow_solvers import lemon_flow, ortools_flow
+from optimizer.kpis import score
+from optimizer.network import build_network, import_ranks
+from tests.unit.optimizer.strategies import problems
+
+FEASIBLE = 1e-6
+PROPERTY = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _power(problem: Problem, schedule: Any) -> np.ndarray:
+    return np.array([schedule.sessions[s.id].power_kw for s in problem.sessions]).reshape(
+        len(problem.sessions), problem.slots
+    )
+
+
+def _same_optimum(problem: Problem) -> None:
+    fast = solve(problem, time_limit_s=60)
+    lp = solve(problem, time_limit_s=60, method="lp")
+    assert fast.status == lp.status == "optimal"
+    compiled = compile_problem(problem)
+    for schedule in (fast, lp):
+        assert compiled.max_violation(_power(problem, schedule)) <= FEASIBLE
+    total = max(1.0, float(compiled.energy_kwh.sum()))
+    assert fast.unmet_kwh_total == pytest.approx(lp.unmet_kwh_total, rel=1e-6, abs=1e-6 * total)
+    assert fast.import_cost == pytest.approx(lp.import_cost, rel=1e-6, abs=1e-6)
+
+
+@PROPERTY
+@given(problems())
+def test_network_path_equals_the_lp_on_small_problems(data: dict[str, Any]) -> None:
+    _same_optimum(Problem.model_validate(data))
+
+
+@st.composite
+def cities(draw: st.DrawFn) -> dict[str, Any]:
+    """A generated city of 50-400 sessions: one of the benchmark's families, any seed."""
+    sessions = draw(st.integers(50, 400))
+    return city_problem(
+        sessions,
+        chargers=draw(st.integers(10, 200)),
+        feeders=draw(st.integers(1, 10)),
+        slots=draw(st.sampled_from([24, 96])),
+        seed=draw(st.integers(0, 2**31)),
+        substation_kw=draw(st.sampled_from([2_000.0, 25_000.0, 70_000.0])),
+    )
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cities())
+def test_network_path_equals_the_lp_on_medium_cities(data: dict[str, Any]) -> None:
+    _same_optimum(Problem.model_validate(data))
+
+
+@settings(max_examples=40, deadline=None)
+@given(problems(max_slots=8, max_sessions=10))
+def test_both_network_solvers_reach_the_same_optimum(data: dict[str, Any]) -> None:
+    compiled = compile_problem(Problem.model_validate(data))
+    network = build_network(compiled)
+    plans = [
+        network.power_from_flow(flow(network), compiled.n_sessions, compiled.slots)
+        for flow in (ortools_flow, lemon_flow)
+    ]
+    a, b = (score(compiled, plan) for plan in plans)
+    assert a.unmet_kwh == pytest.approx(b.unmet_kwh, abs=1e-9)
+    assert a.import_cost == pytest.approx(b.import_cost, abs=1e-9)
+
+
+def test_network_capacities_never_exceed_the_real_limits() -> None:
+    problem = Problem.model_validate(city_problem(300, chargers=60, feeders=4, seed=11))
+    compiled = compile_problem(problem)
+    network = build_network(compiled)
+    # Saturate every power arc: the per-session bound is never above the real one.
+    full = np.zeros(network.n_arcs, dtype=np.int64)
+    arcs = slice(network.power_arc0, network.power_arc0 + len(network.power_session))
+    full[arcs] = network.capacity[arcs]
+    power = network.power_from_flow(full, compiled.n_sessions, compiled.slots)
+    assert (power <= compiled.session_max_kw[:, None] * (1 + 1e-15)).all()
+
+
+def test_import_costs_are_ranks_that_keep_the_order_and_the_ties() -> None:
+    rank, top = import_ranks(np.array([0.3, 0.1, 0.3, 1e-9, 7.0]))
+    assert rank.tolist() == [3, 2, 3, 1, 4]
+    assert top == 4
+
+
+def test_a_tiny_budget_on_a_large_city_is_kept() -> None:
+    """The deadline contract (returns by budget + 1 s, feasible, not optimal), not a speed."""
+    # Hourly slots: as large a network for the solver as 20,000 sessions make, with a quarter
+    # of the 15-minute city's session-slots to score (what a loaded CI machine spends longest on).
+    data = city_problem(20_000, slots=24, seed=5, substation_kw=48_000.0)
+    problem = Problem.model_validate(data)
+    budget = 0.05
+    started = time.monotonic()
+    schedule = solve(problem, time_limit_s=budget)
+    elapsed = time.monotonic() - started
+    assert elapsed <= budget + 1.0
+    assert schedule.status == "time_limit"
+    assert schedule.message and "time limit of 0.05 s" in schedule.message
+    compiled = compile_problem(problem)
+    assert compiled.max_violation(_power(problem, schedule)) <= FEASIBLE
+
+
+def test_a_solve_that_would_overrun_is_cut_at_the_deadline() -> None:
+    """A budget the exact solve of a stressed city cannot meet: the child is killed in time."""
+    data = city_problem(20_000, slots=24, seed=6, substation_kw=48_000.0)
+    problem = Problem.model_validate(data)
+    budget = 1.5
+    started = time.monotonic()
+    schedule = solve(problem, time_limit_s=budget)
+    assert time.monotonic() - started <= budget + 1.0
+    compiled = compile_problem(problem)
+    assert compiled.max_violation(_power(problem, schedule)) <= FEASIBLE
+    if schedule.status != "optimal":  # a fast machine may prove the optimum within 1.5 s
+        assert schedule.status == "time_limit"
+
+
+def _sleep_then_answer() -> IntArray:
+    time.sleep(30)
+    return np.zeros(1, dtype=np.int64)
+
+
+def _fail() -> IntArray:
+    raise RuntimeError("boom")
+
+
+def test_call_with_deadline_kills_and_reaps_a_late_child() -> None:
+    started = time.monotonic()
+    outcome = call_with_deadline(_sleep_then_answer, started + 0.3)
+    assert outcome.values is None
+    assert outcome.detail == "time_limit"
+    assert time.monotonic() - started < 5.0
+    with pytest.raises(ChildProcessError):  # nothing left to wait for: no zombie
+        os.waitpid(-1, os.WNOHANG)
+
+
+def test_call_with_deadline_reports_failure_and_returns_values() -> None:
+    deadline = time.monotonic() + 30
+    failed = call_with_deadline(_fail, deadline)
+    assert failed.values is None
+    assert failed.detail.startswith("solver failed")
+    answer = call_with_deadline(lambda: np.arange(200_000, dtype=np.int64), deadline)
+    assert answer.detail == "ok"
+    assert answer.values is not None
+    assert answer.values.tolist() == list(range(200_000))
+
+
+def test_meanwhile_runs_while_the_child_computes() -> None:
+    seen: list[str] = []
+    outcome = call_with_deadline(
+        lambda: np.ones(3, dtype=np.int64), time.monotonic() + 30, lambda: seen.append("ran")
+    )
+    assert seen == ["ran"]
+    assert outcome.values is not None
