@@ -20,7 +20,7 @@ import select
 import signal
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,11 +38,13 @@ class Outcome:
         values: the call's array, or None when it did not finish in time or failed.
         detail: "ok", "time_limit", or why it failed.
         forked: whether the call ran in a child process (False: in-process, no deadline).
+        winner: index of the call that answered (`race_with_deadline`).
     """
 
     values: IntArray | None
     detail: str
     forked: bool
+    winner: int = 0
 
 
 def call_with_deadline(
@@ -56,9 +58,24 @@ def call_with_deadline(
     idle); it should watch the deadline itself. Never raises for a failure of `call` or of the
     child: `Outcome.detail` says what happened (an exception of `meanwhile` propagates).
     """
+    return race_with_deadline([call], deadline, meanwhile)
+
+
+def race_with_deadline(
+    calls: Sequence[Callable[[], IntArray]],
+    deadline: float,
+    meanwhile: Callable[[], None] | None = None,
+) -> Outcome:
+    """Run every call in its own child; the first complete answer wins, the others are killed.
+
+    Used to race two exact solvers whose speeds differ by instance (docs/optimizer.md). A call
+    that fails does not end the race while another is still running. `Outcome.winner` is the
+    index of the call whose answer came back. Without `os.fork` only the first call runs,
+    in-process and without a deadline.
+    """
     if not hasattr(os, "fork"):
         try:
-            values = np.ascontiguousarray(call(), dtype=np.int64)
+            values = np.ascontiguousarray(calls[0](), dtype=np.int64)
             outcome = Outcome(values, "ok", forked=False)
         except Exception as exc:  # the caller falls back to a heuristic plan
             outcome = Outcome(None, f"solver failed: {exc}", forked=False)
@@ -69,6 +86,22 @@ def call_with_deadline(
         if meanwhile is not None:
             meanwhile()
         return Outcome(None, "time_limit", forked=True)
+    children: dict[int, tuple[int, int]] = {}  # read fd → (call index, pid)
+    try:
+        for index, call in enumerate(calls):
+            read_fd, pid = _spawn(call)
+            children[read_fd] = (index, pid)
+        if meanwhile is not None:
+            meanwhile()
+        return _first_answer(children, deadline)
+    finally:
+        for read_fd, (_, pid) in children.items():
+            os.close(read_fd)
+            _reap(pid)
+
+
+def _spawn(call: Callable[[], IntArray]) -> tuple[int, int]:
+    """Fork a child that runs `call` and writes its answer; returns (read end, pid)."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: compute, write, exit without running any Python cleanup
@@ -87,40 +120,44 @@ def call_with_deadline(
         finally:
             os._exit(code)
     os.close(write_fd)
-    try:
-        if meanwhile is not None:
-            meanwhile()
-        data = _read_until(read_fd, deadline)
-    finally:
-        os.close(read_fd)
-        _reap(pid)
-    if data is None:
-        return Outcome(None, "time_limit", forked=True)
-    if len(data) < _HEADER.size:
-        return Outcome(None, "solver failed: its process ended without an answer", forked=True)
-    (length,) = _HEADER.unpack_from(data)
-    if length < 0:
-        return Outcome(None, "solver failed: it raised an exception", forked=True)
-    values = np.frombuffer(data, dtype=np.int64, offset=_HEADER.size)
-    if len(values) != length:
-        return Outcome(None, "solver failed: a truncated answer", forked=True)
-    return Outcome(values.copy(), "ok", forked=True)
+    return read_fd, pid
 
 
-def _read_until(fd: int, deadline: float) -> bytes | None:
-    """Everything `fd` yields until EOF, or None if the deadline passes first."""
-    chunks: list[bytes] = []
-    while True:
+def _first_answer(children: dict[int, tuple[int, int]], deadline: float) -> Outcome:
+    """Read every child's pipe until one has delivered a whole answer, or the deadline."""
+    chunks: dict[int, list[bytes]] = {fd: [] for fd in children}
+    open_fds = set(children)
+    failure = "solver failed: its process ended without an answer"
+    while open_fds:
         left = deadline - time.monotonic()
         if left <= 0:
-            return None
-        ready, _, _ = select.select([fd], [], [], left)
+            return Outcome(None, "time_limit", forked=True)
+        ready, _, _ = select.select(sorted(open_fds), [], [], left)
         if not ready:
-            return None
-        chunk = os.read(fd, 1 << 20)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
+            return Outcome(None, "time_limit", forked=True)
+        for fd in ready:
+            chunk = os.read(fd, 1 << 20)
+            if chunk:
+                chunks[fd].append(chunk)
+                continue
+            open_fds.discard(fd)
+            values, detail = _decode(b"".join(chunks[fd]))
+            if values is not None:
+                return Outcome(values, "ok", forked=True, winner=children[fd][0])
+            failure = detail
+    return Outcome(None, failure, forked=True)
+
+
+def _decode(data: bytes) -> tuple[IntArray | None, str]:
+    if len(data) < _HEADER.size:
+        return None, "solver failed: its process ended without an answer"
+    (length,) = _HEADER.unpack_from(data)
+    if length < 0:
+        return None, "solver failed: it raised an exception"
+    values = np.frombuffer(data, dtype=np.int64, offset=_HEADER.size)
+    if len(values) != length:
+        return None, "solver failed: a truncated answer"
+    return values.copy(), "ok"
 
 
 def _reap(pid: int) -> None:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from bench.optimizer import city_problem
 from optimizer import Problem, solve
 from optimizer.compiled import IntArray, compile_problem
-from optimizer.deadline import call_with_deadline
+from optimizer.deadline import call_with_deadline, race_with_deadline
 from optimizer.flow_solvers import lemon_flow, ortools_flow
 from optimizer.kpis import score
 from optimizer.network import build_network, import_ranks
@@ -168,3 +168,22 @@ def test_meanwhile_runs_while_the_child_computes() -> None:
     )
     assert seen == ["ran"]
     assert outcome.values is not None
+
+
+def test_the_first_answer_of_a_race_wins_and_a_failure_does_not_end_it() -> None:
+    started = time.monotonic()
+    outcome = race_with_deadline(
+        [_sleep_then_answer, _fail, lambda: np.full(5, 7, dtype=np.int64)], started + 30
+    )
+    assert outcome.winner == 2
+    assert outcome.values is not None
+    assert outcome.values.tolist() == [7] * 5
+    assert time.monotonic() - started < 10.0  # the sleeper was killed, not waited for
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+def test_a_race_of_failures_reports_the_failure() -> None:
+    outcome = race_with_deadline([_fail, _fail], time.monotonic() + 30)
+    assert outcome.values is None
+    assert outcome.detail.startswith("solver failed")
