@@ -65,13 +65,16 @@ def race_with_deadline(
     calls: Sequence[Callable[[], IntArray]],
     deadline: float,
     meanwhile: Callable[[], None] | None = None,
+    delays: Sequence[float] = (),
 ) -> Outcome:
     """Run every call in its own child; the first complete answer wins, the others are killed.
 
-    Used to race two exact solvers whose speeds differ by instance (docs/optimizer.md). A call
-    that fails does not end the race while another is still running. `Outcome.winner` is the
-    index of the call whose answer came back. Without `os.fork` only the first call runs,
-    in-process and without a deadline.
+    Used to race two exact solvers whose speeds differ by instance (docs/optimizer.md). Call i
+    starts `delays[i]` seconds after the first (0 when not given), and only if no answer has
+    come by then: a second solver costs CPU only when the first is slow. A call that fails does
+    not end the race while another is running or still to start. `Outcome.winner` is the index
+    of the call whose answer came back. Without `os.fork` only the first call runs, in-process
+    and without a deadline.
     """
     if not hasattr(os, "fork"):
         try:
@@ -86,14 +89,17 @@ def race_with_deadline(
         if meanwhile is not None:
             meanwhile()
         return Outcome(None, "time_limit", forked=True)
+    started = time.monotonic()
+    starts = [started + (delays[i] if i < len(delays) else 0.0) for i in range(len(calls))]
     children: dict[int, tuple[int, int]] = {}  # read fd → (call index, pid)
     try:
         for index, call in enumerate(calls):
-            read_fd, pid = _spawn(call)
-            children[read_fd] = (index, pid)
+            if starts[index] <= started:
+                read_fd, pid = _spawn(call)
+                children[read_fd] = (index, pid)
         if meanwhile is not None:
             meanwhile()
-        return _first_answer(children, deadline)
+        return _first_answer(children, calls, starts, deadline)
     finally:
         for read_fd, (_, pid) in children.items():
             os.close(read_fd)
@@ -123,18 +129,33 @@ def _spawn(call: Callable[[], IntArray]) -> tuple[int, int]:
     return read_fd, pid
 
 
-def _first_answer(children: dict[int, tuple[int, int]], deadline: float) -> Outcome:
-    """Read every child's pipe until one has delivered a whole answer, or the deadline."""
+def _first_answer(
+    children: dict[int, tuple[int, int]],
+    calls: Sequence[Callable[[], IntArray]],
+    starts: list[float],
+    deadline: float,
+) -> Outcome:
+    """Read the children's pipes until one delivers a whole answer, or the deadline.
+
+    Calls not started yet are spawned (into `children`) when their start time comes.
+    """
     chunks: dict[int, list[bytes]] = {fd: [] for fd in children}
     open_fds = set(children)
+    waiting = sorted((at, i) for i, at in enumerate(starts) if i not in _indices(children))
     failure = "solver failed: its process ended without an answer"
-    while open_fds:
-        left = deadline - time.monotonic()
+    while open_fds or waiting:
+        now = time.monotonic()
+        while waiting and waiting[0][0] <= now:
+            _, index = waiting.pop(0)
+            read_fd, pid = _spawn(calls[index])
+            children[read_fd] = (index, pid)
+            chunks[read_fd] = []
+            open_fds.add(read_fd)
+        left = deadline - now
         if left <= 0:
             return Outcome(None, "time_limit", forked=True)
-        ready, _, _ = select.select(sorted(open_fds), [], [], left)
-        if not ready:
-            return Outcome(None, "time_limit", forked=True)
+        wake = min(left, waiting[0][0] - now) if waiting else left
+        ready, _, _ = select.select(sorted(open_fds), [], [], max(0.0, wake))
         for fd in ready:
             chunk = os.read(fd, 1 << 20)
             if chunk:
@@ -145,7 +166,13 @@ def _first_answer(children: dict[int, tuple[int, int]], deadline: float) -> Outc
             if values is not None:
                 return Outcome(values, "ok", forked=True, winner=children[fd][0])
             failure = detail
+            if not open_fds and waiting:  # nothing left running: start the next one now
+                waiting[0] = (time.monotonic(), waiting[0][1])
     return Outcome(None, failure, forked=True)
+
+
+def _indices(children: dict[int, tuple[int, int]]) -> set[int]:
+    return {index for index, _ in children.values()}
 
 
 def _decode(data: bytes) -> tuple[IntArray | None, str]:

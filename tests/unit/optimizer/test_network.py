@@ -102,9 +102,9 @@ def test_import_costs_are_ranks_that_keep_the_order_and_the_ties() -> None:
 
 def test_a_tiny_budget_on_a_large_city_is_kept() -> None:
     """The deadline contract (returns by budget + 1 s, feasible, not optimal), not a speed."""
-    # Hourly slots: as large a network for the solver as 20,000 sessions make, with a quarter
-    # of the 15-minute city's session-slots to score (what a loaded CI machine spends longest on).
-    data = city_problem(20_000, slots=24, seed=5, substation_kw=48_000.0)
+    # Hourly slots: a network the solver needs seconds for, with a tenth of the 20,000-session
+    # 15-minute city's session-slots to score (what a loaded CI machine spends longest on).
+    data = city_problem(10_000, chargers=5_000, feeders=200, slots=24, seed=5, scale=0.5)
     problem = Problem.model_validate(data)
     budget = 0.05
     started = time.monotonic()
@@ -187,3 +187,15 @@ def test_a_race_of_failures_reports_the_failure() -> None:
     outcome = race_with_deadline([_fail, _fail], time.monotonic() + 30)
     assert outcome.values is None
     assert outcome.detail.startswith("solver failed")
+
+
+def test_session_plans_are_built_like_model_construct() -> None:
+    from optimizer.schedule import SessionPlan
+    from optimizer.solve import session_plan
+
+    fast = session_plan([1.0, 2.5], 0.875, 0.125)
+    slow = SessionPlan.model_construct(power_kw=[1.0, 2.5], delivered_kwh=0.875, unmet_kwh=0.125)
+    assert fast == slow
+    assert fast.model_dump_json() == slow.model_dump_json()
+    assert fast.model_fields_set == slow.model_fields_set
+    assert fast.power_kw == [1.0, 2.5]
