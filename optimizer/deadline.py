@@ -47,16 +47,20 @@ class Outcome:
     winner: int = 0
 
 
+Probe = Callable[[], bool]
+
+
 def call_with_deadline(
     call: Callable[[], IntArray],
     deadline: float,
-    meanwhile: Callable[[], None] | None = None,
+    meanwhile: Callable[[Probe], None] | None = None,
 ) -> Outcome:
     """Run `call` and return its int64 array, or give up at `deadline` (`time.monotonic`) [s].
 
-    `meanwhile` runs in this process while the child computes (the second core is otherwise
-    idle); it should watch the deadline itself. Never raises for a failure of `call` or of the
-    child: `Outcome.detail` says what happened (an exception of `meanwhile` propagates).
+    `meanwhile(answered)` runs in this process while the child computes (the second core is
+    otherwise idle); it should watch the deadline itself, and may stop early once `answered()`
+    is True (the answer is in). Never raises for a failure of `call` or of the child:
+    `Outcome.detail` says what happened (an exception of `meanwhile` propagates).
     """
     return race_with_deadline([call], deadline, meanwhile)
 
@@ -64,7 +68,7 @@ def call_with_deadline(
 def race_with_deadline(
     calls: Sequence[Callable[[], IntArray]],
     deadline: float,
-    meanwhile: Callable[[], None] | None = None,
+    meanwhile: Callable[[Probe], None] | None = None,
     delays: Sequence[float] = (),
 ) -> Outcome:
     """Run every call in its own child; the first complete answer wins, the others are killed.
@@ -73,7 +77,8 @@ def race_with_deadline(
     starts `delays[i]` seconds after the first (0 when not given), and only if no answer has
     come by then: a second solver costs CPU only when the first is slow. A call that fails does
     not end the race while another is running or still to start. `Outcome.winner` is the index
-    of the call whose answer came back. Without `os.fork` only the first call runs, in-process
+    of the call whose answer came back. `meanwhile` as in `call_with_deadline`; its probe also
+    starts the delayed calls on time. Without `os.fork` only the first call runs, in-process
     and without a deadline.
     """
     if not hasattr(os, "fork"):
@@ -83,25 +88,84 @@ def race_with_deadline(
         except Exception as exc:  # the caller falls back to a heuristic plan
             outcome = Outcome(None, f"solver failed: {exc}", forked=False)
         if meanwhile is not None:
-            meanwhile()
+            meanwhile(lambda: True)
         return outcome
     if time.monotonic() >= deadline:
         if meanwhile is not None:
-            meanwhile()
+            meanwhile(lambda: True)
         return Outcome(None, "time_limit", forked=True)
-    started = time.monotonic()
-    starts = [started + (delays[i] if i < len(delays) else 0.0) for i in range(len(calls))]
-    children: dict[int, tuple[int, int]] = {}  # read fd → (call index, pid)
+    race = _Race(calls, delays)
     try:
-        for index, call in enumerate(calls):
-            if starts[index] <= started:
-                read_fd, pid = _spawn(call)
-                children[read_fd] = (index, pid)
+        race.step(0.0)
         if meanwhile is not None:
-            meanwhile()
-        return _first_answer(children, calls, starts, deadline)
+            meanwhile(race.answered)
+        return race.finish(deadline)
     finally:
-        for read_fd, (_, pid) in children.items():
+        race.close()
+
+
+class _Race:
+    """The children of one race, their pipes and what they have sent so far."""
+
+    def __init__(self, calls: Sequence[Callable[[], IntArray]], delays: Sequence[float]) -> None:
+        started = time.monotonic()
+        self.calls = calls
+        self.waiting = sorted(
+            (started + (delays[i] if i < len(delays) else 0.0), i) for i in range(len(calls))
+        )
+        self.children: dict[int, tuple[int, int]] = {}  # read fd → (call index, pid)
+        self.chunks: dict[int, list[bytes]] = {}
+        self.open_fds: set[int] = set()
+        self.result: Outcome | None = None
+        self.failure = "solver failed: its process ended without an answer"
+
+    def answered(self) -> bool:
+        """Without blocking: start due calls, read what arrived; True once the race is over."""
+        self.step(0.0)
+        return self.result is not None or not (self.open_fds or self.waiting)
+
+    def step(self, timeout: float) -> None:
+        """Start due calls, then wait up to `timeout` [s] for data and read it."""
+        now = time.monotonic()
+        while self.waiting and self.waiting[0][0] <= now:
+            _, index = self.waiting.pop(0)
+            read_fd, pid = _spawn(self.calls[index])
+            self.children[read_fd] = (index, pid)
+            self.chunks[read_fd] = []
+            self.open_fds.add(read_fd)
+        if self.result is not None or not self.open_fds:
+            return
+        ready, _, _ = select.select(sorted(self.open_fds), [], [], max(0.0, timeout))
+        for fd in ready:
+            chunk = os.read(fd, 1 << 20)
+            if chunk:
+                self.chunks[fd].append(chunk)
+                continue
+            self.open_fds.discard(fd)
+            values, detail = _decode(b"".join(self.chunks[fd]))
+            if values is not None:
+                self.result = Outcome(values, "ok", forked=True, winner=self.children[fd][0])
+                return
+            self.failure = detail
+            if not self.open_fds and self.waiting:  # nothing left running: start the next now
+                self.waiting[0] = (time.monotonic(), self.waiting[0][1])
+
+    def finish(self, deadline: float) -> Outcome:
+        """Wait for the first answer until `deadline`."""
+        while self.result is None and (self.open_fds or self.waiting):
+            now = time.monotonic()
+            left = deadline - now
+            if left <= 0:
+                return Outcome(None, "time_limit", forked=True)
+            wake = min(left, self.waiting[0][0] - now) if self.waiting else left
+            self.step(wake)
+        if self.result is not None:
+            return self.result
+        return Outcome(None, self.failure, forked=True)
+
+    def close(self) -> None:
+        """Kill and reap every child, close every pipe."""
+        for read_fd, (_, pid) in self.children.items():
             os.close(read_fd)
             _reap(pid)
 
@@ -127,52 +191,6 @@ def _spawn(call: Callable[[], IntArray]) -> tuple[int, int]:
             os._exit(code)
     os.close(write_fd)
     return read_fd, pid
-
-
-def _first_answer(
-    children: dict[int, tuple[int, int]],
-    calls: Sequence[Callable[[], IntArray]],
-    starts: list[float],
-    deadline: float,
-) -> Outcome:
-    """Read the children's pipes until one delivers a whole answer, or the deadline.
-
-    Calls not started yet are spawned (into `children`) when their start time comes.
-    """
-    chunks: dict[int, list[bytes]] = {fd: [] for fd in children}
-    open_fds = set(children)
-    waiting = sorted((at, i) for i, at in enumerate(starts) if i not in _indices(children))
-    failure = "solver failed: its process ended without an answer"
-    while open_fds or waiting:
-        now = time.monotonic()
-        while waiting and waiting[0][0] <= now:
-            _, index = waiting.pop(0)
-            read_fd, pid = _spawn(calls[index])
-            children[read_fd] = (index, pid)
-            chunks[read_fd] = []
-            open_fds.add(read_fd)
-        left = deadline - now
-        if left <= 0:
-            return Outcome(None, "time_limit", forked=True)
-        wake = min(left, waiting[0][0] - now) if waiting else left
-        ready, _, _ = select.select(sorted(open_fds), [], [], max(0.0, wake))
-        for fd in ready:
-            chunk = os.read(fd, 1 << 20)
-            if chunk:
-                chunks[fd].append(chunk)
-                continue
-            open_fds.discard(fd)
-            values, detail = _decode(b"".join(chunks[fd]))
-            if values is not None:
-                return Outcome(values, "ok", forked=True, winner=children[fd][0])
-            failure = detail
-            if not open_fds and waiting:  # nothing left running: start the next one now
-                waiting[0] = (time.monotonic(), waiting[0][1])
-    return Outcome(None, failure, forked=True)
-
-
-def _indices(children: dict[int, tuple[int, int]]) -> set[int]:
-    return {index for index, _ in children.values()}
 
 
 def _decode(data: bytes) -> tuple[IntArray | None, str]:

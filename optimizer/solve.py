@@ -16,6 +16,7 @@ schedule never exceeds a limit by even a rounding error.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -81,8 +82,9 @@ def solve(problem: Problem, *, time_limit_s: float = 60.0, method: Method = "net
         return _solve_lp(compiled, fallback, started, deadline, explain_by)
     surplus_first: list[FloatArray | None] = [None]
 
-    def baseline_meanwhile() -> None:
-        surplus_first[0] = renewable_surplus_first_until(compiled, deadline)
+    def baseline_meanwhile(answered: Callable[[], bool]) -> None:
+        # Only while the solver works: the exact plan is not kept waiting for a baseline.
+        surplus_first[0] = renewable_surplus_first_until(compiled, deadline, stop=answered)
 
     if time.monotonic() >= deadline:  # not even time to build: the quick plan is all there is
         references = _References(fallback, None, explain_by)

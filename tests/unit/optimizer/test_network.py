@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -139,6 +140,11 @@ def _sleep_then_answer() -> IntArray:
     return np.zeros(1, dtype=np.int64)
 
 
+def _sleep_briefly() -> IntArray:
+    time.sleep(0.5)
+    return np.full(1, 3, dtype=np.int64)
+
+
 def _fail() -> IntArray:
     raise RuntimeError("boom")
 
@@ -165,12 +171,18 @@ def test_call_with_deadline_reports_failure_and_returns_values() -> None:
 
 
 def test_meanwhile_runs_while_the_child_computes() -> None:
-    seen: list[str] = []
-    outcome = call_with_deadline(
-        lambda: np.ones(3, dtype=np.int64), time.monotonic() + 30, lambda: seen.append("ran")
-    )
-    assert seen == ["ran"]
+    seen: list[bool] = []
+
+    def meanwhile(answered: Callable[[], bool]) -> None:
+        seen.append(answered())  # the child has barely started
+        while not answered():
+            time.sleep(0.01)
+        seen.append(answered())
+
+    outcome = call_with_deadline(_sleep_briefly, time.monotonic() + 30, meanwhile)
+    assert seen == [False, True]
     assert outcome.values is not None
+    assert outcome.values.tolist() == [3]
 
 
 def test_the_first_answer_of_a_race_wins_and_a_failure_does_not_end_it() -> None:
