@@ -16,6 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
+# Imported here, not inside the solver calls: those run in a forked child, which must not take
+# the import lock (another thread of the parent may have held it at the fork).
+import pylmcf
+from ortools.graph.python import min_cost_flow
+
 from optimizer.compiled import IntArray
 from optimizer.network import SINK, SOURCE, Network
 
@@ -26,8 +31,6 @@ class FlowSolverError(RuntimeError):
 
 def ortools_flow(network: Network) -> IntArray:
     """Flow [units] on every arc of the least-cost maximum flow (OR-Tools)."""
-    from ortools.graph.python import min_cost_flow
-
     solver = min_cost_flow.SimpleMinCostFlow()
     solver.add_arcs_with_capacity_and_unit_cost(
         network.tail, network.head, network.capacity, network.cost
@@ -43,8 +46,6 @@ def ortools_flow(network: Network) -> IntArray:
 
 def lemon_flow(network: Network, pivot_rule: str = "block_search") -> IntArray:
     """Flow [units] on every arc of the same optimum by LEMON's network simplex (`pylmcf`)."""
-    import pylmcf
-
     tail = np.append(network.tail, SOURCE)
     head = np.append(network.head, SINK)
     capacity = np.append(network.capacity, network.total_supply)
