@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import numpy as np
 
@@ -41,13 +40,8 @@ def renewable_surplus_first(compiled: Compiled) -> FloatArray:
     return plan
 
 
-def renewable_surplus_first_until(
-    compiled: Compiled, deadline: float | None, stop: Callable[[], bool] | None = None
-) -> FloatArray | None:
-    """`renewable_surplus_first`, or None if `deadline` (`time.monotonic`) [s] passes first.
-
-    `stop` is asked every 256 sessions; True also gives up (the exact plan has arrived).
-    """
+def renewable_surplus_first_until(compiled: Compiled, deadline: float | None) -> FloatArray | None:
+    """`renewable_surplus_first`, or None if `deadline` (`time.monotonic`) [s] passes first."""
     dt = compiled.dt
     power = np.zeros((compiled.n_sessions, compiled.slots))
     surplus = np.maximum(0.0, compiled.renewable_kw - compiled.base_load_kw)
@@ -55,11 +49,8 @@ def renewable_surplus_first_until(
     zone_free = compiled.zone_capacity_kw.copy()
     order = np.lexsort((compiled.arrival, compiled.departure))
     for done, s in enumerate(order):
-        if done % 256 == 0:
-            if deadline is not None and time.monotonic() > deadline:
-                return None
-            if stop is not None and stop():
-                return None
+        if deadline is not None and done % 256 == 0 and time.monotonic() > deadline:
+            return None
         remaining = float(compiled.energy_kwh[s])
         if remaining <= 0.0:
             continue

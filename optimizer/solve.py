@@ -47,6 +47,9 @@ FINISH_PER_PREPARATION = 4.0
 # LEMON's head start over OR-Tools [s per arc]: 3 s at 20,000 sessions (565,000 arcs), about
 # what LEMON needs there on a busy machine unless the substation binds everywhere.
 RACE_HEAD_START_S_PER_ARC = 5.3e-6
+# Above this many sessions `solve` leaves the surplus-first baseline out (null): it is a
+# sequential Python loop of ~0.1 ms per session, computed on demand by `baselines`.
+SURPLUS_FIRST_MAX_SESSIONS = 5_000
 
 
 def solve(problem: Problem, *, time_limit_s: float = 60.0, method: Method = "network") -> Schedule:
@@ -83,8 +86,11 @@ def solve(problem: Problem, *, time_limit_s: float = 60.0, method: Method = "net
     surplus_first: list[FloatArray | None] = [None]
 
     def baseline_meanwhile(answered: Callable[[], bool]) -> None:
-        # Only while the solver works: the exact plan is not kept waiting for a baseline.
-        surplus_first[0] = renewable_surplus_first_until(compiled, deadline, stop=answered)
+        # Deterministic: computed whenever it is cheap, never for a large city (seconds of
+        # Python the exact plan would wait for; no production caller reads it).
+        del answered
+        if compiled.n_sessions <= SURPLUS_FIRST_MAX_SESSIONS:
+            surplus_first[0] = renewable_surplus_first_until(compiled, deadline)
 
     if time.monotonic() >= deadline:  # not even time to build: the quick plan is all there is
         references = _References(fallback, None, explain_by)
