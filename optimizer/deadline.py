@@ -34,11 +34,16 @@ _HEADER = struct.Struct("<q")  # array length, or −1 when the call raised
 class Outcome:
     """What came back.
 
-    Attributes:
-        values: the call's array, or None when it did not finish in time or failed.
-        detail: "ok", "time_limit", or why it failed.
-        forked: whether the call ran in a child process (False: in-process, no deadline).
-        winner: index of the call that answered (`race_with_deadline`).
+    Attributes
+    ----------
+    values
+        the call's array, or None when it did not finish in time or failed.
+    detail
+        "ok", "time_limit", or why it failed.
+    forked
+        whether the call ran in a child process (False: in-process, no deadline).
+    winner
+        index of the call that answered (`race_with_deadline`).
     """
 
     values: IntArray | None

@@ -40,17 +40,27 @@ SOURCE, SINK = 0, 1
 class Network:
     """An integer flow network of one problem.
 
-    Attributes:
-        n_nodes: number of nodes (0 source, 1 sink).
-        tail, head, capacity, cost: the arcs [node, node, units, rank].
-        power_arc0: first session → charger/zone arc; the `power_session.size` arcs from there
-            carry the power columns, in the order of `power_session`, `power_slot`.
-        power_session, power_slot: session and slot of each power arc.
-        free_arc0, import_arc0: first slot → sink free / import arc (one per slot, in order).
-        units_per_kwh: the energy unit of the capacities.
-        total_supply: sum of the source arcs' capacities [units].
-        max_rank: the largest import cost (number of distinct import weights).
-        dt: slot length [h].
+    Attributes
+    ----------
+    n_nodes
+        number of nodes (0 source, 1 sink).
+    tail, head, capacity, cost
+        the arcs [node, node, units, rank].
+    power_arc0
+        first session → charger/zone arc; the `power_session.size` arcs from there
+        carry the power columns, in the order of `power_session`, `power_slot`.
+    power_session, power_slot
+        session and slot of each power arc.
+    free_arc0, import_arc0
+        first slot → sink free / import arc (one per slot, in order).
+    units_per_kwh
+        the energy unit of the capacities.
+    total_supply
+        sum of the source arcs' capacities [units].
+    max_rank
+        the largest import cost (number of distinct import weights).
+    dt
+        slot length [h].
     """
 
     n_nodes: int
