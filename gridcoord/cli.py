@@ -134,11 +134,18 @@ def optimize(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the schedule here, not stdout.")
     ] = None,
+    time_limit: Annotated[
+        float,
+        typer.Option(
+            "--time-limit",
+            help="Budget of the solve [s]; the best plan found by then is returned.",
+        ),
+    ] = 60.0,
 ) -> None:
     """Solve one charging problem; the schedule JSON goes to stdout or --output."""
     from gridcoord.optimize_command import optimize_command
 
-    raise typer.Exit(optimize_command(problem, output))
+    raise typer.Exit(optimize_command(problem, output, time_limit_s=time_limit))
 
 
 @app.command()
