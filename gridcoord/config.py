@@ -41,7 +41,7 @@ from gridcoord.config_secrets import refuse_file_secrets, resolve_secret_files
 from gridcoord.safe_yaml import YamlProblem, parse, read_text
 from gridcoord.sessions import SessionDefaults
 
-# Physical bounds (docs/configuration.md, "Limits"): generous, but finite, so that a typo
+# Physical bounds (docs/configuration-limits-and-secrets.md): generous, but finite, so that a typo
 # like `1e308` or `.inf` is refused by check-config instead of reaching the planner.
 MAX_RATED_KW = 1_000_000.0  # one asset: the largest power plants are about 1 GW
 MAX_CAPACITY_KW = 10_000_000.0  # one zone: the largest substations are a few GW
@@ -57,6 +57,8 @@ class _Section(BaseModel):
 
 
 class Site(_Section):
+    """Where the grid is: location for the solar model, time zone for display."""
+
     name: str = Field("gridcoord", description="Display name of the deployment (not personal).")
     latitude: float = Field(52.42, ge=-90, le=90, description="Site latitude [degrees north].")
     longitude: float = Field(10.79, ge=-180, le=180, description="Site longitude [degrees east].")
@@ -77,11 +79,15 @@ class Site(_Section):
 
 
 class StorageKind(StrEnum):
+    """Which store readings, plans and setpoints go to."""
+
     EMBEDDED = "embedded"
     INFLUXDB = "influxdb"
 
 
 class Storage(_Section):
+    """Where data goes, and how it is batched and spooled on the way."""
+
     kind: StorageKind = Field(
         StorageKind.EMBEDDED, description="`embedded` (SQLite file) or `influxdb`."
     )
@@ -104,11 +110,15 @@ class Storage(_Section):
 
 
 class InfluxApi(StrEnum):
+    """Which InfluxDB write API to speak."""
+
     V1 = "v1"
     V2 = "v2"
 
 
 class InfluxDB(_Section):
+    """The InfluxDB (or API-compatible) server, for `storage.kind: influxdb`."""
+
     url: str = Field("http://127.0.0.1:8086", description="Base URL of the InfluxDB server.")
     api: InfluxApi = Field(
         InfluxApi.V2, description="`v2` (InfluxDB 2.x/3.x, influxdb-client) or `v1` (`/write`)."
@@ -151,6 +161,8 @@ class InfluxDB(_Section):
 
 
 class Zone(_Section):
+    """One node of the grid tree (a transformer or feeder) with its rating."""
+
     id: str = Field(description="Stable zone id (a transformer or feeder).")
     parent: str | None = Field(None, description="Zone this one hangs below, if any.")
     capacity_kw: float = Field(
@@ -165,6 +177,8 @@ class Zone(_Section):
 
 
 class ChargerSpec(_Section):
+    """How a charger is connected and what it must always be allowed."""
+
     type: ChargerType = Field(ChargerType.PUBLIC, description="Sets session defaults.")
     phases: Literal[1, 3] = Field(3, description="Connected phases.")
     voltage_v: float = Field(230.0, gt=0, le=1000, description="Phase voltage [V].")
@@ -189,7 +203,9 @@ class ChargerSpec(_Section):
 
 
 class Asset(_Section):
-    id: str = Field(description="Stable pseudonymous id, e.g. `meter-0412` (DESIGN 6).")
+    """One field device: PV, wind, a meter or a charger, and how it is read."""
+
+    id: str = Field(description="Stable pseudonymous id, e.g. `meter-0412`; never a name.")
     kind: AssetKind = Field(description="pv, wind, meter or charger.")
     zone: str | None = Field(None, description="Zone the asset is connected in.")
     rated_kw: float = Field(
@@ -223,6 +239,8 @@ class Asset(_Section):
 
 
 class Planning(_Section):
+    """The planning runs and setpoint dispatch."""
+
     enabled: bool = Field(
         True, description="Run planning and dispatch here (false: an ingest-only instance)."
     )
@@ -249,6 +267,8 @@ class Planning(_Section):
 
 
 class Api(_Section):
+    """The HTTP API."""
+
     host: str = Field("127.0.0.1", description="Bind address of the HTTP API.")
     port: int = Field(8080, ge=0, le=65535, description="TCP port of the HTTP API.")
 
@@ -285,7 +305,7 @@ class Config(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment wins over the file (DESIGN 3.6).
+        """Read the environment before the file, so ``GRIDCOORD_*`` overrides it."""
         return (env_settings, init_settings)
 
     @model_validator(mode="after")
