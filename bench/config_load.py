@@ -54,7 +54,7 @@ def measure(body: str, path: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    """Write the file, run each case `--repeat` times interleaved, print the table."""
+    """Print the table of load times and peak memory per file size."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--assets", type=int, default=95_000)
     parser.add_argument("--repeat", type=int, default=3)

@@ -68,7 +68,7 @@ class Problems:
         self.hidden = 0
 
     def __bool__(self) -> bool:
-        """Whether any problem was recorded (kept or counted)."""
+        """Whether any problem was found (shown or only counted)."""
         return bool(self.items) or self.hidden > 0
 
     def add(self, loc: Sequence[int | str], message: str) -> None:

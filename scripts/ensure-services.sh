@@ -11,6 +11,7 @@ case "${1:-all}" in
       [mosquitto]=mosquitto [mosquitto_pub]=mosquitto-clients
       [influxd]=influxdb [victoria-metrics]=victoria-metrics
       [mbpoll]=mbpoll [/usr/include/modbus/modbus.h]=libmodbus-dev [cc]=gcc
+      [chromium]=chromium
     ) ;;
   *) echo "usage: $0 all|mosquitto" >&2; exit 64 ;;
 esac

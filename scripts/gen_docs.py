@@ -32,9 +32,7 @@ One YAML file, `gridcoord run --config FILE` (`config/wolfsburg.yaml` is the exa
 Unknown keys are refused. Every setting outside the `zones` and `assets` lists can be set from
 the environment, which wins over the file: `GRIDCOORD_` + the section + `__` between nesting
 levels, e.g. `GRIDCOORD_MQTT__PORT=1884` or `GRIDCOORD_INFLUXDB__TOKEN=...`. Secrets (broker
-password, InfluxDB token and password) are refused in the file; they come from an owner-only
-file (`GRIDCOORD_MQTT__PASSWORD_FILE`, ...) or the environment. The limits on the file and the
-rules for secret files: [configuration-limits-and-secrets.md](configuration-limits-and-secrets.md).
+password, InfluxDB token and password) belong in the environment, never in the file or git.
 
 The same rules as JSON Schema: [`schemas/config.schema.json`](schemas/config.schema.json)
 (editors with YAML-schema support can validate a file against it).
