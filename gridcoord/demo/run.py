@@ -34,6 +34,7 @@ from gridcoord.demo.link import DemoClient
 from gridcoord.planning.coordinator import Coordinator, PlanOutcome
 from gridcoord.simulation import CitySimulation, demo_city
 from gridcoord.storage.embedded import EmbeddedStore
+from gridcoord.storage.outcomes import plan_points, setpoint_points
 from gridcoord.storage.points import Point, reading_to_point
 from gridcoord.timegrid import as_utc, format_local, parse_rfc3339
 from gridcoord.validation import Rejected, build_reading
@@ -163,7 +164,7 @@ class DemoRun:
                     outcome = self.coordinator.plan(self._now)
                     plans += 1
                     fallbacks += outcome.status == "fallback"
-                    self._points += outcome.points()
+                    self._points += plan_points(outcome)
                     self._say(self._plan_line(outcome))
                 late += not self._dispatch()
                 self._flush()
@@ -229,7 +230,7 @@ class DemoRun:
             payload = json.dumps(outcome.payloads[charger_id]).encode()
             topic = f"{self.settings.prefix}/setpoint/{charger_id}"
             self._send_setpoint(topic, payload)
-        self._points += outcome.points()
+        self._points += setpoint_points(outcome)
         for overload in outcome.overloads:
             # DESIGN 4: reported, never silent; once per zone here, then counted.
             if overload.zone not in self._floor_zones:

@@ -27,11 +27,13 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from gridcoord.config import Config
+from gridcoord.storage.outcomes import plan_points, setpoint_points
 from gridcoord.storage.points import Point
 
 if TYPE_CHECKING:
     from adapters.modbus.poller import ModbusPoller
-    from gridcoord.planning.coordinator import Coordinator, DispatchOutcome, PlanOutcome
+    from gridcoord.outcomes import DispatchOutcome, PlanOutcome
+    from gridcoord.planning.coordinator import Coordinator
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +146,7 @@ class PlanningLoop:
             now = self._clock()
             outcome = await asyncio.to_thread(self._coordinator.plan, now)
             self.last_plan = outcome
-            self._store(outcome.points())
+            self._store(plan_points(outcome))
             summary = {
                 "schedule_id": outcome.schedule_id,
                 "status": outcome.status,
@@ -197,7 +199,7 @@ class PlanningLoop:
             elif self._publish is not None:
                 payload = json.dumps(outcome.payloads[charger_id]).encode()
                 self._publish(f"{self._prefix}/setpoint/{charger_id}", payload, 1, True)
-        self._store(outcome.points())
+        self._store(setpoint_points(outcome))
 
     async def _send_modbus(self, charger_id: str, kw: float, valid_until: datetime) -> None:
         assert self._modbus is not None
