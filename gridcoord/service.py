@@ -7,7 +7,6 @@ import contextlib
 import logging
 import signal
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 from adapters.modbus.poller import ModbusPoller
@@ -19,8 +18,10 @@ from gridcoord.ingest.pipeline import IngestPipeline
 from gridcoord.ingest.rejections import RejectionReporter
 from gridcoord.local_broker import LocalBroker, port_open
 from gridcoord.planning.coordinator import Coordinator
-from gridcoord.planning.loop import PlanningLoop
+from gridcoord.planning.loop import Clock, PlanningLoop, utc_now
+from gridcoord.planning.warmup import WarmStart, warm_from_store
 from gridcoord.reading import Reading
+from gridcoord.storage.base import Store
 from gridcoord.storage.spool import Spool
 from gridcoord.validation import Reason, Rejected
 
@@ -57,11 +58,25 @@ class StartupError(Exception):
 
 
 class Service:
-    """The running service: ingest over MQTT (and Modbus), into the configured store."""
+    """The running service: ingest over MQTT (and Modbus), into the configured store.
 
-    def __init__(self, config: Config, *, client_id_suffix: str = "") -> None:
+    Parameters
+    ----------
+    config : Config
+        The deployment.
+    client_id_suffix : str
+        Appended to the MQTT client id (tests run several services on one broker).
+    clock : callable
+        Returns aware UTC now; the wall clock by default. The demo passes its simulated
+        clock, tests a fake one: receive times, the warm start and planning all read it.
+    """
+
+    def __init__(
+        self, config: Config, *, client_id_suffix: str = "", clock: Clock = utc_now
+    ) -> None:
         self.config = config
         self._client_id_suffix = client_id_suffix
+        self.clock = clock
         self._stop = asyncio.Event()
         self._accepting = True
         self.broker: LocalBroker | None = None
@@ -72,6 +87,8 @@ class Service:
         self.modbus: ModbusPoller | None = None
         self.coordinator: Coordinator | None = None
         self.planning: PlanningLoop | None = None
+        self.store: Store | None = None
+        self.warm_start: WarmStart | None = None
 
     def request_stop(self) -> None:
         """Ask the service to drain and stop (signal handlers and tests call this)."""
@@ -87,7 +104,7 @@ class Service:
         self._start()
         tasks = [asyncio.create_task(self._log_stats())]
         tasks += self._start_modbus()
-        self._start_planning()
+        await self._start_planning()
         if self.planning is not None:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(signal.SIGUSR1, self.planning.run_now)
@@ -115,7 +132,7 @@ class Service:
             except RuntimeError as exc:
                 raise StartupError(str(exc)) from None
             log.info("no broker configured: started mosquitto on 127.0.0.1:%d", mqtt.port)
-        store = open_store(self.config)
+        store = self.store = open_store(self.config)
         storage = self.config.storage
         self.pipeline = IngestPipeline(
             store,
@@ -148,13 +165,19 @@ class Service:
         self.modbus = ModbusPoller(assets, self.submit, self._modbus_rejected)
         return [asyncio.create_task(self.modbus.run(self._stop))]
 
-    def _start_planning(self) -> None:
+    async def _start_planning(self) -> None:
         if not self.config.planning.enabled:
             log.info("planning disabled (planning.enabled: false): ingest only")
             return
         assert self.session is not None and self.pipeline is not None
+        assert self.store is not None
         session, pipeline = self.session, self.pipeline
-        self.coordinator = Coordinator(self.config)
+        coordinator = Coordinator(self.config)
+        # Histories from the store before any live reading (a bounded read per history).
+        self.warm_start = await asyncio.to_thread(
+            warm_from_store, coordinator.state, self.store, self.config, self.clock()
+        )
+        self.coordinator = coordinator
         self.planning = PlanningLoop(
             self.config,
             self.coordinator,
@@ -163,6 +186,7 @@ class Service:
             ),
             store=pipeline.submit_points,
             modbus=self.modbus,
+            clock=self.clock,
         )
         self.planning.start()
 
@@ -183,7 +207,7 @@ class Service:
         if not self._accepting:
             return  # not acked: the broker redelivers it to our next session
         try:
-            reading = self.decoder.decode(message.topic, message.payload, now=datetime.now(UTC))
+            reading = self.decoder.decode(message.topic, message.payload, now=self.clock())
         except Rejected as exc:
             asset_id, _ = self.decoder.asset_for_topic(message.topic)
             rejections.reject(asset_id, exc.reason, exc.detail, message.topic)
