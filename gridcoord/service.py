@@ -7,6 +7,8 @@ import contextlib
 import logging
 import signal
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from adapters.modbus.poller import ModbusPoller
@@ -17,8 +19,10 @@ from gridcoord.config_errors import ConfigError
 from gridcoord.ingest.pipeline import IngestPipeline
 from gridcoord.ingest.rejections import RejectionReporter
 from gridcoord.local_broker import LocalBroker, port_open
+from gridcoord.outcomes import DispatchOutcome, PlanOutcome
 from gridcoord.planning.coordinator import Coordinator
 from gridcoord.planning.loop import Clock, PlanningLoop, utc_now
+from gridcoord.planning.state import StateImage
 from gridcoord.planning.warmup import WarmStart, warm_from_store
 from gridcoord.reading import Reading
 from gridcoord.storage.base import Store
@@ -69,14 +73,30 @@ class Service:
     clock : callable
         Returns aware UTC now; the wall clock by default. The demo passes its simulated
         clock, tests a fake one: receive times, the warm start and planning all read it.
+    scheduled : bool
+        Plan and dispatch on the clock's quarter hours and minutes (APScheduler). False: a
+        driver with its own clock calls ``planning.run_plan()`` / ``run_dispatch()`` (the
+        demo, tests).
+
+    Read-only views for an API (safe from any thread): `city_state`, `last_plan`,
+    `last_dispatch`.
     """
 
     def __init__(
-        self, config: Config, *, client_id_suffix: str = "", clock: Clock = utc_now
+        self,
+        config: Config,
+        *,
+        client_id_suffix: str = "",
+        clock: Clock = utc_now,
+        scheduled: bool = True,
     ) -> None:
         self.config = config
         self._client_id_suffix = client_id_suffix
         self.clock = clock
+        self._scheduled = scheduled
+        self._listeners: list[Callable[[Reading], None]] = []
+        # Set once ingest and planning are up (for a driver in another thread).
+        self.started = threading.Event()
         self._stop = asyncio.Event()
         self._accepting = True
         self.broker: LocalBroker | None = None
@@ -89,6 +109,33 @@ class Service:
         self.planning: PlanningLoop | None = None
         self.store: Store | None = None
         self.warm_start: WarmStart | None = None
+
+    def city_state(self) -> StateImage | None:
+        """The city's state frozen now (latest readings, sessions, learnt car limits).
+
+        None before planning has started or when planning is disabled. An immutable image:
+        reading it never blocks ingest for longer than one copy.
+        """
+        coordinator = self.coordinator
+        return coordinator.image(self.clock()) if coordinator is not None else None
+
+    @property
+    def last_plan(self) -> PlanOutcome | None:
+        """The latest planning run's outcome (None before the first)."""
+        return self.planning.last_plan if self.planning is not None else None
+
+    @property
+    def last_dispatch(self) -> DispatchOutcome | None:
+        """The latest dispatch's setpoints (None before the first)."""
+        return self.planning.last_dispatch if self.planning is not None else None
+
+    def add_reading_listener(self, listener: Callable[[Reading], None]) -> None:
+        """Call ``listener`` with every accepted reading, after the planner took it.
+
+        Called on the adapters' threads; it must be quick and must not raise. Add listeners
+        before `serve`.
+        """
+        self._listeners.append(listener)
 
     def request_stop(self) -> None:
         """Ask the service to drain and stop (signal handlers and tests call this)."""
@@ -105,6 +152,7 @@ class Service:
         tasks = [asyncio.create_task(self._log_stats())]
         tasks += self._start_modbus()
         await self._start_planning()
+        self.started.set()
         if self.planning is not None:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(signal.SIGUSR1, self.planning.run_now)
@@ -188,13 +236,13 @@ class Service:
             modbus=self.modbus,
             clock=self.clock,
         )
-        self.planning.start()
+        if self._scheduled:
+            self.planning.start()
 
     def submit(self, reading: Reading) -> None:
         """Hand a reading from a non-MQTT adapter to the pipeline (and the planner)."""
         if self.pipeline is not None and self._accepting:
-            if self.coordinator is not None:
-                self.coordinator.observe(reading)
+            self._observe(reading)
             self.pipeline.submit(reading)
 
     def _modbus_rejected(self, asset_id: str, reason: Reason, detail: str) -> None:
@@ -213,9 +261,14 @@ class Service:
             rejections.reject(asset_id, exc.reason, exc.detail, message.topic)
             session.ack(message)
             return
+        self._observe(reading)
+        pipeline.submit(reading, lambda: session.ack(message))
+
+    def _observe(self, reading: Reading) -> None:
         if self.coordinator is not None:
             self.coordinator.observe(reading)
-        pipeline.submit(reading, lambda: session.ack(message))
+        for listener in self._listeners:
+            listener(reading)
 
     async def _log_stats(self) -> None:
         while True:

@@ -122,6 +122,18 @@ class PlanningLoop:
         """Trigger a planning run out of turn (it waits for one under way)."""
         self._scheduler.modify_job("plan", next_run_time=self._clock())
 
+    async def run_plan(self) -> None:
+        """One planning run now, then its dispatch, without the scheduler.
+
+        For a driver with its own clock (the demo's simulated minutes): it calls this at each
+        planning boundary and `run_dispatch` in between, instead of `start`.
+        """
+        await self._plan_and_dispatch()
+
+    async def run_dispatch(self) -> None:
+        """One dispatch now, without the scheduler (see `run_plan`)."""
+        await self._dispatch_job()
+
     async def stop(self, timeout: float = 30.0) -> None:
         """Stop scheduling and let a planning run under way finish (its plan gets stored)."""
         if not self._scheduler.running:
