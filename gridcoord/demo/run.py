@@ -3,7 +3,8 @@
 The service is the one `gridcoord run` starts — MqttSession, the decoder and validation, the
 ingest pipeline into the embedded store, the coordinator and `PlanningLoop`, sending setpoints
 the way the service always does — with two differences only: its clock is the simulation's,
-and instead of APScheduler the demo tells it when a planning run or a dispatch is due.
+and instead of APScheduler the demo tells it when a planning run or a dispatch is due
+(`PlanningLoop.plan_once`, `dispatch_once`).
 
 Every simulated minute (a *tick*):
 
@@ -35,17 +36,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from adapters.contract.reading import Reading
+from adapters.contract.validation import build_reading
 from gridcoord.config import Config
 from gridcoord.demo.link import DemoClient
 from gridcoord.outcomes import DispatchOutcome, PlanOutcome
-from gridcoord.reading import Reading
 from gridcoord.service import Service
 from gridcoord.service_thread import ServiceThread
 from gridcoord.simulation import CitySimulation, demo_city
 from gridcoord.storage.embedded import EmbeddedStore
 from gridcoord.storage.points import Point, reading_to_point
 from gridcoord.timegrid import as_utc, format_local, parse_rfc3339
-from gridcoord.validation import build_reading
 
 log = logging.getLogger(__name__)
 
@@ -176,13 +177,13 @@ class DemoRun:
                 with self._cond:
                     self._setpoints = 0
                 if self._now.minute % self.config.planning.interval_min == 0:
-                    runner.call(planning.run_plan)
+                    runner.call(planning.plan_once)
                     outcome = planning.last_plan
                     assert outcome is not None
                     fallbacks += outcome.status == "fallback"
                     self._say(self._plan_line(outcome))
                 else:
-                    runner.call(planning.run_dispatch)
+                    runner.call(planning.dispatch_once)
                 dispatch = planning.last_dispatch
                 assert dispatch is not None
                 late += not self._await_setpoints(dispatch)

@@ -24,13 +24,13 @@ import threading
 import time
 from datetime import datetime
 
+from adapters.contract.reading import Reading
 from gridcoord.config import Config
 from gridcoord.forecast import ExternalForecast
 from gridcoord.outcomes import ActivePlan, DispatchOutcome, PlanOutcome
 from gridcoord.planning.dispatch_policy import DispatchPolicy
 from gridcoord.planning.planner import Planner, Solver, default_solver
 from gridcoord.planning.state import CityState, StateImage
-from gridcoord.reading import Reading
 from gridcoord.timegrid import as_utc
 
 __all__ = [

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import optimizer
+from adapters.contract.reading import AssetKind, Reading
 from gridcoord.config import Config
 from gridcoord.dispatch import charger_limits, stale_chargers
 from gridcoord.forecast import Forecast, ForecastInputs, PvFleet, build_forecast, forecast_errors
@@ -35,7 +36,6 @@ from gridcoord.planning.problem_builder import PlanZone, build_problem
 from gridcoord.planning.snapshot import take_snapshot
 from gridcoord.planning.state import CityMeters, StateImage
 from gridcoord.planning.timing import DEFAULT_MARGIN, plan_start, schedule_id, time_budget_s
-from gridcoord.reading import AssetKind, Reading
 from gridcoord.sessions import ChargingSession, Source
 from gridcoord.timegrid import horizon_slot_count, slot_starts
 

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
+from adapters.contract.reading import AssetKind, Reading
 from gridcoord.config import Config
 from gridcoord.forecast import ExternalForecast, ForecastKind
 from gridcoord.planning.history import BucketSeries, RunningTotal
-from gridcoord.reading import AssetKind, Reading
 from gridcoord.sessions import ChargingSession, SessionTracker
 from gridcoord.timegrid import as_utc
 

@@ -15,9 +15,9 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from adapters.contract.reading import Reading
 from gridcoord.config import Config
 from gridcoord.local_broker import LocalBroker
-from gridcoord.reading import Reading
 from gridcoord.service import Service
 from gridcoord.service_thread import ServiceThread
 from gridcoord.storage.base import StoreUnavailable
@@ -107,7 +107,7 @@ def test_a_driven_service_plans_and_dispatches_on_its_injected_clock(
         assert image is not None and image.at == T0
         assert {s.charger_id for s in image.sessions} == {"charger-001", "charger-002"}
 
-        runner.call(service.planning.run_plan)
+        runner.call(service.planning.plan_once)
         plan = service.last_plan
         assert plan is not None and plan.made_at == T0 and plan.sessions == 2
         assert plan.schedule_id == "2031-03-04T17:15:00Z"
@@ -124,7 +124,7 @@ def test_a_driven_service_plans_and_dispatches_on_its_injected_clock(
 
         clock.now = T0 + timedelta(minutes=16)
         publish_round(mosquitto.port, clock.now)
-        runner.call(service.planning.run_dispatch)
+        runner.call(service.planning.dispatch_once)
         later = service.last_dispatch
         assert later is not None and later.schedule_id == plan.schedule_id and not later.fallback
         setpoints.wait_for(4)
