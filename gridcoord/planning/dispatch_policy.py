@@ -45,6 +45,7 @@ from gridcoord.planning.state import StateImage
 from gridcoord.planning.timing import schedule_id
 from gridcoord.sessions import Source
 from gridcoord.timegrid import floor_slot, slot_index
+from gridcoord.zones import ancestors, parents_of
 
 
 class DispatchPolicy:
@@ -201,13 +202,11 @@ class DispatchPolicy:
         cap_kw: float | None,
     ) -> dict[str, float]:
         """Extra power for ``group`` within each zone's headroom left by ``setpoints`` [kW]."""
-        parents = {z.id: z.parent for z in zones}
+        parents = parents_of(zones)
         used: dict[str, float] = {z.id: 0.0 for z in zones}
         for limit in self._limits:
-            cursor = limit.zone
-            while cursor is not None and cursor in used:
-                used[cursor] += setpoints[limit.id]
-                cursor = parents.get(cursor)
+            for zone_id in ancestors(limit.zone, parents):
+                used[zone_id] += setpoints[limit.id]
         top = "_cap" if cap_kw is not None else None
         leftover = [
             ZoneLimit(z.id, z.parent or top, max(0.0, z.headroom_kw - used[z.id])) for z in zones

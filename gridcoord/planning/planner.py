@@ -38,6 +38,7 @@ from gridcoord.planning.state import CityMeters, StateImage
 from gridcoord.planning.timing import DEFAULT_MARGIN, plan_start, schedule_id, time_budget_s
 from gridcoord.sessions import ChargingSession, Source
 from gridcoord.timegrid import horizon_slot_count, slot_starts
+from gridcoord.zones import ancestors, parents_of
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +200,7 @@ class Planner:
         """
         with_session = {s.charger_id for s in sessions}
         stale = stale_chargers(self.config, {a: r.ts for a, r in latest.items()}, now)
-        parents = {z.id: z.parent for z in zones}
+        parents = parents_of(zones)
         reserved: dict[str, float] = {z.id: 0.0 for z in zones}
         for c in self._limits:
             if c.id in stale:
@@ -208,10 +209,8 @@ class Planner:
                 floor = min(c.guaranteed_kw, c.max_kw)
             else:
                 continue
-            cursor = c.zone
-            while cursor is not None and cursor in reserved:
-                reserved[cursor] += floor
-                cursor = parents.get(cursor)
+            for zone_id in ancestors(c.zone, parents):
+                reserved[zone_id] += floor
         out = []
         for z in zones:
             values = [z.capacity_kw] if isinstance(z.capacity_kw, int | float) else z.capacity_kw
