@@ -139,6 +139,13 @@ class Service:
         """
         self._listeners.append(listener)
 
+    def _run_now(self) -> None:
+        """SIGUSR1: a planning run now; before the loop runs, its own first run comes anyway."""
+        if self.planning is not None and self.planning.running:
+            self.planning.run_now()
+        else:
+            log.info("SIGUSR1 before the planning loop started: its first run is due anyway")
+
     def request_stop(self) -> None:
         """Ask the service to drain and stop (signal handlers and tests call this)."""
         self._stop.set()
@@ -146,18 +153,22 @@ class Service:
     async def serve(self) -> None:
         """Start everything, wait for a stop request, then drain in order."""
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        handlers = {
+            signal.SIGTERM: self.request_stop,
+            signal.SIGINT: self.request_stop,
+            # From the start: SIGUSR1's default action kills the process, and the warm start
+            # leaves a moment between "connected" and the planning loop.
+            signal.SIGUSR1: self._run_now,
+        }
+        for sig, handler in handlers.items():
             # Only the main thread may install handlers; tests run the service in another.
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, self.request_stop)
+                loop.add_signal_handler(sig, handler)
         self._start()
         tasks = [asyncio.create_task(self._log_stats())]
         tasks += self._start_modbus()
         await self._start_planning()
         self.started.set()
-        if self.planning is not None:
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signal.SIGUSR1, self.planning.run_now)
         try:
             await self._stop.wait()
         finally:

@@ -131,6 +131,11 @@ class PlanningLoop:
             planning.dispatch_interval_s,
         )
 
+    @property
+    def running(self) -> bool:
+        """True while the scheduler runs the jobs (between `start` and `stop`)."""
+        return bool(self._scheduler.running)
+
     def run_now(self) -> None:
         """Trigger a planning run out of turn (it waits for one under way)."""
         self._scheduler.modify_job("plan", next_run_time=self._clock())
