@@ -74,8 +74,8 @@ class Coordinator:
         self.state.observe_forecast(forecast)
 
     def image(self, now: datetime) -> StateImage:
-        """The city's state frozen at ``now`` (read-only; for an API or a test)."""
-        return self.state.freeze(as_utc(now))
+        """The city's state frozen at ``now`` (read-only: changes nothing; for an API, a test)."""
+        return self.state.freeze(as_utc(now), prune=False)
 
     def plans(self) -> tuple[ActivePlan, ...]:
         """The plans kept for dispatch, oldest first."""

@@ -184,7 +184,12 @@ class CityState:
     # --- freezing ------------------------------------------------------------------------
 
     def freeze(
-        self, now: datetime, *, close_silent: bool = False, histories: bool = False
+        self,
+        now: datetime,
+        *,
+        close_silent: bool = False,
+        histories: bool = False,
+        prune: bool = True,
     ) -> StateImage:
         """The state as of ``now``, copied once under the lock.
 
@@ -198,6 +203,9 @@ class CityState:
         histories : bool
             Copy the PV, wind and load histories too (a planning run's forecast needs them;
             a dispatch does not).
+        prune : bool
+            Forget what was learnt about cars no longer plugged in (a cycle does; a read-only
+            look, e.g. from the API, passes False and changes nothing).
         """
         now = as_utc(now)
         with self._lock:
@@ -205,14 +213,15 @@ class CityState:
                 self._tracker.close_silent(now)
             sessions = tuple(self._tracker.open_sessions())
             open_ids = {s.id for s in sessions}
-            # Cars gone: what was learnt about them is of no further use.
-            self._vehicle_kw = {k: v for k, v in self._vehicle_kw.items() if k in open_ids}
-            self._vehicle_limited &= open_ids
+            if prune:
+                # Cars gone: what was learnt about them is of no further use.
+                self._vehicle_kw = {k: v for k, v in self._vehicle_kw.items() if k in open_ids}
+                self._vehicle_limited &= open_ids
             # The margin lets an estimate that was too low (a car tapering near full) rise
             # again: a car that can draw more does so up to its setpoint, which raises it.
             vehicle = {
                 sid: self._vehicle_kw[sid] * 1.1 + 0.5
-                for sid in self._vehicle_limited
+                for sid in self._vehicle_limited & open_ids
                 if sid in self._vehicle_kw
             }
             measured = {
