@@ -19,25 +19,42 @@ from gridcoord.dispatch import ZoneOverload
 class PlanOutcome:
     """What one planning run produced and how (the ``plan`` measurement of DESIGN 3.4).
 
-    Attributes:
-        schedule_id: the plan's id (`timing.schedule_id`; ``…/fallback`` for a fallback plan).
-        slot_start: start of the plan's first slot [UTC].
-        status: ``optimal``, ``time_limit`` or ``fallback``.
-        failure: why it fell back (solver error, overrun, no budget, bad input), else None.
-        solve_s: wall time of the solve, 0 when there was none [s].
-        sessions: sessions in the problem.
-        kpis: the plan's KPIs over the horizon (``unmet_kwh``, ``import_kwh``,
-            ``renewable_share``, ``peak_import_kw``, ...); empty when no problem could be built.
-        baseline: the same KPIs for uncontrolled charging of the same sessions.
-        binding: what limited the plan (the schedule's ``binding``, as JSON objects).
-        forecast_mae: MAE of the previous run's forecast per kind (pv, wind, load) [kW].
-        made_at: when the run started [UTC].
-        budget_s: the solver's time budget [s].
-        skipped: sessions left out of the problem, with the reason.
-        forecast_sources: per kind, ``model``, ``external`` or ``external+model``.
-        history_buckets: per kind (pv, wind, load), the buckets of measured history the
-            forecast had (after a restart: what was warmed from the store).
-        forecast_mean_kw: per kind, the forecast's mean over the horizon [kW].
+    Attributes
+    ----------
+    schedule_id
+        the plan's id (`timing.schedule_id`; ``…/fallback`` for a fallback plan).
+    slot_start
+        start of the plan's first slot [UTC].
+    status
+        ``optimal``, ``time_limit`` or ``fallback``.
+    failure
+        why it fell back (solver error, overrun, no budget, bad input), else None.
+    solve_s
+        wall time of the solve, 0 when there was none [s].
+    sessions
+        sessions in the problem.
+    kpis
+        the plan's KPIs over the horizon (``unmet_kwh``, ``import_kwh``,
+        ``renewable_share``, ``peak_import_kw``, ...); empty when no problem could be built.
+    baseline
+        the same KPIs for uncontrolled charging of the same sessions.
+    binding
+        what limited the plan (the schedule's ``binding``, as JSON objects).
+    forecast_mae
+        MAE of the previous run's forecast per kind (pv, wind, load) [kW].
+    made_at
+        when the run started [UTC].
+    budget_s
+        the solver's time budget [s].
+    skipped
+        sessions left out of the problem, with the reason.
+    forecast_sources
+        per kind, ``model``, ``external`` or ``external+model``.
+    history_buckets
+        per kind (pv, wind, load), the buckets of measured history the
+        forecast had (after a restart: what was warmed from the store).
+    forecast_mean_kw
+        per kind, the forecast's mean over the horizon [kW].
     """
 
     schedule_id: str
@@ -62,17 +79,27 @@ class PlanOutcome:
 class DispatchOutcome:
     """The setpoints of one dispatch (DESIGN 3.2 payloads, the ``setpoint`` measurement).
 
-    Attributes:
-        schedule_id: the plan they come from (a fallback plan has its own id).
-        at: dispatch instant [UTC].
-        valid_until: when the setpoints expire [UTC].
-        setpoints_kw: every configured charger's limit after the safety layer [kW].
-        payloads: charger id → the setpoint JSON object.
-        order: charger ids in sending order (decreases first).
-        overloads: zones whose guaranteed minima and stale chargers alone exceed them.
-        limited: charger id → what decided its setpoint (``plan``, ``charger_max``,
-            ``invalid``, ``stale``, ``guaranteed``, ``zone:<id>``).
-        fallback: True when no (valid) optimised plan was dispatched.
+    Attributes
+    ----------
+    schedule_id
+        the plan they come from (a fallback plan has its own id).
+    at
+        dispatch instant [UTC].
+    valid_until
+        when the setpoints expire [UTC].
+    setpoints_kw
+        every configured charger's limit after the safety layer [kW].
+    payloads
+        charger id → the setpoint JSON object.
+    order
+        charger ids in sending order (decreases first).
+    overloads
+        zones whose guaranteed minima and stale chargers alone exceed them.
+    limited
+        charger id → what decided its setpoint (``plan``, ``charger_max``,
+        ``invalid``, ``stale``, ``guaranteed``, ``zone:<id>``).
+    fallback
+        True when no (valid) optimised plan was dispatched.
     """
 
     schedule_id: str
@@ -90,13 +117,20 @@ class DispatchOutcome:
 class ActivePlan:
     """A plan kept for dispatch: power per charger and slot from ``start``.
 
-    Attributes:
-        schedule_id: the plan's id.
-        start: start of its first slot [UTC].
-        chargers_kw: charger id → planned power per slot [kW].
-        session_ids: the sessions the plan knew.
-        slots: slots planned; 0 for a fallback outcome (dispatch then shares fairly).
-        surplus_kw: renewable power the plan expects left over per slot [kW].
+    Attributes
+    ----------
+    schedule_id
+        the plan's id.
+    start
+        start of its first slot [UTC].
+    chargers_kw
+        charger id → planned power per slot [kW].
+    session_ids
+        the sessions the plan knew.
+    slots
+        slots planned; 0 for a fallback outcome (dispatch then shares fairly).
+    surplus_kw
+        renewable power the plan expects left over per slot [kW].
     """
 
     schedule_id: str

@@ -152,26 +152,30 @@ class Service:
         """
         self._listeners.append(listener)
 
-    def _run_now(self) -> None:
-        """SIGUSR1: a planning run now; before the loop runs, its own first run comes anyway."""
-        if self.planning is not None and self.planning.running:
-            self.planning.run_now()
-        else:
-            log.info("SIGUSR1 before the planning loop started: its first run is due anyway")
-
     def request_stop(self) -> None:
         """Ask the service to drain and stop (signal handlers and tests call this)."""
         self._stop.set()
 
+    def request_plan(self) -> None:
+        """Plan now, out of turn (SIGUSR1).
+
+        Before the planning loop has started there is nothing to do: its first run starts at
+        once anyway. An ingest-only instance logs that it does not plan.
+        """
+        if self.planning is not None and self.planning.running:
+            self.planning.run_now()
+        elif not self.config.planning.enabled:
+            log.info("SIGUSR1 ignored: planning is disabled on this instance")
+
     async def serve(self) -> None:
         """Start everything, wait for a stop request, then drain in order."""
         loop = asyncio.get_running_loop()
+        # All handlers before anything starts: a SIGUSR1 that arrived while planning was still
+        # being set up (the warm start takes a moment) used to find no handler and kill it.
         handlers = {
             signal.SIGTERM: self.request_stop,
             signal.SIGINT: self.request_stop,
-            # From the start: SIGUSR1's default action kills the process, and the warm start
-            # leaves a moment between "connected" and the planning loop.
-            signal.SIGUSR1: self._run_now,
+            signal.SIGUSR1: self.request_plan,
         }
         for sig, handler in handlers.items():
             # Only the main thread may install handlers; tests run the service in another.

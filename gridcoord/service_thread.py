@@ -37,8 +37,10 @@ class ServiceThread:
     def start(self, timeout_s: float = 30.0) -> ServiceThread:
         """Start serving; return once ingest and planning are up.
 
-        Raises:
-            RuntimeError: the service did not come up in time (the reason chained).
+        Raises
+        ------
+        RuntimeError
+            the service did not come up in time (the reason chained).
         """
         self._thread.start()
         # `started` is also set when the service ends early, so one wait covers both.
@@ -49,8 +51,10 @@ class ServiceThread:
     def call(self, make: Callable[[], Awaitable[T]], timeout_s: float | None = None) -> T:
         """Run ``make()`` on the service's event loop and return its result.
 
-        Raises:
-            whatever the coroutine raised; TimeoutError after ``timeout_s``.
+        Raises
+        ------
+        TimeoutError
+            after ``timeout_s``; and whatever the coroutine raised.
         """
         assert self._loop is not None, "start() first"
 
@@ -62,9 +66,10 @@ class ServiceThread:
     def stop(self, timeout_s: float = 60.0) -> None:
         """Ask the service to drain and stop; wait for it.
 
-        Raises:
-            RuntimeError: it did not stop in time.
-            whatever ended the service with an error.
+        Raises
+        ------
+        RuntimeError
+            it did not stop in time; and whatever ended the service with an error.
         """
         if self._loop is not None and not self._ended.is_set():
             self._loop.call_soon_threadsafe(self.service.request_stop)

@@ -43,9 +43,12 @@ History = tuple[tuple[datetime, float], ...]
 class CityMeters:
     """Which meters measure what, from the configuration.
 
-    Attributes:
-        consumers: meters that are no zone's meter: households and businesses (non-EV load).
-        roots: meters of the zones without a parent (the city's grid connection).
+    Attributes
+    ----------
+    consumers
+        meters that are no zone's meter: households and businesses (non-EV load).
+    roots
+        meters of the zones without a parent (the city's grid connection).
     """
 
     consumers: frozenset[str]
@@ -66,17 +69,27 @@ class CityMeters:
 class StateImage:
     """The city's state frozen at one instant; nothing in it changes afterwards.
 
-    Attributes:
-        at: the instant it was frozen [UTC].
-        latest: asset id → latest reading.
-        sessions: open charging sessions, by charger id.
-        vehicle_max_kw: session id → the car's learnt limit with a margin to grow [kW].
-        previous_setpoints_kw: charger id → the setpoint of the last dispatch [kW].
-        pv_measured: city PV output per minute, oldest first [UTC, kW] (empty unless frozen
-            with histories).
-        wind_measured: city wind output per minute [UTC, kW] (likewise).
-        load_history: city non-EV load per slot [UTC, kW] (likewise).
-        external: the newest external forecast per kind.
+    Attributes
+    ----------
+    at
+        the instant it was frozen [UTC].
+    latest
+        asset id → latest reading.
+    sessions
+        open charging sessions, by charger id.
+    vehicle_max_kw
+        session id → the car's learnt limit with a margin to grow [kW].
+    previous_setpoints_kw
+        charger id → the setpoint of the last dispatch [kW].
+    pv_measured
+        city PV output per minute, oldest first [UTC, kW] (empty unless frozen
+        with histories).
+    wind_measured
+        city wind output per minute [UTC, kW] (likewise).
+    load_history
+        city non-EV load per slot [UTC, kW] (likewise).
+    external
+        the newest external forecast per kind.
     """
 
     at: datetime
@@ -166,8 +179,10 @@ class CityState:
         Meant for the start, before live readings: a bucket that already holds live values
         gets the stored ones averaged in. Returns the number of buckets filled.
 
-        Raises:
-            KeyError: an unknown kind.
+        Raises
+        ------
+        KeyError
+            an unknown kind.
         """
         history = self._history[kind]
         with self._lock:

@@ -50,9 +50,12 @@ Series = list[tuple[datetime, float]]
 class WarmStart:
     """What a warm start found.
 
-    Attributes:
-        buckets: history → buckets filled from the store.
-        failure: why the store could not be read (then nothing was filled), else None.
+    Attributes
+    ----------
+    buckets
+        history → buckets filled from the store.
+    failure
+        why the store could not be read (then nothing was filled), else None.
     """
 
     buckets: dict[str, int] = field(default_factory=dict)
