@@ -8,9 +8,9 @@ import logging
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,9 +28,13 @@ from gridcoord.ingest.inflight import InFlight, Token
 from gridcoord.ingest.pipeline import IngestPipeline
 from gridcoord.ingest.rejections import RejectionReporter
 from gridcoord.local_broker import LocalBroker, port_open
+from gridcoord.outcomes import DispatchOutcome, PlanOutcome
 from gridcoord.planning.coordinator import Coordinator
-from gridcoord.planning.loop import PlanningLoop
+from gridcoord.planning.loop import Clock, PlanningLoop, utc_now
+from gridcoord.planning.state import StateImage
+from gridcoord.planning.warmup import WarmStart, warm_from_store
 from gridcoord.sinks import setpoint_sinks
+from gridcoord.storage.base import Store
 from gridcoord.storage.timed import TimedStore
 from gridcoord.watchdog import EXIT_FATAL, Watchdog
 
@@ -73,17 +77,46 @@ class StartupError(Exception):
 
 
 class Service:
-    """The running service: ingest over MQTT (and Modbus), into the configured store."""
+    """The running service: ingest over MQTT (and Modbus), into the configured store.
+
+    Parameters
+    ----------
+    config : Config
+        The deployment.
+    client_id_suffix : str
+        Appended to the MQTT client id (tests run several services on one broker).
+    clock : callable
+        Returns aware UTC now; the wall clock by default. The demo passes its simulated
+        clock, tests a fake one: receive times, the warm start and planning all read it.
+    scheduled : bool
+        Plan and dispatch on the clock's quarter hours and minutes (APScheduler). False: a
+        driver with its own clock calls ``planning.plan_once()`` / ``dispatch_once()`` (the
+        demo, tests).
+
+    on_fatal : callable, optional
+        Called with the reason when a thread dies or the event loop is stuck (the
+        watchdog); exits the process with `EXIT_FATAL` by default.
+
+    Read-only views for an API (safe from any thread): `city_state`, `last_plan`,
+    `last_dispatch`.
+    """
 
     def __init__(
         self,
         config: Config,
         *,
         client_id_suffix: str = "",
+        clock: Clock = utc_now,
+        scheduled: bool = True,
         on_fatal: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
         self._client_id_suffix = client_id_suffix
+        self.clock = clock
+        self._scheduled = scheduled
+        self._listeners: list[Callable[[Reading], None]] = []
+        # Set once ingest and planning are up (for a driver in another thread).
+        self.started = threading.Event()
         self._on_fatal = on_fatal or self._exit_fatal
         self._inflight = InFlight()
         self._internal_errors_logged: set[str] = set()
@@ -101,7 +134,36 @@ class Service:
         self.instruments = Instruments()
         self.overrides = OverrideBook(config, config.api.state_dir / "overrides.json")
         self.api: ApiServer | None = None
+        self.store: Store | None = None
+        self.warm_start: WarmStart | None = None
         self._forecast_topics = forecast_topic_filter(config.mqtt.topic_prefix).removesuffix("+")
+
+    def city_state(self) -> StateImage | None:
+        """The city's state frozen now (latest readings, sessions, learnt car limits).
+
+        None before planning has started or when planning is disabled. An immutable image:
+        reading it never blocks ingest for longer than one copy.
+        """
+        coordinator = self.coordinator
+        return coordinator.image(self.clock()) if coordinator is not None else None
+
+    @property
+    def last_plan(self) -> PlanOutcome | None:
+        """The latest planning run's outcome (None before the first)."""
+        return self.planning.last_plan if self.planning is not None else None
+
+    @property
+    def last_dispatch(self) -> DispatchOutcome | None:
+        """The latest dispatch's setpoints (None before the first)."""
+        return self.planning.last_dispatch if self.planning is not None else None
+
+    def add_reading_listener(self, listener: Callable[[Reading], None]) -> None:
+        """Call ``listener`` with every accepted reading, after the planner took it.
+
+        Called on the adapters' threads; it must be quick. An exception in it is logged once
+        per type and contained. Add listeners before `serve`.
+        """
+        self._listeners.append(listener)
 
     def request_stop(self) -> None:
         """Ask the service to drain and stop (signal handlers and tests call this)."""
@@ -113,7 +175,7 @@ class Service:
         Before the planning loop has started there is nothing to do: its first run starts at
         once anyway. An ingest-only instance logs that it does not plan.
         """
-        if self.planning is not None:
+        if self.planning is not None and self.planning.running:
             self.planning.run_now()
         elif not self.config.planning.enabled:
             log.info("SIGUSR1 ignored: planning is disabled on this instance")
@@ -122,7 +184,7 @@ class Service:
         """Start everything, wait for a stop request, then drain in order."""
         loop = asyncio.get_running_loop()
         # All handlers before anything starts: a SIGUSR1 that arrived while planning was still
-        # being set up used to find no handler and kill the process.
+        # being set up (the warm start takes a moment) used to find no handler and kill it.
         handlers = {
             signal.SIGTERM: self.request_stop,
             signal.SIGINT: self.request_stop,
@@ -136,7 +198,8 @@ class Service:
         self._start_watchdog(loop)
         tasks = [asyncio.create_task(self._log_stats())]
         tasks += self._start_modbus()
-        self._start_planning()
+        await self._start_planning()
+        self.started.set()
         try:
             self._start_api()
             await self._stop.wait()
@@ -166,7 +229,8 @@ class Service:
             except RuntimeError as exc:
                 raise StartupError(str(exc)) from None
             log.info("no broker configured: started mosquitto on 127.0.0.1:%d", mqtt.port)
-        store = TimedStore(open_store(self.config), self.instruments.store_write.observe)
+        raw_store = self.store = open_store(self.config)
+        store = TimedStore(raw_store, self.instruments.store_write.observe)
         storage = self.config.storage
         self.pipeline = IngestPipeline(
             store,
@@ -226,17 +290,23 @@ class Service:
         self.modbus = ModbusPoller(assets, self.submit, self._modbus_rejected)
         return [asyncio.create_task(self.modbus.run(self._stop))]
 
-    def _start_planning(self) -> None:
+    async def _start_planning(self) -> None:
         if not self.config.planning.enabled:
             log.info("planning disabled (planning.enabled: false): ingest only")
             return
         assert self.session is not None and self.pipeline is not None
+        assert self.store is not None
         session, pipeline = self.session, self.pipeline
 
         def publish(topic: str, payload: bytes, qos: int, retain: bool) -> None:
             session.publish(topic, payload, qos=qos, retain=retain)
 
-        self.coordinator = Coordinator(self.config)
+        coordinator = Coordinator(self.config)
+        # Histories from the store before any live reading (a bounded read per history).
+        self.warm_start = await asyncio.to_thread(
+            warm_from_store, coordinator.state, self.store, self.config, self.clock()
+        )
+        self.coordinator = coordinator
         self.planning = PlanningLoop(
             self.config,
             self.coordinator,
@@ -244,8 +314,10 @@ class Service:
             store=pipeline.submit_points,
             sinks=setpoint_sinks(self.config, publish=publish, modbus=self.modbus),
             adjust=self.overrides.apply,
+            clock=self.clock,
         )
-        self.planning.start()
+        if self._scheduled:
+            self.planning.start()
 
     def _start_api(self) -> None:
         if not self.config.api.enabled:
@@ -263,8 +335,7 @@ class Service:
     def submit(self, reading: Reading) -> None:
         """Hand a reading from a non-MQTT adapter to the pipeline (and the planner)."""
         if self.pipeline is not None and self._accepting:
-            if self.coordinator is not None:
-                self.coordinator.observe(reading)
+            self._observe(reading)
             self.pipeline.submit(reading)
 
     def _modbus_rejected(self, asset_id: str, reason: Reason, detail: str) -> None:
@@ -298,7 +369,7 @@ class Service:
             qos=message.qos,
             dup=message.dup,
             connection=session.connections,
-            now=datetime.now(UTC),
+            now=self.clock(),
         )
         try:
             reading = self.decoder.decode(message.topic, message.payload, now=received)
@@ -326,13 +397,17 @@ class Service:
             session.ack(message)
 
     def _observe(self, reading: Reading) -> None:
-        if self.coordinator is None:
-            return
-        try:
-            self.coordinator.observe(reading)
-        except Exception as exc:
-            # The reading is valid and still stored; planning misses one observation.
-            self._log_internal_error(f"planning observation of {reading.asset_id}", exc)
+        if self.coordinator is not None:
+            try:
+                self.coordinator.observe(reading)
+            except Exception as exc:
+                # The reading is valid and still stored; planning misses one observation.
+                self._log_internal_error(f"planning observation of {reading.asset_id}", exc)
+        for listener in self._listeners:
+            try:
+                listener(reading)
+            except Exception as exc:  # a listener's bug must not cost the reading
+                self._log_internal_error(f"reading listener for {reading.asset_id}", exc)
 
     def _log_internal_error(self, where: str, exc: Exception) -> None:
         """Log where it happened; the traceback once per exception type, never its message.

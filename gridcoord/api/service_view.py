@@ -162,8 +162,7 @@ class ServiceView:
         coordinator = self._service.coordinator
         if coordinator is None:
             return []
-        with coordinator._lock:
-            sessions = coordinator._tracker.open_sessions()
+        sessions = coordinator.image(self._clock()).sessions
         return [
             SessionState.model_construct(
                 id=s.id,
@@ -278,8 +277,7 @@ class ServiceView:
         coordinator = self._service.coordinator
         if coordinator is None:
             return None
-        with coordinator._lock:
-            forecast = coordinator._previous_forecast
+        forecast = coordinator.last_forecast
         if forecast is None:
             return None
         plans = self.plans()
@@ -384,9 +382,9 @@ class ServiceView:
         planned: dict[datetime, float] = {}
         coordinator = self._service.coordinator
         if coordinator is not None:
-            with coordinator._lock:
-                previous = coordinator._previous_forecast
-                active = coordinator._plans[-1] if coordinator._plans else None
+            previous = coordinator.last_forecast
+            kept = coordinator.plans()
+            active = kept[-1] if kept else None
             if previous is not None:
                 values = previous.renewable_kw
                 forecast = {s: float(values[i]) for i, s in enumerate(previous.starts)}
@@ -429,8 +427,7 @@ class ServiceView:
         coordinator = self._service.coordinator
         if coordinator is None:
             return {}
-        with coordinator._lock:
-            return dict(coordinator._latest)
+        return dict(coordinator.image(self._clock()).latest)
 
     def _current(self) -> _Frame:
         with self._lock:

@@ -1,11 +1,13 @@
 """`gridcoord demo [--hours H] [--speed S] [--json]` (DESIGN 3.1): the simulated city end to end.
 
-Starts a broker (mosquitto if installed, else amqtt in-process), runs the city and the
-coordinator over it (`gridcoord.demo.run`), prints one KPI line per planning run and, at the
-end, the KPIs against uncontrolled charging. SIGINT/SIGTERM end a run without ``--hours``
+Starts a local mosquitto, runs the simulated city and the real service over it on a
+simulated clock (`gridcoord.demo.run`), prints one KPI line per planning run and, at the end,
+the KPIs against uncontrolled charging. SIGINT/SIGTERM end a run without ``--hours``
 cleanly: the tick under way finishes, the store is flushed, exit 0.
 
-``GRIDCOORD_DEMO_BROKER=mosquitto|inprocess`` forces a broker (default: auto).
+``GRIDCOORD_DEMO_BROKER=mosquitto|inprocess`` forces a broker (default: auto). The service's
+MQTT client speaks MQTT 5, which the in-process amqtt broker does not: without mosquitto the
+demo says so and exits 1.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -23,6 +26,7 @@ from types import FrameType
 
 from gridcoord.demo.broker import start_broker
 from gridcoord.demo.run import DemoResult, DemoRun, DemoSettings
+from gridcoord.local_broker import find_mosquitto
 
 # A fixed day, so that the demo's figures are reproducible: a Tuesday in January from noon UTC,
 # through the winter evening peak (when uncontrolled charging overloads transformers) and a
@@ -62,10 +66,22 @@ def demo_command(hours: float | None, speed: float, json_output: bool) -> int:
 
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     store_path = DATA_DIR / "gridcoord-demo.sqlite3"
+    # Each demo starts afresh: an empty store and spool, no retained setpoints of a last run.
     for old in DATA_DIR.glob("gridcoord-demo.sqlite3*"):
-        old.unlink()  # each demo starts with an empty store
+        old.unlink()
+    shutil.rmtree(DATA_DIR / "spool", ignore_errors=True)
+    (DATA_DIR / "mosquitto" / "mosquitto.db").unlink(missing_ok=True)
+    choice = os.environ.get("GRIDCOORD_DEMO_BROKER", "auto")
+    if choice == "inprocess" or (choice == "auto" and find_mosquitto() is None):
+        print(
+            "demo: the demo runs the real service, whose MQTT client speaks MQTT 5; the "
+            "in-process broker (amqtt) speaks only 3.1.1. Install mosquitto "
+            "(Debian: apt-get install mosquitto).",
+            file=sys.stderr,
+        )
+        return 1
     try:
-        broker = start_broker(DATA_DIR, os.environ.get("GRIDCOORD_DEMO_BROKER", "auto"))
+        broker = start_broker(DATA_DIR, choice)
     except RuntimeError as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 1

@@ -1,8 +1,7 @@
-"""The demo's MQTT clients: one for the simulated devices, one for the coordinator's side.
+"""The demo's MQTT client for the simulated devices (the service has its own, MqttSession).
 
-MQTT 3.1.1 (the in-process broker speaks nothing newer) through paho-mqtt. The service's own
-client (`adapters.mqtt.client`) is MQTT 5 with late acknowledgement for durable ingest; the
-demo needs neither, only the contract's topics and payloads.
+MQTT 3.1.1 through paho-mqtt: the devices need only the contract's topics and payloads, not
+the service's MQTT 5 session with late acknowledgement.
 """
 
 from __future__ import annotations

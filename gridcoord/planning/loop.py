@@ -33,10 +33,12 @@ from adapters.contract.reading import AssetKind
 from adapters.sink import Delivery, Setpoint, SetpointSink
 from gridcoord.config import Config
 from gridcoord.sinks import routes
+from gridcoord.storage.outcomes import plan_points, setpoint_points
 from gridcoord.storage.points import Point
 
 if TYPE_CHECKING:
-    from gridcoord.planning.coordinator import Coordinator, DispatchOutcome, PlanOutcome
+    from gridcoord.outcomes import DispatchOutcome, PlanOutcome
+    from gridcoord.planning.coordinator import Coordinator
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +145,11 @@ class PlanningLoop:
             planning.dispatch_interval_s,
         )
 
+    @property
+    def running(self) -> bool:
+        """True while the scheduler runs the jobs (between `start` and `stop`)."""
+        return bool(self._scheduler.running)
+
     def run_now(self) -> None:
         """Trigger a planning run out of turn (it waits for one under way)."""
         self._scheduler.modify_job("plan", next_run_time=self._clock())
@@ -176,7 +183,7 @@ class PlanningLoop:
             now = self._clock()
             outcome = await asyncio.to_thread(self._coordinator.plan, now)
             self.last_plan = outcome
-            self._store(outcome.points())
+            self._store(plan_points(outcome))
             summary = {
                 "schedule_id": outcome.schedule_id,
                 "status": outcome.status,
@@ -242,7 +249,7 @@ class PlanningLoop:
             )
             # One at a time, in the order given: decreases reach the chargers before increases.
             self._account(await self._deliver(sink, setpoint))
-        self._store(outcome.points())
+        self._store(setpoint_points(outcome))
 
     async def _deliver(self, sink: SetpointSink, setpoint: Setpoint) -> Delivery:
         try:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Collection, Sequence
+from datetime import datetime, timedelta
 
 from gridcoord.storage.base import Store
 from gridcoord.storage.points import Point
@@ -41,6 +41,20 @@ class TimedStore:
         end: datetime,
     ) -> list[tuple[datetime, float]]:
         return self._inner.series(measurement, field, tags, start, end)
+
+    def bucket_totals(
+        self,
+        measurement: str,
+        field: str,
+        tags: dict[str, str],
+        start: datetime,
+        end: datetime,
+        width: timedelta,
+        exclude_assets: Collection[str] = (),
+    ) -> list[tuple[datetime, float]]:
+        return self._inner.bucket_totals(
+            measurement, field, tags, start, end, width, exclude_assets
+        )
 
     def close(self) -> None:
         self._inner.close()
