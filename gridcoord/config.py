@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from adapters.modbus.source import ModbusSource
+from adapters.ocpp.settings import OcppServerSettings, OcppStation, station_problems
 from gridcoord.reading import AssetKind
 from gridcoord.reading import ChargerType as ChargerType  # re-exported: part of the config API
 from gridcoord.sessions import SessionDefaults
@@ -224,6 +225,7 @@ class Asset(_Section):
         None, description="Own topic and payload mapping; the contract topic when absent."
     )
     modbus: ModbusSource | None = Field(None, description="Polled over Modbus TCP instead.")
+    ocpp: OcppStation | None = Field(None, description="An OCPP station (chargers only).")
     charger: ChargerSpec | None = Field(None, description="Charger details (kind: charger).")
 
     @field_validator("id")
@@ -237,8 +239,10 @@ class Asset(_Section):
             object.__setattr__(self, "charger", ChargerSpec())  # defaults for a public charger
         if self.kind is not AssetKind.CHARGER and self.charger is not None:
             raise ValueError("`charger` is only for assets of kind charger")
-        if self.mqtt is not None and self.modbus is not None:
-            raise ValueError("an asset is read over MQTT or Modbus, not both")
+        if sum(s is not None for s in (self.mqtt, self.modbus, self.ocpp)) > 1:
+            raise ValueError("an asset is read over one of MQTT, Modbus or OCPP")
+        if self.ocpp is not None and self.kind is not AssetKind.CHARGER:
+            raise ValueError("`ocpp` is only for assets of kind charger")
         return self
 
 
@@ -288,6 +292,9 @@ class Config(BaseSettings):
     assets: list[Asset] = Field(default_factory=list, description="Field devices.")
     planning: Planning = Field(default_factory=Planning, description="Planning runs.")
     api: Api = Field(default_factory=Api, description="HTTP API.")
+    ocpp: OcppServerSettings | None = Field(
+        None, description="OCPP central system (needed by assets with an `ocpp:` block)."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -306,6 +313,8 @@ class Config(BaseSettings):
         errors = reference_problems(
             [z.model_dump() for z in self.zones], [a.model_dump() for a in self.assets]
         )
+        if any(a.ocpp is not None for a in self.assets) and self.ocpp is None:
+            errors.append("ocpp: assets have an `ocpp:` block but there is no `ocpp:` section")
         if errors:
             # One ValueError carrying every problem; config_errors splits them back out.
             raise ValueError("; ".join(errors))
@@ -352,6 +361,7 @@ def reference_problems(zones: list[Any], assets: list[Any]) -> list[str]:
                 break
             seen.add(cursor)
             cursor = parents[cursor]
+    errors += station_problems(asset_items)
     topics: dict[str, int] = {}
     units: dict[tuple[object, object, object], int] = {}
     for i, asset in enumerate(assets):
