@@ -13,6 +13,8 @@ from pathlib import Path
 from adapters.modbus.poller import ModbusPoller
 from adapters.mqtt.client import Message, MqttSession
 from adapters.mqtt.telemetry import TelemetryDecoder
+from adapters.ocpp.credentials import CredentialsError
+from adapters.ocpp.server import OcppServer
 from gridcoord.config import Config, load_config
 from gridcoord.config_errors import ConfigError
 from gridcoord.ingest.pipeline import IngestPipeline
@@ -70,6 +72,7 @@ class Service:
         self.rejections: RejectionReporter | None = None
         self.decoder = TelemetryDecoder(config)
         self.modbus: ModbusPoller | None = None
+        self.ocpp: OcppServer | None = None
         self.coordinator: Coordinator | None = None
         self.planning: PlanningLoop | None = None
 
@@ -87,6 +90,7 @@ class Service:
         self._start()
         tasks = [asyncio.create_task(self._log_stats())]
         tasks += self._start_modbus()
+        tasks += await self._start_ocpp()
         self._start_planning()
         if self.planning is not None:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -148,6 +152,23 @@ class Service:
         self.modbus = ModbusPoller(assets, self.submit, self._modbus_rejected)
         return [asyncio.create_task(self.modbus.run(self._stop))]
 
+    async def _start_ocpp(self) -> list[asyncio.Task[None]]:
+        settings = self.config.ocpp
+        if settings is None or not any(a.ocpp is not None for a in self.config.assets):
+            return []
+        self.ocpp = OcppServer(
+            settings, self.config.assets, submit=self.submit, reject=self._ocpp_rejected
+        )
+        try:
+            await self.ocpp.start()
+        except CredentialsError as exc:
+            raise StartupError(f"ocpp.credentials_file: {exc}") from None
+        except OSError as exc:
+            raise StartupError(
+                f"ocpp: cannot listen on {settings.host}:{settings.port} ({exc.strerror})"
+            ) from None
+        return [asyncio.create_task(self.ocpp.run(self._stop))]
+
     def _start_planning(self) -> None:
         if not self.config.planning.enabled:
             log.info("planning disabled (planning.enabled: false): ingest only")
@@ -163,6 +184,7 @@ class Service:
             ),
             store=pipeline.submit_points,
             modbus=self.modbus,
+            sinks=[self.ocpp] if self.ocpp is not None else [],
         )
         self.planning.start()
 
@@ -176,6 +198,10 @@ class Service:
     def _modbus_rejected(self, asset_id: str, reason: Reason, detail: str) -> None:
         if self.rejections is not None:
             self.rejections.reject(asset_id, reason, detail, f"modbus/{asset_id}")
+
+    def _ocpp_rejected(self, asset_id: str, reason: Reason, detail: str) -> None:
+        if self.rejections is not None:
+            self.rejections.reject(asset_id, reason, detail, f"ocpp/{asset_id}")
 
     def _on_message(self, message: Message) -> None:
         session, pipeline, rejections = self.session, self.pipeline, self.rejections

@@ -186,7 +186,9 @@ class OcppServer:
             max_queue=4,
             logger=logging.getLogger("adapters.ocpp.websockets"),
         )
-        logging.getLogger("adapters.ocpp.websockets").setLevel(logging.WARNING)
+        # websockets logs a failed handshake (a port probe, a TLS mismatch) with a traceback;
+        # our own refusals are logged and counted above.
+        logging.getLogger("adapters.ocpp.websockets").setLevel(logging.CRITICAL)
         log.info(
             "OCPP central system on %s://%s:%d for %d stations",
             "wss" if context else "ws",

@@ -26,6 +26,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from adapters.sink import Delivery, Setpoint, SetpointSink
 from gridcoord.config import Config
 from gridcoord.storage.points import Point
 
@@ -53,6 +54,8 @@ class PlanningLoop:
         publish: sends an MQTT message (None: no broker, Modbus only).
         store: hands points to the ingest pipeline.
         modbus: the poller that owns the Modbus chargers, if any.
+        sinks: further setpoint sinks (e.g. the OCPP central system); each charger they
+            reach gets its setpoint from them instead of MQTT.
         clock: returns aware UTC now (tests may pass another).
     """
 
@@ -64,6 +67,7 @@ class PlanningLoop:
         publish: Publish | None,
         store: Callable[[Sequence[Point]], None],
         modbus: ModbusPoller | None = None,
+        sinks: Sequence[SetpointSink] = (),
         clock: Clock = utc_now,
     ) -> None:
         self._config = config
@@ -72,6 +76,8 @@ class PlanningLoop:
         self._store = store
         self._modbus = modbus
         self._modbus_chargers = set(modbus.charger_ids) if modbus is not None else set()
+        self._sink_for = {c: sink for sink in sinks for c in sink.charger_ids}
+        self._undelivered: set[str] = set()
         self._clock = clock
         self._prefix = config.mqtt.topic_prefix
         self._scheduler = AsyncIOScheduler(timezone=UTC)
@@ -190,14 +196,41 @@ class PlanningLoop:
             for zone in sorted(self._overloaded - set(overloaded)):
                 log.info("zone %s: back within its limit", zone)
             self._overloaded = set(overloaded)
+        to_sinks: list[Setpoint] = []
         for charger_id in outcome.order:
             kw = outcome.setpoints_kw[charger_id]
-            if charger_id in self._modbus_chargers and self._modbus is not None:
+            if charger_id in self._sink_for:
+                to_sinks.append(
+                    Setpoint(charger_id, kw * 1000.0, outcome.valid_until, outcome.schedule_id, now)
+                )
+            elif charger_id in self._modbus_chargers and self._modbus is not None:
                 await self._send_modbus(charger_id, kw, outcome.valid_until)
             elif self._publish is not None:
                 payload = json.dumps(outcome.payloads[charger_id]).encode()
                 self._publish(f"{self._prefix}/setpoint/{charger_id}", payload, 1, True)
+        if to_sinks:
+            await self._send_to_sinks(to_sinks)
         self._store(outcome.points())
+
+    async def _send_to_sinks(self, setpoints: Sequence[Setpoint]) -> None:
+        """Every sink's chargers at once (their first frames leave in sending order)."""
+        results = await asyncio.gather(
+            *(self._sink_for[s.charger_id].send(s) for s in setpoints), return_exceptions=True
+        )
+        failed = set()
+        for setpoint, result in zip(setpoints, results, strict=True):
+            if isinstance(result, BaseException):
+                # A sink must not raise; one that does must not stop the others' dispatch.
+                result = Delivery(setpoint.charger_id, "failed", type(result).__name__)
+            if result.state == "failed":
+                failed.add(setpoint.charger_id)
+                if setpoint.charger_id not in self._undelivered:
+                    log.warning(
+                        "setpoint to %s not delivered: %s", setpoint.charger_id, result.detail
+                    )
+        for charger_id in sorted(self._undelivered - failed):
+            log.info("setpoints reach %s again", charger_id)
+        self._undelivered = failed
 
     async def _send_modbus(self, charger_id: str, kw: float, valid_until: datetime) -> None:
         assert self._modbus is not None
