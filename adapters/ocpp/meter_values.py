@@ -91,7 +91,7 @@ def _fields(sampled: Sequence[object]) -> dict[str, float]:
         if not isinstance(item, Mapping):
             raise MeterValueError("a sampled value must be an object")
         measurand = item.get("measurand", "Energy.Active.Import.Register")
-        if measurand not in _DEFAULT_UNIT:
+        if not isinstance(measurand, str) or measurand not in _DEFAULT_UNIT:
             continue
         value = _number(item.get("value"))
         unit, multiplier = _unit(item, str(measurand))
