@@ -181,7 +181,7 @@ def charging_profile(
         )
     body: dict[str, Any] = {
         "stack_level": TX_STACK_LEVEL if kind is ProfileKind.TX else DEFAULT_STACK_LEVEL,
-        "charging_profile_purpose": _purpose(kind, target),
+        "charging_profile_purpose": purpose(kind, target),
         "charging_profile_kind": "Absolute",
     }
     if kind is ProfileKind.TX:
@@ -242,7 +242,8 @@ def timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _purpose(kind: ProfileKind, target: Target) -> str:
+def purpose(kind: ProfileKind, target: Target) -> str:
+    """The OCPP name of the purpose for the target's version."""
     if kind is ProfileKind.STATION_MAX:
         return "ChargingStationMaxProfile" if target.version == "2.0.1" else "ChargePointMaxProfile"
     return kind.value

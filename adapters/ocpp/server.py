@@ -44,6 +44,7 @@ from adapters.ocpp.profiles import (
     composite_limit,
     expected_limit_w,
     profile_id,
+    purpose,
 )
 from adapters.ocpp.settings import SUBPROTOCOLS, OcppServerSettings
 from adapters.ocpp.station import Hub, Outlet, Station16, Station201
@@ -184,6 +185,7 @@ class OcppServer:
             subprotocols=[Subprotocol(p) for p in SUBPROTOCOLS.values()],
             max_size=self.settings.max_frame_bytes,
             max_queue=4,
+            compression=None,
             logger=logging.getLogger("adapters.ocpp.websockets"),
         )
         # websockets logs a failed handshake (a port probe, a TLS mismatch) with a traceback;
@@ -370,13 +372,20 @@ class OcppServer:
                 charger,
                 station.id,
                 status,
-                kind.value,
+                purpose(kind, outlet.target),
             )
             if in_tx and kind is not ProfileKind.STATION_MAX:
                 outlet.profile_kind = FALLBACK_ORDER[FALLBACK_ORDER.index(kind) + 1]
         if carrier is None:
             return Delivery(charger, "failed", "every charging profile kind was rejected")
-        detail = "" if carrier is ProfileKind.TX or not in_tx else f"fell back to {carrier.value}"
+        if carrier is ProfileKind.STATION_MAX:
+            outlet.station_max_sent = True
+        elif outlet.station_max_sent:
+            # Left from an earlier fallback, it would end on the safe power for the station.
+            await self._clear_profile(station, outlet, ProfileKind.STATION_MAX)
+        detail = ""
+        if carrier is not ProfileKind.TX and in_tx:
+            detail = f"fell back to {purpose(carrier, outlet.target)}"
         if carrier is ProfileKind.TX:
             # The fail-safe: what holds once the TxProfile expires or the connection is lost.
             status = await self._set(
@@ -464,22 +473,31 @@ class OcppServer:
         return None if limit is None else outlet.electrical.power_w(limit)
 
     async def _clear(self, outlet: Outlet) -> None:
-        station_id = outlet.spec.station_id
-        station = self.connections.get(station_id)
+        """Session end: the TxProfile goes."""
+        station = self.connections.get(outlet.spec.station_id)
         if station is None:
             return
-        tx_id = profile_id(ProfileKind.TX, outlet.target)
-        message = (
-            call201.ClearChargingProfile(charging_profile_id=tx_id)
-            if outlet.spec.version == "2.0.1"
-            else call16.ClearChargingProfile(id=tx_id)
-        )
         async with outlet.lock:
             try:
-                await self._call(station, message)
-                self.hub.counts["profiles_cleared"] += 1
-            except (OCPPError, _Undelivered):
+                await self._clear_profile(station, outlet, ProfileKind.TX)
+            except _Undelivered:
                 self.hub.counts["clear_failed"] += 1
+
+    async def _clear_profile(self, station: Station, outlet: Outlet, kind: ProfileKind) -> None:
+        profile = profile_id(kind, outlet.target)
+        message = (
+            call201.ClearChargingProfile(charging_profile_id=profile)
+            if outlet.spec.version == "2.0.1"
+            else call16.ClearChargingProfile(id=profile)
+        )
+        try:
+            result = await self._call(station, message)
+        except OCPPError:
+            self.hub.counts["clear_failed"] += 1
+            return
+        self.hub.counts["profiles_cleared"] += 1
+        if kind is ProfileKind.STATION_MAX and str(result.status) in ("Accepted", "Unknown"):
+            outlet.station_max_sent = False
 
     async def _call(self, station: Station, message: Any) -> Any:
         try:

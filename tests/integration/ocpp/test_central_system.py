@@ -193,7 +193,13 @@ async def test_a_rejected_txprofile_falls_back_to_txdefault(harness: Harness) ->
     station.held.reject.add("TxDefaultProfile")
     delivery = await harness.server.send(setpoint("charger-201", 4.0))
     assert "ChargingStationMaxProfile" in station.held.profiles
-    assert delivery.state in ("read_back", "acknowledged")
+    assert delivery.state == "read_back" and "ChargingStationMaxProfile" in delivery.detail
+    # The station takes TxProfiles again after a reboot: the station-wide maximum goes.
+    station.held.reject.clear()
+    await station.boot()
+    delivery = await harness.server.send(setpoint("charger-201", 11.0))
+    assert delivery.state == "read_back" and delivery.detail == "", delivery
+    assert "ChargingStationMaxProfile" not in station.held.profiles
     task.cancel()
 
 
