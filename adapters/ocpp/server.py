@@ -96,7 +96,7 @@ class OcppServer:
         self._versions: dict[str, str] = {}
         self._by_charger: dict[str, tuple[str, Outlet]] = {}
         for asset in assets:
-            spec = getattr(asset, "ocpp", None)
+            spec = asset.ocpp
             if spec is None or asset.charger is None:
                 continue
             electrical = Electrical(
