@@ -92,7 +92,15 @@ class Service:
         self._start()
         tasks = [asyncio.create_task(self._log_stats())]
         tasks += self._start_modbus()
-        tasks += await self._start_ocpp()
+        try:
+            tasks += await self._start_ocpp()
+        except StartupError:
+            # Ingest is already up: drain it rather than leave its threads holding the exit.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.to_thread(self._shutdown)
+            raise
         self._start_planning()
         if self.planning is not None:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):

@@ -222,3 +222,25 @@ def test_ocpp_rpc_stations_are_planned_and_controlled_by_gridcoord_run(
     secret = b"RFID-SECRET-0042"
     assert secret.decode() not in proc.output
     assert all(secret not in p.read_bytes() for p in workdir.rglob("*") if p.is_file())
+
+
+def test_a_credentials_file_others_may_read_stops_gridcoord_run_with_a_clear_error(
+    tmp_path: Path, mosquitto: LocalBroker
+) -> None:
+    workdir = tmp_path / "gc"
+    workdir.mkdir()
+    credentials = workdir / "ocpp.csv"
+    credentials.write_text("".join(f"{k},{v}\n" for k, v in PASSWORDS.items()))
+    credentials.chmod(0o644)
+    config = tmp_path / "city.yaml"
+    config.write_text(yaml.safe_dump(_city(mosquitto)), encoding="utf-8")
+    proc = GridcoordProcess(config, {}, workdir).start()
+    assert proc.process is not None
+    try:
+        code = proc.process.wait(60)
+    finally:
+        proc.kill()
+    assert code == 1
+    assert "ocpp.credentials_file" in proc.output and "chmod 600" in proc.output
+    assert "Traceback" not in proc.output
+    assert PASSWORDS["cs-201"] not in proc.output

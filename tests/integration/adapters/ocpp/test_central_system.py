@@ -9,16 +9,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus
 
 from adapters.contract.reading import Reading
 from adapters.ocpp.server import OcppServer
+from adapters.ocpp.settings import OcppTls
 from adapters.sink import Setpoint
 from gridcoord.config import Config
 from tests.fixtures.ocpp_client import basic_auth, open_station
@@ -303,3 +306,77 @@ async def test_reconnect_resends_the_valid_setpoint(harness: Harness) -> None:
         await again.held.changed.wait()
     assert "TxProfile" in again.held.profiles or "TxDefaultProfile" in again.held.profiles
     task2.cancel()
+
+
+def test_security_profile_2_tls_with_basic_auth(tmp_path: Path) -> None:
+    """wss:// with a certificate the station trusts; the password still decides."""
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.crt",
+        ],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    credentials = tmp_path / "ocpp.csv"
+    credentials.write_text(f"CS-201,{PASSWORDS['CS-201']}\n")
+    credentials.chmod(0o600)
+    config = city(credentials)
+    assert config.ocpp is not None
+    settings = config.ocpp.model_copy(
+        update={"tls": OcppTls(cert_file=tmp_path / "server.crt", key_file=tmp_path / "server.key")}
+    )
+    trust = ssl.create_default_context(cafile=tmp_path / "server.crt")
+
+    async def body() -> None:
+        server = OcppServer(settings, config.assets, submit=lambda r: None, reject=lambda *a: None)
+        await server.start()
+        try:
+            url = f"wss://127.0.0.1:{server.port}/CS-201"
+            async with connect(
+                url,
+                ssl=trust,
+                subprotocols=["ocpp2.0.1"],
+                additional_headers=basic_auth("CS-201", PASSWORDS["CS-201"]),
+            ) as ws:
+                await ws.send(
+                    '[2,"b","BootNotification",{"reason":"PowerUp",'
+                    '"chargingStation":{"model":"m","vendorName":"v"}}]'
+                )
+                answer = json.loads(await ws.recv())
+                assert answer[0] == 3 and answer[2]["status"] == "Accepted"
+            with pytest.raises(InvalidStatus) as refused:
+                await connect(
+                    url,
+                    ssl=trust,
+                    subprotocols=["ocpp2.0.1"],
+                    additional_headers=basic_auth("CS-201", "not-the-password-x"),
+                )
+            assert refused.value.response.status_code == 401
+            with pytest.raises((OSError, InvalidMessage)):  # plain ws:// to a TLS port
+                await connect(
+                    f"ws://127.0.0.1:{server.port}/CS-201",
+                    open_timeout=2,
+                    subprotocols=["ocpp2.0.1"],
+                    additional_headers=basic_auth("CS-201", PASSWORDS["CS-201"]),
+                )
+        finally:
+            await server.close()
+
+    asyncio.run(body())
