@@ -117,6 +117,9 @@ class OcppServer:
         self._server: Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._changed = asyncio.Condition()
+        # The call timeout runs from the moment a call is sent; with thousands of calls out
+        # at once, answers would wait in our own loop past it (bench/ocpp.py).
+        self._in_flight = asyncio.Semaphore(settings.max_sends_in_flight)
 
     # -- SetpointSink ----------------------------------------------------------------------
 
@@ -137,7 +140,7 @@ class OcppServer:
             return Delivery(setpoint.charger_id, "failed", "station not connected")
         if station_id in self._stale:
             return Delivery(setpoint.charger_id, "failed", "station stale")
-        async with outlet.lock:
+        async with outlet.lock, self._in_flight:
             try:
                 return await self._deliver(station, outlet, setpoint)
             except _Undelivered as exc:

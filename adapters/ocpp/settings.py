@@ -49,6 +49,13 @@ class OcppServerSettings(_Section):
     call_timeout_s: float = Field(
         10.0, gt=0, le=300, description="How long a station may take to answer our call [s]."
     )
+    max_sends_in_flight: int = Field(
+        200,
+        ge=1,
+        le=100_000,
+        description="Stations being sent a setpoint at once; the rest wait their turn, so a "
+        "plan for thousands of stations does not time out in our own queue.",
+    )
     max_frame_bytes: int = Field(
         65536, ge=1024, le=16 * 1024 * 1024, description="Larger websocket frames are refused."
     )
