@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.influx",
     "tests.fixtures.modbus",
     "tests.fixtures.ocpp_station",
+    "tests.fixtures.ingest_rig",
 ]
