@@ -43,16 +43,19 @@ PASSWORD = "bench-password-0123456789"
 
 
 def rss_bytes() -> int:
+    """Resident memory of this process [bytes]."""
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def raise_fd_limit() -> None:
+    """Allow as many open sockets as the hard limit does."""
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def station_ids(n: int) -> list[str]:
+    """The benchmark's station identities."""
     return [f"cs-{i:05d}" for i in range(n)]
 
 
@@ -60,6 +63,7 @@ def station_ids(n: int) -> list[str]:
 
 
 async def run_stations(port: int, n: int, bare: bool) -> None:
+    """The stations' process: connect N stations (bare websockets or OCPP), then wait."""
     from websockets.asyncio.client import connect
 
     from tests.fixtures.ocpp_client import basic_auth, open_station
@@ -98,6 +102,7 @@ async def run_stations(port: int, n: int, bare: bool) -> None:
 
 
 def start_stations(port: int, n: int, bare: bool) -> subprocess.Popen[str]:
+    """Start the stations' process."""
     args = [sys.executable, __file__, "--serve-stations", str(port), "--stations", str(n)]
     return subprocess.Popen(
         args + (["--bare"] if bare else []),
@@ -109,6 +114,7 @@ def start_stations(port: int, n: int, bare: bool) -> subprocess.Popen[str]:
 
 
 def read_json(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    """The next JSON line the stations' process prints."""
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line:
@@ -138,6 +144,7 @@ async def bare_reference(n: int) -> float:
 
 
 async def ocpp_run(n: int, workdir: Path) -> dict[str, Any]:
+    """Connect N OCPP stations, ping them, send them one plan; the figures."""
     credentials = workdir / "ocpp.csv"
     credentials.write_text("".join(f"{s},{PASSWORD}\n" for s in station_ids(n)))
     credentials.chmod(0o600)
@@ -201,6 +208,7 @@ async def ocpp_run(n: int, workdir: Path) -> dict[str, Any]:
 
 
 def main() -> None:
+    """Run both measurements in fresh processes and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stations", type=int, default=5000)
     parser.add_argument("--serve-stations", type=int, default=None, help=argparse.SUPPRESS)

@@ -1,4 +1,4 @@
-"""The `gridcoord` command line (DESIGN 3.1). Each command's work lives in its own module."""
+"""The `gridcoord` command line (docs/cli.md). Each command's work lives in its own module."""
 
 from __future__ import annotations
 
@@ -42,14 +42,23 @@ def check_config(
 @app.command()
 def run(config: ConfigOption) -> None:
     """Run the service until SIGINT/SIGTERM; then drain buffers and exit 0."""
+    from gridcoord.config import load_config
+    from gridcoord.config_errors import ConfigError
+
+    try:
+        settings = load_config(config)
+    except ConfigError as exc:
+        # Refused before the service (and its forecasting stack) is even imported.
+        typer.echo(exc.report(), err=True)
+        raise typer.Exit(2) from None
     from gridcoord.service import run_service
 
-    raise typer.Exit(run_service(config))
+    raise typer.Exit(run_service(config, settings))
 
 
 @app.command()
 def optimize(
-    problem: Annotated[Path, typer.Argument(help="Problem JSON (DESIGN 3.5).")],
+    problem: Annotated[Path, typer.Argument(help="Problem JSON (docs/optimizer.md).")],
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the schedule here, not stdout.")
     ] = None,

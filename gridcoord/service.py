@@ -44,13 +44,18 @@ def configure_logging(level: int = logging.INFO) -> None:
     )
 
 
-def run_service(config_path: Path) -> int:
-    """Run until SIGINT/SIGTERM; exit code 0 after a clean drain, 2 for a bad configuration."""
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        print(exc.report(), file=sys.stderr)
-        return 2
+def run_service(config_path: Path, config: Config | None = None) -> int:
+    """Run until SIGINT/SIGTERM; exit code 0 after a clean drain, 2 for a bad configuration.
+
+    `config`, when given, is `config_path` already loaded (the CLI checks it before importing
+    this module, so a bad file is refused without loading the forecasting stack).
+    """
+    if config is None:
+        try:
+            config = load_config(config_path)
+        except ConfigError as exc:
+            print(exc.report(), file=sys.stderr)
+            return 2
     configure_logging()
     try:
         asyncio.run(Service(config).serve())
@@ -97,13 +102,31 @@ class Service:
         """Ask the service to drain and stop (signal handlers and tests call this)."""
         self._stop.set()
 
+    def request_plan(self) -> None:
+        """Plan now, out of turn (SIGUSR1).
+
+        Before the planning loop has started there is nothing to do: its first run starts at
+        once anyway. An ingest-only instance logs that it does not plan.
+        """
+        if self.planning is not None:
+            self.planning.run_now()
+        elif not self.config.planning.enabled:
+            log.info("SIGUSR1 ignored: planning is disabled on this instance")
+
     async def serve(self) -> None:
         """Start everything, wait for a stop request, then drain in order."""
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        # All handlers before anything starts: a SIGUSR1 that arrived while planning was still
+        # being set up used to find no handler and kill the process.
+        handlers = {
+            signal.SIGTERM: self.request_stop,
+            signal.SIGINT: self.request_stop,
+            signal.SIGUSR1: self.request_plan,
+        }
+        for sig, handler in handlers.items():
             # Only the main thread may install handlers; tests run the service in another.
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, self.request_stop)
+                loop.add_signal_handler(sig, handler)
         self._start()
         self._start_watchdog(loop)
         tasks = [asyncio.create_task(self._log_stats())]
@@ -120,9 +143,6 @@ class Service:
             await asyncio.to_thread(self._shutdown)
             raise
         self._start_planning()
-        if self.planning is not None:
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signal.SIGUSR1, self.planning.run_now)
         try:
             await self._stop.wait()
         finally:

@@ -8,12 +8,13 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from adapters.contract.asset import AssetInfo, ChargerElectrics
+from adapters.modbus.maps import MapError, load_map
 
 
 class ModbusSource(BaseModel):
     """A device behind a Modbus TCP server (DESIGN 3.3)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     host: str = Field(description="Host name or address of the Modbus TCP server or gateway.")
     port: int = Field(502, ge=1, le=65535, description="TCP port.")
@@ -21,17 +22,18 @@ class ModbusSource(BaseModel):
     register_map: str = Field(
         description="Name of a built-in register map (e.g. `sunspec`) or a path to a YAML map."
     )
-    poll_interval_s: float = Field(5.0, gt=0, description="Time between polls [s].")
-    timeout_s: float = Field(2.0, gt=0, description="Per-request timeout [s].")
+    poll_interval_s: float = Field(5.0, gt=0, le=3600, description="Time between polls [s].")
+    timeout_s: float = Field(2.0, gt=0, le=60, description="Per-request timeout [s].")
     retries: int = Field(
         3, ge=1, le=100, description="Failed polls in a row before the device is unavailable."
     )
     backoff_max_s: float = Field(
-        60.0, gt=0, description="Longest wait between retries of a failing device [s]."
+        60.0, gt=0, le=3600, description="Longest wait between retries of a failing device [s]."
     )
     stale_after_s: float | None = Field(
         None,
         gt=0,
+        le=86_400,
         description="No good poll for this long makes the device unavailable [s] "
         "(default: three poll intervals plus the timeout).",
     )
@@ -48,8 +50,6 @@ class ModbusSource(BaseModel):
     def _known_map(cls, value: str) -> str:
         # Built-in names are checked here so check-config names the asset; a path is checked
         # when the poller loads it (relative paths depend on the working directory).
-        from adapters.modbus.maps import MapError, load_map
-
         if "/" not in value and not value.endswith((".yaml", ".yml")):
             try:
                 load_map(value)
@@ -62,8 +62,6 @@ class ModbusSource(BaseModel):
 
         For config checks: the map must load and be meant for the asset's kind.
         """
-        from adapters.modbus.maps import MapError, load_map
-
         try:
             register_map = load_map(self.register_map)
         except MapError as exc:
@@ -103,8 +101,10 @@ def check_unique_units(assets: Sequence[ModbusAsset]) -> None:
     `gridcoord check-config` reports the same for a whole file; this guards the poller and
     the simulators when they are handed assets directly.
 
-    Raises:
-        ValueError: naming both assets.
+    Raises
+    ------
+    ValueError
+        naming both assets.
     """
     owners: dict[tuple[str, int, int], str] = {}
     for asset in assets:

@@ -32,6 +32,7 @@ class Credentials:
         self._passwords = dict(passwords)
 
     def __contains__(self, station_id: object) -> bool:
+        """Whether the station has a password."""
         return station_id in self._passwords
 
     def check(self, station_id: str, password: str) -> bool:

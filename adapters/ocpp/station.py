@@ -322,6 +322,7 @@ class Station201(_Station, ChargePoint201):  # type: ignore[misc]
 
     @on("BootNotification")
     def on_boot(self, charging_station: object, reason: str, **_: object) -> Any:
+        """Accept the configured station and give it the heartbeat interval."""
         return result201.BootNotification(
             current_time=_now_text(),
             interval=self.settings.heartbeat_interval_s,
@@ -330,17 +331,20 @@ class Station201(_Station, ChargePoint201):  # type: ignore[misc]
 
     @after("BootNotification")
     def after_boot(self, **_: object) -> None:
+        """Re-send the valid setpoint once the boot response is on the wire."""
         # After the response is on the wire: a station may refuse calls before it is accepted.
         self.hub.booted(self.id)
 
     @on("Heartbeat")
     def on_heartbeat(self, **_: object) -> Any:
+        """Answer with the current time."""
         return result201.Heartbeat(current_time=_now_text())
 
     @on("StatusNotification")
     def on_status(
         self, timestamp: str, connector_status: str, evse_id: int, connector_id: int, **_: object
     ) -> Any:
+        """Connector status → availability and `connected`."""
         outlet = self._outlet(evse_id)
         if outlet is not None and outlet.spec.connector_id == connector_id:
             self._status(outlet, connector_status, timestamp)
@@ -348,6 +352,7 @@ class Station201(_Station, ChargePoint201):  # type: ignore[misc]
 
     @on("Authorize")
     def on_authorize(self, **_: object) -> Any:
+        """Accept: authorisation is the operator backend's job, not load management's."""
         # Authorisation is the operator's backend's job; gridcoord only manages the load.
         return result201.Authorize(id_token_info={"status": "Accepted"})
 
@@ -362,6 +367,7 @@ class Station201(_Station, ChargePoint201):  # type: ignore[misc]
         id_token: object = None,
         **_: object,
     ) -> Any:
+        """Transaction started, updated or ended → session and meter readings."""
         transaction_id = str(transaction_info.get("transaction_id"))
         outlet = self._outlet(evse.get("id") if evse else None)
         if outlet is None:
@@ -389,6 +395,7 @@ class Station201(_Station, ChargePoint201):  # type: ignore[misc]
 
     @on("MeterValues")
     def on_meter_values(self, evse_id: int, meter_value: object, **_: object) -> Any:
+        """Meter values → readings."""
         outlet = self._outlet(evse_id)
         if outlet is None:
             self.hub.reject("_unknown", Reason.UNKNOWN_ASSET, f"{self.id}: unknown EVSE")
@@ -400,6 +407,7 @@ class Station201(_Station, ChargePoint201):  # type: ignore[misc]
     def on_charging_needs(
         self, charging_needs: Mapping[str, Any], evse_id: int, **_: object
     ) -> Any:
+        """ISO 15118 charging needs → departure and energy request."""
         outlet = self._outlet(evse_id)
         if outlet is None:
             return result201.NotifyEVChargingNeeds(status="Rejected")
@@ -436,6 +444,7 @@ class Station16(_Station, ChargePoint16):  # type: ignore[misc]
 
     @on("BootNotification")
     def on_boot(self, **_: object) -> Any:
+        """Accept the configured station and give it the heartbeat interval."""
         return result16.BootNotification(
             current_time=_now_text(),
             interval=self.settings.heartbeat_interval_s,
@@ -444,26 +453,31 @@ class Station16(_Station, ChargePoint16):  # type: ignore[misc]
 
     @after("BootNotification")
     def after_boot(self, **_: object) -> None:
+        """Re-send the valid setpoint once the boot response is on the wire."""
         self.hub.booted(self.id)
 
     @on("Heartbeat")
     def on_heartbeat(self, **_: object) -> Any:
+        """Answer with the current time."""
         return result16.Heartbeat(current_time=_now_text())
 
     @on("StatusNotification")
     def on_status(
         self, connector_id: int, status: str, timestamp: str | None = None, **_: object
     ) -> Any:
+        """Connector status → availability and `connected`."""
         if connector_id != 0:
             self._status(self._outlet(connector_id), status, timestamp or _now_text())
         return result16.StatusNotification()
 
     @on("Authorize")
     def on_authorize(self, **_: object) -> Any:
+        """Accept: authorisation is the operator backend's job, not load management's."""
         return result16.Authorize(id_tag_info={"status": "Accepted"})
 
     @on("StartTransaction")
     def on_start(self, connector_id: int, meter_start: int, timestamp: str, **_: object) -> Any:
+        """A 1.6 transaction starts: our transaction id, session open."""
         Station16._next_transaction = Station16._next_transaction % 2_000_000_000 + 1
         transaction_id = Station16._next_transaction
         outlet = self._outlet(connector_id)
@@ -481,6 +495,7 @@ class Station16(_Station, ChargePoint16):  # type: ignore[misc]
 
     @on("StopTransaction")
     def on_stop(self, meter_stop: int, timestamp: str, transaction_id: int, **_: object) -> Any:
+        """A 1.6 transaction ends: session closed, its TxProfile cleared."""
         outlet = next(
             (o for o in self.outlets.values() if o.transaction_id == str(transaction_id)), None
         )
@@ -494,6 +509,7 @@ class Station16(_Station, ChargePoint16):  # type: ignore[misc]
 
     @on("MeterValues")
     def on_meter_values(self, connector_id: int, meter_value: object, **_: object) -> Any:
+        """Meter values → readings."""
         outlet = self._outlet(connector_id)
         if outlet is None:
             if connector_id != 0:
