@@ -60,10 +60,16 @@ class OcppServerSettings(_Section):
         65536, ge=1024, le=16 * 1024 * 1024, description="Larger websocket frames are refused."
     )
     calls_per_s: float = Field(
-        5.0, gt=0, description="Sustained calls a station may make per second (rate limit)."
+        5.0,
+        gt=0,
+        le=10_000,
+        description="Sustained calls a station may make per second (rate limit).",
     )
     call_burst: int = Field(
-        50, ge=1, description="Calls a station may make in a burst above the sustained rate."
+        50,
+        ge=1,
+        le=100_000,
+        description="Calls a station may make in a burst above the sustained rate.",
     )
 
 
