@@ -3,10 +3,28 @@
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+
+class LogLevel(StrEnum):
+    """Log levels the command line accepts."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class LogFormatChoice(StrEnum):
+    """How log records are written."""
+
+    TEXT = "text"
+    JSON = "json"
+
 
 app = typer.Typer(
     add_completion=False,
@@ -14,6 +32,38 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Smart-grid coordination: telemetry ingest, EV charging optimisation, safe dispatch.",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from gridcoord import __version__
+
+        typer.echo(f"gridcoord {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option("--log-level", help="debug, info, warning or error (default per command)."),
+    ] = None,
+    log_format: Annotated[
+        LogFormatChoice,
+        typer.Option("--log-format", help="text, or json (one object per line)."),
+    ] = LogFormatChoice.TEXT,
+) -> None:
+    """Options for every command (give them before the command)."""
+    from gridcoord.logging_setup import set_defaults
+
+    set_defaults(log_level.value if log_level else None, log_format.value)
+
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="Deployment configuration (YAML).")
@@ -54,6 +104,28 @@ def run(config: ConfigOption) -> None:
     from gridcoord.service import run_service
 
     raise typer.Exit(run_service(config, settings))
+
+
+@app.command("api-token")
+def api_token(
+    name: Annotated[str, typer.Option("--name", help="Who holds it (a role or pseudonym).")],
+    role: Annotated[str, typer.Option("--role", help="viewer, operator or admin.")] = "viewer",
+) -> None:
+    """Make an API token: the token (give it to its holder) and its hash (for api.tokens)."""
+    from adapters.contract.asset import ASSET_ID_RE
+    from gridcoord.api.auth import new_token
+    from gridcoord.config import Role
+
+    if role not in {r.value for r in Role}:
+        typer.echo(f"api-token: --role must be viewer, operator or admin, got {role!r}", err=True)
+        raise typer.Exit(2)
+    if not ASSET_ID_RE.match(name):
+        typer.echo("api-token: --name must be lowercase letters, digits, '.', '_', '-'", err=True)
+        raise typer.Exit(2)
+    token, hashed = new_token()
+    typer.echo(f"token: {token}")
+    typer.echo("config (api.tokens):")
+    typer.echo(f"  - {{name: {name}, role: {role}, hash: '{hashed}'}}")
 
 
 @app.command()

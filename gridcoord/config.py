@@ -270,11 +270,61 @@ class Planning(_Section):
     )
 
 
+class Role(StrEnum):
+    """What an API token may do; each role includes the ones before it."""
+
+    VIEWER = "viewer"  # read everything the API shows
+    OPERATOR = "operator"  # also: overrides, run-now
+    ADMIN = "admin"  # also: administrative writes (reserved)
+
+
+class ApiToken(_Section):
+    """One bearer token of the HTTP API: its holder, role and argon2 hash (never the token)."""
+
+    name: str = Field(
+        description="Who holds the token, as the audit trail names them (a role or pseudonym, "
+        "not a person's name).",
+        pattern=ASSET_ID_PATTERN,
+    )
+    role: Role = Field(description="viewer, operator or admin.")
+    hash: SecretStr | None = Field(
+        None,
+        description="argon2 hash of the token (`gridcoord hash-token`); never the token itself.",
+    )
+    hash_file: Path | None = Field(
+        None, description="File holding the argon2 hash instead (e.g. a container secret)."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.hash is None) == (self.hash_file is None):
+            raise ValueError("give exactly one of `hash` and `hash_file`")
+        return self
+
+
 class Api(_Section):
     """The HTTP API."""
 
+    enabled: bool = Field(True, description="Serve the HTTP API and dashboard.")
     host: str = Field("127.0.0.1", description="Bind address of the HTTP API.")
-    port: int = Field(8080, ge=0, le=65535, description="TCP port of the HTTP API.")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port of the HTTP API (0: any free).")
+    tokens: list[ApiToken] = Field(
+        default_factory=list,
+        description="Bearer tokens (hashed) with their roles; in the environment as "
+        'GRIDCOORD_API__TOKENS=\'[{"name": ..., "role": ..., "hash": ...}]\'.',
+    )
+    anonymous_role: Role | None = Field(
+        None,
+        description="Role of a request without a token (e.g. `viewer` for a wall screen on a "
+        "trusted network); none: every request needs a token.",
+    )
+    sse_interval_s: float = Field(
+        2.0, ge=0.2, le=60, description="How often the live stream sends the city's state [s]."
+    )
+    plans_kept: int = Field(96, ge=1, le=10_000, description="Planning runs the API lists.")
+    state_dir: Path = Field(
+        Path("var/api"), description="Where overrides and the audit trail are kept on disk."
+    )
 
 
 class Config(BaseSettings):

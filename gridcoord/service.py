@@ -12,6 +12,7 @@ import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from adapters.contract.reading import Reading
 from adapters.contract.validation import Reason, Rejected
@@ -20,6 +21,8 @@ from adapters.mqtt.client import Message, MqttSession
 from adapters.mqtt.telemetry import UNKNOWN_ASSET, TelemetryDecoder
 from adapters.ocpp.credentials import CredentialsError
 from adapters.ocpp.server import OcppServer
+from gridcoord.api.metrics import Instruments
+from gridcoord.api.overrides import OverrideBook
 from gridcoord.config import Config, load_config
 from gridcoord.config_errors import ConfigError
 from gridcoord.forecast.subscription import decode_forecast, forecast_topic_filter
@@ -30,18 +33,20 @@ from gridcoord.local_broker import LocalBroker, port_open
 from gridcoord.planning.coordinator import Coordinator
 from gridcoord.planning.loop import PlanningLoop
 from gridcoord.sinks import setpoint_sinks
+from gridcoord.storage.timed import TimedStore
 from gridcoord.watchdog import EXIT_FATAL, Watchdog
+
+if TYPE_CHECKING:
+    from gridcoord.api.server import ApiServer
 
 log = logging.getLogger("gridcoord")
 
 
 def configure_logging(level: int = logging.INFO) -> None:
-    """Plain, one-line log records on stderr (a container's log collector takes it from there)."""
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    """One-line log records on stderr (text or JSON, as the command line chose)."""
+    from gridcoord.logging_setup import configure
+
+    configure(level)
 
 
 def run_service(config_path: Path, config: Config | None = None) -> int:
@@ -96,6 +101,9 @@ class Service:
         self.ocpp: OcppServer | None = None
         self.coordinator: Coordinator | None = None
         self.planning: PlanningLoop | None = None
+        self.instruments = Instruments()
+        self.overrides = OverrideBook(config, config.api.state_dir / "overrides.json")
+        self.api: ApiServer | None = None
         self._forecast_topics = forecast_topic_filter(config.mqtt.topic_prefix).removesuffix("+")
 
     def request_stop(self) -> None:
@@ -144,11 +152,14 @@ class Service:
             raise
         self._start_planning()
         try:
+            self._start_api()
             await self._stop.wait()
         finally:
             log.info("stopping: draining buffers")
             if self.watchdog is not None:
                 self.watchdog.stop()
+            if self.api is not None:
+                await self.api.stop()
             if self.planning is not None:
                 await self.planning.stop()
             for task in tasks:
@@ -169,7 +180,7 @@ class Service:
             except RuntimeError as exc:
                 raise StartupError(str(exc)) from None
             log.info("no broker configured: started mosquitto on 127.0.0.1:%d", mqtt.port)
-        store = open_store(self.config)
+        store = TimedStore(open_store(self.config), self.instruments.store_write.observe)
         storage = self.config.storage
         self.pipeline = IngestPipeline(
             store,
@@ -263,8 +274,22 @@ class Service:
             publish=publish,
             store=pipeline.submit_points,
             sinks=setpoint_sinks(self.config, publish=publish, modbus=self.modbus, ocpp=self.ocpp),
+            adjust=self.overrides.apply,
         )
         self.planning.start()
+
+    def _start_api(self) -> None:
+        if not self.config.api.enabled:
+            return
+        from gridcoord.api.auth import TokenConfigError
+        from gridcoord.api.server import ApiBindError, ApiServer
+
+        try:
+            self.api = ApiServer(self, self.instruments, self.overrides)
+            self.api.start()
+        except (ApiBindError, TokenConfigError) as exc:
+            raise StartupError(str(exc)) from None
+        print(f"gridcoord: dashboard at {self.api.url}", flush=True)
 
     def submit(self, reading: Reading) -> None:
         """Hand a reading from a non-MQTT adapter to the pipeline (and the planner)."""

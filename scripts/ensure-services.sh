@@ -14,6 +14,7 @@ case "${1:-all}" in
       [influxd]=influxdb [victoria-metrics]=victoria-metrics
       [mbpoll]=mbpoll [/usr/include/modbus/modbus.h]=libmodbus-dev [cc]=gcc
       [node]=nodejs [npm]=npm
+      [chromium]=chromium
     ) ;;
   *) echo "usage: $0 all|mosquitto" >&2; exit 64 ;;
 esac

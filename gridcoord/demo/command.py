@@ -39,11 +39,9 @@ def demo_command(hours: float | None, speed: float, json_output: bool) -> int:
     if not (math.isfinite(speed) and speed >= 0):
         print(f"demo: --speed must be >= 0 (0 = as fast as possible), got {speed}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=logging.WARNING,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from gridcoord.logging_setup import configure
+
+    configure(logging.WARNING)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

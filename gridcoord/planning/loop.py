@@ -68,6 +68,9 @@ class PlanningLoop:
         serves is reported once and skipped.
     clock
         returns aware UTC now (tests may pass another).
+    adjust
+        applied to every dispatch before it is sent (operator overrides); it may only
+        lower setpoints, through the safety layer.
 
     Raises
     ------
@@ -84,6 +87,7 @@ class PlanningLoop:
         store: Callable[[Sequence[Point]], None],
         sinks: Sequence[SetpointSink] = (),
         clock: Clock = utc_now,
+        adjust: Callable[[DispatchOutcome], DispatchOutcome] | None = None,
     ) -> None:
         self._config = config
         self._coordinator = coordinator
@@ -92,6 +96,7 @@ class PlanningLoop:
         chargers = [a.id for a in config.assets if a.kind is AssetKind.CHARGER]
         self._routes = routes(sinks, chargers)
         self._clock = clock
+        self._adjust = adjust
         self._prefix = config.mqtt.topic_prefix
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._plan_lock = asyncio.Lock()
@@ -143,6 +148,10 @@ class PlanningLoop:
     def run_now(self) -> None:
         """Trigger a planning run out of turn (it waits for one under way)."""
         self._scheduler.modify_job("plan", next_run_time=self._clock())
+
+    def dispatch_soon(self) -> None:
+        """Dispatch out of turn (a limit changed); thread-safe."""
+        self._scheduler.modify_job("dispatch", next_run_time=self._clock())
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Stop scheduling and let a planning run under way finish (its plan gets stored)."""
@@ -204,6 +213,8 @@ class PlanningLoop:
 
     async def _dispatch(self, now: datetime) -> None:
         outcome = self._coordinator.dispatch(now)
+        if self._adjust is not None:
+            outcome = self._adjust(outcome)
         self.last_dispatch = outcome
         overloaded = {o.zone: o for o in outcome.overloads}
         if set(overloaded) != self._overloaded:

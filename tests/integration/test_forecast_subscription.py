@@ -34,6 +34,7 @@ def city(broker: LocalBroker, tmp_path: Path) -> Config:
             {"id": "charger-1", "kind": "charger", "zone": "lt-1", "rated_kw": 11.0},
         ],
         planning={"solver_time_limit_s": 5.0},
+        api={"port": 0, "state_dir": tmp_path / "api"},  # any free port: no clash on 8080
     )
 
 
