@@ -48,6 +48,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/optimizer.py
 	$(BIN)/python bench/modbus.py
+	$(BIN)/python bench/ocpp.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

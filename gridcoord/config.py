@@ -36,6 +36,7 @@ from adapters.mqtt.settings import FieldMapping as FieldMapping
 from adapters.mqtt.settings import Mqtt as Mqtt
 from adapters.mqtt.settings import MqttSource as MqttSource
 from adapters.mqtt.settings import Tls as Tls
+from adapters.ocpp.settings import OcppServerSettings, OcppStation, station_problems
 from gridcoord.config_errors import ConfigError, Problems, quote
 from gridcoord.config_secrets import refuse_file_secrets, resolve_secret_files
 from gridcoord.safe_yaml import YamlProblem, parse, read_text
@@ -215,6 +216,7 @@ class Asset(_Section):
         None, description="Own topic and payload mapping; the contract topic when absent."
     )
     modbus: ModbusSource | None = Field(None, description="Polled over Modbus TCP instead.")
+    ocpp: OcppStation | None = Field(None, description="An OCPP station (chargers only).")
     charger: ChargerSpec | None = Field(None, description="Charger details (kind: charger).")
 
     @field_validator("id")
@@ -228,8 +230,10 @@ class Asset(_Section):
             object.__setattr__(self, "charger", ChargerSpec())  # defaults for a public charger
         if self.kind is not AssetKind.CHARGER and self.charger is not None:
             raise ValueError("`charger` is only for assets of kind charger")
-        if self.mqtt is not None and self.modbus is not None:
-            raise ValueError("an asset is read over MQTT or Modbus, not both")
+        if sum(s is not None for s in (self.mqtt, self.modbus, self.ocpp)) > 1:
+            raise ValueError("an asset is read over one of MQTT, Modbus or OCPP")
+        if self.ocpp is not None and self.kind is not AssetKind.CHARGER:
+            raise ValueError("`ocpp` is only for assets of kind charger")
         if self.charger is not None:
             for name in ("safe_power_kw", "guaranteed_kw"):
                 if getattr(self.charger, name) > self.rated_kw:
@@ -345,6 +349,9 @@ class Config(BaseSettings):
     )
     planning: Planning = Field(default_factory=Planning, description="Planning runs.")
     api: Api = Field(default_factory=Api, description="HTTP API.")
+    ocpp: OcppServerSettings | None = Field(
+        None, description="OCPP central system (needed by assets with an `ocpp:` block)."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -363,6 +370,8 @@ class Config(BaseSettings):
         errors = reference_problems(
             [z.model_dump() for z in self.zones], [a.model_dump() for a in self.assets]
         )
+        if any(a.ocpp is not None for a in self.assets) and self.ocpp is None:
+            errors.append("ocpp: assets have an `ocpp:` block but there is no `ocpp:` section")
         if errors:
             # One ValueError carrying every problem; config_errors splits them back out.
             raise ValueError("; ".join(errors))
@@ -402,6 +411,7 @@ def reference_problems(zones: list[Any], assets: list[Any]) -> list[str]:
         if meter is not None and meter not in known_assets:
             errors.append(f"zones[{i}].meter: unknown asset {quote(meter)}")
     errors += _cycles(zone_ids, [_text(z.get("parent")) for z in zone_items])
+    errors += station_problems(asset_items)
     topics: dict[str, int] = {}
     units: dict[tuple[object, object, object], int] = {}
     for i, asset in enumerate(asset_items):

@@ -19,6 +19,8 @@ from adapters.contract.validation import Reason, Rejected
 from adapters.modbus.poller import ModbusPoller
 from adapters.mqtt.client import Message, MqttSession
 from adapters.mqtt.telemetry import UNKNOWN_ASSET, TelemetryDecoder
+from adapters.ocpp.credentials import CredentialsError
+from adapters.ocpp.server import OcppServer
 from gridcoord.api.metrics import Instruments
 from gridcoord.api.overrides import OverrideBook
 from gridcoord.config import Config, load_config
@@ -129,6 +131,7 @@ class Service:
         self.rejections: RejectionReporter | None = None
         self.decoder = TelemetryDecoder(config)
         self.modbus: ModbusPoller | None = None
+        self.ocpp: OcppServer | None = None
         self.coordinator: Coordinator | None = None
         self.planning: PlanningLoop | None = None
         self.instruments = Instruments()
@@ -198,6 +201,17 @@ class Service:
         self._start_watchdog(loop)
         tasks = [asyncio.create_task(self._log_stats())]
         tasks += self._start_modbus()
+        try:
+            tasks += await self._start_ocpp()
+        except StartupError:
+            # Ingest is already up: drain it rather than leave its threads holding the exit.
+            if self.watchdog is not None:
+                self.watchdog.stop()  # before the threads it watches stop on purpose
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.to_thread(self._shutdown)
+            raise
         await self._start_planning()
         self.started.set()
         try:
@@ -290,6 +304,23 @@ class Service:
         self.modbus = ModbusPoller(assets, self.submit, self._modbus_rejected)
         return [asyncio.create_task(self.modbus.run(self._stop))]
 
+    async def _start_ocpp(self) -> list[asyncio.Task[None]]:
+        settings = self.config.ocpp
+        if settings is None or not any(a.ocpp is not None for a in self.config.assets):
+            return []
+        self.ocpp = OcppServer(
+            settings, self.config.assets, submit=self.submit, reject=self._ocpp_rejected
+        )
+        try:
+            await self.ocpp.start()
+        except CredentialsError as exc:
+            raise StartupError(f"ocpp.credentials_file: {exc}") from None
+        except OSError as exc:
+            raise StartupError(
+                f"ocpp: cannot listen on {settings.host}:{settings.port} ({exc.strerror})"
+            ) from None
+        return [asyncio.create_task(self.ocpp.run(self._stop))]
+
     async def _start_planning(self) -> None:
         if not self.config.planning.enabled:
             log.info("planning disabled (planning.enabled: false): ingest only")
@@ -312,7 +343,7 @@ class Service:
             self.coordinator,
             publish=publish,
             store=pipeline.submit_points,
-            sinks=setpoint_sinks(self.config, publish=publish, modbus=self.modbus),
+            sinks=setpoint_sinks(self.config, publish=publish, modbus=self.modbus, ocpp=self.ocpp),
             adjust=self.overrides.apply,
             clock=self.clock,
         )
@@ -341,6 +372,10 @@ class Service:
     def _modbus_rejected(self, asset_id: str, reason: Reason, detail: str) -> None:
         if self.rejections is not None:
             self.rejections.reject(asset_id, reason, detail, f"modbus/{asset_id}")
+
+    def _ocpp_rejected(self, asset_id: str, reason: Reason, detail: str) -> None:
+        if self.rejections is not None:
+            self.rejections.reject(asset_id, reason, detail, f"ocpp/{asset_id}")
 
     def _on_message(self, message: Message) -> None:
         """Give one message its verdict: submitted (acked once durable) or rejected and acked."""

@@ -12,5 +12,6 @@ pytest_plugins = [
     "tests.fixtures.mosquitto",
     "tests.fixtures.influx",
     "tests.fixtures.modbus",
+    "tests.fixtures.ocpp_station",
     "tests.fixtures.ingest_rig",
 ]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -110,6 +111,7 @@ class PlanningLoop:
         self.deliveries: Counter[str] = Counter()
         self._trouble: dict[str, str] = {}  # charger → state of its ongoing delivery problem
         self._unreachable: set[str] = set()
+        self._sent_kw: dict[str, float] = {}  # last setpoint handed to a sink [kW]
         # APScheduler logs every job run at INFO; our own lines say what matters.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
@@ -235,20 +237,31 @@ class PlanningLoop:
             for zone in sorted(self._overloaded - set(overloaded)):
                 log.info("zone %s: back within its limit", zone)
             self._overloaded = set(overloaded)
+        decreases: list[tuple[SetpointSink, Setpoint]] = []
+        others: list[tuple[SetpointSink, Setpoint]] = []
         for charger_id in outcome.order:
             sink = self._routes.get(charger_id)
             if sink is None:
                 self._report_unreachable(charger_id)
                 continue
+            kw = outcome.setpoints_kw[charger_id]
             setpoint = Setpoint(
                 charger_id=charger_id,
-                max_power_w=outcome.setpoints_kw[charger_id] * 1000.0,
+                max_power_w=kw * 1000.0,
                 valid_until=outcome.valid_until,
                 schedule_id=outcome.schedule_id,
                 issued_at=outcome.at,
             )
-            # One at a time, in the order given: decreases reach the chargers before increases.
-            self._account(await self._deliver(sink, setpoint))
+            lower = kw < self._sent_kw.get(charger_id, math.inf)
+            (decreases if lower else others).append((sink, setpoint))
+            self._sent_kw[charger_id] = kw
+        # Every decrease has reached its charger before any increase leaves; within each group
+        # all chargers at once (an OCPP station takes three round trips, thousands of them
+        # one after another would not fit in a dispatch interval).
+        for group in (decreases, others):
+            deliveries = await asyncio.gather(*(self._deliver(k, s) for k, s in group))
+            for delivery in deliveries:
+                self._account(delivery)
         self._store(setpoint_points(outcome))
 
     async def _deliver(self, sink: SetpointSink, setpoint: Setpoint) -> Delivery:
