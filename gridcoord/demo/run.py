@@ -29,7 +29,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from adapters.mqtt.telemetry import TelemetryDecoder
+from gridcoord.broker.files import Accounts
 from gridcoord.config import Config
+from gridcoord.demo.fleet import DeviceFleet
 from gridcoord.demo.link import DemoClient
 from gridcoord.planning.coordinator import Coordinator, PlanOutcome
 from gridcoord.simulation import CitySimulation, demo_city
@@ -99,13 +101,12 @@ class DemoRun:
 
     Args:
         settings: what to simulate.
-        port: the broker's port on 127.0.0.1.
         store_path: the embedded store's file.
         say: prints one line for people (a planning run's KPIs).
     """
 
     def __init__(
-        self, settings: DemoSettings, port: int, store_path: Path, say: Callable[[str], None]
+        self, settings: DemoSettings, store_path: Path, say: Callable[[str], None]
     ) -> None:
         self.settings = settings
         self._say = say
@@ -132,19 +133,37 @@ class DemoRun:
         self.floor_overloads = 0  # zone-minutes whose floors alone exceeded the headroom
         self._floor_zones: set[str] = set()
         self._city_lock = threading.Lock()
-        prefix = settings.prefix
-        self._devices = DemoClient(
-            port, "demo-devices", [f"{prefix}/setpoint/+"], self._on_setpoint
-        )
-        self._service = DemoClient(
-            port, "demo-coordinator", [f"{prefix}/telemetry/+"], self._on_telemetry
-        )
 
     # --- the run -------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event) -> DemoResult:
-        """Tick until ``hours`` have passed or ``stop`` is set; return the KPIs."""
+    def run(self, stop: threading.Event, port: int, accounts: Accounts) -> DemoResult:
+        """Tick until ``hours`` have passed or ``stop`` is set; return the KPIs.
+
+        Args:
+            stop: set to end the run after the current tick.
+            port: the broker's port on 127.0.0.1.
+            accounts: the broker's accounts for ``self.config`` (each device logs in as
+                itself, the coordinator's side as gridcoord).
+        """
         settings = self.settings
+        prefix = settings.prefix
+        chargers = {c.id for c in self.layout.chargers}
+        devices = {
+            user.name: accounts.password(user.name) for user in accounts.users if user.device
+        }
+        self._devices = DeviceFleet(
+            port,
+            devices,
+            {a: f"{prefix}/setpoint/{a}" for a in devices if a in chargers},
+            self._on_setpoint,
+        )
+        self._service = DemoClient(
+            port,
+            "demo-coordinator",
+            [f"{prefix}/telemetry/+"],
+            self._on_telemetry,
+            credentials=(accounts.service_user, accounts.service_password),
+        )
         self._warm_up()
         self._service.start()
         self._devices.start()
@@ -216,7 +235,9 @@ class DemoRun:
             telemetry = self.city.telemetry()
         for asset_id, payload in telemetry.items():
             self._devices.publish(
-                f"{self.settings.prefix}/telemetry/{asset_id}", json.dumps(payload).encode()
+                asset_id,
+                f"{self.settings.prefix}/telemetry/{asset_id}",
+                json.dumps(payload).encode(),
             )
         return self._wait(lambda: self._readings >= self._expected, "telemetry")
 

@@ -23,7 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from gridcoord.local_broker import LocalBroker
 from tests.fixtures.gridcoord_process import GridcoordProcess
 from tests.fixtures.influx import InfluxdServer, VictoriaMetricsServer
-from tests.fixtures.ports import find_binary
+from tests.fixtures.mosquitto import FIELD_USER, mosquitto_pub_command, service_env
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +57,7 @@ class Rig:
         return {
             "GRIDCOORD_MQTT__HOST": "127.0.0.1",
             "GRIDCOORD_MQTT__PORT": str(self.broker.port),
+            **service_env(self.broker),
             "GRIDCOORD_STORAGE__FLUSH_INTERVAL_S": "0.2",
             "GRIDCOORD_STORAGE__KIND": "influxdb",
             "GRIDCOORD_INFLUXDB__API": "v1",
@@ -116,7 +117,7 @@ def payloads(asset_index: int, start: int, count: int) -> list[str]:
 def mosquitto_pub(broker: LocalBroker, topic: str, lines: list[str]) -> None:
     """Publish each line as one QoS 1 message with Debian's mosquitto_pub (not our client)."""
     result = subprocess.run(
-        [find_binary("mosquitto_pub"), "-p", str(broker.port), "-q", "1", "-t", topic, "-l"],
+        [*mosquitto_pub_command(broker), "-q", "1", "-t", topic, "-l"],
         input="\n".join(lines) + "\n",
         text=True,
         capture_output=True,
@@ -291,6 +292,7 @@ def test_hostile_payloads_are_rejected_with_reasons_and_valid_ones_keep_flowing(
             got_all.set()
 
     observer.on_message = on_message
+    observer.username_pw_set(FIELD_USER, rig.broker.accounts.password(FIELD_USER))
     observer.connect("127.0.0.1", rig.broker.port)
     observer.subscribe("gridcoord/rejected/#", qos=1)
     observer.loop_start()

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from gridcoord.broker.acl import BrokerUser, device_rules, service_rules
+from gridcoord.broker.files import Accounts
 from gridcoord.local_broker import LocalBroker
 from gridcoord.storage.embedded import EmbeddedStore
 from tests.fixtures.gridcoord_process import GridcoordProcess
@@ -20,6 +22,7 @@ from tests.fixtures.ports import find_binary, free_port
 pytestmark = pytest.mark.integration
 
 PASSWORD = "pw-7f3a9c-never-logged"
+DEVICE_PASSWORD = "pw-meter-0001"
 CITY = "assets:\n  - {id: meter-0001, kind: meter, rated_kw: 30}\n"
 
 
@@ -80,20 +83,15 @@ def tls_broker(tmp_path: Path) -> Iterator[tuple[LocalBroker, Path]]:
         "server.crt",
         cwd=pki,
     )
-    passwd = tmp_path / "passwd"
-    passwd.touch()
-    subprocess.run(
-        [find_binary("mosquitto_passwd"), "-b", str(passwd), "gridcoord", PASSWORD],
-        check=True,
-        capture_output=True,
-        timeout=30,
+    users = (
+        BrokerUser("gridcoord", service_rules("gridcoord")),
+        BrokerUser("meter-0001", device_rules("gridcoord", "meter-0001", None), device=True),
     )
     broker = LocalBroker(
         free_port(),
         tmp_path / "mosquitto",
+        Accounts(users, {"gridcoord": PASSWORD, "meter-0001": DEVICE_PASSWORD}),
         [
-            "allow_anonymous false",
-            f"password_file {passwd}",
             f"cafile {pki / 'ca.crt'}",
             f"certfile {pki / 'server.crt'}",
             f"keyfile {pki / 'server.key'}",
@@ -138,9 +136,9 @@ def test_tls_with_password_from_environment(
                 "-h",
                 "127.0.0.1",
                 "-u",
-                "gridcoord",
+                "meter-0001",
                 "-P",
-                PASSWORD,
+                DEVICE_PASSWORD,
                 "-q",
                 "1",
                 "-t",
