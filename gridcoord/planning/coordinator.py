@@ -737,8 +737,10 @@ def _surplus_kw(
     forecast: Forecast, chargers_kw: Mapping[str, list[float]], slots: int
 ) -> tuple[float, ...]:
     """Renewable power the plan expects left over per slot: PV + wind − load − EV [kW]."""
+    # A schedule from a wrong optimizer may hold huge values: plain sum overflows to inf
+    # (no surplus left) where fsum would raise.
     ev = [
-        math.fsum(
+        sum(
             max(0.0, v[t]) if t < len(v) and math.isfinite(v[t]) else 0.0
             for v in chargers_kw.values()
         )
