@@ -84,6 +84,7 @@ class LocalBroker:
             acl=data / "acl",
             data_dir=data,
             log_dest=f"file {data}/mosquitto.log",
+            pid_file=data / "mosquitto.pid",
             # Started as root, mosquitto drops to the `mosquitto` user, which cannot write a
             # data dir under a private temp dir: its persistence would silently go nowhere.
             # This broker only listens on loopback; the caller is root already.

@@ -43,6 +43,7 @@ def mosquitto_conf(
     log_dest: str = "stdout",
     header: Sequence[str] = (),
     extra: Sequence[str] = (),
+    pid_file: PurePath | None = None,
 ) -> str:
     """A whole configuration file.
 
@@ -60,6 +61,9 @@ def mosquitto_conf(
         Comment lines at the top (without `#`).
     extra
         Further settings appended (e.g. `user root`).
+    pid_file
+        Where the broker writes its process id (the loopback broker: so that a supervisor or
+        a test can end exactly it).
     """
     lines = [f"# {line}" if line else "#" for line in header]
     lines += [
@@ -79,6 +83,7 @@ def mosquitto_conf(
         "log_type error",
         "log_type warning",
         "log_type notice",
+        *([f"pid_file {pid_file}"] if pid_file is not None else []),
         *extra,
     ]
     for listener in listeners:
