@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 CONFIG ?= config/wolfsburg.yaml
 
-.PHONY: run demo test lint unit bench clean
+.PHONY: run demo test lint unit bench clean broker-config
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,11 +37,18 @@ unit: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
 
+## broker-config: the production broker's passwd, acl and credentials into config/mosquitto/
+## (docker-compose's mount points); passwords kept, `ROTATE=--rotate` replaces them
+broker-config: $(BIN)/.installed
+	$(BIN)/gridcoord broker-config --config $(CONFIG) --out config/mosquitto \
+	  --broker-dir /mosquitto/config --data-dir /mosquitto/data $(ROTATE)
+
 bench: $(BIN)/.installed
 	bash scripts/ensure-services.sh all
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/optimizer.py
 	$(BIN)/python bench/modbus.py
+	$(BIN)/python bench/broker_autosave.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
