@@ -22,20 +22,22 @@ run: $(BIN)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/gridcoord demo --hours 24 --speed 0
 
-## test: set up (venv + Debian services when root), lint, type-check, run every test
+## test: set up (venv + Debian services when root), lint, type-check, import contracts, every test
 test: $(BIN)/.installed
 	bash scripts/ensure-services.sh all
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 ## unit: the fast tests that need no services
 unit: $(BIN)/.installed
 	$(BIN)/pytest tests/unit
 
+## lint: ruff, mypy and the import contracts (dependencies run one way, see pyproject.toml)
 lint: $(BIN)/.installed
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/lint-imports
 
 ## broker-config: the production broker's passwd, acl and credentials into config/mosquitto/
 ## (docker-compose's mount points); passwords kept, `ROTATE=--rotate` replaces them

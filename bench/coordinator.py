@@ -20,11 +20,11 @@ from pathlib import Path
 # The repository first: bench/optimizer.py would otherwise shadow the optimizer package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from adapters.contract.validation import build_reading
 from gridcoord.config import Config
 from gridcoord.planning.coordinator import Coordinator
 from gridcoord.simulation import CitySimulation, demo_city
 from gridcoord.timegrid import parse_rfc3339
-from gridcoord.validation import build_reading
 
 START = datetime(2026, 1, 20, 12, 0, tzinfo=UTC)
 

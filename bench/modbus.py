@@ -34,10 +34,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from adapters.contract.reading import Reading  # noqa: E402
+from adapters.contract.validation import Reason  # noqa: E402
 from adapters.modbus.poller import ModbusPoller  # noqa: E402
 from gridcoord.config import load_config  # noqa: E402
-from gridcoord.reading import Reading  # noqa: E402
-from gridcoord.validation import Reason  # noqa: E402
 from tests.fixtures.ports import free_port, wait_for_port  # noqa: E402
 
 

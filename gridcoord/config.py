@@ -2,11 +2,14 @@
 
 Settings are declared once, here, with pydantic; every field says what it is for. Environment
 variables ``GRIDCOORD_<SECTION>__<FIELD>`` override the file, so secrets never need to be in it.
+
+The sections an adapter reads (``mqtt``, an asset's ``mqtt`` or ``modbus`` source) are declared
+in that adapter's package and composed here; their names are re-exported as part of the
+configuration's API.
 """
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -21,14 +24,16 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from adapters.modbus.source import ModbusSource
-from gridcoord.reading import AssetKind
-from gridcoord.reading import ChargerType as ChargerType  # re-exported: part of the config API
+from adapters.contract.asset import ASSET_ID_PATTERN as ASSET_ID_PATTERN
+from adapters.contract.asset import ASSET_ID_RE
+from adapters.contract.reading import AssetKind
+from adapters.contract.reading import ChargerType as ChargerType
+from adapters.modbus.source import ModbusSource as ModbusSource
+from adapters.mqtt.settings import FieldMapping as FieldMapping
+from adapters.mqtt.settings import Mqtt as Mqtt
+from adapters.mqtt.settings import MqttSource as MqttSource
+from adapters.mqtt.settings import Tls as Tls
 from gridcoord.sessions import SessionDefaults
-
-# Pseudonymous ids only (DESIGN 6): short, lowercase, and safe inside an MQTT topic level.
-ASSET_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
-ASSET_ID_RE = re.compile(ASSET_ID_PATTERN)
 
 
 class _Section(BaseModel):
@@ -53,59 +58,6 @@ class Site(_Section):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown IANA time zone {value!r}") from exc
         return value
-
-
-class Tls(_Section):
-    enabled: bool = Field(False, description="Connect to the broker over TLS.")
-    ca_file: Path | None = Field(None, description="CA bundle; the system store when absent.")
-    cert_file: Path | None = Field(None, description="Client certificate for mutual TLS.")
-    key_file: Path | None = Field(None, description="Private key of the client certificate.")
-    insecure: bool = Field(
-        False, description="Skip hostname verification (test brokers only; never in production)."
-    )
-
-
-class Mqtt(_Section):
-    host: str | None = Field(
-        None,
-        description="Broker host. When absent, `gridcoord run` starts a local mosquitto.",
-    )
-    port: int = Field(1883, ge=1, le=65535, description="Broker TCP port.")
-    username: str | None = Field(None, description="Broker user; set it from the environment.")
-    password: SecretStr | None = Field(
-        None, description="Broker password; set GRIDCOORD_MQTT__PASSWORD, never in git."
-    )
-    tls: Tls = Field(default_factory=Tls, description="TLS settings.")
-    topic_prefix: str = Field("gridcoord", description="First topic level of every contract topic.")
-    client_id: str = Field(
-        "gridcoord-ingest",
-        description="MQTT client id; the persistent session is keyed by it, keep it stable.",
-    )
-    shared_group: str | None = Field(
-        None,
-        description="Subscribe via `$share/<group>/...` so several instances split telemetry.",
-    )
-    keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keepalive [s].")
-    session_expiry_s: int = Field(
-        86400,
-        ge=0,
-        description="How long the broker keeps our session and queued QoS 1 messages [s].",
-    )
-    reconnect_min_s: float = Field(0.5, gt=0, description="First reconnect delay [s].")
-    reconnect_max_s: float = Field(30.0, gt=0, description="Longest reconnect delay [s].")
-    max_payload_bytes: int = Field(
-        16384, ge=64, description="Telemetry payloads above this size are rejected [bytes]."
-    )
-    rejected_per_s: float = Field(
-        10.0, ge=0, description="At most this many rejection notices published per second."
-    )
-
-    @field_validator("topic_prefix")
-    @classmethod
-    def _plain_prefix(cls, value: str) -> str:
-        if not value or any(c in value for c in "#+") or value.startswith("/"):
-            raise ValueError("must be a non-empty topic without wildcards or a leading '/'")
-        return value.rstrip("/")
 
 
 class StorageKind(StrEnum):
@@ -177,28 +129,6 @@ class Zone(_Section):
     @classmethod
     def _id(cls, value: str) -> str:
         return _check_id(value)
-
-
-class FieldMapping(_Section):
-    path: str = Field(description="Dotted path of the value in the device's JSON, e.g. `a.b.0`.")
-    scale: float = Field(1.0, description="Multiplier to the contract's unit (e.g. 1000 kW→W).")
-
-
-class MqttSource(_Section):
-    """How a device with its own topic and payload shape is read (DESIGN 3.2): data, not code."""
-
-    topic: str = Field(description="Exact topic the device publishes to (no wildcards).")
-    fields: dict[str, FieldMapping] = Field(
-        description="Contract field name (e.g. `power_w`) → where it is in the payload."
-    )
-    ts_path: str | None = Field(None, description="Dotted path of the device's timestamp.")
-
-    @field_validator("topic")
-    @classmethod
-    def _no_wildcards(cls, value: str) -> str:
-        if not value or any(c in value for c in "#+"):
-            raise ValueError("must be a concrete topic without wildcards")
-        return value
 
 
 class ChargerSpec(_Section):

@@ -12,20 +12,22 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from adapters.contract.reading import Reading
+from adapters.contract.validation import Reason, Rejected
 from adapters.modbus.poller import ModbusPoller
 from adapters.mqtt.client import Message, MqttSession
-from adapters.mqtt.telemetry import TelemetryDecoder
+from adapters.mqtt.settings import Mqtt
+from adapters.mqtt.telemetry import UNKNOWN_ASSET, TelemetryDecoder
 from gridcoord.broker.credentials import DEVICE_FILE
-from gridcoord.config import Config, Mqtt, load_config
+from gridcoord.config import Config, load_config
 from gridcoord.config_errors import ConfigError
+from gridcoord.forecast.subscription import decode_forecast, forecast_topic_filter
 from gridcoord.ingest.pipeline import IngestPipeline
 from gridcoord.ingest.rejections import RejectionReporter
 from gridcoord.local_broker import LocalBroker, port_open
 from gridcoord.planning.coordinator import Coordinator
 from gridcoord.planning.loop import PlanningLoop
-from gridcoord.reading import Reading
-from gridcoord.storage.spool import Spool
-from gridcoord.validation import Reason, Rejected
+from gridcoord.sinks import setpoint_sinks
 
 log = logging.getLogger("gridcoord")
 
@@ -75,6 +77,7 @@ class Service:
         self.modbus: ModbusPoller | None = None
         self.coordinator: Coordinator | None = None
         self.planning: PlanningLoop | None = None
+        self._forecast_topics = forecast_topic_filter(config.mqtt.topic_prefix).removesuffix("+")
 
     def request_stop(self) -> None:
         """Ask the service to drain and stop (signal handlers and tests call this)."""
@@ -106,7 +109,7 @@ class Service:
             await asyncio.to_thread(self._shutdown)
 
     def _start(self) -> None:
-        from gridcoord.storage.factory import open_store
+        from gridcoord.storage.factory import open_spool, open_store
 
         mqtt = self.config.mqtt
         if mqtt.host is None and port_open("127.0.0.1", mqtt.port):
@@ -121,15 +124,19 @@ class Service:
         storage = self.config.storage
         self.pipeline = IngestPipeline(
             store,
-            Spool(storage.spool_dir, storage.spool_max_bytes),
+            open_spool(self.config),
             dead_letter=storage.spool_dir / "rejected-by-store.lp",
             batch_size=storage.batch_size,
             flush_interval_s=storage.flush_interval_s,
         )
         self.pipeline.start()
+        subscriptions = self.decoder.subscriptions
+        if self.config.planning.enabled:
+            # Only the planner needs forecasts (an ingest-only instance has no use for them).
+            subscriptions = [*subscriptions, forecast_topic_filter(mqtt.topic_prefix)]
         self.session = MqttSession(
             mqtt,
-            self.decoder.subscriptions,
+            subscriptions,
             self._on_message,
             client_id_suffix=self._client_id_suffix,
         )
@@ -179,15 +186,17 @@ class Service:
             return
         assert self.session is not None and self.pipeline is not None
         session, pipeline = self.session, self.pipeline
+
+        def publish(topic: str, payload: bytes, qos: int, retain: bool) -> None:
+            session.publish(topic, payload, qos=qos, retain=retain)
+
         self.coordinator = Coordinator(self.config)
         self.planning = PlanningLoop(
             self.config,
             self.coordinator,
-            publish=lambda topic, payload, qos, retain: session.publish(
-                topic, payload, qos=qos, retain=retain
-            ),
+            publish=publish,
             store=pipeline.submit_points,
-            modbus=self.modbus,
+            sinks=setpoint_sinks(self.config, publish=publish, modbus=self.modbus),
         )
         self.planning.start()
 
@@ -207,6 +216,10 @@ class Service:
         assert session is not None and pipeline is not None and rejections is not None
         if not self._accepting:
             return  # not acked: the broker redelivers it to our next session
+        if message.topic.startswith(self._forecast_topics):
+            self._on_forecast(message)
+            session.ack(message)
+            return
         try:
             reading = self.decoder.decode(message.topic, message.payload, now=datetime.now(UTC))
         except Rejected as exc:
@@ -217,6 +230,24 @@ class Service:
         if self.coordinator is not None:
             self.coordinator.observe(reading)
         pipeline.submit(reading, lambda: session.ack(message))
+
+    def _on_forecast(self, message: Message) -> None:
+        assert self.rejections is not None
+        prefix = self.config.mqtt.topic_prefix
+        try:
+            forecast = decode_forecast(message.topic, message.payload, prefix=prefix)
+        except Rejected as exc:
+            self.rejections.reject(UNKNOWN_ASSET, exc.reason, exc.detail, message.topic)
+            return
+        if self.coordinator is not None:
+            self.coordinator.observe_forecast(forecast)
+            log.info(
+                "external %s forecast issued %s: %d slots from %s",
+                forecast.kind.value,
+                forecast.issued_at.isoformat(),
+                len(forecast.values_kw),
+                forecast.start.isoformat(),
+            )
 
     async def _log_stats(self) -> None:
         while True:

@@ -14,7 +14,7 @@ The tracker is pure: readings and the current time are parameters, nothing reads
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gridcoord.reading import AssetKind, ChargerType, Reading
+from adapters.contract.reading import AssetKind, ChargerType, Reading
 from gridcoord.timegrid import as_utc, parse_rfc3339, to_rfc3339
 
 # A gap in telemetry longer than this is not bridged when integrating power into energy:
@@ -227,13 +227,6 @@ class SessionTracker:
         else:
             session = self._advance(session, fields, ts)
         self._open[charger] = session
-        return events
-
-    def update_many(self, readings: Iterable[Reading]) -> list[SessionEvent]:
-        """Apply readings in the given order; all events."""
-        events: list[SessionEvent] = []
-        for reading in readings:
-            events += self.update(reading)
         return events
 
     def close_silent(

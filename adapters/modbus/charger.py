@@ -77,6 +77,7 @@ class SetpointResult:
         ts: when it was written, aware UTC
         valid_until: after this the poller stops refreshing it and the charger falls back to
             its fail-safe current; None for until replaced
+        read_back_w: power at the current read back [W], None if the read failed
     """
 
     asset_id: str
@@ -88,6 +89,7 @@ class SetpointResult:
     alarm: str | None
     ts: datetime
     valid_until: datetime | None = None
+    read_back_w: float | None = None
 
     @property
     def ok(self) -> bool:

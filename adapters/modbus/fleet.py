@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from adapters.contract.reading import AssetKind
 from adapters.modbus.maps import load_map
 from adapters.modbus.simulator import (
     ChargerSimulator,
@@ -19,9 +20,7 @@ from adapters.modbus.simulator import (
     SimulatedUnit,
     SunSpecSimulator,
 )
-from adapters.modbus.source import check_unique_units
-from gridcoord.config import Asset
-from gridcoord.reading import AssetKind
+from adapters.modbus.source import ModbusAsset, check_unique_units
 
 
 def day_curve(rated_w: float, longitude: float) -> Callable[[], float]:
@@ -35,7 +34,9 @@ def day_curve(rated_w: float, longitude: float) -> Callable[[], float]:
     return power
 
 
-def build_fleet(assets: Sequence[Asset], *, longitude: float = 10.79) -> list[SimulatedServer]:
+def build_fleet(
+    assets: Sequence[ModbusAsset], *, longitude: float = 10.79
+) -> list[SimulatedServer]:
     """One simulated server per host:port with a unit per Modbus-read asset."""
     units: dict[tuple[str, int], list[SimulatedUnit]] = {}
     check_unique_units(assets)

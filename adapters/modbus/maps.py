@@ -16,8 +16,8 @@ from typing import Annotated, Any, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from adapters.contract.reading import AssetKind
 from adapters.modbus.registers import RegisterType, WordOrder, register_count
-from gridcoord.reading import AssetKind
 
 # The unit a register must be scaled to for the contract field it feeds (DESIGN 3.2).
 FIELD_UNITS: dict[str, str] = {

@@ -20,18 +20,17 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
+from adapters.contract.reading import AssetKind, Reading
+from adapters.contract.validation import Reason, Rejected, build_reading
 from adapters.modbus.charger import CurrentLimits, SetpointResult, power_to_current
 from adapters.modbus.layout import Block, Raw, decode_block, plan_blocks, scaled, to_fields
 from adapters.modbus.maps import Control, Register, RegisterMap, load_map
 from adapters.modbus.registers import RegisterType, decode, encode
-from adapters.modbus.source import ModbusSource, check_unique_units
+from adapters.modbus.source import ModbusAsset, ModbusSource, check_unique_units
 from adapters.modbus.sunspec import NotSunSpec, discover, sunspec_blocks
 from adapters.modbus.transport import DeviceException, ModbusClient, ModbusError
-from gridcoord.config import Asset
-from gridcoord.reading import AssetKind, Reading
-from gridcoord.validation import Reason, Rejected, build_reading
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +49,7 @@ class _Setpoint:
 
 @dataclass
 class _Device:
-    asset: Asset
+    asset: ModbusAsset
     source: ModbusSource
     register_map: RegisterMap
     blocks: list[Block] | None  # None: SunSpec, not yet discovered
@@ -92,7 +91,7 @@ class ModbusPoller:
 
     def __init__(
         self,
-        assets: Sequence[Asset],
+        assets: Sequence[ModbusAsset],
         sink: Sink,
         on_reject: OnReject,
         *,
@@ -464,6 +463,7 @@ class ModbusPoller:
             alarm=alarm,
             ts=ts,
             valid_until=setpoint.valid_until,
+            read_back_w=None if read_back is None else limits.power_w(read_back),
         )
         device.last_setpoint = result
         return result
@@ -532,8 +532,3 @@ class ModbusPoller:
 
     def _gateway_of(self, device: _Device) -> _Gateway:
         return self._gateways[(device.source.host, device.source.port)]
-
-
-def valid_for(minutes: float) -> datetime:
-    """Aware UTC `minutes` from now (a convenience for `valid_until`)."""
-    return datetime.now(UTC) + timedelta(minutes=minutes)

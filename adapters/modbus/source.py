@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from gridcoord.config import Asset
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from adapters.contract.asset import AssetInfo, ChargerElectrics
 
 
 class ModbusSource(BaseModel):
@@ -84,7 +83,21 @@ class ModbusSource(BaseModel):
         return 3 * self.poll_interval_s + self.timeout_s
 
 
-def check_unique_units(assets: Sequence[Asset]) -> None:
+class ModbusAsset(AssetInfo, Protocol):
+    """An asset as the Modbus adapter sees it (`gridcoord.config.Asset` is one)."""
+
+    @property
+    def modbus(self) -> ModbusSource | None:
+        """How it is reached; None for an asset read another way."""
+        ...
+
+    @property
+    def charger(self) -> ChargerElectrics | None:
+        """Electrical details, for chargers."""
+        ...
+
+
+def check_unique_units(assets: Sequence[ModbusAsset]) -> None:
     """Refuse two Modbus-read assets on one host, port and unit id (a device answers once).
 
     `gridcoord check-config` reports the same for a whole file; this guards the poller and

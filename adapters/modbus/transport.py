@@ -19,8 +19,8 @@ from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOEx
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from adapters.contract.validation import Reason
 from adapters.modbus.maps import Table
-from gridcoord.validation import Reason
 
 # pymodbus logs every timeout and refused connection at ERROR level, on every poll; the poller
 # reports "unavailable" and "recovered" once each instead (STYLE: devices and protocols).

@@ -25,7 +25,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from gridcoord.config import Mqtt
+from adapters.mqtt.settings import Mqtt
 
 log = logging.getLogger(__name__)
 

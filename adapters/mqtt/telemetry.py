@@ -9,38 +9,54 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from gridcoord.reading import Reading
-from gridcoord.validation import Reason, Rejected, build_reading, parse_timestamp
-
-if TYPE_CHECKING:
-    from gridcoord.config import Asset, Config, MqttSource
+from adapters.contract.asset import ASSET_ID_RE, AssetInfo
+from adapters.contract.reading import Reading
+from adapters.contract.validation import Reason, Rejected, build_reading, parse_timestamp
+from adapters.mqtt.settings import Mqtt, MqttSource
 
 UNKNOWN_ASSET = "_unknown"
 
 
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """A message that was not stored, with what an integrator needs to fix it."""
+class MqttAsset(AssetInfo, Protocol):
+    """An asset as the decoder sees it: read over MQTT unless another source is configured."""
 
-    asset_id: str  # the asset the topic names, or "_unknown"
-    reason: Reason
-    detail: str
-    topic: str
+    @property
+    def mqtt(self) -> MqttSource | None:
+        """Own topic and payload mapping; the contract topic when absent."""
+        ...
+
+    @property
+    def modbus(self) -> object | None:
+        """A Modbus source, if the asset is polled instead."""
+        ...
+
+
+class TelemetrySettings(Protocol):
+    """The part of the deployment configuration the decoder needs."""
+
+    @property
+    def mqtt(self) -> Mqtt:
+        """The broker section (topic prefix, payload size limit)."""
+        ...
+
+    @property
+    def assets(self) -> Sequence[MqttAsset]:
+        """Every configured asset."""
+        ...
 
 
 class TelemetryDecoder:
     """Turns (topic, payload) into a `Reading` for the assets of one configuration."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: TelemetrySettings) -> None:
         self._prefix = f"{config.mqtt.topic_prefix}/telemetry/"
         self._max_bytes = config.mqtt.max_payload_bytes
-        self._contract: dict[str, Asset] = {}
-        self._mapped: dict[str, Asset] = {}
+        self._contract: dict[str, MqttAsset] = {}
+        self._mapped: dict[str, MqttAsset] = {}
         for asset in config.assets:
             if asset.modbus is not None:
                 continue
@@ -54,7 +70,7 @@ class TelemetryDecoder:
         """Topic filters that cover every MQTT-read asset."""
         return [self._prefix + "+", *sorted(self._mapped)]
 
-    def asset_for_topic(self, topic: str) -> tuple[str, Asset | None]:
+    def asset_for_topic(self, topic: str) -> tuple[str, MqttAsset | None]:
         """The asset id a topic names (even if unknown) and the configured asset, if any."""
         mapped = self._mapped.get(topic)
         if mapped is not None:
@@ -117,8 +133,6 @@ _JSON = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
 def _plausible_id(text: str) -> bool:
-    from gridcoord.config import ASSET_ID_RE
-
     return ASSET_ID_RE.match(text) is not None
 
 

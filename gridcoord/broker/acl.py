@@ -4,7 +4,8 @@
   mapped vendor topic instead) and `<prefix>/status/<id>`, and reads only `<prefix>/setpoint/<id>`;
 - gridcoord's own user reads telemetry, status and every mapped vendor topic, and writes
   setpoints, the plan and rejections: nobody else can command a charger;
-- `operator` reads everything (also `$SYS`) and writes nothing.
+- `operator` reads everything (also `$SYS`) and writes nothing;
+- `forecaster` (an external forecast service) writes only `<prefix>/forecast/+`.
 
 Assets polled over Modbus get no broker user: they never speak MQTT. Mosquitto denies what no
 line allows, so the rules are the whole truth.
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 SERVICE_USER = "gridcoord"
 OPERATOR_USER = "operator"
+FORECASTER_USER = "forecaster"
 
 Access = Literal["read", "write", "readwrite"]
 
@@ -51,6 +53,7 @@ def service_rules(prefix: str, vendor_topics: Iterable[str] = ()) -> tuple[Rule,
     return (
         Rule("read", f"{prefix}/telemetry/+"),
         Rule("read", f"{prefix}/status/+"),
+        Rule("read", f"{prefix}/forecast/+"),
         *(Rule("read", topic) for topic in sorted(vendor_topics)),
         Rule("write", f"{prefix}/setpoint/+"),
         Rule("write", f"{prefix}/plan/#"),
@@ -61,6 +64,11 @@ def service_rules(prefix: str, vendor_topics: Iterable[str] = ()) -> tuple[Rule,
 def operator_rules() -> tuple[Rule, ...]:
     """Read everything, write nothing."""
     return (Rule("read", "#"), Rule("read", "$SYS/#"))
+
+
+def forecaster_rules(prefix: str) -> tuple[Rule, ...]:
+    """An external forecast service: its forecasts, nothing else."""
+    return (Rule("write", f"{prefix}/forecast/+"),)
 
 
 def device_rules(prefix: str, asset_id: str, vendor_topic: str | None) -> tuple[Rule, ...]:
@@ -86,12 +94,13 @@ def broker_users(config: Config, *, service_user: str = SERVICE_USER) -> list[Br
     errors: list[str] = []
     devices: list[BrokerUser] = []
     vendor: list[str] = []
-    if service_user == OPERATOR_USER:
-        errors.append(f"mqtt.username: {service_user!r} is the read-only operator account")
+    reserved = (OPERATOR_USER, FORECASTER_USER)
+    if service_user in reserved:
+        errors.append(f"mqtt.username: {service_user!r} is another service account")
     for i, asset in enumerate(config.assets):
         if asset.modbus is not None:
             continue
-        if asset.id in (service_user, OPERATOR_USER):
+        if asset.id in (service_user, *reserved):
             errors.append(f"assets[{i}].id: {asset.id!r} is a service account name")
         topic = asset.mqtt.topic if asset.mqtt is not None else None
         if topic is not None:
@@ -105,6 +114,7 @@ def broker_users(config: Config, *, service_user: str = SERVICE_USER) -> list[Br
     return [
         BrokerUser(service_user, service_rules(prefix, vendor)),
         BrokerUser(OPERATOR_USER, operator_rules()),
+        BrokerUser(FORECASTER_USER, forecaster_rules(prefix)),
         *devices,
     ]
 
@@ -114,7 +124,7 @@ def _unsafe_topic(topic: str, prefix: str) -> str | None:
         return "must not contain whitespace or control characters (broker ACL)"
     if topic.startswith("$"):
         return "must not start with '$' (reserved by the broker)"
-    for contract in ("setpoint", "plan", "rejected", "telemetry", "status"):
+    for contract in ("setpoint", "plan", "rejected", "telemetry", "status", "forecast"):
         if topic.startswith(f"{prefix}/{contract}/"):
             return f"must not lie under {prefix}/{contract}/ (a contract topic)"
     return None

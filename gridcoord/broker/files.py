@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
-from gridcoord.broker.acl import OPERATOR_USER, SERVICE_USER, BrokerUser, acl_text, broker_users
+from gridcoord.broker.acl import (
+    FORECASTER_USER,
+    OPERATOR_USER,
+    SERVICE_USER,
+    BrokerUser,
+    acl_text,
+    broker_users,
+)
 from gridcoord.broker.conf import Listener, mosquitto_conf
 from gridcoord.broker.credentials import (
     DEVICE_FILE,
@@ -27,8 +34,9 @@ from gridcoord.broker.passwd import passwd_text
 if TYPE_CHECKING:
     from gridcoord.config import Config
 
-# The operator's password, when it is not to be generated into service-credentials.csv.
+# Service passwords, when they are not to be generated into service-credentials.csv.
 OPERATOR_PASSWORD_ENV = "GRIDCOORD_BROKER_OPERATOR_PASSWORD"
+FORECASTER_PASSWORD_ENV = "GRIDCOORD_BROKER_FORECASTER_PASSWORD"
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -86,6 +94,7 @@ def accounts_for(config: Config, directory: Path, *, rotate: bool = False) -> Ac
     given = {
         service_user: config.mqtt.password.get_secret_value() if config.mqtt.password else None,
         OPERATOR_USER: os.environ.get(OPERATOR_PASSWORD_ENV) or None,
+        FORECASTER_USER: os.environ.get(FORECASTER_PASSWORD_ENV) or None,
     }
     passwords |= service_passwords(directory / SERVICE_FILE, given, rotate=rotate)
     return Accounts(tuple(users), passwords, service_user)

@@ -25,9 +25,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from adapters.contract.validation import Rejected, build_reading
 from adapters.mqtt.telemetry import TelemetryDecoder
 from gridcoord.broker.files import Accounts
 from gridcoord.config import Config
@@ -38,7 +39,6 @@ from gridcoord.simulation import CitySimulation, demo_city
 from gridcoord.storage.embedded import EmbeddedStore
 from gridcoord.storage.points import Point, reading_to_point
 from gridcoord.timegrid import as_utc, format_local, parse_rfc3339
-from gridcoord.validation import Rejected, build_reading
 
 log = logging.getLogger(__name__)
 
@@ -333,9 +333,3 @@ class DemoRun:
             f"{city['peak_import_kw']:6.0f} ({base['peak_import_kw']:6.0f}) kW, zone overloads "
             f"{city['zone_overloads']} ({base['zone_overloads']})"
         )
-
-
-def default_start(now: datetime | None = None) -> datetime:
-    """Noon UTC of the current day: a run shows an afternoon, an evening peak and a night."""
-    today = (now or datetime.now(UTC)).astimezone(UTC)
-    return today.replace(hour=12, minute=0, second=0, microsecond=0)

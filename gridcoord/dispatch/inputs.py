@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from adapters.contract.reading import AssetKind, Reading
 from gridcoord.dispatch.limits import ChargerLimit, ZoneLimit, zone_headroom_kw
-from gridcoord.reading import AssetKind, Reading
 from gridcoord.timegrid import as_utc
+from gridcoord.zones import ancestors, parents_of
 
 if TYPE_CHECKING:
     from gridcoord.config import Config
@@ -116,17 +117,15 @@ def zone_state(
     last_seen = {asset: r.ts for asset, r in latest.items()}
     stale_c = stale_chargers(config, last_seen, now)
     stale_z = stale_zones(config, last_seen, now, meter_stale_after)
-    parents = {z.id: z.parent for z in config.zones}
+    parents = parents_of(config.zones)
     ev_kw: dict[str, float] = {z.id: 0.0 for z in config.zones}
     for asset in config.assets:
         if asset.kind is not AssetKind.CHARGER or asset.id in stale_c or asset.zone is None:
             continue
         # Unknown draw counts as 0 EV: it then looks like non-EV load, which errs on the safe side.
         kw = _power_kw(latest.get(asset.id)) or 0.0
-        cursor: str | None = asset.zone
-        while cursor is not None and cursor in ev_kw:
-            ev_kw[cursor] += kw
-            cursor = parents.get(cursor)
+        for zone_id in ancestors(asset.zone, parents):
+            ev_kw[zone_id] += kw
     limits: list[ZoneLimit] = []
     non_ev: dict[str, float | None] = {}
     for zone in config.zones:

@@ -34,6 +34,8 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from gridcoord.zones import ancestors, parents_of
+
 
 class LimitsError(ValueError):
     """The charger and zone topology is invalid: a configuration error, not a runtime one."""
@@ -191,11 +193,10 @@ def apply_limits(
     # Chargers per zone subtree, zones ordered children before parents.
     order = _bottom_up(zone_map)
     members: dict[str, list[str]] = {z: [] for z in zone_map}
+    parents = parents_of(zone_map.values())
     for c in charger_list:
-        cursor = c.zone
-        while cursor is not None:
-            members[cursor].append(c.id)
-            cursor = zone_map[cursor].parent
+        for zone_id in ancestors(c.zone, parents):
+            members[zone_id].append(c.id)
 
     zone_of_cut: dict[str, str] = {}
     overloads: list[ZoneOverload] = []

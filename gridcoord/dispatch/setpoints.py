@@ -1,5 +1,8 @@
 """Setpoint messages (DESIGN 3.2): expiry, the MQTT payload, and a safe order of sending.
 
+The wire format itself is the MQTT adapter's (`adapters.mqtt.setpoints`); this module gives
+it in kW for the planner and the simulated city.
+
 A setpoint is refreshed every minute and expires at ``valid_until``, after which the charger
 falls back to its own fail-safe limit. The validity spans a few refresh intervals so that one
 late or lost refresh does not make a whole fleet drop to its fail-safe power at once, yet a dead
@@ -13,7 +16,9 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from gridcoord.timegrid import as_utc, to_rfc3339
+from adapters.mqtt.setpoints import setpoint_json
+from adapters.mqtt.setpoints import setpoint_topic as setpoint_topic
+from gridcoord.timegrid import as_utc
 
 DEFAULT_REFRESH_S = 60.0
 DEFAULT_MISSED_REFRESHES = 2
@@ -42,15 +47,10 @@ def valid_until(
     return end if end.microsecond == 0 else end.replace(microsecond=0) + timedelta(seconds=1)
 
 
-def setpoint_topic(charger_id: str, prefix: str = "gridcoord") -> str:
-    """The retained QoS 1 topic a charger's setpoint is published to."""
-    return f"{prefix}/setpoint/{charger_id}"
-
-
 def setpoint_payload(
     max_power_kw: float, *, now: datetime, until: datetime, schedule_id: str
 ) -> dict[str, Any]:
-    """The DESIGN 3.2 setpoint JSON object.
+    """The DESIGN 3.2 setpoint JSON object for a limit in kW (see `setpoint_json`).
 
     Args:
         max_power_kw: the limit after the safety layer [kW]; must be finite and >= 0.
@@ -63,14 +63,9 @@ def setpoint_payload(
     """
     if not (math.isfinite(max_power_kw) and max_power_kw >= 0):
         raise ValueError(f"max_power_kw must be finite and >= 0, got {max_power_kw}")
-    if as_utc(until) <= as_utc(now):
-        raise ValueError("valid_until must be after ts")
-    return {
-        "ts": to_rfc3339(now),
-        "max_power_w": max_power_kw * 1000.0,
-        "valid_until": to_rfc3339(until),
-        "schedule_id": schedule_id,
-    }
+    return setpoint_json(
+        max_power_kw * 1000.0, issued_at=now, valid_until=until, schedule_id=schedule_id
+    )
 
 
 def sending_order(previous_kw: Mapping[str, float], new_kw: Mapping[str, float]) -> list[str]:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gridcoord.reading import Reading
+from adapters.contract.reading import Reading
 from gridcoord.storage.base import Store, StoreRejected, StoreUnavailable
 from gridcoord.storage.points import Point, reading_to_point
 from gridcoord.storage.spool import Spool, SpoolFull

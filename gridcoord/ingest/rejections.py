@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from gridcoord.validation import Reason
+from adapters.contract.validation import Reason
 
 log = logging.getLogger(__name__)
 

@@ -46,6 +46,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import optimizer
+from adapters.contract.reading import AssetKind, Reading
 from gridcoord.config import Config
 from gridcoord.dispatch import (
     ChargerLimit,
@@ -76,7 +77,6 @@ from gridcoord.planning.history import BucketSeries, RunningTotal
 from gridcoord.planning.problem_builder import PlanZone, build_problem
 from gridcoord.planning.snapshot import take_snapshot
 from gridcoord.planning.timing import DEFAULT_MARGIN, plan_start, schedule_id, time_budget_s
-from gridcoord.reading import AssetKind, Reading
 from gridcoord.sessions import ChargingSession, SessionTracker, Source
 from gridcoord.storage.points import Point, datetime_to_ns
 from gridcoord.timegrid import as_utc, floor_slot, horizon_slot_count, slot_index, slot_starts

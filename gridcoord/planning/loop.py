@@ -7,7 +7,9 @@ APScheduler (3.x, asyncio flavour, on the service's event loop) runs two jobs:
   coalesced; `run_now()` triggers one out of turn. The coordinator solves in a worker thread
   so the loop keeps ingesting and dispatching meanwhile.
 - **dispatch** every `planning.dispatch_interval_s`: the active plan's current slot through
-  the safety layer, sent to every charger (MQTT retained QoS 1, or Modbus), decreases first.
+  the safety layer, sent to every charger through the `SetpointSink` of its configured
+  source (`gridcoord.sinks`: MQTT retained QoS 1, Modbus written and read back), decreases
+  first; each `Delivery` is counted, failures and mismatches logged when they start and end.
 
 Plans and setpoints go to the store through the ingest pipeline; a failed or fallback plan is
 logged as an error and published on `<prefix>/plan/latest` (retained) for operators.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -26,11 +29,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from adapters.contract.reading import AssetKind
+from adapters.sink import Delivery, Setpoint, SetpointSink
 from gridcoord.config import Config
+from gridcoord.sinks import routes
 from gridcoord.storage.points import Point
 
 if TYPE_CHECKING:
-    from adapters.modbus.poller import ModbusPoller
     from gridcoord.planning.coordinator import Coordinator, DispatchOutcome, PlanOutcome
 
 log = logging.getLogger(__name__)
@@ -50,10 +55,14 @@ class PlanningLoop:
     Args:
         config: the deployment.
         coordinator: turns observations into plans and setpoints.
-        publish: sends an MQTT message (None: no broker, Modbus only).
+        publish: sends an MQTT message (the plan summary); None: not published.
         store: hands points to the ingest pipeline.
-        modbus: the poller that owns the Modbus chargers, if any.
+        sinks: reach the chargers (`gridcoord.sinks.setpoint_sinks`); a charger no sink
+            serves is reported once and skipped.
         clock: returns aware UTC now (tests may pass another).
+
+    Raises:
+        ValueError: two sinks claim the same charger.
     """
 
     def __init__(
@@ -63,15 +72,15 @@ class PlanningLoop:
         *,
         publish: Publish | None,
         store: Callable[[Sequence[Point]], None],
-        modbus: ModbusPoller | None = None,
+        sinks: Sequence[SetpointSink] = (),
         clock: Clock = utc_now,
     ) -> None:
         self._config = config
         self._coordinator = coordinator
         self._publish = publish
         self._store = store
-        self._modbus = modbus
-        self._modbus_chargers = set(modbus.charger_ids) if modbus is not None else set()
+        chargers = [a.id for a in config.assets if a.kind is AssetKind.CHARGER]
+        self._routes = routes(sinks, chargers)
         self._clock = clock
         self._prefix = config.mqtt.topic_prefix
         self._scheduler = AsyncIOScheduler(timezone=UTC)
@@ -81,6 +90,10 @@ class PlanningLoop:
         self.last_plan: PlanOutcome | None = None
         self.last_dispatch: DispatchOutcome | None = None
         self._overloaded: set[str] = set()
+        # Delivery states by count ("unreachable": no sink serves the charger).
+        self.deliveries: Counter[str] = Counter()
+        self._trouble: dict[str, str] = {}  # charger → state of its ongoing delivery problem
+        self._unreachable: set[str] = set()
         # APScheduler logs every job run at INFO; our own lines say what matters.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
@@ -134,12 +147,13 @@ class PlanningLoop:
 
     async def _plan_job(self) -> None:
         try:
-            await self._plan_and_dispatch()
+            await self.plan_once()
         except asyncio.CancelledError:
             # Only at shutdown, after `stop` gave the run its time; nothing half-sent.
             log.warning("planning run cancelled by shutdown")
 
-    async def _plan_and_dispatch(self) -> None:
+    async def plan_once(self) -> None:
+        """One planning run at the clock's now, then a dispatch of its first slot."""
         async with self._plan_lock:
             now = self._clock()
             outcome = await asyncio.to_thread(self._coordinator.plan, now)
@@ -167,9 +181,13 @@ class PlanningLoop:
             if self._publish is not None:
                 self._publish(f"{self._prefix}/plan/latest", json.dumps(summary).encode(), 1, True)
             # Inside the plan lock: `stop` waits for this dispatch too, so it is stored.
-            await self._dispatch_job()
+            await self.dispatch_once()
 
     async def _dispatch_job(self) -> None:
+        await self.dispatch_once()
+
+    async def dispatch_once(self) -> None:
+        """Send every charger its setpoint for the clock's now, and store them."""
         async with self._dispatch_lock:
             await self._dispatch(self._clock())
 
@@ -191,22 +209,48 @@ class PlanningLoop:
                 log.info("zone %s: back within its limit", zone)
             self._overloaded = set(overloaded)
         for charger_id in outcome.order:
-            kw = outcome.setpoints_kw[charger_id]
-            if charger_id in self._modbus_chargers and self._modbus is not None:
-                await self._send_modbus(charger_id, kw, outcome.valid_until)
-            elif self._publish is not None:
-                payload = json.dumps(outcome.payloads[charger_id]).encode()
-                self._publish(f"{self._prefix}/setpoint/{charger_id}", payload, 1, True)
+            sink = self._routes.get(charger_id)
+            if sink is None:
+                self._report_unreachable(charger_id)
+                continue
+            setpoint = Setpoint(
+                charger_id=charger_id,
+                max_power_w=outcome.setpoints_kw[charger_id] * 1000.0,
+                valid_until=outcome.valid_until,
+                schedule_id=outcome.schedule_id,
+                issued_at=outcome.at,
+            )
+            # One at a time, in the order given: decreases reach the chargers before increases.
+            self._account(await self._deliver(sink, setpoint))
         self._store(outcome.points())
 
-    async def _send_modbus(self, charger_id: str, kw: float, valid_until: datetime) -> None:
-        assert self._modbus is not None
+    async def _deliver(self, sink: SetpointSink, setpoint: Setpoint) -> Delivery:
         try:
-            # An alarm in the result (write failed, read-back mismatch) is logged by the poller.
-            await self._modbus.set_charger_power(charger_id, kw * 1000.0, valid_until=valid_until)
-        except Exception as exc:  # a device problem must not stop the other chargers' dispatch
-            log.error("setpoint to %s over Modbus failed: %s", charger_id, exc)
-            return
+            return await sink.send(setpoint)
+        except Exception as exc:  # a sink breaking its promise must not stop the others
+            log.error(
+                "setpoint to %s via %s raised: %r", setpoint.charger_id, type(sink).__name__, exc
+            )
+            return Delivery(setpoint.charger_id, "failed", f"sink raised {type(exc).__name__}")
+
+    def _account(self, delivery: Delivery) -> None:
+        self.deliveries[delivery.state] += 1
+        charger_id = delivery.charger_id
+        before = self._trouble.get(charger_id)
+        if delivery.state in ("failed", "mismatch"):
+            if before != delivery.state:
+                # Reported when it starts, not every minute (the adapter logs each alarm).
+                log.warning("setpoint to %s %s: %s", charger_id, delivery.state, delivery.detail)
+            self._trouble[charger_id] = delivery.state
+        elif before is not None:
+            log.info("setpoint to %s delivered again (%s)", charger_id, delivery.state)
+            del self._trouble[charger_id]
+
+    def _report_unreachable(self, charger_id: str) -> None:
+        self.deliveries["unreachable"] += 1
+        if charger_id not in self._unreachable:
+            log.error("charger %s: no setpoint sink serves it (is its source running?)", charger_id)
+            self._unreachable.add(charger_id)
 
 
 def _kpi_text(kpis: dict[str, float]) -> str:

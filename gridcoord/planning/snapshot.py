@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
+from adapters.contract.reading import AssetKind, Reading
 from gridcoord.config import Config
 from gridcoord.dispatch.inputs import zone_state
 from gridcoord.forecast.horizon import Forecast
 from gridcoord.planning.problem_builder import PlanCharger, PlanZone, Snapshot, zone_headroom_series
-from gridcoord.reading import AssetKind, Reading
 from gridcoord.sessions import ChargingSession
 
 

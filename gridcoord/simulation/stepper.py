@@ -25,6 +25,7 @@ from gridcoord.simulation.load import commercial_kw, household_kw
 from gridcoord.simulation.noise import stream_seed
 from gridcoord.simulation.weather import clear_sky_index, wind_speed_ms
 from gridcoord.timegrid import as_utc, local_date, local_day_bounds, to_rfc3339
+from gridcoord.zones import ancestors, parents_of
 
 _CLEAR_SKY_STEP = timedelta(minutes=5)
 
@@ -248,13 +249,5 @@ class KpiAccumulator:
 
 def _ancestors(layout: CityLayout) -> dict[str, list[str]]:
     """Zone id → itself and every zone above it."""
-    parents = {z.id: z.parent for z in layout.zones}
-    out = {}
-    for zone in parents:
-        chain: list[str] = []
-        cursor: str | None = zone
-        while cursor is not None and cursor not in chain:
-            chain.append(cursor)
-            cursor = parents.get(cursor)
-        out[zone] = chain
-    return out
+    parents = parents_of(layout.zones)
+    return {zone: ancestors(zone, parents) for zone in parents}

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from gridcoord.reading import FieldValue, Reading
+from adapters.contract.reading import FieldValue, Reading
 
 
 @dataclass(frozen=True, slots=True)

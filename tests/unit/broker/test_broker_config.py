@@ -78,7 +78,10 @@ def test_writes_hashed_passwd_acl_conf_and_private_credentials(city: Path, tmp_p
     for name in ("device-credentials.csv", "service-credentials.csv"):
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o600, name
     hashes = parse_passwd((out / "passwd").read_text())
-    assert set(hashes) == {"gridcoord", "operator", "meter-0001", "charger-001", "pv-vendor-01"}
+    assert set(hashes) == {
+        *("gridcoord", "operator", "forecaster"),
+        *("meter-0001", "charger-001", "pv-vendor-01"),
+    }
     assert verify_password(SERVICE_PW, hashes["gridcoord"])
     for device in devices:
         assert verify_password(device["password"], hashes[device["username"]])
@@ -87,7 +90,7 @@ def test_writes_hashed_passwd_acl_conf_and_private_credentials(city: Path, tmp_p
         if path.is_file():
             assert SERVICE_PW not in path.read_text(), path
     generated = credentials(out / "service-credentials.csv")
-    assert [g["username"] for g in generated] == ["operator"]
+    assert [g["username"] for g in generated] == ["operator", "forecaster"]
     acl = (out / "acl").read_text()
     assert "user charger-001\ntopic write gridcoord/telemetry/charger-001\n" in acl
     assert "user pv-vendor-01\ntopic write vendor/park/state\n" in acl
@@ -126,6 +129,7 @@ def test_passwords_are_kept_on_rerun_and_replaced_with_rotate(city: Path, tmp_pa
     [
         ("{id: operator, kind: meter, rated_kw: 1}", "assets[0].id"),
         ("{id: gridcoord, kind: meter, rated_kw: 1}", "assets[0].id"),
+        ("{id: forecaster, kind: meter, rated_kw: 1}", "assets[0].id"),
         (
             "{id: m-1, kind: meter, rated_kw: 1, mqtt: {topic: gridcoord/setpoint/charger-001, "
             "fields: {power_w: {path: p}}}}",

@@ -1,0 +1,199 @@
+"""Checks every adapter applies before a value becomes a `Reading`: types, finiteness, ranges.
+
+The rules are the telemetry contract's (DESIGN 3.2) and the physics of each asset: a 10 kW PV
+roof cannot report 40 kW, a charger cannot draw a negative 3 MW. Failures carry a short,
+stable reason code (counted and published to `<prefix>/rejected/...`) and a human detail that
+never echoes the raw payload.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from adapters.contract.asset import AssetInfo
+from adapters.contract.reading import AssetKind, FieldValue, Reading
+
+
+class Reason(StrEnum):
+    """Why a message was rejected; stable codes for counters and integrators."""
+
+    OVERSIZED = "oversized"
+    NOT_UTF8 = "not_utf8"
+    INVALID_JSON = "invalid_json"
+    NOT_OBJECT = "not_object"
+    UNKNOWN_ASSET = "unknown_asset"
+    WRONG_TYPE = "wrong_type"
+    NOT_FINITE = "not_finite"
+    OUT_OF_RANGE = "out_of_range"
+    BAD_TIMESTAMP = "bad_timestamp"
+    NO_VALUES = "no_values"
+    DEVICE_ERROR = "device_error"
+    TIMEOUT = "timeout"
+    BAD_FORECAST = "bad_forecast"
+
+
+class Rejected(Exception):
+    """A message or value that must not be stored; `reason` is the counted code."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+# Readings further in the future than this are clock errors, not data.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+# Older readings are still stored (a device's buffer after an outage) but not older than this.
+MAX_AGE = timedelta(days=31)
+
+BOOLEAN_FIELDS = frozenset({"connected"})
+TIMESTAMP_FIELDS = frozenset({"departure"})
+# Personal or unbounded identifiers a charger might send; never stored (DESIGN 6).
+DROPPED_FIELDS = frozenset({"ts", "vehicle_id", "user_id", "id_tag", "rfid", "vin", "contract_id"})
+MAX_FIELDS = 64
+KNOWN_NUMERIC = frozenset(
+    {
+        "power_w",
+        "energy_wh",
+        "current_a",
+        "voltage_v",
+        "soc_pct",
+        "session_energy_wh",
+        "energy_request_wh",
+    }
+)
+
+
+def field_range(asset: AssetInfo, name: str) -> tuple[float, float] | None:
+    """The accepted range of a known numeric field, or None for an unknown field."""
+    return _field_ranges(asset.kind, asset.rated_kw).get(name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _field_ranges(kind: AssetKind, rated_kw: float) -> dict[str, tuple[float, float]]:
+    # Cached per (kind, rating): every reading of every asset looks its ranges up.
+    # Power in the contract's sign convention: generators produce and draw a little at night;
+    # meters may see feed-in (negative); chargers only consume. 10 % above the rating allows
+    # for measurement error.
+    rated = rated_kw * 1000.0
+    if kind in (AssetKind.PV, AssetKind.WIND):
+        power = (-0.05 * rated, 1.1 * rated)
+    elif kind is AssetKind.METER:
+        power = (-1.1 * rated, 1.1 * rated)
+    else:
+        power = (-0.01 * rated, 1.1 * rated)
+    current = 1.1 * rated / 200.0  # at the lowest plausible voltage
+    return {
+        "power_w": power,
+        "energy_wh": (0.0, 1e15),
+        "session_energy_wh": (0.0, 1e6),
+        "energy_request_wh": (0.0, 1e6),
+        "voltage_v": (0.0, 1000.0),
+        "soc_pct": (0.0, 100.0),
+        "current_a": (-current, current),
+    }
+
+
+def parse_timestamp(value: object, *, now: datetime) -> datetime:
+    """Parse RFC 3339 with offset, or epoch milliseconds, into aware UTC within sane bounds."""
+    if isinstance(value, bool) or value is None:
+        raise Rejected(Reason.BAD_TIMESTAMP, "ts must be RFC 3339 with offset or epoch ms")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise Rejected(Reason.BAD_TIMESTAMP, "ts is not finite")
+        try:
+            ts = datetime.fromtimestamp(value / 1000.0, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise Rejected(Reason.BAD_TIMESTAMP, "ts epoch milliseconds out of range") from None
+    elif isinstance(value, str):
+        try:
+            ts = datetime.fromisoformat(value.replace("z", "Z"))
+        except ValueError:
+            raise Rejected(Reason.BAD_TIMESTAMP, "ts is not RFC 3339") from None
+        if ts.tzinfo is None:
+            raise Rejected(Reason.BAD_TIMESTAMP, "ts has no UTC offset")
+        ts = ts.astimezone(UTC)
+    else:
+        raise Rejected(Reason.BAD_TIMESTAMP, "ts must be RFC 3339 with offset or epoch ms")
+    if ts > now + MAX_CLOCK_SKEW:
+        raise Rejected(Reason.BAD_TIMESTAMP, "ts is in the future")
+    if ts < now - MAX_AGE:
+        raise Rejected(Reason.BAD_TIMESTAMP, "ts is older than 31 days")
+    return ts
+
+
+def build_reading(
+    asset: AssetInfo,
+    values: Mapping[str, object],
+    *,
+    ts: datetime,
+    now: datetime,
+) -> Reading:
+    """Validate contract-named values of one asset and return the reading.
+
+    Args:
+        asset: the configured asset the values belong to.
+        values: field name → raw value (already scaled to the contract's units).
+        ts: instant of the observation, aware UTC.
+        now: the receive time, aware UTC (for timestamp fields).
+
+    Raises:
+        Rejected: with the reason code of the first problem found.
+    """
+    if len(values) > MAX_FIELDS:
+        raise Rejected(Reason.WRONG_TYPE, f"more than {MAX_FIELDS} fields")
+    fields: dict[str, FieldValue] = {}
+    for name, value in values.items():
+        if name in DROPPED_FIELDS:
+            continue
+        if name in BOOLEAN_FIELDS:
+            if not isinstance(value, bool):
+                raise Rejected(Reason.WRONG_TYPE, f"{name} must be true or false")
+            fields[name] = value
+            continue
+        if name in TIMESTAMP_FIELDS:
+            if not isinstance(value, str):
+                raise Rejected(Reason.WRONG_TYPE, f"{name} must be an RFC 3339 string")
+            try:
+                parsed = datetime.fromisoformat(value.replace("z", "Z"))
+            except ValueError:
+                raise Rejected(Reason.BAD_TIMESTAMP, f"{name} is not RFC 3339") from None
+            if parsed.tzinfo is None:
+                raise Rejected(Reason.BAD_TIMESTAMP, f"{name} has no UTC offset")
+            fields[name] = parsed.astimezone(UTC).isoformat()
+            continue
+        if not _is_field_name(name):
+            raise Rejected(Reason.WRONG_TYPE, "field names are short snake_case identifiers")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            if name in KNOWN_NUMERIC:
+                raise Rejected(Reason.WRONG_TYPE, f"{name} must be a number")
+            # Only unknown *numeric* fields are kept; text could carry personal data.
+            continue
+        number = float(value)
+        if not math.isfinite(number):
+            raise Rejected(Reason.NOT_FINITE, f"{name} is not a finite number")
+        bounds = field_range(asset, name)
+        if bounds is not None and not bounds[0] <= number <= bounds[1]:
+            raise Rejected(
+                Reason.OUT_OF_RANGE,
+                f"{name}={number:g} outside [{bounds[0]:g}, {bounds[1]:g}] for this asset",
+            )
+        if bounds is None and abs(number) > 1e15:
+            raise Rejected(Reason.OUT_OF_RANGE, f"{name} magnitude above 1e15")
+        fields[name] = number
+    if not fields:
+        raise Rejected(Reason.NO_VALUES, "no usable values")
+    return Reading(asset.id, asset.kind, asset.zone, ts, fields)
+
+
+_FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_field_name(name: str) -> bool:
+    return _FIELD_NAME.match(name) is not None

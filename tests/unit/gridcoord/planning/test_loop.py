@@ -1,0 +1,308 @@
+"""PlanningLoop driven directly: a fake clock, fake sinks, the real coordinator and optimizer.
+
+No scheduler runs here: `plan_once` and `dispatch_once` are what its jobs call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from adapters.contract.reading import AssetKind, Reading
+from adapters.modbus.poller import ModbusPoller
+from adapters.modbus.setpoints import ModbusSetpointSink
+from adapters.mqtt.setpoints import MqttSetpointSink
+from adapters.sink import Delivery, DeliveryState, Setpoint, SetpointSink
+from gridcoord.config import Config
+from gridcoord.planning.coordinator import Coordinator
+from gridcoord.planning.loop import PlanningLoop
+from gridcoord.sinks import setpoint_sinks
+from gridcoord.storage.points import Point
+
+T0 = datetime(2026, 11, 24, 17, 0, 20, tzinfo=UTC)
+MODBUS = {"host": "127.0.0.1", "port": 1502, "unit_id": 1, "register_map": "generic-charger"}
+
+
+def city(transformer_kw: float = 40.0) -> Config:
+    """One transformer; a contract-topic, an own-topic and a Modbus charger, and a meter."""
+    return Config(
+        zones=[{"id": "lt-1", "capacity_kw": transformer_kw, "meter": "meter-1"}],
+        assets=[
+            {"id": "meter-1", "kind": "meter", "zone": "lt-1", "rated_kw": 100.0},
+            {"id": "c-mqtt", "kind": "charger", "zone": "lt-1", "rated_kw": 11.0},
+            {
+                "id": "c-own",
+                "kind": "charger",
+                "zone": "lt-1",
+                "rated_kw": 22.0,
+                "mqtt": {"topic": "vendor/own/state", "fields": {"power_w": {"path": "p"}}},
+            },
+            {
+                "id": "c-modbus",
+                "kind": "charger",
+                "zone": "lt-1",
+                "rated_kw": 11.0,
+                "modbus": MODBUS,
+            },
+        ],
+        planning={"solver_time_limit_s": 5.0},
+    )
+
+
+CHARGERS = ("c-mqtt", "c-own", "c-modbus")
+
+
+class FakeClock:
+    """The loop's clock; tests move it."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class FakeSink:
+    """Records what it is sent (into a log shared by all sinks, to see the order)."""
+
+    ids: frozenset[str]
+    log: list[Setpoint]
+    state: DeliveryState = "read_back"
+    raises: bool = False
+
+    @property
+    def charger_ids(self) -> frozenset[str]:
+        return self.ids
+
+    async def send(self, setpoint: Setpoint) -> Delivery:
+        if self.raises:
+            raise RuntimeError("sink bug")
+        self.log.append(setpoint)
+        return Delivery(setpoint.charger_id, self.state, "device said no")
+
+
+@dataclass
+class Rig:
+    config: Config
+    coordinator: Coordinator
+    clock: FakeClock
+    sent: list[Setpoint] = field(default_factory=list)
+    stored: list[Point] = field(default_factory=list)
+    published: list[tuple[str, bytes, int, bool]] = field(default_factory=list)
+
+    def loop(self, sinks: Sequence[SetpointSink]) -> PlanningLoop:
+        return PlanningLoop(
+            self.config,
+            self.coordinator,
+            publish=lambda *message: self.published.append(message),
+            store=self.stored.extend,
+            sinks=sinks,
+            clock=self.clock,
+        )
+
+    def observe(self, connected: Sequence[str], meter_kw: float = 5.0) -> None:
+        now = self.clock.now
+        self.coordinator.observe(
+            Reading("meter-1", AssetKind.METER, "lt-1", now, {"power_w": meter_kw * 1000.0})
+        )
+        for charger in CHARGERS:
+            fields: dict[str, Any] = {"power_w": 0.0, "connected": charger in connected}
+            self.coordinator.observe(Reading(charger, AssetKind.CHARGER, "lt-1", now, fields))
+
+
+def rig(transformer_kw: float = 40.0) -> Rig:
+    config = city(transformer_kw)
+    return Rig(config, Coordinator(config), FakeClock(T0))
+
+
+def by_source(r: Rig, **overrides: Any) -> tuple[FakeSink, FakeSink]:
+    mqtt = FakeSink(frozenset({"c-mqtt", "c-own"}), r.sent)
+    modbus = FakeSink(frozenset({"c-modbus"}), r.sent, **overrides)
+    return mqtt, modbus
+
+
+def test_every_charger_gets_the_stored_setpoint_once_with_the_clock_s_times() -> None:
+    r = rig()
+    r.observe(connected=CHARGERS)
+    loop = r.loop(by_source(r))
+    asyncio.run(loop.dispatch_once())
+    outcome = loop.last_dispatch
+    assert outcome is not None
+    assert sorted(s.charger_id for s in r.sent) == sorted(CHARGERS)
+    stored = {p.tags["asset_id"]: p.fields["max_power_w"] for p in r.stored}
+    ratings = {a.id: a.rated_kw * 1000.0 for a in r.config.assets}
+    for setpoint in r.sent:
+        assert setpoint.issued_at == T0
+        assert setpoint.valid_until == outcome.valid_until > T0
+        assert setpoint.schedule_id == outcome.schedule_id
+        assert setpoint.max_power_w == stored[setpoint.charger_id]
+        assert 0.0 <= setpoint.max_power_w <= ratings[setpoint.charger_id]
+    # The transformer's 40 kW less the 5 kW measured load, shared: never more in sum.
+    assert math.fsum(s.max_power_w for s in r.sent) <= 35_000.0 + 1e-6
+    assert loop.deliveries == {"read_back": 3}
+
+
+def test_decreases_are_sent_first_across_sinks() -> None:
+    r = rig(transformer_kw=25.0)
+    loop = r.loop(by_source(r))
+    r.observe(connected=("c-modbus",))
+    asyncio.run(loop.dispatch_once())
+    first = {s.charger_id: s.max_power_w for s in r.sent}
+    assert first["c-modbus"] > 0 and first["c-mqtt"] == 0
+    r.sent.clear()
+    r.clock.now = T0 + timedelta(minutes=1)
+    r.observe(connected=("c-mqtt", "c-own"))
+    asyncio.run(loop.dispatch_once())
+    order = [s.charger_id for s in r.sent]
+    # c-modbus drops to 0 (Modbus sink) before the MQTT chargers rise: the zone never sees
+    # the new and the old setpoints at once.
+    assert order[0] == "c-modbus" and r.sent[0].max_power_w == 0.0
+    assert loop.last_dispatch is not None and order == loop.last_dispatch.order
+
+
+def test_a_failing_sink_is_reported_once_and_the_others_still_get_theirs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="gridcoord.planning.loop")
+    r = rig()
+    r.observe(connected=CHARGERS)
+    loop = r.loop(by_source(r, state="mismatch"))
+    for minute in range(3):
+        r.clock.now = T0 + timedelta(minutes=minute)
+        asyncio.run(loop.dispatch_once())
+    warnings = [m.getMessage() for m in caplog.records if m.levelno == logging.WARNING]
+    assert warnings == ["setpoint to c-modbus mismatch: device said no"]
+    assert loop.deliveries == {"read_back": 6, "mismatch": 3}
+    assert len(r.stored) == 9  # every setpoint stored, delivered or not
+
+
+def test_a_sink_that_raises_is_contained_and_counted_as_failed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    r = rig()
+    r.observe(connected=CHARGERS)
+    mqtt, modbus = by_source(r, raises=True)
+    loop = r.loop([modbus, mqtt])
+    asyncio.run(loop.dispatch_once())
+    assert sorted(s.charger_id for s in r.sent) == ["c-mqtt", "c-own"]
+    assert loop.deliveries == {"read_back": 2, "failed": 1}
+    assert any("raised: RuntimeError('sink bug')" in m.getMessage() for m in caplog.records)
+    modbus.raises = False
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="gridcoord.planning.loop")
+    asyncio.run(loop.dispatch_once())
+    assert [m.getMessage() for m in caplog.records] == [
+        "setpoint to c-modbus delivered again (read_back)"
+    ]
+
+
+def test_a_charger_no_sink_serves_is_reported_once_and_still_stored(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    r = rig()
+    r.observe(connected=CHARGERS)
+    mqtt, _ = by_source(r)
+    loop = r.loop([mqtt])
+    asyncio.run(loop.dispatch_once())
+    asyncio.run(loop.dispatch_once())
+    assert sorted(s.charger_id for s in r.sent) == ["c-mqtt", "c-mqtt", "c-own", "c-own"]
+    errors = [m.getMessage() for m in caplog.records if m.levelno == logging.ERROR]
+    assert errors == ["charger c-modbus: no setpoint sink serves it (is its source running?)"]
+    assert loop.deliveries["unreachable"] == 2
+    assert {p.tags["asset_id"] for p in r.stored} == set(CHARGERS)
+
+
+def test_two_sinks_claiming_one_charger_are_refused() -> None:
+    r = rig()
+    mqtt, modbus = by_source(r)
+    greedy = FakeSink(frozenset({"c-modbus", "c-mqtt"}), r.sent)
+    with pytest.raises(ValueError, match=r"charger 'c-m(odbus|qtt)' is served by both FakeSink"):
+        r.loop([mqtt, modbus, greedy])
+
+
+def test_a_planning_run_at_the_clock_s_time_is_stored_published_and_dispatched() -> None:
+    r = rig()
+    r.observe(connected=CHARGERS)
+    loop = r.loop(by_source(r))
+    asyncio.run(loop.plan_once())
+    plan = loop.last_plan
+    assert plan is not None and plan.failure is None
+    (topic, payload, qos, retain), *_ = r.published
+    assert (topic, qos, retain) == ("gridcoord/plan/latest", 1, True)
+    assert json.loads(payload)["schedule_id"] == plan.schedule_id
+    # The plan's first slot is the next quarter hour; until then the fallback is dispatched.
+    assert {s.issued_at for s in r.sent} == {T0}
+    assert any(p.measurement != "setpoint" for p in r.stored)
+    r.sent.clear()
+    r.clock.now = T0.replace(minute=15)
+    r.observe(connected=CHARGERS)
+    asyncio.run(loop.dispatch_once())
+    assert {s.schedule_id for s in r.sent} == {plan.schedule_id}
+
+
+def test_setpoint_sinks_follow_each_charger_s_configured_source() -> None:
+    config = city()
+    modbus_assets = [a for a in config.assets if a.modbus is not None]
+    poller = ModbusPoller(modbus_assets, lambda reading: None, lambda *rejected: None)
+    sinks = setpoint_sinks(config, publish=lambda *message: None, modbus=poller)
+    served = {type(s): s.charger_ids for s in sinks}
+    assert served == {
+        ModbusSetpointSink: frozenset({"c-modbus"}),
+        MqttSetpointSink: frozenset({"c-mqtt", "c-own"}),
+    }
+    # No broker: the MQTT chargers have no sink (the loop reports them), Modbus still works.
+    assert [type(s) for s in setpoint_sinks(config, publish=None, modbus=poller)] == [
+        ModbusSetpointSink
+    ]
+
+
+def test_the_mqtt_sink_publishes_the_coordinator_s_payload_retained_qos1() -> None:
+    r = rig()
+    r.observe(connected=CHARGERS)
+    sinks = setpoint_sinks(r.config, publish=lambda *m: r.published.append(m), modbus=None)
+    loop = r.loop(sinks)
+    asyncio.run(loop.dispatch_once())
+    outcome = loop.last_dispatch
+    assert outcome is not None
+    messages = {t: (json.loads(p), q, k) for t, p, q, k in r.published}
+    assert messages == {
+        f"gridcoord/setpoint/{c}": (outcome.payloads[c], 1, True) for c in ("c-mqtt", "c-own")
+    }
+    assert loop.deliveries == {"sent": 2, "unreachable": 1}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    transformer_kw=st.floats(0.0, 80.0),
+    meter_kw=st.floats(-30.0, 60.0),
+    connected=st.sets(st.sampled_from(CHARGERS)),
+)
+def test_no_setpoint_sent_exceeds_its_charger_or_the_transformer(
+    transformer_kw: float, meter_kw: float, connected: set[str]
+) -> None:
+    r = rig(transformer_kw)
+    r.observe(connected=sorted(connected), meter_kw=meter_kw)
+    loop = r.loop(by_source(r))
+    asyncio.run(loop.dispatch_once())
+    ratings = {a.id: a.rated_kw * 1000.0 for a in r.config.assets}
+    assert len(r.sent) == 3
+    for setpoint in r.sent:
+        assert 0.0 <= setpoint.max_power_w <= ratings[setpoint.charger_id] + 1e-6
+        if setpoint.charger_id not in connected:
+            assert setpoint.max_power_w == 0.0
+    outcome = loop.last_dispatch
+    if outcome is not None and not outcome.overloads:
+        # The meter's net load includes what the chargers draw now (0 here).
+        headroom = max(0.0, transformer_kw - meter_kw) * 1000.0
+        assert math.fsum(s.max_power_w for s in r.sent) <= headroom + 1e-3
