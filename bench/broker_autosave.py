@@ -78,7 +78,8 @@ def subscriber(broker: LocalBroker) -> tuple[paho.Client, list[int]]:
     client.connect("127.0.0.1", broker.port, clean_start=False, properties=properties)
     client.subscribe("gridcoord/telemetry/+", qos=1)
     client.loop_start()
-    assert subscribed.wait(10)
+    # After a restart the broker first redelivers the whole queue: the SUBACK comes after it.
+    assert subscribed.wait(300)
     return client, received
 
 
@@ -87,6 +88,13 @@ def run_case(
 ) -> dict[str, object]:
     broker = Broker(tmp / "mosquitto", on_changes, interval)
     broker.start()
+    try:
+        return measure(broker, label, messages)
+    finally:
+        broker.stop()
+
+
+def measure(broker: LocalBroker, label: str, messages: int) -> dict[str, object]:
     client, _ = subscriber(broker)
     client.disconnect()
     client.loop_stop()
@@ -111,7 +119,6 @@ def run_case(
         time.sleep(1.0)
     client.disconnect()
     client.loop_stop()
-    broker.stop()
     return {
         "autosave": label,
         "acked_per_s": round(messages / elapsed),

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import queue
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
@@ -15,8 +17,10 @@ from adapters.mqtt.client import MqttSession
 from adapters.mqtt.setpoints import MqttSetpointSink
 from adapters.mqtt.settings import Mqtt
 from adapters.sink import Setpoint
-from gridcoord.broker.acl import OPERATOR_USER
+from gridcoord.broker.acl import OPERATOR_USER, BrokerUser, operator_rules, service_rules
+from gridcoord.broker.files import Accounts
 from gridcoord.local_broker import LocalBroker
+from tests.fixtures.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +43,22 @@ def retained(broker: LocalBroker, topic: str) -> paho.MQTTMessage:
         client.disconnect()
 
 
-def test_setpoints_are_retained_qos1_contract_messages(mosquitto: LocalBroker) -> None:
+@pytest.fixture
+def city_broker(tmp_path: Path) -> Iterator[LocalBroker]:
+    """An authenticated broker for the topic prefix `city`."""
+    users = (
+        BrokerUser("gridcoord", service_rules("city")),
+        BrokerUser(OPERATOR_USER, operator_rules()),
+    )
+    accounts = Accounts(users, {"gridcoord": "gc-city-pw", OPERATOR_USER: "op-city-pw"})
+    broker = LocalBroker(free_port(), tmp_path / "mosquitto", accounts)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+def test_setpoints_are_retained_qos1_contract_messages(city_broker: LocalBroker) -> None:
+    mosquitto = city_broker
     accounts = mosquitto.accounts
     settings = Mqtt(
         port=mosquitto.port,
