@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from pathlib import PurePath
 
 # Changes (queued or retained messages, subscription changes) between two saves of the
-# persistence file. Each save rewrites the whole file, so 1 would cost a full write per
-# message; measured in bench/broker_autosave.py.
-AUTOSAVE_CHANGES = 100
+# persistence file. Each save rewrites the whole file, so the cost grows with the backlog
+# queued for an absent gridcoord: with 30,000 queued, 100 cut the broker's acknowledged rate to
+# 0.35x of a timed save while 1,000 cost nothing measurable (bench/broker_autosave.py,
+# docs/performance.md); both lost 2 of 30,000 acknowledged messages to kill -9.
+AUTOSAVE_CHANGES = 1000
 
 
 @dataclass(frozen=True, slots=True)
