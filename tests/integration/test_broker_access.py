@@ -7,7 +7,9 @@ the refused one never does (not at the operator, who reads everything, nor at it
 
 from __future__ import annotations
 
+import base64
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,10 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from gridcoord.broker.passwd import hash_password, parse_passwd, verify_password
 from gridcoord.storage.embedded import EmbeddedStore
 from tests.fixtures.generated_broker import GeneratedBroker
 from tests.fixtures.gridcoord_process import GridcoordProcess
 from tests.fixtures.mqtt_client import NOT_AUTHORIZED, TestClient, accepted
+from tests.fixtures.ports import find_binary
 
 pytestmark = pytest.mark.integration
 
@@ -211,3 +215,19 @@ def test_forged_telemetry_never_reaches_the_store(broker: GeneratedBroker, tmp_p
         meter.close()
         proc.kill()
     assert broker.passwords["gridcoord"] not in proc.output
+
+
+def test_our_hash_is_byte_for_byte_what_mosquitto_passwd_writes(tmp_path: Path) -> None:
+    passwd = tmp_path / "passwd"
+    passwd.touch()
+    secret = "s3cr:et,ü 🔌"
+    subprocess.run(
+        [find_binary("mosquitto_passwd"), "-b", str(passwd), "meter-0001", secret],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    theirs = parse_passwd(passwd.read_text())["meter-0001"]
+    assert verify_password(secret, theirs) and not verify_password(secret + "!", theirs)
+    salt = base64.b64decode(theirs.split("$")[3])
+    assert hash_password(secret, salt=salt) == theirs
