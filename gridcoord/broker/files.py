@@ -1,7 +1,8 @@
 """Write a broker directory from a configuration: passwd, acl, mosquitto.conf, credentials.
 
-`gridcoord broker-config` calls `write_broker_dir` for a production broker; `gridcoord run` and
-`gridcoord demo` call it for the loopback broker they start (its data directory).
+`gridcoord broker-config` calls `write_broker_dir` for a production broker; the loopback broker
+of `gridcoord run` and `gridcoord demo` (`gridcoord.local_broker`) takes `accounts_for` its data
+directory and writes its own `mosquitto.conf` with `write_access_files` beside it.
 """
 
 from __future__ import annotations

@@ -54,9 +54,15 @@ class FieldDevices:
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="field-devices")
         self.client.on_message = self._on_message
         self.client.username_pw_set(FIELD_USER, broker.accounts.password(FIELD_USER))
+        subscribed = threading.Event()
+        # Subscribe on every (re)connect: a reconnect under load must not leave it deaf.
+        self.client.on_connect = lambda c, *_: c.subscribe(
+            [("gridcoord/setpoint/+", 1), ("gridcoord/plan/latest", 1)]
+        )
+        self.client.on_subscribe = lambda *_: subscribed.set()
         self.client.connect("127.0.0.1", broker.port)
-        self.client.subscribe([("gridcoord/setpoint/#", 1), ("gridcoord/plan/latest", 1)])
         self.client.loop_start()
+        assert subscribed.wait(30), "field devices not subscribed"
 
     def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
         payload = json.loads(msg.payload)
