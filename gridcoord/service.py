@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
+import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,12 +25,14 @@ from gridcoord.broker.credentials import DEVICE_FILE
 from gridcoord.config import Config, load_config
 from gridcoord.config_errors import ConfigError
 from gridcoord.forecast.subscription import decode_forecast, forecast_topic_filter
+from gridcoord.ingest.inflight import InFlight, Token
 from gridcoord.ingest.pipeline import IngestPipeline
 from gridcoord.ingest.rejections import RejectionReporter
 from gridcoord.local_broker import LocalBroker, port_open
 from gridcoord.planning.coordinator import Coordinator
 from gridcoord.planning.loop import PlanningLoop
 from gridcoord.sinks import setpoint_sinks
+from gridcoord.watchdog import EXIT_FATAL, Watchdog
 
 log = logging.getLogger("gridcoord")
 
@@ -64,9 +69,19 @@ class StartupError(Exception):
 class Service:
     """The running service: ingest over MQTT (and Modbus), into the configured store."""
 
-    def __init__(self, config: Config, *, client_id_suffix: str = "") -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        client_id_suffix: str = "",
+        on_fatal: Callable[[str], None] | None = None,
+    ) -> None:
         self.config = config
         self._client_id_suffix = client_id_suffix
+        self._on_fatal = on_fatal or self._exit_fatal
+        self._inflight = InFlight()
+        self._internal_errors_logged: set[str] = set()
+        self.watchdog: Watchdog | None = None
         self._stop = asyncio.Event()
         self._accepting = True
         self.broker: LocalBroker | None = None
@@ -91,6 +106,7 @@ class Service:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self.request_stop)
         self._start()
+        self._start_watchdog(loop)
         tasks = [asyncio.create_task(self._log_stats())]
         tasks += self._start_modbus()
         self._start_planning()
@@ -101,6 +117,8 @@ class Service:
             await self._stop.wait()
         finally:
             log.info("stopping: draining buffers")
+            if self.watchdog is not None:
+                self.watchdog.stop()
             if self.planning is not None:
                 await self.planning.stop()
             for task in tasks:
@@ -173,6 +191,29 @@ class Service:
             }
         )
 
+    def _start_watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
+        session, pipeline = self.session, self.pipeline
+        assert session is not None and pipeline is not None
+        self.watchdog = Watchdog(self._on_fatal)
+        self.watchdog.watch_thread("MQTT network", lambda: session.network_alive)
+        self.watchdog.watch_thread("ingest writer", lambda: pipeline.writer_alive)
+        self.watchdog.watch_loop(loop)
+        self.watchdog.start()
+
+    def _exit_fatal(self, problem: str) -> None:
+        """End the process at once: nothing can drain without the thread that died."""
+        log.critical(
+            "FATAL: %s; exiting with status %d so that a supervisor restarts gridcoord "
+            "(unacknowledged messages stay with the broker and are redelivered)",
+            problem,
+            EXIT_FATAL,
+        )
+        if self.broker is not None:
+            with contextlib.suppress(Exception):
+                self.broker.stop()
+        logging.shutdown()
+        os._exit(EXIT_FATAL)
+
     def _start_modbus(self) -> list[asyncio.Task[None]]:
         assets = [a for a in self.config.assets if a.modbus is not None]
         if not assets:
@@ -212,24 +253,81 @@ class Service:
             self.rejections.reject(asset_id, reason, detail, f"modbus/{asset_id}")
 
     def _on_message(self, message: Message) -> None:
-        session, pipeline, rejections = self.session, self.pipeline, self.rejections
-        assert session is not None and pipeline is not None and rejections is not None
+        """Give one message its verdict: submitted (acked once durable) or rejected and acked."""
+        pipeline = self.pipeline
+        assert pipeline is not None
         if not self._accepting:
             return  # not acked: the broker redelivers it to our next session
+        session = self.session
+        assert session is not None
         if message.topic.startswith(self._forecast_topics):
-            self._on_forecast(message)
+            try:
+                self._on_forecast(message)
+            except Exception as exc:
+                self._log_internal_error(message.topic, exc)
+                self._reject(
+                    message, None, Reason.INTERNAL_ERROR, f"unexpected {type(exc).__name__}"
+                )
             session.ack(message)
+            return
+        # A redelivery (broker restart, reconnect) gets its first delivery's receive time, so a
+        # reading without `ts` becomes the same point again, not a second one.
+        received, key = self._inflight.receive(
+            message.mid,
+            message.topic,
+            message.payload,
+            qos=message.qos,
+            dup=message.dup,
+            connection=session.connections,
+            now=datetime.now(UTC),
+        )
+        try:
+            reading = self.decoder.decode(message.topic, message.payload, now=received)
+        except Rejected as exc:
+            self._reject(message, key, exc.reason, exc.detail)
+            return
+        except Exception as exc:
+            # A bug of ours, not the device's: count it, say where, and go on with the next.
+            self._log_internal_error(message.topic, exc)
+            self._reject(message, key, Reason.INTERNAL_ERROR, f"unexpected {type(exc).__name__}")
+            return
+        self._observe(reading)
+        pipeline.submit(reading, lambda: self._durable(message, key))
+
+    def _reject(self, message: Message, key: Token | None, reason: Reason, detail: str) -> None:
+        rejections = self.rejections
+        assert rejections is not None
+        asset_id, _ = self.decoder.asset_for_topic(message.topic)
+        rejections.reject(asset_id, reason, detail, message.topic)
+        self._durable(message, key)
+
+    def _durable(self, message: Message, key: Token | None) -> None:
+        session = self.session
+        if session is not None and self._inflight.durable(key, session.connections):
+            session.ack(message)
+
+    def _observe(self, reading: Reading) -> None:
+        if self.coordinator is None:
             return
         try:
-            reading = self.decoder.decode(message.topic, message.payload, now=datetime.now(UTC))
-        except Rejected as exc:
-            asset_id, _ = self.decoder.asset_for_topic(message.topic)
-            rejections.reject(asset_id, exc.reason, exc.detail, message.topic)
-            session.ack(message)
-            return
-        if self.coordinator is not None:
             self.coordinator.observe(reading)
-        pipeline.submit(reading, lambda: session.ack(message))
+        except Exception as exc:
+            # The reading is valid and still stored; planning misses one observation.
+            self._log_internal_error(f"planning observation of {reading.asset_id}", exc)
+
+    def _log_internal_error(self, where: str, exc: Exception) -> None:
+        """Log where it happened; the traceback once per exception type, never its message.
+
+        Later ones of the same type are only counted (the periodic rejection summary shows
+        them): a bug that hits every message must not flood the log.
+        """
+        name = type(exc).__name__
+        if name in self._internal_errors_logged:
+            return
+        self._internal_errors_logged.add(name)
+        # The frames only: an exception's message may quote the payload (personal data).
+        frames = "".join(traceback.format_tb(exc.__traceback__))
+        log.error("internal error (%s) on %s; counted, not fatal:\n%s", name, where[:200], frames)
 
     def _on_forecast(self, message: Message) -> None:
         assert self.rejections is not None
@@ -263,7 +361,13 @@ class Service:
         self._accepting = False
         if self.pipeline is not None:
             self.pipeline.close()
-            log.info("ingest drained: %s", self.pipeline.stats.snapshot())
+            rejected = self.rejections.counts() if self.rejections is not None else {}
+            log.info(
+                "ingest drained: %s; rejected %s; redelivered %d",
+                self.pipeline.stats.snapshot(),
+                rejected,
+                self._inflight.redelivered,
+            )
         if self.session is not None:
             self.session.stop()
         if self.broker is not None:

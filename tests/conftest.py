@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.mosquitto",
     "tests.fixtures.influx",
     "tests.fixtures.modbus",
+    "tests.fixtures.ingest_rig",
 ]

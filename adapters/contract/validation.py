@@ -35,6 +35,8 @@ class Reason(StrEnum):
     DEVICE_ERROR = "device_error"
     TIMEOUT = "timeout"
     BAD_FORECAST = "bad_forecast"
+    # An unexpected exception while judging a message: a bug of ours, counted, never fatal.
+    INTERNAL_ERROR = "internal_error"
 
 
 class Rejected(Exception):
@@ -50,6 +52,8 @@ class Rejected(Exception):
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 # Older readings are still stored (a device's buffer after an outage) but not older than this.
 MAX_AGE = timedelta(days=31)
+# A departure further from now than this (either way) is a device error, not a plan.
+MAX_DEPARTURE_DISTANCE = timedelta(days=31)
 
 BOOLEAN_FIELDS = frozenset({"connected"})
 TIMESTAMP_FIELDS = frozenset({"departure"})
@@ -100,24 +104,22 @@ def _field_ranges(kind: AssetKind, rated_kw: float) -> dict[str, tuple[float, fl
 
 
 def parse_timestamp(value: object, *, now: datetime) -> datetime:
-    """Parse RFC 3339 with offset, or epoch milliseconds, into aware UTC within sane bounds."""
+    """Parse RFC 3339 with offset, or epoch milliseconds, into aware UTC within sane bounds.
+
+    Every value, however large or odd, ends as a timestamp or as `Rejected` (`bad_timestamp`):
+    a 400-digit integer or ``0001-01-01T00:00:00+14:00`` (before year 1 in UTC) included.
+    """
     if isinstance(value, bool) or value is None:
         raise Rejected(Reason.BAD_TIMESTAMP, "ts must be RFC 3339 with offset or epoch ms")
     if isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise Rejected(Reason.BAD_TIMESTAMP, "ts is not finite")
         try:
+            if not math.isfinite(value):
+                raise Rejected(Reason.BAD_TIMESTAMP, "ts is not finite")
             ts = datetime.fromtimestamp(value / 1000.0, tz=UTC)
         except (OverflowError, OSError, ValueError):
             raise Rejected(Reason.BAD_TIMESTAMP, "ts epoch milliseconds out of range") from None
     elif isinstance(value, str):
-        try:
-            ts = datetime.fromisoformat(value.replace("z", "Z"))
-        except ValueError:
-            raise Rejected(Reason.BAD_TIMESTAMP, "ts is not RFC 3339") from None
-        if ts.tzinfo is None:
-            raise Rejected(Reason.BAD_TIMESTAMP, "ts has no UTC offset")
-        ts = ts.astimezone(UTC)
+        ts = _parse_rfc3339("ts", value)
     else:
         raise Rejected(Reason.BAD_TIMESTAMP, "ts must be RFC 3339 with offset or epoch ms")
     if ts > now + MAX_CLOCK_SKEW:
@@ -125,6 +127,23 @@ def parse_timestamp(value: object, *, now: datetime) -> datetime:
     if ts < now - MAX_AGE:
         raise Rejected(Reason.BAD_TIMESTAMP, "ts is older than 31 days")
     return ts
+
+
+def _parse_rfc3339(name: str, value: str) -> datetime:
+    """An RFC 3339 string with offset as aware UTC, or `Rejected` naming the field."""
+    if len(value) > 64:
+        raise Rejected(Reason.BAD_TIMESTAMP, f"{name} is not RFC 3339 (too long)")
+    try:
+        parsed = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        raise Rejected(Reason.BAD_TIMESTAMP, f"{name} is not RFC 3339") from None
+    if parsed.tzinfo is None:
+        raise Rejected(Reason.BAD_TIMESTAMP, f"{name} has no UTC offset")
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00:00+14:00 or 9999-12-31T23:59:59-14:00: outside datetime's range in UTC.
+        raise Rejected(Reason.BAD_TIMESTAMP, f"{name} is outside years 1 to 9999 in UTC") from None
 
 
 def build_reading(
@@ -159,13 +178,10 @@ def build_reading(
         if name in TIMESTAMP_FIELDS:
             if not isinstance(value, str):
                 raise Rejected(Reason.WRONG_TYPE, f"{name} must be an RFC 3339 string")
-            try:
-                parsed = datetime.fromisoformat(value.replace("z", "Z"))
-            except ValueError:
-                raise Rejected(Reason.BAD_TIMESTAMP, f"{name} is not RFC 3339") from None
-            if parsed.tzinfo is None:
-                raise Rejected(Reason.BAD_TIMESTAMP, f"{name} has no UTC offset")
-            fields[name] = parsed.astimezone(UTC).isoformat()
+            parsed = _parse_rfc3339(name, value)
+            if abs(parsed - now) > MAX_DEPARTURE_DISTANCE:
+                raise Rejected(Reason.BAD_TIMESTAMP, f"{name} is more than 31 days from now")
+            fields[name] = parsed.isoformat()
             continue
         if not _is_field_name(name):
             raise Rejected(Reason.WRONG_TYPE, "field names are short snake_case identifiers")
@@ -174,7 +190,7 @@ def build_reading(
                 raise Rejected(Reason.WRONG_TYPE, f"{name} must be a number")
             # Only unknown *numeric* fields are kept; text could carry personal data.
             continue
-        number = float(value)
+        number = as_float(name, value)
         if not math.isfinite(number):
             raise Rejected(Reason.NOT_FINITE, f"{name} is not a finite number")
         bounds = field_range(asset, name)
@@ -189,6 +205,14 @@ def build_reading(
     if not fields:
         raise Rejected(Reason.NO_VALUES, "no usable values")
     return Reading(asset.id, asset.kind, asset.zone, ts, fields)
+
+
+def as_float(name: str, value: int | float) -> float:
+    """A JSON number as float; an integer beyond float's range is `out_of_range`, not a crash."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise Rejected(Reason.OUT_OF_RANGE, f"{name} magnitude above 1e308") from None
 
 
 _FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")

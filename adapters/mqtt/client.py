@@ -43,6 +43,7 @@ class Message:
     qos: int
     mid: int
     received_monotonic: float
+    dup: bool = False  # the broker sent it before (redelivery after a reconnect)
 
 
 MessageHandler = Callable[[Message], None]
@@ -112,6 +113,8 @@ class MqttSession:
         self._connected = threading.Event()
         self._stopping = False
         self._client_id = settings.client_id + client_id_suffix
+        self._thread: threading.Thread | None = None
+        self._connections = 0
         client = _Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self._client_id,
@@ -151,6 +154,16 @@ class MqttSession:
         """True while connected and subscribed."""
         return self._connected.is_set()
 
+    @property
+    def connections(self) -> int:
+        """Successful connects so far; the number of the current (or last) connection."""
+        return self._connections
+
+    @property
+    def network_alive(self) -> bool:
+        """False once paho's network thread has ended while we did not ask it to (watchdog)."""
+        return self._stopping or (self._thread is not None and self._thread.is_alive())
+
     def start(self) -> None:
         """Connect in the background; paho's thread reconnects with backoff until `stop()`."""
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -165,6 +178,8 @@ class MqttSession:
             properties=properties,
         )
         self._client.loop_start()
+        # paho forgets its thread when it ends; keep our own reference for `network_alive`.
+        self._thread = self._client._thread
 
     def wait_connected(self, timeout: float) -> bool:
         """Block until connected and subscribed (or the timeout passes); True if so."""
@@ -201,6 +216,7 @@ class MqttSession:
             # Never echo credentials; the reason code says enough (e.g. "Not authorized").
             log.error("broker refused the connection: %s", reason_code)
             return
+        self._connections += 1
         log.info(
             "connected to broker %s:%s (session %s)",
             self._settings.host or "127.0.0.1",
@@ -257,8 +273,20 @@ class MqttSession:
     def _handle_message(
         self, client: paho.Client, userdata: object, message: paho.MQTTMessage
     ) -> None:
-        self._on_message(
-            Message(
-                message.topic, bytes(message.payload), message.qos, message.mid, time.monotonic()
+        try:
+            received = Message(
+                message.topic,
+                bytes(message.payload),
+                message.qos,
+                message.mid,
+                time.monotonic(),
+                bool(message.dup),
             )
-        )
+            self._on_message(received)
+        except Exception:
+            # The handler gives every message its verdict; this is the last line of defence:
+            # an exception escaping here would end paho's network thread and make us deaf.
+            # Acknowledged, so that the broker does not hand it back to us again and again.
+            log.exception("message handler failed on a message of %d bytes", len(message.payload))
+            if message.qos > 0:
+                client.ack(message.mid, message.qos)

@@ -9,16 +9,24 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
 from adapters.contract.asset import ASSET_ID_RE, AssetInfo
 from adapters.contract.reading import Reading
-from adapters.contract.validation import Reason, Rejected, build_reading, parse_timestamp
+from adapters.contract.validation import (
+    Reason,
+    Rejected,
+    as_float,
+    build_reading,
+    parse_timestamp,
+)
 from adapters.mqtt.settings import Mqtt, MqttSource
 
 UNKNOWN_ASSET = "_unknown"
+# Bounds on what one payload may make us do, beyond its size in bytes.
+MAX_DEPTH = 16  # objects and arrays inside each other
 
 
 class MqttAsset(AssetInfo, Protocol):
@@ -108,10 +116,18 @@ class TelemetryDecoder:
             document = _JSON.decode(text)
         except _NonFiniteConstant:
             raise Rejected(Reason.NOT_FINITE, "NaN and Infinity are not JSON numbers") from None
-        except (ValueError, RecursionError):
+        except RecursionError:
+            raise Rejected(Reason.OVERSIZED, f"nested deeper than {MAX_DEPTH} levels") from None
+        except ValueError as exc:
+            if "integer string conversion" in str(exc):
+                # Python's own bound (4,300 digits); shorter huge integers fail the range checks.
+                raise Rejected(Reason.OUT_OF_RANGE, "an integer with thousands of digits") from None
             raise Rejected(Reason.INVALID_JSON, "payload is not valid JSON") from None
         if not isinstance(document, dict):
             raise Rejected(Reason.NOT_OBJECT, "payload must be a JSON object")
+        # Cheap first: fewer brackets than the limit cannot nest deeper than it.
+        if text.count("{") + text.count("[") > MAX_DEPTH and _depth(document) > MAX_DEPTH:
+            raise Rejected(Reason.OVERSIZED, f"nested deeper than {MAX_DEPTH} levels")
         if asset.mqtt is not None:
             values, raw_ts = _extract_mapped(asset.mqtt, document)
         else:
@@ -132,6 +148,25 @@ def _refuse_constant(name: str) -> float:
 _JSON = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
+def _depth(document: object) -> int:
+    """Deepest nesting of objects and arrays, without recursion (the document is untrusted)."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(document, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            children: Iterable[object] = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
 def _plausible_id(text: str) -> bool:
     return ASSET_ID_RE.match(text) is not None
 
@@ -149,9 +184,10 @@ def _extract_mapped(
                 values[name] = raw
                 continue
             raise Rejected(Reason.WRONG_TYPE, f"{mapping.path} must be a number")
-        scaled = float(raw) * mapping.scale
+        scaled = as_float(mapping.path, raw) * mapping.scale
         if not math.isfinite(scaled):
-            raise Rejected(Reason.NOT_FINITE, f"{mapping.path} is not a finite number")
+            # A finite JSON number (JSON has no others) beyond float's range once scaled.
+            raise Rejected(Reason.OUT_OF_RANGE, f"{mapping.path} times its scale above 1e308")
         values[name] = scaled
     raw_ts: object = None
     if source.ts_path is not None:

@@ -13,6 +13,7 @@ reading, and the broker keeps the messages in our session (back-pressure, not lo
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from adapters.contract.reading import Reading
+from gridcoord.ingest.backoff import Backoff
 from gridcoord.storage.base import Store, StoreRejected, StoreUnavailable
 from gridcoord.storage.points import Point, reading_to_point
 from gridcoord.storage.spool import Spool, SpoolFull
@@ -91,10 +93,9 @@ class IngestPipeline:
         self._batch_size = batch_size
         self._flush_interval_s = flush_interval_s
         self._max_queued = max_queued
-        self._retry_min_s = retry_min_s
-        self._retry_max_s = retry_max_s
-        self._retry_delay = retry_min_s
-        self._next_attempt = 0.0
+        self._backoff = Backoff(retry_min_s, retry_max_s)
+        self._failures_unlogged = 0
+        self._last_failure_log = -math.inf
         self.stats = IngestStats()
         # The hot path (one call per MQTT message) is a locked list append; the writer swaps
         # the whole list out. A queue.Queue costs a condition notify per item.
@@ -157,6 +158,11 @@ class IngestPipeline:
         self._store.close()
 
     @property
+    def writer_alive(self) -> bool:
+        """False once the writer thread has ended without being closed (watchdog)."""
+        return self._closed or self._worker.is_alive()
+
+    @property
     def store_available(self) -> bool:
         """False while writes are going to the spool."""
         return self._spool.batches_pending == 0
@@ -168,7 +174,7 @@ class IngestPipeline:
             timeout = self._flush_interval_s
             if self._spool.batches_pending:
                 # Come back in time for the next replay attempt.
-                timeout = min(timeout, max(0.01, self._next_attempt - time.monotonic()))
+                timeout = min(timeout, max(0.01, self._backoff.next_attempt - time.monotonic()))
             self._wake.wait(timeout)
             self._wake.clear()
             with self._lock:
@@ -196,7 +202,8 @@ class IngestPipeline:
             except SpoolFull:
                 # Neither store nor disk can take it: hold it, stop taking more, retry later.
                 log.error("store unavailable and spool full: holding %d readings", len(points))
-                time.sleep(min(self._retry_delay, 5.0))  # back-off wait, not synchronisation
+                wait = self._backoff.next_attempt - time.monotonic()
+                time.sleep(min(max(wait, 0.05), 5.0))  # back-off wait, not synchronisation
                 self._replay(force=False)
         for _, on_durable in batch:
             if on_durable is not None:
@@ -206,16 +213,17 @@ class IngestPipeline:
             self._progress.notify_all()
 
     def _write_or_spool(self, points: list[Point]) -> None:
-        if not self._spool.batches_pending and time.monotonic() >= self._next_attempt:
+        if not self._spool.batches_pending and self._backoff.due(time.monotonic()):
             try:
                 self._store.write(points)
             except StoreUnavailable as exc:
                 self._store_failed(exc)
             except StoreRejected as exc:
+                self._backoff.succeeded()  # it answered
                 self._dead_letter_batch(points, exc)
                 return
             else:
-                self._retry_delay = self._retry_min_s
+                self._store_succeeded()
                 self.stats.add("written", len(points))
                 return
         try:
@@ -230,8 +238,8 @@ class IngestPipeline:
         self.stats.add("spooled", len(points))
 
     def _replay(self, *, force: bool) -> None:
-        """Send spooled batches oldest first; stop at the first failure."""
-        if not force and time.monotonic() < self._next_attempt:
+        """Send spooled batches oldest first; at a failure, wait out the backoff and go on."""
+        if not force and not self._backoff.due(time.monotonic()):
             return
         while (points := self._spool.peek_oldest()) is not None:
             try:
@@ -240,20 +248,34 @@ class IngestPipeline:
                 self._store_failed(exc)
                 return
             except StoreRejected as exc:
+                self._backoff.succeeded()  # it answered
                 self._dead_letter_batch(points, exc)
             else:
+                self._store_succeeded()
                 self.stats.add("replayed", len(points))
             self._spool.ack_oldest()
             if self._spool.batches_pending == 0:
                 log.info("store is back; spool replayed")
-        self._retry_delay = self._retry_min_s
 
     def _store_failed(self, exc: StoreUnavailable) -> None:
         self.stats.add("store_failures", 1)
-        if self._retry_delay == self._retry_min_s:
-            log.warning("store unavailable (%s); spooling to disk", exc)
-        self._next_attempt = time.monotonic() + self._retry_delay
-        self._retry_delay = min(self._retry_delay * 2, self._retry_max_s)
+        now = time.monotonic()
+        delay = self._backoff.failed(now)
+        self._failures_unlogged += 1
+        # One line a minute at most: a flaky store fails often, a log must stay readable.
+        if now - self._last_failure_log >= 60.0:
+            log.warning(
+                "store unavailable (%s); spooling to disk, next attempt in %.1f s "
+                "(%d failed writes since the last report)",
+                exc,
+                delay,
+                self._failures_unlogged,
+            )
+            self._last_failure_log = now
+            self._failures_unlogged = 0
+
+    def _store_succeeded(self) -> None:
+        self._backoff.succeeded()
 
     def _dead_letter_batch(self, points: Sequence[Point], exc: StoreRejected) -> None:
         """Keep what the store refused on disk for an operator; the rest of the batch is stored."""

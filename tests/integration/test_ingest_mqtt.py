@@ -8,148 +8,19 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gridcoord.local_broker import LocalBroker
-from tests.fixtures.gridcoord_process import GridcoordProcess
 from tests.fixtures.influx import InfluxdServer, VictoriaMetricsServer
-from tests.fixtures.mosquitto import FIELD_USER, mosquitto_pub_command, service_env
+from tests.fixtures.ingest_rig import T0, Rig, eventually, mosquitto_pub, payloads
+from tests.fixtures.mosquitto import FIELD_USER
 
 pytestmark = pytest.mark.integration
-
-ASSETS = [f"pv-{i:04d}" for i in range(1, 11)]
-CITY = (
-    """\
-zones:
-  - {id: lt-01, capacity_kw: 630}
-assets:
-"""
-    + "".join(f"  - {{id: {a}, kind: pv, zone: lt-01, rated_kw: 10}}\n" for a in ASSETS)
-    + """\
-  - {id: charger-001, kind: charger, zone: lt-01, rated_kw: 11}
-"""
-)
-T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
-
-
-@dataclass
-class Rig:
-    """One test's world: a broker, an InfluxDB 1.6 database, and the gridcoord processes."""
-
-    tmp: Path
-    broker: LocalBroker
-    influx: InfluxdServer
-    database: str
-    config: Path
-    started: list[GridcoordProcess] = field(default_factory=list)
-
-    def env(self) -> dict[str, str]:
-        return {
-            "GRIDCOORD_MQTT__HOST": "127.0.0.1",
-            "GRIDCOORD_MQTT__PORT": str(self.broker.port),
-            **service_env(self.broker),
-            "GRIDCOORD_STORAGE__FLUSH_INTERVAL_S": "0.2",
-            "GRIDCOORD_STORAGE__KIND": "influxdb",
-            "GRIDCOORD_INFLUXDB__API": "v1",
-            "GRIDCOORD_INFLUXDB__URL": self.influx.url,
-            "GRIDCOORD_INFLUXDB__DATABASE": self.database,
-            "GRIDCOORD_INFLUXDB__TIMEOUT_S": "2",
-            "GRIDCOORD_PLANNING__ENABLED": "false",
-        }
-
-    def start(self, name: str = "gc", **env: str) -> GridcoordProcess:
-        """Start `gridcoord run` (work dir and spool under `name`) and wait until connected."""
-        workdir = self.tmp / name
-        settings = {**self.env(), "GRIDCOORD_STORAGE__SPOOL_DIR": str(workdir / "spool"), **env}
-        proc = GridcoordProcess(self.config, settings, workdir)
-        self.started.append(proc.start())
-        proc.wait_connected()
-        return proc
-
-    def publish_all(self, start: int, count: int) -> int:
-        return publish_all(self.broker, start, count)
-
-    def stored(self) -> int:
-        """Stored power readings; 0 until the store has created the database."""
-        try:
-            return self.influx.count("telemetry", "power_w", self.database)
-        except AssertionError as exc:
-            if "database not found" in str(exc):
-                return 0
-            raise
-
-    def wait_stored(self, expected: int, *, timeout: float = 60.0) -> int:
-        return eventually(self.stored, expected, timeout=timeout)
-
-
-@pytest.fixture
-def rig(
-    tmp_path: Path, mosquitto: LocalBroker, influxd_server: InfluxdServer, influx_database: str
-) -> Iterator[Rig]:
-    city = tmp_path / "city.yaml"
-    city.write_text(CITY, encoding="utf-8")
-    world = Rig(tmp_path, mosquitto, influxd_server, influx_database, city)
-    yield world
-    for proc in world.started:
-        proc.kill()
-
-
-def payloads(asset_index: int, start: int, count: int) -> list[str]:
-    """Distinct, valid readings: one per second of simulated time per asset."""
-    lines = []
-    for i in range(start, start + count):
-        ts = T0 + timedelta(seconds=i)
-        power = 100.0 + (i % 50) * 10 + asset_index
-        lines.append(json.dumps({"power_w": power, "ts": ts.isoformat()}))
-    return lines
-
-
-def mosquitto_pub(broker: LocalBroker, topic: str, lines: list[str]) -> None:
-    """Publish each line as one QoS 1 message with Debian's mosquitto_pub (not our client)."""
-    result = subprocess.run(
-        [*mosquitto_pub_command(broker), "-q", "1", "-t", topic, "-l"],
-        input="\n".join(lines) + "\n",
-        text=True,
-        capture_output=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-
-
-def publish_all(broker: LocalBroker, start: int, count: int) -> int:
-    """Publish `count` readings for every asset in parallel; return the number published."""
-    threads = [
-        threading.Thread(
-            target=mosquitto_pub,
-            args=(broker, f"gridcoord/telemetry/{asset}", payloads(i, start, count)),
-        )
-        for i, asset in enumerate(ASSETS)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return count * len(ASSETS)
-
-
-def eventually(check: Callable[[], int], expected: int, *, timeout: float = 60.0) -> int:
-    """Poll a store count until it reaches `expected` (stores offer no event to await)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found >= expected or time.monotonic() > deadline:
-            return found
-        time.sleep(0.2)
 
 
 def test_mosquitto_pub_reading_lands_in_influxdb_v1(rig: Rig) -> None:
