@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 CONFIG ?= config/wolfsburg.yaml
 
-.PHONY: run demo test lint unit bench clean broker-config
+.PHONY: run demo test lint unit bench clean broker-config docs
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ lint: $(BIN)/.installed
 broker-config: $(BIN)/.installed
 	$(BIN)/gridcoord broker-config --config $(CONFIG) --out config/mosquitto \
 	  --broker-dir /mosquitto/config --data-dir /mosquitto/data $(ROTATE)
+
+## docs: regenerate docs/configuration.md, docs/schemas/ and the command reference in docs/cli.md
+docs: $(BIN)/.installed
+	$(BIN)/python scripts/gen_docs.py
 
 bench: $(BIN)/.installed
 	bash scripts/ensure-services.sh all

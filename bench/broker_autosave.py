@@ -1,5 +1,4 @@
-"""What Mosquitto's autosave setting costs and what it keeps: acknowledged QoS 1 rate and loss
-after `kill -9`.
+"""Mosquitto's autosave setting: acknowledged QoS 1 rate, and what survives `kill -9`.
 
 For each setting a real Mosquitto (the loopback broker's configuration, only the autosave lines
 changed) holds a persistent MQTT 5 session for an absent subscriber (gridcoord away); one
@@ -53,6 +52,7 @@ class Broker(LocalBroker):
         self._autosave = (on_changes, interval)
 
     def conf_text(self) -> str:
+        """The loopback broker's configuration with this case's autosave lines."""
         on_changes, interval = self._autosave
         lines = [
             line
@@ -64,7 +64,7 @@ class Broker(LocalBroker):
 
 
 def subscriber(broker: LocalBroker) -> tuple[paho.Client, list[int]]:
-    """gridcoord's persistent session: connected, subscribed; counts what it receives."""
+    """Gridcoord's persistent session: connected, subscribed; counts what it receives."""
     client = paho.Client(
         CallbackAPIVersion.VERSION2, "bench-gc", protocol=MQTTProtocolVersion.MQTTv5
     )
@@ -86,6 +86,7 @@ def subscriber(broker: LocalBroker) -> tuple[paho.Client, list[int]]:
 def run_case(
     label: str, on_changes: bool, interval: int, messages: int, tmp: Path
 ) -> dict[str, object]:
+    """One table row: a broker with this autosave setting, measured, then stopped."""
     broker = Broker(tmp / "mosquitto", on_changes, interval)
     broker.start()
     try:
@@ -95,6 +96,7 @@ def run_case(
 
 
 def measure(broker: LocalBroker, label: str, messages: int) -> dict[str, object]:
+    """Queue `messages` for the absent subscriber, kill -9 the broker, count what came back."""
     client, _ = subscriber(broker)
     client.disconnect()
     client.loop_stop()
@@ -129,6 +131,7 @@ def measure(broker: LocalBroker, label: str, messages: int) -> dict[str, object]
 
 
 def main() -> None:
+    """Run every case and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=30_000)
     parser.add_argument("--only", default="", help="Run only cases whose label contains this.")

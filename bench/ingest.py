@@ -36,12 +36,14 @@ from tests.fixtures.ports import find_binary, free_port  # noqa: E402
 
 
 def city_yaml(assets: list[str]) -> str:
+    """A configuration with one transformer and a meter per asset id."""
     lines = ["zones:", "  - {id: lt-01, capacity_kw: 630}", "assets:"]
     lines += [f"  - {{id: {a}, kind: meter, zone: lt-01, rated_kw: 30}}" for a in assets]
     return "\n".join(lines) + "\n"
 
 
 def payload_lines(index: int, count: int, t0: datetime) -> str:
+    """`count` contract payloads for one meter, one per line (for `mosquitto_pub -l`)."""
     out = []
     for i in range(count):
         ts_ms = int((t0 + timedelta(milliseconds=i * 10)).timestamp() * 1000)
@@ -54,6 +56,7 @@ def payload_lines(index: int, count: int, t0: datetime) -> str:
 def run_case(
     store: str, instances: int, readings: int, assets: int, workdir: Path
 ) -> dict[str, float | int | str]:
+    """Publish `readings` readings to `instances` gridcoord processes; one table row."""
     names = [f"meter-{i:04d}" for i in range(assets)]
     city = workdir / "city.yaml"
     city.write_text(city_yaml(names), encoding="utf-8")
@@ -174,6 +177,7 @@ def _sqlite_count(path: Path) -> int:
 
 
 def main() -> None:
+    """Run the benchmark and print its table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readings", type=int, default=600_000)
     parser.add_argument("--assets", type=int, default=40)

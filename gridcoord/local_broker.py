@@ -46,11 +46,16 @@ def port_open(host: str, port: int) -> bool:
 class LocalBroker:
     """A mosquitto process on 127.0.0.1:port with its files and data in `data_dir`.
 
-    Args:
-        port: TCP port on 127.0.0.1.
-        data_dir: configuration, password and ACL files, persistence and log.
-        accounts: who may log in and do what (`for_config` derives them from a deployment).
-        listener_options: extra lines for the listener (TLS files, `require_certificate`).
+    Parameters
+    ----------
+    port
+        TCP port on 127.0.0.1.
+    data_dir
+        configuration, password and ACL files, persistence and log.
+    accounts
+        who may log in and do what (`for_config` derives them from a deployment).
+    listener_options
+        extra lines for the listener (TLS files, `require_certificate`).
     """
 
     def __init__(
@@ -70,13 +75,15 @@ class LocalBroker:
     def for_config(cls, port: int, data_dir: Path, config: Config) -> LocalBroker:
         """The broker for one deployment: its accounts, credentials kept in `data_dir`.
 
-        Raises:
-            ValueError: the asset list cannot become broker accounts (named field or file).
+        Raises
+        ------
+        ValueError
+            the asset list cannot become broker accounts (named field or file).
         """
         return cls(port, data_dir, accounts_for(config, data_dir))
 
     def conf_text(self) -> str:
-        """This broker's mosquitto.conf."""
+        """Text of the mosquitto.conf this broker runs with."""
         data = self.data_dir.resolve()
         return mosquitto_conf(
             listeners=[Listener(self.port, "127.0.0.1", self.listener_options)],
@@ -94,8 +101,10 @@ class LocalBroker:
     def start(self, timeout: float = 10.0) -> None:
         """Write the files, start mosquitto and wait until it accepts connections.
 
-        Raises:
-            RuntimeError: mosquitto is not installed or did not come up (with the reason).
+        Raises
+        ------
+        RuntimeError
+            mosquitto is not installed or did not come up (with the reason).
         """
         binary = find_mosquitto()
         if binary is None:

@@ -95,13 +95,19 @@ class TelemetryDecoder:
     def decode(self, topic: str, payload: bytes, *, now: datetime) -> Reading:
         """Validate one message.
 
-        Args:
-            topic: the MQTT topic it arrived on.
-            payload: raw bytes.
-            now: receive time, aware UTC; used when the message carries no `ts`.
+        Parameters
+        ----------
+        topic
+            the MQTT topic it arrived on.
+        payload
+            raw bytes.
+        now
+            receive time, aware UTC; used when the message carries no `ts`.
 
-        Raises:
-            Rejected: with the reason code; the caller counts and reports it.
+        Raises
+        ------
+        Rejected
+            with the reason code; the caller counts and reports it.
         """
         _, asset = self.asset_for_topic(topic)
         if asset is None:

@@ -56,7 +56,7 @@ def write_private(path: Path, text: str, mode: int = 0o600) -> None:
 
 
 def csv_text(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
-    """CSV with a header line, `\\n` line ends."""
+    """CSV with a header line and Unix line ends."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
@@ -65,7 +65,7 @@ def csv_text(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
 
 
 def device_passwords(path: Path, asset_ids: list[str], *, rotate: bool) -> dict[str, str]:
-    """asset id → password: the kept one from `path` (unless `rotate`), else a new one.
+    """Asset id → password: the kept one from `path` (unless `rotate`), else a new one.
 
     Assets no longer configured are dropped; the file is rewritten with exactly `asset_ids`.
     """
@@ -79,7 +79,7 @@ def device_passwords(path: Path, asset_ids: list[str], *, rotate: bool) -> dict[
 def service_passwords(
     path: Path, given: Mapping[str, str | None], *, rotate: bool
 ) -> dict[str, str]:
-    """username → password for the service accounts.
+    """Username → password for the service accounts.
 
     A password `given` (from the environment) is used as is and never written to disk; an
     absent one is kept from `path` or generated there. `path` holds only generated ones.

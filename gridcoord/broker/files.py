@@ -51,7 +51,7 @@ class Accounts:
 
     @property
     def service_password(self) -> str:
-        """gridcoord's own password."""
+        """Gridcoord's own password."""
         return self.passwords[self.service_user]
 
     def password(self, username: str) -> str:
@@ -60,7 +60,7 @@ class Accounts:
 
 
 def service_username(config: Config) -> str:
-    """gridcoord's own broker account: `mqtt.username`, else `gridcoord`.
+    """Gridcoord's own broker account: `mqtt.username`, else `gridcoord`.
 
     Raises
     ------

@@ -63,7 +63,7 @@ def passwd_text(passwords: Mapping[str, str]) -> str:
 
 
 def parse_passwd(text: str) -> dict[str, str]:
-    """username → encoded hash of a password file (comments and blank lines skipped)."""
+    """Username → encoded hash of a password file (comments and blank lines skipped)."""
     users: dict[str, str] = {}
     for line in text.splitlines():
         line = line.strip()

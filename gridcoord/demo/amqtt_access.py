@@ -26,6 +26,8 @@ class PasswdAuth(BaseAuthPlugin):  # type: ignore[misc]  # amqtt is untyped
 
     @dataclass
     class Config:
+        """amqtt's plugin settings: the Mosquitto password file."""
+
         password_file: str = ""
 
     def __init__(self, context: Any) -> None:
@@ -34,6 +36,7 @@ class PasswdAuth(BaseAuthPlugin):  # type: ignore[misc]  # amqtt is untyped
             self._users = parse_passwd(file.read())
 
     async def authenticate(self, *, session: Session) -> bool | None:
+        """True for a known user with the right password; False otherwise (no anonymous)."""
         encoded = self._users.get(session.username or "")
         return encoded is not None and verify_password(session.password or "", encoded)
 
@@ -43,6 +46,8 @@ class AclCheck(BaseTopicPlugin):  # type: ignore[misc]
 
     @dataclass
     class Config:
+        """amqtt's plugin settings: the Mosquitto ACL file."""
+
         acl_file: str = ""
 
     def __init__(self, context: Any) -> None:
@@ -68,6 +73,7 @@ class AclCheck(BaseTopicPlugin):  # type: ignore[misc]
         topic: str | None = None,
         action: Action | None = None,
     ) -> bool | None:
+        """True if the ACL lets this user publish to, subscribe to or receive `topic`."""
         user = session.username if session is not None else None
         if not user or not topic:
             return False

@@ -28,11 +28,16 @@ OnSetpoint = Callable[[str, bytes], None]
 class DeviceFleet:
     """One MQTT 3.1.1 connection per device on 127.0.0.1, all served by one thread.
 
-    Args:
-        port: broker port on 127.0.0.1.
-        passwords: asset id → its broker password.
-        setpoint_topics: asset id → the setpoint topic it subscribes to (chargers).
-        on_setpoint: ``(topic, payload)`` for every setpoint a device receives (fleet thread).
+    Parameters
+    ----------
+    port
+        broker port on 127.0.0.1.
+    passwords
+        asset id → its broker password.
+    setpoint_topics
+        asset id → the setpoint topic it subscribes to (chargers).
+    on_setpoint
+        ``(topic, payload)`` for every setpoint a device receives (fleet thread).
     """
 
     def __init__(
@@ -74,8 +79,10 @@ class DeviceFleet:
     def start(self, timeout_s: float = 30.0) -> None:
         """Connect every device and wait until each is logged in (and subscribed).
 
-        Raises:
-            RuntimeError: the broker refused a device or did not answer in time.
+        Raises
+        ------
+        RuntimeError
+            the broker refused a device or did not answer in time.
         """
         for client in self._clients.values():
             client.connect("127.0.0.1", self._port, keepalive=60)

@@ -113,5 +113,6 @@ class InFlight:
             return True
 
     def __len__(self) -> int:
+        """The number of packets not yet acknowledged."""
         with self._lock:
             return len(self._entries)

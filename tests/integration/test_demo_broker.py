@@ -1,5 +1,6 @@
 """The demo's fallback broker (amqtt in-process) is closed like Mosquitto: the same generated
-`passwd` and `acl`, no anonymous login, each device held to its own topics."""
+`passwd` and `acl`, no anonymous login, each device held to its own topics.
+"""
 
 from __future__ import annotations
 

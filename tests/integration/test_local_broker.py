@@ -154,9 +154,10 @@ def test_a_lost_session_is_a_warning_and_a_resumed_one_is_not(
 
 
 def test_a_broker_crash_keeps_what_it_acknowledged(mosquitto: LocalBroker, tmp_path: Path) -> None:
-    """kill -9 of Mosquitto right after it acknowledged 5,000 QoS 1 readings for an absent
+    """Kill -9 of Mosquitto right after it acknowledged 5,000 QoS 1 readings for an absent
     gridcoord: after a restart gridcoord stores them (the issue lost 13,565 of 30,000; the old
-    save every 5 s lost all 5,000 here)."""
+    save every 5 s lost all 5,000 here).
+    """
     city = tmp_path / "city.yaml"
     city.write_text(CITY)
     env = {

@@ -1,5 +1,6 @@
 """Broker authentication and TLS: gridcoord connects with credentials from the environment,
-over TLS verified against a CA, and never writes the password into its log."""
+over TLS verified against a CA, and never writes the password into its log.
+"""
 
 from __future__ import annotations
 
@@ -64,7 +65,8 @@ def issue(pki: Path, name: str, common_name: str, *, server: bool) -> tuple[Path
 @pytest.fixture
 def pki(tmp_path: Path) -> Path:
     """A test CA (`ca.crt`), a server certificate for 127.0.0.1, a device's client certificate
-    (CN = meter-0001) and an unrelated CA (`other-ca.crt`)."""
+    (CN = meter-0001) and an unrelated CA (`other-ca.crt`).
+    """
     pki = tmp_path / "pki"
     pki.mkdir()
     make_ca(pki, "ca")
