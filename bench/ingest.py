@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gridcoord.config import load_config  # noqa: E402
 from gridcoord.local_broker import LocalBroker  # noqa: E402
 from tests.fixtures.gridcoord_process import GridcoordProcess  # noqa: E402
 from tests.fixtures.influx import InfluxdServer  # noqa: E402
@@ -59,12 +60,14 @@ def run_case(
     names = [f"meter-{i:04d}" for i in range(assets)]
     city = workdir / "city.yaml"
     city.write_text(city_yaml(names), encoding="utf-8")
-    broker = LocalBroker(free_port(), workdir / "mosquitto")
+    broker = LocalBroker.for_config(free_port(), workdir / "mosquitto", load_config(city))
     broker.start()
     influx: InfluxdServer | None = None
     env = {
         "GRIDCOORD_MQTT__HOST": "127.0.0.1",
         "GRIDCOORD_MQTT__PORT": str(broker.port),
+        "GRIDCOORD_MQTT__USERNAME": broker.accounts.service_user,
+        "GRIDCOORD_MQTT__PASSWORD": broker.accounts.service_password,
         "GRIDCOORD_PLANNING__ENABLED": "false",  # ingest alone
     }
     if store == "influxdb-1.6":
@@ -106,7 +109,10 @@ def run_case(
     started = time.monotonic()
     publishers = [
         subprocess.Popen(
-            [pub, "-p", str(broker.port), "-q", "1", "-t", f"gridcoord/telemetry/{name}", "-l"],
+            [
+                *(pub, "-p", str(broker.port), "-q", "1", "-t", f"gridcoord/telemetry/{name}"),
+                *("-l", "-u", name, "-P", broker.accounts.password(name)),
+            ],
             stdin=subprocess.PIPE,
             text=True,
         )

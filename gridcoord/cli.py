@@ -177,6 +177,38 @@ def demo(
     raise typer.Exit(demo_command(hours=hours, speed=speed, json_output=json_output))
 
 
+@app.command("broker-config")
+def broker_config(
+    config: ConfigOption,
+    out: Annotated[Path, typer.Option("--out", help="Directory for the broker's files.")],
+    rotate: Annotated[
+        bool, typer.Option("--rotate", help="New passwords instead of the kept ones.")
+    ] = False,
+    broker_dir: Annotated[
+        str | None,
+        typer.Option("--broker-dir", help="--out as the broker sees it (e.g. /mosquitto/config)."),
+    ] = None,
+    data_dir: Annotated[
+        str | None,
+        typer.Option("--data-dir", help="The broker's persistence directory as it sees it."),
+    ] = None,
+) -> None:
+    """Mosquitto passwd, acl, mosquitto.conf and device credentials from the asset list."""
+    from pathlib import PurePosixPath
+
+    from gridcoord.broker.command import broker_config_command
+
+    raise typer.Exit(
+        broker_config_command(
+            config,
+            out,
+            rotate=rotate,
+            broker_dir=PurePosixPath(broker_dir) if broker_dir else None,
+            data_dir=PurePosixPath(data_dir) if data_dir else None,
+        )
+    )
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

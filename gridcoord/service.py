@@ -14,15 +14,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import SecretStr
+
 from adapters.contract.reading import Reading
 from adapters.contract.validation import Reason, Rejected
 from adapters.modbus.poller import ModbusPoller
 from adapters.mqtt.client import Message, MqttSession
+from adapters.mqtt.settings import Mqtt
 from adapters.mqtt.telemetry import UNKNOWN_ASSET, TelemetryDecoder
 from adapters.ocpp.credentials import CredentialsError
 from adapters.ocpp.server import OcppServer
 from gridcoord.api.metrics import Instruments
 from gridcoord.api.overrides import OverrideBook
+from gridcoord.broker.credentials import DEVICE_FILE
 from gridcoord.config import Config, load_config
 from gridcoord.config_errors import ConfigError
 from gridcoord.forecast.subscription import decode_forecast, forecast_topic_filter
@@ -235,14 +239,13 @@ class Service:
 
         mqtt = self.config.mqtt
         if mqtt.host is None and port_open("127.0.0.1", mqtt.port):
-            log.info("no broker configured: using the one already on 127.0.0.1:%d", mqtt.port)
+            log.info(
+                "no broker configured: using the one already on 127.0.0.1:%d "
+                "(logging in with mqtt.username/password)",
+                mqtt.port,
+            )
         elif mqtt.host is None:
-            self.broker = LocalBroker(mqtt.port, Path("var/mosquitto"))
-            try:
-                self.broker.start()
-            except RuntimeError as exc:
-                raise StartupError(str(exc)) from None
-            log.info("no broker configured: started mosquitto on 127.0.0.1:%d", mqtt.port)
+            mqtt = self._start_local_broker()
         raw_store = self.store = open_store(self.config)
         store = TimedStore(raw_store, self.instruments.store_write.observe)
         storage = self.config.storage
@@ -272,6 +275,29 @@ class Service:
             "ingesting %d assets into the %s store",
             len(self.config.assets),
             storage.kind.value,
+        )
+
+    def _start_local_broker(self) -> Mqtt:
+        """Start the loopback broker; return the MQTT settings that log in to it."""
+        mqtt = self.config.mqtt
+        data_dir = Path("var/mosquitto")
+        try:
+            self.broker = LocalBroker.for_config(mqtt.port, data_dir, self.config)
+            self.broker.start()
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise StartupError(f"local broker: {exc}") from None
+        accounts = self.broker.accounts
+        log.info(
+            "no broker configured: started mosquitto on 127.0.0.1:%d (no anonymous access; "
+            "device credentials in %s)",
+            mqtt.port,
+            data_dir / DEVICE_FILE,
+        )
+        return mqtt.model_copy(
+            update={
+                "username": accounts.service_user,
+                "password": SecretStr(accounts.service_password),
+            }
         )
 
     def _start_watchdog(self, loop: asyncio.AbstractEventLoop) -> None:

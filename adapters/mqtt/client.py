@@ -118,11 +118,12 @@ class MqttSession:
         self._connected = threading.Event()
         self._stopping = False
         self._unreachable_logged = False
+        self._client_id = settings.client_id + client_id_suffix
         self._thread: threading.Thread | None = None
         self._connections = 0
         client = _Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=settings.client_id + client_id_suffix,
+            client_id=self._client_id,
             protocol=MQTTProtocolVersion.MQTTv5,
             manual_ack=True,
         )
@@ -230,6 +231,17 @@ class MqttSession:
             self._settings.port,
             "resumed" if flags.session_present else "new",
         )
+        if not flags.session_present:
+            # Expected on the very first start only. Otherwise the broker lost our session
+            # (expired, restarted without persistence, or crashed before its last autosave).
+            log.warning(
+                "the broker has no session for client id %r: telemetry published while we "
+                "were away was not queued for us and may be lost (expected on the first start "
+                "only; otherwise the session expired after mqtt.session_expiry_s=%d s or the "
+                "broker lost its persistence, see README, Broker settings)",
+                self._client_id,
+                self._settings.session_expiry_s,
+            )
         options = SubscribeOptions(qos=1)
         result, _ = client.subscribe([(topic, options) for topic in self._subscriptions])
         if result != MQTTErrorCode.MQTT_ERR_SUCCESS:

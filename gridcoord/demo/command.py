@@ -80,12 +80,13 @@ def demo_command(hours: float | None, speed: float, json_output: bool) -> int:
             file=sys.stderr,
         )
         return 1
+    settings = DemoSettings(start=DEMO_START, hours=hours, speed=speed)
+    demo_run = DemoRun(settings, store_path, say)
     try:
-        broker = start_broker(DATA_DIR, choice)
-    except RuntimeError as exc:
+        broker = start_broker(DATA_DIR, choice, demo_run.config)
+    except (RuntimeError, ValueError) as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 1
-    settings = DemoSettings(start=DEMO_START, hours=hours, speed=speed)
     say(
         f"gridcoord demo: {settings.chargers} chargers in a simulated Wolfsburg-like city, "
         f"broker {broker.name} on 127.0.0.1:{broker.port}, embedded store {store_path}; "
@@ -93,7 +94,7 @@ def demo_command(hours: float | None, speed: float, json_output: bool) -> int:
         f"{'full speed' if speed == 0 else f'{speed:g}x'}; no dashboard yet"
     )
     try:
-        result = DemoRun(settings, broker.port, store_path, say).run(stop)
+        result = demo_run.run(stop, broker.port, broker.accounts)
     finally:
         broker.stop()
     print(json.dumps(result.as_json()) if json_output else summary(result), file=real_stdout)

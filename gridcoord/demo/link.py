@@ -29,10 +29,18 @@ class DemoClient:
         topic filters, subscribed with QoS 1 on connect.
     on_message
         ``(topic, payload)``; must be quick.
+    credentials
+        ``(username, password)`` to log in with.
     """
 
     def __init__(
-        self, port: int, client_id: str, subscriptions: list[str], on_message: OnMessage
+        self,
+        port: int,
+        client_id: str,
+        subscriptions: list[str],
+        on_message: OnMessage,
+        *,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
         self._subscribed = threading.Event()
         self._subscriptions = subscriptions
@@ -41,6 +49,8 @@ class DemoClient:
             client_id=client_id,
             protocol=MQTTProtocolVersion.MQTTv311,
         )
+        if credentials is not None:
+            client.username_pw_set(*credentials)
         client.max_queued_messages_set(0)
         client.max_inflight_messages_set(1000)
         client.on_connect = self._connected

@@ -36,10 +36,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from adapters.contract.reading import Reading
 from adapters.contract.validation import build_reading
+from gridcoord.broker.files import Accounts
 from gridcoord.config import Config
-from gridcoord.demo.link import DemoClient
+from gridcoord.demo.fleet import DeviceFleet
 from gridcoord.outcomes import DispatchOutcome, PlanOutcome
 from gridcoord.service import Service
 from gridcoord.service_thread import ServiceThread
@@ -120,8 +123,6 @@ class DemoRun:
     ----------
     settings
         what to simulate.
-    port
-        the broker's port on 127.0.0.1.
     store_path
         the embedded store's file (its directory also holds the spool).
     say
@@ -129,7 +130,7 @@ class DemoRun:
     """
 
     def __init__(
-        self, settings: DemoSettings, port: int, store_path: Path, say: Callable[[str], None]
+        self, settings: DemoSettings, store_path: Path, say: Callable[[str], None]
     ) -> None:
         self.settings = settings
         self._say = say
@@ -140,7 +141,7 @@ class DemoRun:
             **self.layout.config(),
             mqtt={
                 "host": "127.0.0.1",
-                "port": port,
+                "port": 1883,  # the broker's port is known in `run`
                 "topic_prefix": settings.prefix,
                 "client_id": "gridcoord-demo",
             },
@@ -161,17 +162,46 @@ class DemoRun:
         self.floor_overloads = 0  # zone-minutes whose floors alone exceeded the headroom
         self._floor_zones: set[str] = set()
         self._city_lock = threading.Lock()
-        self.service = Service(self.config, clock=self._clock, scheduled=False)
-        self.service.add_reading_listener(self._on_reading)
-        self._devices = DemoClient(
-            port, "demo-devices", [f"{settings.prefix}/setpoint/+"], self._on_setpoint
-        )
 
     # --- the run -------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event) -> DemoResult:
-        """Tick until ``hours`` have passed or ``stop`` is set; return the KPIs."""
+    def run(self, stop: threading.Event, port: int, accounts: Accounts) -> DemoResult:
+        """Tick until ``hours`` have passed or ``stop`` is set; return the KPIs.
+
+        Parameters
+        ----------
+        stop
+            set to end the run after the current tick.
+        port
+            the broker's port on 127.0.0.1.
+        accounts
+            the broker's accounts for ``self.config`` (each device logs in as
+            itself, the coordinator's side as gridcoord).
+        """
         settings = self.settings
+        prefix = settings.prefix
+        # The service logs in as gridcoord; each device as itself (the broker's ACL holds
+        # every login to its own topics, as in production).
+        mqtt = self.config.mqtt.model_copy(
+            update={
+                "port": port,
+                "username": accounts.service_user,
+                "password": SecretStr(accounts.service_password),
+            }
+        )
+        self.config = self.config.model_copy(update={"mqtt": mqtt})
+        self.service = Service(self.config, clock=self._clock, scheduled=False)
+        self.service.add_reading_listener(self._on_reading)
+        chargers = {c.id for c in self.layout.chargers}
+        devices = {
+            user.name: accounts.password(user.name) for user in accounts.users if user.device
+        }
+        self._devices = DeviceFleet(
+            port,
+            devices,
+            {a: f"{prefix}/setpoint/{a}" for a in devices if a in chargers},
+            self._on_setpoint,
+        )
         self._seed_history()
         runner = ServiceThread(self.service).start()
         planning = self.service.planning
@@ -266,7 +296,9 @@ class DemoRun:
             telemetry = self.city.telemetry()
         for asset_id, payload in telemetry.items():
             self._devices.publish(
-                f"{self.settings.prefix}/telemetry/{asset_id}", json.dumps(payload).encode()
+                asset_id,
+                f"{self.settings.prefix}/telemetry/{asset_id}",
+                json.dumps(payload).encode(),
             )
         return self._wait(lambda: self._readings >= self._expected, "telemetry")
 
