@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from gridcoord.broker.files import Accounts
 from gridcoord.local_broker import LocalBroker
 from tests.fixtures.gridcoord_process import GridcoordProcess
 from tests.fixtures.influx import InfluxdServer
+from tests.fixtures.mosquitto import FIELD_USER, rig_accounts
 from tests.fixtures.ports import find_binary, free_port
 
 pytestmark = pytest.mark.integration
@@ -30,17 +32,9 @@ CITY = "assets:\n  - {id: meter-0001, kind: meter, rated_kw: 30}\n"
 @pytest.fixture
 def auth_broker(tmp_path: Path) -> Iterator[LocalBroker]:
     """Mosquitto with a password file and no anonymous access."""
-    passwd = tmp_path / "passwd"
-    passwd.touch()
-    subprocess.run(
-        [find_binary("mosquitto_passwd"), "-b", str(passwd), "gridcoord", BROKER_PASSWORD],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
-    broker = LocalBroker(
-        free_port(), tmp_path / "mosquitto", ["allow_anonymous false", f"password_file {passwd}"]
-    )
+    rig = rig_accounts()
+    accounts = Accounts(rig.users, {**rig.passwords, "gridcoord": BROKER_PASSWORD}, "gridcoord")
+    broker = LocalBroker(free_port(), tmp_path / "mosquitto", accounts)
     broker.start()
     yield broker
     broker.stop()
@@ -71,8 +65,9 @@ def _publish(broker: LocalBroker, payload: dict[str, float]) -> None:
     subprocess.run(
         [
             find_binary("mosquitto_pub"),
-            *("-h", "127.0.0.1", "-p", str(broker.port), "-u", "gridcoord"),
-            *("-P", BROKER_PASSWORD, "-q", "1", "-t", "gridcoord/telemetry/meter-0001"),
+            *("-h", "127.0.0.1", "-p", str(broker.port), "-u", FIELD_USER),
+            *("-P", broker.accounts.password(FIELD_USER)),
+            *("-q", "1", "-t", "gridcoord/telemetry/meter-0001"),
             *("-m", json.dumps(payload)),
         ],
         check=True,

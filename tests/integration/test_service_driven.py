@@ -22,7 +22,11 @@ from gridcoord.service import Service
 from gridcoord.service_thread import ServiceThread
 from gridcoord.storage.base import StoreUnavailable
 from gridcoord.storage.embedded import EmbeddedStore
+from tests.fixtures.mosquitto import FIELD_USER, rig_accounts
 from tests.fixtures.service_thread import Watcher
+
+_RIG = rig_accounts()
+SERVICE_LOGIN = {"username": _RIG.service_user, "password": _RIG.service_password}
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +50,7 @@ def city(port: int, tmp_path: Path) -> Config:
             {"id": "charger-001", "kind": "charger", "zone": "lt-01", "rated_kw": 22.0},
             {"id": "charger-002", "kind": "charger", "zone": "lt-01", "rated_kw": 22.0},
         ],
-        mqtt={"host": "127.0.0.1", "port": port},
+        mqtt={"host": "127.0.0.1", "port": port, **SERVICE_LOGIN},
         storage={
             "kind": "embedded",
             "path": tmp_path / "store.sqlite3",
@@ -59,6 +63,7 @@ def city(port: int, tmp_path: Path) -> Config:
 def publish_round(port: int, now: datetime) -> None:
     """The meter and two plugged-in cars report at ``now`` (QoS 1, waited for)."""
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id="devices")
+    client.username_pw_set(FIELD_USER, _RIG.password(FIELD_USER))
     client.connect("127.0.0.1", port)
     client.loop_start()
     messages = [("meter-lt-01", {"power_w": 10_000.0})] + [

@@ -24,7 +24,11 @@ from gridcoord.storage.influx_v1 import InfluxV1Store
 from gridcoord.storage.points import Point, datetime_to_ns
 from gridcoord.timegrid import floor_slot
 from tests.fixtures.influx import InfluxdServer
+from tests.fixtures.mosquitto import rig_accounts
 from tests.fixtures.service_thread import ServiceThread, Watcher
+
+_RIG = rig_accounts()
+SERVICE_LOGIN = {"username": _RIG.service_user, "password": _RIG.service_password}
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +47,7 @@ def city(port: int, tmp_path: Path, **storage: Any) -> Config:
             {"id": "charger-001", "kind": "charger", "zone": "lt-01", "rated_kw": 11.0},
             {"id": "charger-002", "kind": "charger", "zone": "lt-01", "rated_kw": 11.0},
         ],
-        mqtt={"host": "127.0.0.1", "port": port},
+        mqtt={"host": "127.0.0.1", "port": port, **SERVICE_LOGIN},
         storage={"spool_dir": tmp_path / "spool", "flush_interval_s": 0.2, **storage},
     )
 

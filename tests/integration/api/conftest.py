@@ -21,6 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from gridcoord.local_broker import LocalBroker, find_mosquitto
 from tests.fixtures.gridcoord_process import GridcoordProcess
+from tests.fixtures.mosquitto import FIELD_USER, rig_accounts
 from tests.fixtures.ports import free_port
 
 CITY = """\
@@ -95,6 +96,7 @@ def hashed(token: str) -> str:
 def start_service(
     tmp: Path, *, mqtt_port: int, api_port: int, extra_env: dict[str, str] | None = None
 ) -> GridcoordProcess:
+    accounts = rig_accounts()
     config = tmp / "city.yaml"
     config.write_text(CITY)
     (tmp / "admin.hash").write_text(hashed(TOKENS["admin"]) + "\n")
@@ -106,6 +108,8 @@ def start_service(
     env = {
         "GRIDCOORD_MQTT__HOST": "127.0.0.1",
         "GRIDCOORD_MQTT__PORT": str(mqtt_port),
+        "GRIDCOORD_MQTT__USERNAME": accounts.service_user,
+        "GRIDCOORD_MQTT__PASSWORD": accounts.service_password,
         "GRIDCOORD_STORAGE__KIND": "embedded",
         "GRIDCOORD_STORAGE__PATH": str(tmp / "store.sqlite3"),
         "GRIDCOORD_STORAGE__SPOOL_DIR": str(tmp / "spool"),
@@ -125,7 +129,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService
     if find_mosquitto() is None:
         pytest.fail("mosquitto is not installed: run `make test` (installs it as root)")
     tmp = tmp_path_factory.mktemp("api")
-    broker = LocalBroker(free_port(), tmp / "mosquitto")
+    broker = LocalBroker(free_port(), tmp / "mosquitto", rig_accounts())
     broker.start()
     api_port = free_port()
     process = start_service(tmp, mqtt_port=broker.port, api_port=api_port)
@@ -139,6 +143,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService
             running.changed.notify_all()
 
     publisher.on_message = on_message
+    publisher.username_pw_set(FIELD_USER, broker.accounts.password(FIELD_USER))
     publisher.connect("127.0.0.1", broker.port)
     publisher.subscribe("gridcoord/setpoint/#", qos=1)
     publisher.loop_start()

@@ -14,7 +14,8 @@ from pathlib import Path
 import yaml
 
 from adapters.contract.reading import AssetKind, Reading
-from gridcoord.planning.coordinator import DispatchOutcome, PlanOutcome
+from gridcoord.outcomes import DispatchOutcome, PlanOutcome
+from gridcoord.storage.outcomes import plan_points, setpoint_points
 from gridcoord.storage.points import Point, reading_to_point
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -51,7 +52,7 @@ def written_points() -> list[Point]:
         overloads=[],
         limited={"charger-001": "plan"},
     )
-    return [reading_to_point(r) for r in readings] + plan.points() + dispatch.points()
+    return [reading_to_point(r) for r in readings] + plan_points(plan) + setpoint_points(dispatch)
 
 
 def dashboards() -> list[dict[str, object]]:

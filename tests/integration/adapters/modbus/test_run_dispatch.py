@@ -87,7 +87,11 @@ def test_planning_loop_setpoint_reaches_the_modbus_charger(
         deadline = time.monotonic() + 60
         while not (value := read_holding(port, 200)) and time.monotonic() < deadline:
             time.sleep(0.5)  # a register has no change event; poll it with a deadline
+        assert value, "no setpoint reached the charger's register"
         assert service.terminate() == 0
+        # Dispatch runs every second, so compare what the register holds once the service has
+        # stopped (its last write) with the last setpoint it stored.
+        value = read_holding(port, 200)
         # What the planning loop dispatched (stored, DESIGN 3.4) is what the charger holds:
         # power over 3 × 230 V, rounded down to the register's 0.1 A.
         store = EmbeddedStore(tmp_path / "store.sqlite3")
