@@ -154,12 +154,21 @@ class Asset(_Section):
         None, description="Own topic and payload mapping; the contract topic when absent."
     )
     modbus: ModbusSource | None = Field(None, description="Polled over Modbus TCP instead.")
+    gateway: str | None = Field(
+        None,
+        description="Gateway id that may also report this asset on `<prefix>/gateway/<id>`.",
+    )
     charger: ChargerSpec | None = Field(None, description="Charger details (kind: charger).")
 
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
         return _check_id(value)
+
+    @field_validator("gateway")
+    @classmethod
+    def _gateway_id(cls, value: str | None) -> str | None:
+        return None if value is None else _check_id(value)
 
     @model_validator(mode="after")
     def _charger_details(self) -> Self:
@@ -169,6 +178,8 @@ class Asset(_Section):
             raise ValueError("`charger` is only for assets of kind charger")
         if self.mqtt is not None and self.modbus is not None:
             raise ValueError("an asset is read over MQTT or Modbus, not both")
+        if self.gateway is not None and (self.mqtt is not None or self.modbus is not None):
+            raise ValueError("`gateway` is for assets on the contract topic (no mqtt/modbus)")
         return self
 
 

@@ -54,7 +54,16 @@ class Mqtt(_Section):
     reconnect_min_s: float = Field(0.5, gt=0, description="First reconnect delay [s].")
     reconnect_max_s: float = Field(30.0, gt=0, description="Longest reconnect delay [s].")
     max_payload_bytes: int = Field(
-        16384, ge=64, description="Telemetry payloads above this size are rejected [bytes]."
+        16384, ge=64, description="Single-reading payloads above this size are rejected [bytes]."
+    )
+    max_batch_bytes: int = Field(
+        262144,
+        ge=64,
+        le=16_777_216,
+        description="Batch payloads (an array, a gateway object) above this are rejected [bytes].",
+    )
+    max_batch_readings: int = Field(
+        1000, ge=1, le=100_000, description="Most readings one batch message may carry."
     )
     rejected_per_s: float = Field(
         10.0, ge=0, description="At most this many rejection notices published per second."
