@@ -247,10 +247,14 @@ class Decoded:
     rejected: list[ElementRejected]
 
 
+# A tuple, not `dict | list`: that expression builds a union object on every call (hot path).
+_CONTAINERS = (dict, list)
+
+
 def _check_element_depth(element: dict[str, object]) -> None:
     # An element sits one or two levels down in its message; a flat one cannot be too deep.
     for value in element.values():
-        if isinstance(value, dict | list):
+        if isinstance(value, _CONTAINERS):
             if _depth(element) > MAX_DEPTH - 2:
                 raise Rejected(Reason.OVERSIZED, f"nested deeper than {MAX_DEPTH} levels")
             return
