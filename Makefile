@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 CONFIG ?= config/wolfsburg.yaml
 
-.PHONY: run demo test lint unit bench clean
+.PHONY: run demo test lint unit bench docs clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ unit: $(BIN)/.installed
 ## lint: ruff, mypy and the import contracts (dependencies run one way, see pyproject.toml)
 lint: $(BIN)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/lint-imports
+
+## docs: regenerate docs/configuration.md, docs/schemas/ and the command reference in docs/cli.md
+docs: $(BIN)/.installed
+	$(BIN)/python scripts/gen_docs.py
 
 bench: $(BIN)/.installed
 	bash scripts/ensure-services.sh all

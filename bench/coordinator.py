@@ -30,6 +30,7 @@ START = datetime(2026, 1, 20, 12, 0, tzinfo=UTC)
 
 
 def main() -> None:
+    """Run the benchmark and print its table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=float, default=6.0)
     parser.add_argument("--chargers", type=int, default=300)

@@ -40,6 +40,7 @@ from gridcoord.timegrid import horizon_slots
 def city(
     chargers: int, seed: int
 ) -> tuple[list[ChargerLimit], list[ZoneLimit], dict[str, float], set[str], set[str]]:
+    """A random city of `chargers` chargers under feeders and substations, and its requests."""
     rng = np.random.default_rng(seed)
     substations = max(1, chargers // 2500)
     feeders = max(1, chargers // 25)
@@ -69,6 +70,7 @@ def city(
 
 
 def timed(fn: Callable[[], object], repeat: int) -> float:
+    """Median wall time of `repeat` calls [s]."""
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -78,6 +80,7 @@ def timed(fn: Callable[[], object], repeat: int) -> float:
 
 
 def main() -> None:
+    """Run the benchmark and print its table."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--chargers", type=int, nargs="+", default=[1000, 10000, 50000])
     parser.add_argument("--repeat", type=int, default=5)

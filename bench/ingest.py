@@ -45,6 +45,7 @@ from tests.fixtures.ports import find_binary, free_port  # noqa: E402
 
 
 def city_yaml(assets: list[str]) -> str:
+    """A configuration with one transformer and a meter per asset id."""
     lines = ["zones:", "  - {id: lt-01, capacity_kw: 630}", "assets:"]
     lines += [f"  - {{id: {a}, kind: meter, zone: lt-01, rated_kw: 30}}" for a in assets]
     return "\n".join(lines) + "\n"
@@ -124,6 +125,7 @@ def run_case(
     workdir: Path,
     deadline: float,
 ) -> dict[str, float | int | str]:
+    """Publish `readings` readings to `instances` gridcoord processes; one table row."""
     names = [f"meter-{i:04d}" for i in range(assets)]
     city = workdir / "city.yaml"
     city.write_text(city_yaml(names), encoding="utf-8")
@@ -239,6 +241,7 @@ def _sqlite_count(path: Path) -> int:
 
 
 def main() -> None:
+    """Run the benchmark and print its table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readings", type=int, default=200_000, help="single-reading cases")
     parser.add_argument(

@@ -42,6 +42,7 @@ from tests.fixtures.ports import free_port, wait_for_port  # noqa: E402
 
 
 def city_yaml(devices: int, gateways: int, interval: float) -> tuple[str, list[int]]:
+    """A configuration of `devices` Modbus meters behind `gateways` ports, and the ports."""
     ports: list[int] = []
     while len(ports) < gateways:  # free_port() may hand out the same free port twice
         port = free_port()
@@ -68,12 +69,13 @@ def city_yaml(devices: int, gateways: int, interval: float) -> tuple[str, list[i
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process from /proc [s]."""
+    """Utime + stime of a process from /proc [s]."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:
+    """The `q` quantile of `values` (NaN for none)."""
     if not values:
         return float("nan")
     ordered = sorted(values)
@@ -81,6 +83,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def measure(config: Path, seconds: float, sim_pid: int) -> dict[str, float]:
+    """Poll the configured devices for `seconds` and summarise the poll intervals seen."""
     settings = load_config(config)
     arrivals: dict[str, list[float]] = defaultdict(list)
     failures: list[Reason] = []
@@ -134,6 +137,7 @@ async def measure(config: Path, seconds: float, sim_pid: int) -> dict[str, float
 
 
 def main() -> int:
+    """Run the benchmark and print its table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--gateways", type=int, default=20)

@@ -62,6 +62,7 @@ def telemetry(count: int, assets: int = 2000) -> list[Point]:
 
 
 def timed(write: Callable[[Sequence[Point]], None], points: list[Point], batch: int) -> float:
+    """Wall time to write `points` in batches of `batch` [s]."""
     started = time.perf_counter()
     for first in range(0, len(points), batch):
         write(points[first : first + batch])
@@ -104,6 +105,7 @@ def outage(minutes: float, batch: int) -> None:
 
 
 def main() -> None:
+    """Run the benchmark and print its table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=5000)

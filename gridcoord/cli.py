@@ -1,4 +1,4 @@
-"""The `gridcoord` command line (DESIGN 3.1). Each command's work lives in its own module."""
+"""The `gridcoord` command line (docs/cli.md). Each command's work lives in its own module."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def run(config: ConfigOption) -> None:
 
 @app.command()
 def optimize(
-    problem: Annotated[Path, typer.Argument(help="Problem JSON (DESIGN 3.5).")],
+    problem: Annotated[Path, typer.Argument(help="Problem JSON (docs/optimizer.md).")],
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the schedule here, not stdout.")
     ] = None,

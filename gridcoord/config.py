@@ -41,6 +41,8 @@ class _Section(BaseModel):
 
 
 class Site(_Section):
+    """Where the grid is: location for the solar model, time zone for display."""
+
     name: str = Field("gridcoord", description="Display name of the deployment (not personal).")
     latitude: float = Field(52.42, ge=-90, le=90, description="Site latitude [degrees north].")
     longitude: float = Field(10.79, ge=-180, le=180, description="Site longitude [degrees east].")
@@ -61,11 +63,15 @@ class Site(_Section):
 
 
 class StorageKind(StrEnum):
+    """Which store readings, plans and setpoints go to."""
+
     EMBEDDED = "embedded"
     INFLUXDB = "influxdb"
 
 
 class Storage(_Section):
+    """Where data goes, and how it is batched and spooled on the way."""
+
     kind: StorageKind = Field(
         StorageKind.EMBEDDED, description="`embedded` (SQLite file) or `influxdb`."
     )
@@ -85,11 +91,15 @@ class Storage(_Section):
 
 
 class InfluxApi(StrEnum):
+    """Which InfluxDB write API to speak."""
+
     V1 = "v1"
     V2 = "v2"
 
 
 class InfluxDB(_Section):
+    """The InfluxDB (or API-compatible) server, for `storage.kind: influxdb`."""
+
     url: str = Field("http://127.0.0.1:8086", description="Base URL of the InfluxDB server.")
     api: InfluxApi = Field(
         InfluxApi.V2, description="`v2` (InfluxDB 2.x/3.x, influxdb-client) or `v1` (`/write`)."
@@ -120,6 +130,8 @@ class InfluxDB(_Section):
 
 
 class Zone(_Section):
+    """One node of the grid tree (a transformer or feeder) with its rating."""
+
     id: str = Field(description="Stable zone id (a transformer or feeder).")
     parent: str | None = Field(None, description="Zone this one hangs below, if any.")
     capacity_kw: float = Field(ge=0, description="Rating of the transformer or feeder [kW].")
@@ -132,6 +144,8 @@ class Zone(_Section):
 
 
 class ChargerSpec(_Section):
+    """How a charger is connected and what it must always be allowed."""
+
     type: ChargerType = Field(ChargerType.PUBLIC, description="Sets session defaults.")
     phases: Literal[1, 3] = Field(3, description="Connected phases.")
     voltage_v: float = Field(230.0, gt=0, description="Phase voltage [V].")
@@ -146,7 +160,9 @@ class ChargerSpec(_Section):
 
 
 class Asset(_Section):
-    id: str = Field(description="Stable pseudonymous id, e.g. `meter-0412` (DESIGN 6).")
+    """One field device: PV, wind, a meter or a charger, and how it is read."""
+
+    id: str = Field(description="Stable pseudonymous id, e.g. `meter-0412`; never a name.")
     kind: AssetKind = Field(description="pv, wind, meter or charger.")
     zone: str | None = Field(None, description="Zone the asset is connected in.")
     rated_kw: float = Field(gt=0, description="Rated power [kW]; bounds accepted readings.")
@@ -184,6 +200,8 @@ class Asset(_Section):
 
 
 class Planning(_Section):
+    """The planning runs and setpoint dispatch."""
+
     enabled: bool = Field(
         True, description="Run planning and dispatch here (false: an ingest-only instance)."
     )
@@ -207,6 +225,8 @@ class Planning(_Section):
 
 
 class Api(_Section):
+    """The HTTP API."""
+
     host: str = Field("127.0.0.1", description="Bind address of the HTTP API.")
     port: int = Field(8080, ge=0, le=65535, description="TCP port of the HTTP API.")
 
@@ -239,7 +259,7 @@ class Config(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment wins over the file (DESIGN 3.6).
+        """Read the environment before the file, so ``GRIDCOORD_*`` overrides it."""
         return (env_settings, init_settings)
 
     @model_validator(mode="after")
@@ -369,8 +389,10 @@ def load_raw(path: Path) -> dict[str, Any]:
 def load_config(path: Path) -> Config:
     """Load and validate a configuration file plus GRIDCOORD_* environment overrides.
 
-    Raises:
-        ConfigError: listing every problem with its path in the file (and line, where known).
+    Raises
+    ------
+    ConfigError
+        listing every problem with its path in the file (and line, where known).
     """
     from pydantic import ValidationError
 

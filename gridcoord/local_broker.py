@@ -76,8 +76,10 @@ class LocalBroker:
     def start(self, timeout: float = 10.0) -> None:
         """Start mosquitto and wait until it accepts connections.
 
-        Raises:
-            RuntimeError: mosquitto is not installed or did not come up (with the reason).
+        Raises
+        ------
+        RuntimeError
+            mosquitto is not installed or did not come up (with the reason).
         """
         binary = find_mosquitto()
         if binary is None:

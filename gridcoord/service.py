@@ -94,21 +94,36 @@ class Service:
         """Ask the service to drain and stop (signal handlers and tests call this)."""
         self._stop.set()
 
+    def request_plan(self) -> None:
+        """Plan now, out of turn (SIGUSR1).
+
+        Before the planning loop has started there is nothing to do: its first run starts at
+        once anyway. An ingest-only instance logs that it does not plan.
+        """
+        if self.planning is not None:
+            self.planning.run_now()
+        elif not self.config.planning.enabled:
+            log.info("SIGUSR1 ignored: planning is disabled on this instance")
+
     async def serve(self) -> None:
         """Start everything, wait for a stop request, then drain in order."""
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        # All handlers before anything starts: a SIGUSR1 that arrived while planning was still
+        # being set up used to find no handler and kill the process.
+        handlers = {
+            signal.SIGTERM: self.request_stop,
+            signal.SIGINT: self.request_stop,
+            signal.SIGUSR1: self.request_plan,
+        }
+        for sig, handler in handlers.items():
             # Only the main thread may install handlers; tests run the service in another.
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, self.request_stop)
+                loop.add_signal_handler(sig, handler)
         self._start()
         self._start_watchdog(loop)
         tasks = [asyncio.create_task(self._log_stats())]
         tasks += self._start_modbus()
         self._start_planning()
-        if self.planning is not None:
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signal.SIGUSR1, self.planning.run_now)
         try:
             await self._stop.wait()
         finally:

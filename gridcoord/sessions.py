@@ -119,19 +119,31 @@ class Source(StrEnum):
 class ChargingSession:
     """One vehicle's stay at one charger (no vehicle or user identity).
 
-    Attributes:
-        id: ``<charger_id>@<plug-in time RFC 3339>``; stable across restarts of the tracker
-            as long as the plug-in time is known.
-        charger_id: the charger.
-        plugged_in_at: plug-in instant (or first sight, when the tracker started mid-session) [UTC].
-        departure: when the vehicle is expected to leave [UTC].
-        departure_source: device/user or charger-type default.
-        requested_kwh: energy the session is to deliver in total [kWh].
-        request_source: device/user or charger-type default.
-        delivered_kwh: energy delivered so far [kWh].
-        power_kw: last measured power [kW].
-        last_seen: time of the last reading [UTC].
-        unplugged_at: plug-out instant, None while connected [UTC].
+    Attributes
+    ----------
+    id
+        ``<charger_id>@<plug-in time RFC 3339>``; stable across restarts of the tracker
+        as long as the plug-in time is known.
+    charger_id
+        the charger.
+    plugged_in_at
+        plug-in instant (or first sight, when the tracker started mid-session) [UTC].
+    departure
+        when the vehicle is expected to leave [UTC].
+    departure_source
+        device/user or charger-type default.
+    requested_kwh
+        energy the session is to deliver in total [kWh].
+    request_source
+        device/user or charger-type default.
+    delivered_kwh
+        energy delivered so far [kWh].
+    power_kw
+        last measured power [kW].
+    last_seen
+        time of the last reading [UTC].
+    unplugged_at
+        plug-out instant, None while connected [UTC].
     """
 
     id: str
@@ -158,6 +170,8 @@ class ChargingSession:
 
 
 class EventKind(StrEnum):
+    """What happened to a charging session."""
+
     PLUGGED_IN = "plugged_in"
     UNPLUGGED = "unplugged"
 
@@ -173,9 +187,12 @@ class SessionEvent:
 class SessionTracker:
     """Open charging sessions per charger, updated reading by reading.
 
-    Args:
-        charger_types: charger id → its type (for defaults); unknown chargers count as public.
-        defaults: session defaults per charger type.
+    Parameters
+    ----------
+    charger_types
+        charger id → its type (for defaults); unknown chargers count as public.
+    defaults
+        session defaults per charger type.
     """
 
     def __init__(

@@ -30,11 +30,15 @@ def check_slot_minutes(slot_minutes: int) -> int:
 def as_utc(instant: datetime) -> datetime:
     """Return ``instant`` converted to UTC; a naive datetime is refused.
 
-    Args:
-        instant: a timezone-aware datetime in any zone.
+    Parameters
+    ----------
+    instant
+        a timezone-aware datetime in any zone.
 
-    Raises:
-        ValueError: if ``instant`` is naive (its meaning would be a guess).
+    Raises
+    ------
+    ValueError
+        if ``instant`` is naive (its meaning would be a guess).
     """
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise ValueError(f"naive datetime {instant.isoformat()} refused: give a UTC offset")
@@ -142,8 +146,10 @@ def to_rfc3339(instant: datetime) -> str:
 def parse_rfc3339(text: str) -> datetime:
     """Parse RFC 3339 with an offset (``Z`` accepted) into aware UTC.
 
-    Raises:
-        ValueError: naming the text when it is not RFC 3339 or has no offset.
+    Raises
+    ------
+    ValueError
+        naming the text when it is not RFC 3339 or has no offset.
     """
     try:
         parsed = datetime.fromisoformat(text.replace("z", "Z"))

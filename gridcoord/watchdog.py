@@ -38,10 +38,14 @@ class _Watched:
 class Watchdog:
     """Watches threads and one asyncio event loop from a thread of its own.
 
-    Args:
-        on_fatal: called once, from the watchdog's thread, with a sentence naming what died.
-        interval_s: time between checks [s].
-        loop_stall_s: how long the event loop may go without running a callback [s].
+    Parameters
+    ----------
+    on_fatal
+        called once, from the watchdog's thread, with a sentence naming what died.
+    interval_s
+        time between checks [s].
+    loop_stall_s
+        how long the event loop may go without running a callback [s].
     """
 
     def __init__(

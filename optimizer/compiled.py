@@ -28,19 +28,30 @@ def _series(value: float | list[float], slots: int) -> FloatArray:
 class Compiled:
     """Index structures and series of one problem.
 
-    Attributes:
-        slots: number of slots T.
-        dt: slot length [h].
-        renewable_kw, base_load_kw, import_weight: per-slot series [kW], [kW], [cost/kWh].
-        zone_ids: zone ids in topological order, every zone after all of its descendants.
-        zone_parent: index of each zone's parent, -1 for a root.
-        zone_depth: 0 for a root, parent's depth + 1 below.
-        zone_capacity_kw: [Z, T] headroom [kW].
+    Attributes
+    ----------
+    slots
+        number of slots T.
+    dt
+        slot length [h].
+    renewable_kw, base_load_kw, import_weight
+        per-slot series [kW], [kW], [cost/kWh].
+    zone_ids
+        zone ids in topological order, every zone after all of its descendants.
+    zone_parent
+        index of each zone's parent, -1 for a root.
+    zone_depth
+        0 for a root, parent's depth + 1 below.
+    zone_capacity_kw
+        [Z, T] headroom [kW].
         charger_ids, charger_zone (-1: no zone), charger_max_kw [kW].
         session_ids, session_charger, arrival, departure, energy_kwh,
-        session_max_kw: the session's own power bound min(vehicle, charger) [kW].
-        window: [S, T] True where the session may charge.
-        session_zone_at_depth: [S, D] the session's ancestor zone at each depth, -1 if none.
+    session_max_kw
+        the session's own power bound min(vehicle, charger) [kW].
+    window
+        [S, T] True where the session may charge.
+    session_zone_at_depth
+        [S, D] the session's ancestor zone at each depth, -1 if none.
     """
 
     slots: int

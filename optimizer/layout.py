@@ -43,16 +43,26 @@ UNMET_WEIGHT_FACTOR = 2.0
 class Layout:
     """Columns, rows and non-zeros of the LP (coordinate form), columns ordered p, f, imp.
 
-    Attributes:
-        power_session, power_slot: session and slot of each power column.
-        flow_zone, flow_slot: zone and slot of each flow column.
-        col_cost, col_lower, col_upper: objective and bounds of every column.
-        row_lower, row_upper: bounds of every row.
-        row_kind: 0 zone balance, 1 import, 2 charger, 3 energy.
-        row_ref, row_slot: zone / slot / charger / session of each row (slot -1 for energy).
-        entry_row, entry_col, entry_value: the constraint matrix in coordinate form.
-        unmet_weight: M, scaled like the objective (import weights divided by their maximum).
-        cost_scale: the objective above is divided by max_t w[t] to keep it near 1.
+    Attributes
+    ----------
+    power_session, power_slot
+        session and slot of each power column.
+    flow_zone, flow_slot
+        zone and slot of each flow column.
+    col_cost, col_lower, col_upper
+        objective and bounds of every column.
+    row_lower, row_upper
+        bounds of every row.
+    row_kind
+        0 zone balance, 1 import, 2 charger, 3 energy.
+    row_ref, row_slot
+        zone / slot / charger / session of each row (slot -1 for energy).
+    entry_row, entry_col, entry_value
+        the constraint matrix in coordinate form.
+    unmet_weight
+        M, scaled like the objective (import weights divided by their maximum).
+    cost_scale
+        the objective above is divided by max_t w[t] to keep it near 1.
     """
 
     power_session: IntArray

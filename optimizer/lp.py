@@ -29,14 +29,21 @@ _ROW_NAME = {
 class ChargingModel:
     """A built PuLP model and the handles to extend it.
 
-    Attributes:
-        problem: the `pulp.LpProblem` (minimise).
-        power: power variables [kW] keyed by (session index, slot); only slots inside the
-            session's window exist, none for a session asking for 0 kWh.
-        flow: zone flow variables [kW] keyed by (zone index, slot).
-        grid_import: import variable [kW] per slot.
-        layout: the index arrays the model was built from.
-        variables: every column in layout order (power, flow, import).
+    Attributes
+    ----------
+    problem
+        the `pulp.LpProblem` (minimise).
+    power
+        power variables [kW] keyed by (session index, slot); only slots inside the
+        session's window exist, none for a session asking for 0 kWh.
+    flow
+        zone flow variables [kW] keyed by (zone index, slot).
+    grid_import
+        import variable [kW] per slot.
+    layout
+        the index arrays the model was built from.
+    variables
+        every column in layout order (power, flow, import).
     """
 
     problem: pulp.LpProblem
@@ -106,10 +113,14 @@ def build_model(compiled: Compiled, layout: Layout | None = None) -> ChargingMod
 class LpResult:
     """What came back from HiGHS.
 
-    Attributes:
-        status: "optimal", "time_limit" (values may be infeasible) or "failed".
-        values: column values in layout order, or None when HiGHS returned none.
-        detail: HiGHS's model status text.
+    Attributes
+    ----------
+    status
+        "optimal", "time_limit" (values may be infeasible) or "failed".
+    values
+        column values in layout order, or None when HiGHS returned none.
+    detail
+        HiGHS's model status text.
     """
 
     status: str

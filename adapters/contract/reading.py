@@ -34,12 +34,18 @@ class Reading:
     A plain dataclass rather than a pydantic model: adapters build tens of thousands per second,
     and validation has already happened by the time one exists.
 
-    Attributes:
-        asset_id: pseudonymous, stable id of the asset (e.g. ``meter-0412``).
-        kind: the asset's kind.
-        zone: id of the zone the asset belongs to, if any.
-        ts: instant of the observation, timezone-aware UTC.
-        fields: values with their unit in the name (``power_w``, ``energy_wh``, ...).
+    Attributes
+    ----------
+    asset_id
+        pseudonymous, stable id of the asset (e.g. ``meter-0412``).
+    kind
+        the asset's kind.
+    zone
+        id of the zone the asset belongs to, if any.
+    ts
+        instant of the observation, timezone-aware UTC.
+    fields
+        values with their unit in the name (``power_w``, ``energy_wh``, ...).
     """
 
     asset_id: str
@@ -49,5 +55,6 @@ class Reading:
     fields: Mapping[str, FieldValue]
 
     def __post_init__(self) -> None:
+        """Refuse a naive or non-UTC ``ts`` (times inside are aware UTC)."""
         if self.ts.tzinfo is None or self.ts.utcoffset() != UTC.utcoffset(None):
             raise ValueError("Reading.ts must be timezone-aware UTC")

@@ -157,14 +157,21 @@ def build_reading(
 ) -> Reading:
     """Validate contract-named values of one asset and return the reading.
 
-    Args:
-        asset: the configured asset the values belong to.
-        values: field name → raw value (already scaled to the contract's units).
-        ts: instant of the observation, aware UTC.
-        now: the receive time, aware UTC (for timestamp fields).
+    Parameters
+    ----------
+    asset
+        the configured asset the values belong to.
+    values
+        field name → raw value (already scaled to the contract's units).
+    ts
+        instant of the observation, aware UTC.
+    now
+        the receive time, aware UTC (for timestamp fields).
 
-    Raises:
-        Rejected: with the reason code of the first problem found.
+    Raises
+    ------
+    Rejected
+        with the reason code of the first problem found.
     """
     if len(values) > MAX_FIELDS:
         raise Rejected(Reason.WRONG_TYPE, f"more than {MAX_FIELDS} fields")

@@ -16,12 +16,18 @@ from datetime import datetime
 class CurrentLimits:
     """What one charger accepts.
 
-    Attributes:
-        phases: connected phases [-]
-        voltage_v: phase voltage [V]
-        min_current_a: lowest current it holds; below it charging pauses at 0 A [A]
-        max_current_a: highest current allowed (model and rating) [A]
-        step_a: resolution of the setpoint register (0 for a float register) [A]
+    Attributes
+    ----------
+    phases
+        connected phases [-]
+    voltage_v
+        phase voltage [V]
+    min_current_a
+        lowest current it holds; below it charging pauses at 0 A [A]
+    max_current_a
+        highest current allowed (model and rating) [A]
+    step_a
+        resolution of the setpoint register (0 for a float register) [A]
     """
 
     phases: int
@@ -65,19 +71,30 @@ def power_to_current(power_w: float, limits: CurrentLimits) -> float:
 class SetpointResult:
     """What happened to one setpoint written over Modbus.
 
-    Attributes:
-        asset_id: the charger
-        requested_w: power limit asked for [W]
-        current_a: current limit written [A] (after clamping and rounding down)
-        power_w: power the charger may draw at that current [W]
-        read_back_a: current read back from the charger [A], None if the read failed
-        clamped: whether the request was cut to the charger's limits
-        alarm: why the setpoint is not known to be in force (write failed, read-back
-            mismatch); None when it is
-        ts: when it was written, aware UTC
-        valid_until: after this the poller stops refreshing it and the charger falls back to
-            its fail-safe current; None for until replaced
-        read_back_w: power at the current read back [W], None if the read failed
+    Attributes
+    ----------
+    asset_id
+        the charger
+    requested_w
+        power limit asked for [W]
+    current_a
+        current limit written [A] (after clamping and rounding down)
+    power_w
+        power the charger may draw at that current [W]
+    read_back_a
+        current read back from the charger [A], None if the read failed
+    clamped
+        whether the request was cut to the charger's limits
+    alarm
+        why the setpoint is not known to be in force (write failed, read-back
+        mismatch); None when it is
+    ts
+        when it was written, aware UTC
+    valid_until
+        after this the poller stops refreshing it and the charger falls back to
+        its fail-safe current; None for until replaced
+    read_back_w
+        power at the current read back [W], None if the read failed
     """
 
     asset_id: str

@@ -178,6 +178,7 @@ class ChargerSimulator(SimulatedUnit):
         return self.applied_current_a() * self.phases * self.voltage_v
 
     def refresh(self) -> None:
+        """Integrate the energy drawn since the last refresh into the energy register."""
         now = self._clock()
         power = self.power_w()
         added = power * max(0.0, now - self._last_tick) / 3600.0
@@ -239,6 +240,7 @@ class ChargerSimulator(SimulatedUnit):
         return next(c for c in range(256) if c not in codes)
 
     def on_write(self, register: Register, value: float) -> int | None:
+        """Apply a client's write; a Modbus exception code for a refused value, else None."""
         controls = self.controls
         self.writes.append((register.name, value))
         if register.name == controls.setpoint.write:
@@ -317,6 +319,7 @@ class SunSpecSimulator(SimulatedUnit):
         self.values[key] = value
 
     def refresh(self) -> None:
+        """Set the ``W`` point from the power curve, if one is given."""
         if self.power is not None:
             self.set_point("W", self.power())
 

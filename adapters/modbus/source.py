@@ -8,6 +8,7 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from adapters.contract.asset import AssetInfo, ChargerElectrics
+from adapters.modbus.maps import MapError, load_map
 
 
 class ModbusSource(BaseModel):
@@ -48,8 +49,6 @@ class ModbusSource(BaseModel):
     def _known_map(cls, value: str) -> str:
         # Built-in names are checked here so check-config names the asset; a path is checked
         # when the poller loads it (relative paths depend on the working directory).
-        from adapters.modbus.maps import MapError, load_map
-
         if "/" not in value and not value.endswith((".yaml", ".yml")):
             try:
                 load_map(value)
@@ -62,8 +61,6 @@ class ModbusSource(BaseModel):
 
         For config checks: the map must load and be meant for the asset's kind.
         """
-        from adapters.modbus.maps import MapError, load_map
-
         try:
             register_map = load_map(self.register_map)
         except MapError as exc:
@@ -103,8 +100,10 @@ def check_unique_units(assets: Sequence[ModbusAsset]) -> None:
     `gridcoord check-config` reports the same for a whole file; this guards the poller and
     the simulators when they are handed assets directly.
 
-    Raises:
-        ValueError: naming both assets.
+    Raises
+    ------
+    ValueError
+        naming both assets.
     """
     owners: dict[tuple[str, int, int], str] = {}
     for asset in assets:

@@ -1,4 +1,4 @@
-"""Our one owner of paho-mqtt: an MQTT 5 session that survives restarts and acks late.
+"""The service's MQTT 5 session (paho-mqtt): it survives restarts and acknowledges late.
 
 Why manual acknowledgement: paho normally sends PUBACK as soon as `on_message` returns, so a
 reading that was acknowledged but not yet stored would be lost if gridcoord crashed. Here the
@@ -92,11 +92,16 @@ class _Client(paho.Client):
 class MqttSession:
     """A reconnecting MQTT 5 client for one broker, with late acknowledgement.
 
-    Args:
-        settings: the `mqtt` section of the configuration.
-        subscriptions: topic filters to (re)subscribe on every connect, QoS 1.
-        on_message: called on paho's network thread for every message; must be quick.
-        client_id_suffix: appended to the configured client id (several instances).
+    Parameters
+    ----------
+    settings
+        the `mqtt` section of the configuration.
+    subscriptions
+        topic filters to (re)subscribe on every connect, QoS 1.
+    on_message
+        called on paho's network thread for every message; must be quick.
+    client_id_suffix
+        appended to the configured client id (several instances).
     """
 
     def __init__(

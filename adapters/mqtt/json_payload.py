@@ -36,9 +36,11 @@ _JSON = json.JSONDecoder(parse_constant=_refuse_constant)
 def decode_json(payload: bytes) -> object:
     """Parse a payload; the reason code says why one is refused.
 
-    Raises:
-        Rejected: ``not_utf8``, ``not_finite``, ``oversized`` (too deep), ``out_of_range``
-            (an integer of thousands of digits) or ``invalid_json``.
+    Raises
+    ------
+    Rejected
+        ``not_utf8``, ``not_finite``, ``oversized`` (too deep), ``out_of_range``
+        (an integer of thousands of digits) or ``invalid_json``.
     """
     try:
         return orjson.loads(payload)

@@ -16,6 +16,8 @@ class _Section(BaseModel):
 
 
 class Tls(_Section):
+    """TLS to the broker."""
+
     enabled: bool = Field(False, description="Connect to the broker over TLS.")
     ca_file: Path | None = Field(None, description="CA bundle; the system store when absent.")
     cert_file: Path | None = Field(None, description="Client certificate for mutual TLS.")
@@ -26,6 +28,8 @@ class Tls(_Section):
 
 
 class Mqtt(_Section):
+    """The broker connection, topics and ingest limits."""
+
     host: str | None = Field(
         None,
         description="Broker host. When absent, `gridcoord run` starts a local mosquitto.",
@@ -78,6 +82,8 @@ class Mqtt(_Section):
 
 
 class FieldMapping(_Section):
+    """Where one contract field is in a device's own JSON, and its scale."""
+
     path: str = Field(description="Dotted path of the value in the device's JSON, e.g. `a.b.0`.")
     scale: float = Field(1.0, description="Multiplier to the contract's unit (e.g. 1000 kW→W).")
 

@@ -116,8 +116,10 @@ class TelemetryDecoder:
     def decode(self, topic: str, payload: bytes, *, now: datetime) -> Reading:
         """Validate a message that must carry exactly one reading (a flat object).
 
-        Raises:
-            Rejected: with the reason code; a batch is `not_object` here.
+        Raises
+        ------
+        Rejected
+            with the reason code; a batch is `not_object` here.
         """
         decoded = self.decode_message(topic, payload, now=now)
         if decoded.rejected:
@@ -129,16 +131,24 @@ class TelemetryDecoder:
     def decode_message(self, topic: str, payload: bytes, *, now: datetime) -> Decoded:
         """Validate one message: a single reading, a device's batch or a gateway's batch.
 
-        Args:
-            topic: the MQTT topic it arrived on.
-            payload: raw bytes.
-            now: receive time, aware UTC; used when a reading carries no `ts`.
+        Parameters
+        ----------
+        topic
+            the MQTT topic it arrived on.
+        payload
+            raw bytes.
+        now
+            receive time, aware UTC; used when a reading carries no `ts`.
 
-        Returns:
-            The readings to store and, for a batch, the elements rejected (with their index).
+        Returns
+        -------
+        Decoded
+            the readings to store and, for a batch, the elements rejected (with their index).
 
-        Raises:
-            Rejected: the message as a whole cannot be used (the caller counts and reports it).
+        Raises
+        ------
+        Rejected
+            the message as a whole cannot be used (the caller counts and reports it).
         """
         if topic.startswith(self._gateway_prefix):
             return self._decode_gateway(topic[len(self._gateway_prefix) :], payload, now)

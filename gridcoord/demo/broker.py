@@ -47,14 +47,17 @@ class MosquittoBroker:
         self._broker.start()
 
     def stop(self) -> None:
+        """Stop the broker process."""
         self._broker.stop()
 
 
 class InProcessBroker:
     """amqtt's broker on its own event loop in a daemon thread.
 
-    Raises:
-        RuntimeError: amqtt is not installed or did not start (with the reason).
+    Raises
+    ------
+    RuntimeError
+        amqtt is not installed or did not start (with the reason).
     """
 
     name = "amqtt (in-process)"
@@ -96,6 +99,7 @@ class InProcessBroker:
             raise RuntimeError(f"the in-process broker did not start: {self._error}")
 
     def stop(self) -> None:
+        """Shut the broker down (best effort: its thread is a daemon)."""
         future = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop)
         try:
             future.result(10.0)
@@ -111,13 +115,18 @@ BROKER_CHOICES = ("auto", "mosquitto", "inprocess")
 def start_broker(data_dir: Path, choice: str = "auto") -> DemoBroker:
     """Start the demo's broker.
 
-    Args:
-        data_dir: where mosquitto keeps its configuration, log and persistence.
-        choice: ``auto`` (mosquitto if installed, else in-process), ``mosquitto`` or
-            ``inprocess``.
+    Parameters
+    ----------
+    data_dir
+        where mosquitto keeps its configuration, log and persistence.
+    choice
+        ``auto`` (mosquitto if installed, else in-process), ``mosquitto`` or
+        ``inprocess``.
 
-    Raises:
-        RuntimeError: the broker asked for cannot start (with the reason).
+    Raises
+    ------
+    RuntimeError
+        the broker asked for cannot start (with the reason).
     """
     if choice not in BROKER_CHOICES:
         raise RuntimeError(f"broker must be one of {', '.join(BROKER_CHOICES)}, got {choice!r}")

@@ -20,11 +20,16 @@ OnMessage = Callable[[str, bytes], None]
 class DemoClient:
     """A connected MQTT client that hands every message to ``on_message`` (paho's thread).
 
-    Args:
-        port: broker port on 127.0.0.1.
-        client_id: MQTT client id.
-        subscriptions: topic filters, subscribed with QoS 1 on connect.
-        on_message: ``(topic, payload)``; must be quick.
+    Parameters
+    ----------
+    port
+        broker port on 127.0.0.1.
+    client_id
+        MQTT client id.
+    subscriptions
+        topic filters, subscribed with QoS 1 on connect.
+    on_message
+        ``(topic, payload)``; must be quick.
     """
 
     def __init__(
@@ -48,8 +53,10 @@ class DemoClient:
     def start(self, timeout_s: float = 10.0) -> None:
         """Connect and wait until the subscriptions are in place.
 
-        Raises:
-            RuntimeError: the broker did not accept us in time.
+        Raises
+        ------
+        RuntimeError
+            the broker did not accept us in time.
         """
         self._client.connect("127.0.0.1", self._port, keepalive=30)
         self._client.loop_start()

@@ -52,16 +52,25 @@ Kpis = dict[str, float | int]
 class DemoSettings:
     """What a demo run simulates.
 
-    Attributes:
-        start: first simulated instant [UTC] (a quarter hour).
-        hours: simulated hours to run, None = until stopped.
-        speed: simulated seconds per real second, 0 = as fast as possible.
-        seed: city, weather and cars.
-        chargers: chargers in the city.
-        warmup_days: days of PV, wind and load history fed to the forecasts before the start
-            (the same-weekday load forecast needs a week).
-        solver_time_limit_s: the solver's budget per run [s].
-        prefix: MQTT topic prefix.
+    Attributes
+    ----------
+    start
+        first simulated instant [UTC] (a quarter hour).
+    hours
+        simulated hours to run, None = until stopped.
+    speed
+        simulated seconds per real second, 0 = as fast as possible.
+    seed
+        city, weather and cars.
+    chargers
+        chargers in the city.
+    warmup_days
+        days of PV, wind and load history fed to the forecasts before the start
+        (the same-weekday load forecast needs a week).
+    solver_time_limit_s
+        the solver's budget per run [s].
+    prefix
+        MQTT topic prefix.
     """
 
     start: datetime
@@ -97,11 +106,16 @@ class DemoResult:
 class DemoRun:
     """The city, its devices' MQTT client, the coordinator's MQTT client and the store.
 
-    Args:
-        settings: what to simulate.
-        port: the broker's port on 127.0.0.1.
-        store_path: the embedded store's file.
-        say: prints one line for people (a planning run's KPIs).
+    Parameters
+    ----------
+    settings
+        what to simulate.
+    port
+        the broker's port on 127.0.0.1.
+    store_path
+        the embedded store's file.
+    say
+        prints one line for people (a planning run's KPIs).
     """
 
     def __init__(

@@ -83,12 +83,17 @@ def stale_zones(
 class ZoneState:
     """The zones as dispatch sees them now.
 
-    Attributes:
-        limits: every zone with its EV headroom now [kW].
-        non_ev_kw: zone id → its non-EV load now (meter minus fresh chargers' draw), None for a
-            stale meter and 0 for a zone without one [kW].
-        stale_zones: zones whose meter is stale.
-        stale_chargers: chargers whose telemetry is stale.
+    Attributes
+    ----------
+    limits
+        every zone with its EV headroom now [kW].
+    non_ev_kw
+        zone id → its non-EV load now (meter minus fresh chargers' draw), None for a
+        stale meter and 0 for a zone without one [kW].
+    stale_zones
+        zones whose meter is stale.
+    stale_chargers
+        chargers whose telemetry is stale.
     """
 
     limits: list[ZoneLimit]
@@ -108,11 +113,16 @@ def zone_state(
     Headroom = rating − (meter − EV draw of the fresh chargers below the zone). A stale meter
     means the zone is at its limit (headroom 0); a zone without a meter has its whole rating.
 
-    Args:
-        config: the deployment.
-        latest: asset id → its latest reading.
-        now: the present instant.
-        meter_stale_after: a zone meter older than this is stale.
+    Parameters
+    ----------
+    config
+        the deployment.
+    latest
+        asset id → its latest reading.
+    now
+        the present instant.
+    meter_stale_after
+        a zone meter older than this is stale.
     """
     last_seen = {asset: r.ts for asset, r in latest.items()}
     stale_c = stale_chargers(config, last_seen, now)

@@ -56,12 +56,18 @@ class Limiter(StrEnum):
 class ChargerLimit:
     """The limits of one charger.
 
-    Attributes:
-        id: charger asset id.
-        zone: id of the zone it is connected in, or None when it sits under no zone.
-        max_kw: rating [kW].
-        safe_power_kw: what it falls back to when stale or its setpoint expired [kW].
-        guaranteed_kw: minimum that is never cut (§14a EnWG), 0 for none [kW].
+    Attributes
+    ----------
+    id
+        charger asset id.
+    zone
+        id of the zone it is connected in, or None when it sits under no zone.
+    max_kw
+        rating [kW].
+    safe_power_kw
+        what it falls back to when stale or its setpoint expired [kW].
+    guaranteed_kw
+        minimum that is never cut (§14a EnWG), 0 for none [kW].
     """
 
     id: str
@@ -75,11 +81,15 @@ class ChargerLimit:
 class ZoneLimit:
     """One zone of the tree and its EV headroom for the slot being dispatched.
 
-    Attributes:
-        id: zone id.
-        parent: the zone above it, or None for a root.
-        headroom_kw: power the chargers in this zone and all zones below may draw together:
-            the rating minus the measured non-EV load (see `zone_headroom_kw`) [kW].
+    Attributes
+    ----------
+    id
+        zone id.
+    parent
+        the zone above it, or None for a root.
+    headroom_kw
+        power the chargers in this zone and all zones below may draw together:
+        the rating minus the measured non-EV load (see `zone_headroom_kw`) [kW].
     """
 
     id: str
@@ -100,12 +110,18 @@ class ZoneOverload:
 class Dispatch:
     """The setpoints of one slot after the safety layer.
 
-    Attributes:
-        setpoints_kw: charger id → maximum power it may draw [kW], for every known charger.
-        limiter: charger id → what decided its setpoint.
-        zone_of_cut: charger id → the zone whose headroom cut it (limiter ``zone``).
-        overloads: zones whose floors alone exceed their limit (a reportable failure).
-        ignored_ids: ids in the plan that are not known chargers.
+    Attributes
+    ----------
+    setpoints_kw
+        charger id → maximum power it may draw [kW], for every known charger.
+    limiter
+        charger id → what decided its setpoint.
+    zone_of_cut
+        charger id → the zone whose headroom cut it (limiter ``zone``).
+    overloads
+        zones whose floors alone exceed their limit (a reportable failure).
+    ignored_ids
+        ids in the plan that are not known chargers.
     """
 
     setpoints_kw: dict[str, float]
@@ -118,15 +134,21 @@ class Dispatch:
 def zone_headroom_kw(rating_kw: float, meter_kw: float | None, ev_kw: float) -> float:
     """EV headroom of a zone: its rating minus the load that is not EV charging [kW].
 
-    Args:
-        rating_kw: rating of the transformer or feeder [kW].
-        meter_kw: power through the zone's meter, EV charging included [kW]; None when the
-            meter is stale or absent — the zone is then assumed at its limit (headroom 0).
-        ev_kw: power the zone's chargers draw, as measured by them [kW]. Leave out chargers
-            whose telemetry is stale: their draw then counts as non-EV load, while the safety
-            layer also reserves their safe power — counted twice, which errs on the safe side.
+    Parameters
+    ----------
+    rating_kw
+        rating of the transformer or feeder [kW].
+    meter_kw
+        power through the zone's meter, EV charging included [kW]; None when the
+        meter is stale or absent — the zone is then assumed at its limit (headroom 0).
+    ev_kw
+        power the zone's chargers draw, as measured by them [kW]. Leave out chargers
+        whose telemetry is stale: their draw then counts as non-EV load, while the safety
+        layer also reserves their safe power — counted twice, which errs on the safe side.
 
-    Returns:
+    Returns
+    -------
+    float
         Headroom in [0, rating_kw]; 0 for any non-finite input.
     """
     if meter_kw is None or not all(math.isfinite(v) for v in (rating_kw, meter_kw, ev_kw)):
@@ -145,19 +167,29 @@ def apply_limits(
 ) -> Dispatch:
     """Clamp requested charger powers to every charger and zone limit.
 
-    Args:
-        requested_kw: charger id → power the plan asks for in this slot [kW]; chargers missing
-            from it are asked for 0 (then raised to their floor).
-        chargers: every charger to dispatch.
-        zones: the zone tree with each zone's EV headroom for the slot.
-        stale_chargers: ids of chargers whose telemetry is stale.
-        stale_zones: ids of zones whose meter is stale (assumed at their limit).
+    Parameters
+    ----------
+    requested_kw
+        charger id → power the plan asks for in this slot [kW]; chargers missing
+        from it are asked for 0 (then raised to their floor).
+    chargers
+        every charger to dispatch.
+    zones
+        the zone tree with each zone's EV headroom for the slot.
+    stale_chargers
+        ids of chargers whose telemetry is stale.
+    stale_zones
+        ids of zones whose meter is stale (assumed at their limit).
 
-    Returns:
+    Returns
+    -------
+    Dispatch
         The setpoints, what limited each, and any zone overloaded by floors alone.
 
-    Raises:
-        LimitsError: duplicate ids, unknown zone references or a cycle in the zone tree.
+    Raises
+    ------
+    LimitsError
+        duplicate ids, unknown zone references or a cycle in the zone tree.
     """
     charger_list = list(chargers)
     zone_map = _zone_map(zones)

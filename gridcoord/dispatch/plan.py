@@ -23,13 +23,20 @@ def current_slot_kw(
 ) -> dict[str, float] | None:
     """The planned power of every charger in the slot containing ``now`` [kW].
 
-    Args:
-        chargers_kw: charger id → planned power per slot (the schedule's ``chargers``) [kW].
-        plan_start: start of the plan's slot 0 [UTC].
-        slot_minutes: slot length [min].
-        now: the present instant.
+    Parameters
+    ----------
+    chargers_kw
+        charger id → planned power per slot (the schedule's ``chargers``) [kW].
+    plan_start
+        start of the plan's slot 0 [UTC].
+    slot_minutes
+        slot length [min].
+    now
+        the present instant.
 
-    Returns:
+    Returns
+    -------
+    dict[str, float] | None
         charger id → power [kW] (NaN where a charger's list is too short, which the safety layer
         turns into 0), or None when ``now`` is outside the plan.
     """

@@ -31,12 +31,18 @@ def valid_until(
 ) -> datetime:
     """When a setpoint sent at ``now`` expires [UTC].
 
-    Args:
-        now: the instant the setpoint is sent, aware.
-        refresh_s: interval between refreshes of the same setpoint [s].
-        missed_refreshes: refreshes that may be lost before the charger falls back.
+    Parameters
+    ----------
+    now
+        the instant the setpoint is sent, aware.
+    refresh_s
+        interval between refreshes of the same setpoint [s].
+    missed_refreshes
+        refreshes that may be lost before the charger falls back.
 
-    Returns:
+    Returns
+    -------
+    datetime
         ``now + (missed_refreshes + 1) * refresh_s``, rounded up to a whole second.
     """
     if not (math.isfinite(refresh_s) and refresh_s > 0):
@@ -52,13 +58,20 @@ def setpoint_payload(
 ) -> dict[str, Any]:
     """The DESIGN 3.2 setpoint JSON object for a limit in kW (see `setpoint_json`).
 
-    Args:
-        max_power_kw: the limit after the safety layer [kW]; must be finite and >= 0.
-        now: send time (``ts``), aware.
-        until: expiry (``valid_until``), aware and after ``now``.
-        schedule_id: the plan the value comes from (a fallback plan has its own id).
+    Parameters
+    ----------
+    max_power_kw
+        the limit after the safety layer [kW]; must be finite and >= 0.
+    now
+        send time (``ts``), aware.
+    until
+        expiry (``valid_until``), aware and after ``now``.
+    schedule_id
+        the plan the value comes from (a fallback plan has its own id).
 
-    Returns:
+    Returns
+    -------
+    dict[str, Any]
         ``{"ts", "max_power_w", "valid_until", "schedule_id"}`` with RFC 3339 UTC times.
     """
     if not (math.isfinite(max_power_kw) and max_power_kw >= 0):

@@ -1,5 +1,7 @@
-"""Forecasts for a planning horizon: PV (pvlib clear sky x measured index), wind (persistence
-toward the mean), non-EV load (same-weekday history), an external override, and their error.
+"""Forecasts for a planning horizon: PV, wind, non-EV load, external overrides, their error.
+
+PV is pvlib's clear sky x the measured clear-sky index, wind persistence toward the mean,
+non-EV load the same-weekday history; an external forecast overrides the slots it covers.
 
 Inputs are plain series of (UTC time, kW); outputs are per-slot kW arrays for the horizon.
 """

@@ -18,13 +18,20 @@ def mean_absolute_error_kw(
 ) -> float | None:
     """MAE of a forecast over the slots that have measurements [kW].
 
-    Args:
-        starts: slot starts the forecast was made for [UTC].
-        forecast_kw: the forecast per slot [kW].
-        actual: what was measured [kW]; averaged per slot first.
-        slot_minutes: slot length [min].
+    Parameters
+    ----------
+    starts
+        slot starts the forecast was made for [UTC].
+    forecast_kw
+        the forecast per slot [kW].
+    actual
+        what was measured [kW]; averaged per slot first.
+    slot_minutes
+        slot length [min].
 
-    Returns:
+    Returns
+    -------
+    float | None
         The MAE, or None when no slot has both a forecast and a measurement.
     """
     predicted = np.asarray(forecast_kw, dtype=np.float64)

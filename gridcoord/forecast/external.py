@@ -26,6 +26,8 @@ MAX_VALUES = 7 * 24 * 60  # a week of minutes: anything longer is not a planning
 
 
 class ForecastKind(StrEnum):
+    """What an external forecast predicts: PV output, wind output or non-EV load."""
+
     PV = "pv"
     WIND = "wind"
     LOAD = "load"
@@ -53,8 +55,10 @@ class ExternalForecast:
 def parse_external(payload: object) -> ExternalForecast:
     """Validate a decoded JSON payload into an external forecast.
 
-    Raises:
-        ForecastError: naming the offending field (or the index in ``values_kw``).
+    Raises
+    ------
+    ForecastError
+        naming the offending field (or the index in ``values_kw``).
     """
     if not isinstance(payload, Mapping):
         raise ForecastError("forecast payload must be a JSON object")
@@ -106,7 +110,9 @@ def overlay(
     Each horizon slot takes the external value of the external slot containing its middle,
     so external forecasts in other slot lengths (e.g. hourly) fit the grid.
 
-    Returns:
+    Returns
+    -------
+    tuple[FloatArray, int]
         The combined forecast per slot (not yet clamped) [kW] and the number of slots taken
         from the external forecast.
     """

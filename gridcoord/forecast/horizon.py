@@ -17,15 +17,24 @@ from gridcoord.forecast.wind import forecast_wind_kw
 class ForecastInputs:
     """Everything a forecast needs, frozen at the start of a planning run.
 
-    Attributes:
-        pv: the city's PV fleet (None when there is none).
-        wind_rated_kw: installed wind capacity [kW] (0 for none).
-        load_max_kw: largest plausible non-EV load, e.g. the sum of root zone ratings [kW].
-        pv_measured: recent total PV output [kW].
-        wind_measured: recent total wind output [kW].
-        load_history: measured non-EV load, a few weeks of it [kW].
-        external: the latest external forecast per kind, if any.
-        tz: local zone for load habits.
+    Attributes
+    ----------
+    pv
+        the city's PV fleet (None when there is none).
+    wind_rated_kw
+        installed wind capacity [kW] (0 for none).
+    load_max_kw
+        largest plausible non-EV load, e.g. the sum of root zone ratings [kW].
+    pv_measured
+        recent total PV output [kW].
+    wind_measured
+        recent total wind output [kW].
+    load_history
+        measured non-EV load, a few weeks of it [kW].
+    external
+        the latest external forecast per kind, if any.
+    tz
+        local zone for load habits.
     """
 
     pv: PvFleet | None

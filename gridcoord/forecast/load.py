@@ -31,16 +31,26 @@ def forecast_load_kw(
 ) -> FloatArray:
     """Non-EV load forecast per slot [kW].
 
-    Args:
-        starts: slot starts of the horizon [UTC].
-        slot_minutes: slot length [min].
-        history: measured non-EV load [kW].
-        now: the planning time [UTC]; only history before it is used.
-        max_kw: largest plausible load, e.g. the sum of zone ratings [kW].
-        weeks: how many past weeks to average.
-        tz: the local zone whose clock the load follows.
+    Parameters
+    ----------
+    starts
+        slot starts of the horizon [UTC].
+    slot_minutes
+        slot length [min].
+    history
+        measured non-EV load [kW].
+    now
+        the planning time [UTC]; only history before it is used.
+    max_kw
+        largest plausible load, e.g. the sum of zone ratings [kW].
+    weeks
+        how many past weeks to average.
+    tz
+        the local zone whose clock the load follows.
 
-    Returns:
+    Returns
+    -------
+    FloatArray
         Forecast per slot in [0, max_kw]; zeros when there is no history [kW].
     """
     zone = ZoneInfo(tz)

@@ -28,16 +28,26 @@ _MAX_INDEX = 1.2  # cloud enhancement can exceed clear sky briefly, not for hour
 class PvFleet:
     """The city's PV, modelled as one plant.
 
-    Attributes:
-        latitude: [degrees north].
-        longitude: [degrees east].
-        rated_kw: installed AC capacity [kW].
-        tilt_deg: module tilt from horizontal [degrees].
-        azimuth_deg: module azimuth, 180 = south [degrees].
-        altitude_m: site altitude above sea level [m].
-        dc_ac_ratio: DC capacity per AC capacity [-]; output is clipped at ``rated_kw``.
-        losses: system losses (wiring, soiling, mismatch, inverter) [-].
-        temp_air_c: air temperature assumed for cell temperature [°C].
+    Attributes
+    ----------
+    latitude
+        [degrees north].
+    longitude
+        [degrees east].
+    rated_kw
+        installed AC capacity [kW].
+    tilt_deg
+        module tilt from horizontal [degrees].
+    azimuth_deg
+        module azimuth, 180 = south [degrees].
+    altitude_m
+        site altitude above sea level [m].
+    dc_ac_ratio
+        DC capacity per AC capacity [-]; output is clipped at ``rated_kw``.
+    losses
+        system losses (wiring, soiling, mismatch, inverter) [-].
+    temp_air_c
+        air temperature assumed for cell temperature [°C].
     """
 
     latitude: float
@@ -57,11 +67,16 @@ def clear_sky_kw(fleet: PvFleet, instants: Sequence[datetime]) -> FloatArray:
     Ineichen clear-sky irradiance (pvlib, Linke turbidity from its climatology), transposed to
     the module plane (isotropic sky), cell temperature by Faiman, DC by PVWatts.
 
-    Args:
-        fleet: the PV fleet.
-        instants: aware instants.
+    Parameters
+    ----------
+    fleet
+        the PV fleet.
+    instants
+        aware instants.
 
-    Returns:
+    Returns
+    -------
+    FloatArray
         Output per instant in [0, rated_kw] [kW].
     """
     if not instants:
@@ -97,13 +112,20 @@ def clear_sky_index(
 ) -> float | None:
     """Measured over clear-sky energy in daylight over the last ``lookback`` [-].
 
-    Args:
-        fleet: the PV fleet the measurements are the total output of.
-        measured: total PV output observations [kW].
-        now: end of the window [UTC].
-        lookback: length of the window.
+    Parameters
+    ----------
+    fleet
+        the PV fleet the measurements are the total output of.
+    measured
+        total PV output observations [kW].
+    now
+        end of the window [UTC].
+    lookback
+        length of the window.
 
-    Returns:
+    Returns
+    -------
+    float | None
         The index in [0, 1.2], or None when the window holds no daylight observation.
     """
     recent = window(measured, now, lookback)
@@ -130,17 +152,27 @@ def forecast_pv_kw(
 ) -> FloatArray:
     """PV forecast per slot: clear-sky output at the slot's middle x the measured index [kW].
 
-    Args:
-        fleet: the PV fleet.
-        starts: slot starts of the horizon [UTC].
-        slot_minutes: slot length [min].
-        measured: recent total PV output [kW].
-        now: the planning time [UTC].
-        default_index: index used when there is no recent daylight measurement (at dawn, or
-            after an outage); 0.7 is a moderate, slightly cloudy sky [-].
-        lookback: window for the measured index.
+    Parameters
+    ----------
+    fleet
+        the PV fleet.
+    starts
+        slot starts of the horizon [UTC].
+    slot_minutes
+        slot length [min].
+    measured
+        recent total PV output [kW].
+    now
+        the planning time [UTC].
+    default_index
+        index used when there is no recent daylight measurement (at dawn, or
+        after an outage); 0.7 is a moderate, slightly cloudy sky [-].
+    lookback
+        window for the measured index.
 
-    Returns:
+    Returns
+    -------
+    FloatArray
         Forecast per slot in [0, rated_kw] [kW].
     """
     index = clear_sky_index(fleet, measured, now, lookback)

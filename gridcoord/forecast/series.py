@@ -20,12 +20,18 @@ FloatArray = npt.NDArray[np.float64]
 def slot_means(series: Series, starts: Sequence[datetime], slot_minutes: int) -> FloatArray:
     """Mean of the finite observations falling in each slot; NaN for a slot without any.
 
-    Args:
-        series: observations [kW].
-        starts: slot starts, consecutive and aligned [UTC].
-        slot_minutes: slot length [min].
+    Parameters
+    ----------
+    series
+        observations [kW].
+    starts
+        slot starts, consecutive and aligned [UTC].
+    slot_minutes
+        slot length [min].
 
-    Returns:
+    Returns
+    -------
+    FloatArray
         One value per slot [kW].
     """
     count = len(starts)
@@ -59,12 +65,18 @@ def clamp_kw(
 ) -> FloatArray:
     """Clamp a forecast to what is physically possible.
 
-    Args:
-        values: forecast per slot [kW].
-        upper_kw: largest plausible value, e.g. the installed capacity [kW].
-        fill_kw: replacement for NaN or infinite values [kW] (itself clamped).
+    Parameters
+    ----------
+    values
+        forecast per slot [kW].
+    upper_kw
+        largest plausible value, e.g. the installed capacity [kW].
+    fill_kw
+        replacement for NaN or infinite values [kW] (itself clamped).
 
-    Returns:
+    Returns
+    -------
+    FloatArray
         Values in [0, upper_kw]: negatives become 0, absurdly large ones ``upper_kw``.
     """
     upper = max(0.0, upper_kw) if math.isfinite(upper_kw) else 0.0

@@ -28,17 +28,28 @@ def forecast_wind_kw(
 ) -> FloatArray:
     """Wind forecast per slot [kW].
 
-    Args:
-        rated_kw: installed wind capacity [kW].
-        starts: slot starts of the horizon [UTC].
-        slot_minutes: slot length [min].
-        measured: recent total wind output [kW].
-        now: the planning time [UTC].
-        time_constant: how fast persistence gives way to the mean.
-        mean_window: window of the recent mean.
-        last_window: the "last" value is the mean of this final stretch (smooths gusts).
+    Parameters
+    ----------
+    rated_kw
+        installed wind capacity [kW].
+    starts
+        slot starts of the horizon [UTC].
+    slot_minutes
+        slot length [min].
+    measured
+        recent total wind output [kW].
+    now
+        the planning time [UTC].
+    time_constant
+        how fast persistence gives way to the mean.
+    mean_window
+        window of the recent mean.
+    last_window
+        the "last" value is the mean of this final stretch (smooths gusts).
 
-    Returns:
+    Returns
+    -------
+    FloatArray
         Forecast per slot in [0, rated_kw]; zeros when there is no observation at all [kW].
     """
     recent = window(measured, now, mean_window)

@@ -14,9 +14,12 @@ from __future__ import annotations
 class Backoff:
     """Exponential backoff between attempts, reset by any success.
 
-    Args:
-        min_s: the delay after a first failure [s].
-        max_s: the longest delay, after many failures in a row [s].
+    Parameters
+    ----------
+    min_s
+        the delay after a first failure [s].
+    max_s
+        the longest delay, after many failures in a row [s].
     """
 
     def __init__(self, min_s: float, max_s: float) -> None:

@@ -68,13 +68,20 @@ class InFlight:
     ) -> tuple[datetime, Token | None]:
         """Register one delivery; return its receive time and the token for `durable`.
 
-        Args:
-            mid: the packet identifier.
-            topic, payload: the message's content (a packet id alone is reused after a PUBACK).
-            qos: QoS 0 messages are never redelivered: `now` and no token.
-            dup: the broker's DUP flag (it sent this message before).
-            connection: the number of the connection it arrived on.
-            now: this delivery's receive time, aware UTC.
+        Parameters
+        ----------
+        mid
+            the packet identifier.
+        topic, payload
+            the message's content (a packet id alone is reused after a PUBACK).
+        qos
+            QoS 0 messages are never redelivered: `now` and no token.
+        dup
+            the broker's DUP flag (it sent this message before).
+        connection
+            the number of the connection it arrived on.
+        now
+            this delivery's receive time, aware UTC.
         """
         if qos == 0:
             return now, None
@@ -95,9 +102,12 @@ class InFlight:
     def durable(self, token: Token | None, connection: int) -> bool:
         """One delivery is stored or rejected; True when its PUBACK is to be sent now.
 
-        Args:
-            token: what `receive` returned for the delivery.
-            connection: the number of the connection the PUBACK would go out on.
+        Parameters
+        ----------
+        token
+            what `receive` returned for the delivery.
+        connection
+            the number of the connection the PUBACK would go out on.
         """
         if token is None:
             return False
@@ -113,5 +123,6 @@ class InFlight:
             return True
 
     def __len__(self) -> int:
+        """The number of packets not yet acknowledged."""
         with self._lock:
             return len(self._entries)

@@ -44,10 +44,12 @@ class IngestStats:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, name: str, amount: int) -> None:
+        """Add ``amount`` to the counter ``name`` (thread-safe)."""
         with self.lock:
             setattr(self, name, getattr(self, name) + amount)
 
     def snapshot(self) -> dict[str, int]:
+        """Every counter at one instant."""
         with self.lock:
             return {
                 "accepted": self.accepted,
@@ -65,14 +67,22 @@ _Item = tuple[Reading | Point, DurableCallback | None]
 class IngestPipeline:
     """Batches readings into a store, spooling to disk while the store is unavailable.
 
-    Args:
-        store: where points go; closed by `close()`.
-        spool: the durable FIFO used while the store is away.
-        dead_letter: file for batches the store refused as invalid (kept, never dropped).
-        batch_size: most points per write.
-        flush_interval_s: longest a point waits in memory before a write [s].
-        max_queued: readings held in memory before `submit` blocks.
-        retry_min_s, retry_max_s: backoff between attempts on an unavailable store [s].
+    Parameters
+    ----------
+    store
+        where points go; closed by `close()`.
+    spool
+        the durable FIFO used while the store is away.
+    dead_letter
+        file for batches the store refused as invalid (kept, never dropped).
+    batch_size
+        most points per write.
+    flush_interval_s
+        longest a point waits in memory before a write [s].
+    max_queued
+        readings held in memory before `submit` blocks.
+    retry_min_s, retry_max_s
+        backoff between attempts on an unavailable store [s].
     """
 
     def __init__(

@@ -20,11 +20,16 @@ MAX_TOPIC_ECHO = 200
 class RejectionReporter:
     """Counts every rejection; publishes at most `per_second` notices, logs a periodic summary.
 
-    Args:
-        publish: sends (topic, payload); None when no broker is attached (Modbus only).
-        topic_prefix: the contract's first topic level.
-        per_second: sustained notices per second (a burst of the same size is allowed).
-        summary_every_s: how often a non-empty summary is logged [s].
+    Parameters
+    ----------
+    publish
+        sends (topic, payload); None when no broker is attached (Modbus only).
+    topic_prefix
+        the contract's first topic level.
+    per_second
+        sustained notices per second (a burst of the same size is allowed).
+    summary_every_s
+        how often a non-empty summary is logged [s].
     """
 
     def __init__(

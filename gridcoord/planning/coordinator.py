@@ -111,22 +111,37 @@ def default_solver(problem: optimizer.Problem, time_limit_s: float) -> optimizer
 class PlanOutcome:
     """What one planning run produced and how (the ``plan`` measurement of DESIGN 3.4).
 
-    Attributes:
-        schedule_id: the plan's id (`timing.schedule_id`; ``…/fallback`` for a fallback plan).
-        slot_start: start of the plan's first slot [UTC].
-        status: ``optimal``, ``time_limit`` or ``fallback``.
-        failure: why it fell back (solver error, overrun, no budget, bad input), else None.
-        solve_s: wall time of the solve, 0 when there was none [s].
-        sessions: sessions in the problem.
-        kpis: the plan's KPIs over the horizon (``unmet_kwh``, ``import_kwh``,
-            ``renewable_share``, ``peak_import_kw``, ...); empty when no problem could be built.
-        baseline: the same KPIs for uncontrolled charging of the same sessions.
-        binding: what limited the plan (the schedule's ``binding``, as JSON objects).
-        forecast_mae: MAE of the previous run's forecast per kind (pv, wind, load) [kW].
-        made_at: when the run started [UTC].
-        budget_s: the solver's time budget [s].
-        skipped: sessions left out of the problem, with the reason.
-        forecast_sources: per kind, ``model``, ``external`` or ``external+model``.
+    Attributes
+    ----------
+    schedule_id
+        the plan's id (`timing.schedule_id`; ``…/fallback`` for a fallback plan).
+    slot_start
+        start of the plan's first slot [UTC].
+    status
+        ``optimal``, ``time_limit`` or ``fallback``.
+    failure
+        why it fell back (solver error, overrun, no budget, bad input), else None.
+    solve_s
+        wall time of the solve, 0 when there was none [s].
+    sessions
+        sessions in the problem.
+    kpis
+        the plan's KPIs over the horizon (``unmet_kwh``, ``import_kwh``,
+        ``renewable_share``, ``peak_import_kw``, ...); empty when no problem could be built.
+    baseline
+        the same KPIs for uncontrolled charging of the same sessions.
+    binding
+        what limited the plan (the schedule's ``binding``, as JSON objects).
+    forecast_mae
+        MAE of the previous run's forecast per kind (pv, wind, load) [kW].
+    made_at
+        when the run started [UTC].
+    budget_s
+        the solver's time budget [s].
+    skipped
+        sessions left out of the problem, with the reason.
+    forecast_sources
+        per kind, ``model``, ``external`` or ``external+model``.
     """
 
     schedule_id: str
@@ -170,17 +185,27 @@ class PlanOutcome:
 class DispatchOutcome:
     """The setpoints of one dispatch (DESIGN 3.2 payloads, the ``setpoint`` measurement).
 
-    Attributes:
-        schedule_id: the plan they come from (a fallback plan has its own id).
-        at: dispatch instant [UTC].
-        valid_until: when the setpoints expire [UTC].
-        setpoints_kw: every configured charger's limit after the safety layer [kW].
-        payloads: charger id → the setpoint JSON object.
-        order: charger ids in sending order (decreases first).
-        overloads: zones whose guaranteed minima and stale chargers alone exceed them.
-        limited: charger id → what decided its setpoint (``plan``, ``charger_max``,
-            ``invalid``, ``stale``, ``guaranteed``, ``zone:<id>``).
-        fallback: True when no (valid) optimised plan was dispatched.
+    Attributes
+    ----------
+    schedule_id
+        the plan they come from (a fallback plan has its own id).
+    at
+        dispatch instant [UTC].
+    valid_until
+        when the setpoints expire [UTC].
+    setpoints_kw
+        every configured charger's limit after the safety layer [kW].
+    payloads
+        charger id → the setpoint JSON object.
+    order
+        charger ids in sending order (decreases first).
+    overloads
+        zones whose guaranteed minima and stale chargers alone exceed them.
+    limited
+        charger id → what decided its setpoint (``plan``, ``charger_max``,
+        ``invalid``, ``stale``, ``guaranteed``, ``zone:<id>``).
+    fallback
+        True when no (valid) optimised plan was dispatched.
     """
 
     schedule_id: str
@@ -222,10 +247,13 @@ class _ActivePlan:
 class Coordinator:
     """Turns observed readings into plans and setpoints for one deployment.
 
-    Args:
-        config: the deployment (zones, assets, site, planning settings).
-        solver: ``(problem, time_limit_s) -> schedule``; `optimizer.solve` by default. Tests
-            inject failing or slow ones.
+    Parameters
+    ----------
+    config
+        the deployment (zones, assets, site, planning settings).
+    solver
+        ``(problem, time_limit_s) -> schedule``; `optimizer.solve` by default. Tests
+        inject failing or slow ones.
     """
 
     def __init__(self, config: Config, *, solver: Solver | None = None) -> None:

@@ -36,9 +36,12 @@ class RunningTotal:
 class BucketSeries:
     """Mean of a quantity per fixed-width time bucket over a sliding window.
 
-    Args:
-        width: bucket width (a minute for PV and wind, a slot for load).
-        keep: window kept; buckets older than this before the newest are dropped.
+    Parameters
+    ----------
+    width
+        bucket width (a minute for PV and wind, a slot for load).
+    keep
+        window kept; buckets older than this before the newest are dropped.
     """
 
     def __init__(self, width: timedelta, keep: timedelta) -> None:
@@ -74,4 +77,5 @@ class BucketSeries:
         ]
 
     def __len__(self) -> int:
+        """Number of slots held."""
         return len(self._sums)

@@ -52,17 +52,26 @@ def utc_now() -> datetime:
 class PlanningLoop:
     """Runs planning and dispatch on a schedule for one coordinator.
 
-    Args:
-        config: the deployment.
-        coordinator: turns observations into plans and setpoints.
-        publish: sends an MQTT message (the plan summary); None: not published.
-        store: hands points to the ingest pipeline.
-        sinks: reach the chargers (`gridcoord.sinks.setpoint_sinks`); a charger no sink
-            serves is reported once and skipped.
-        clock: returns aware UTC now (tests may pass another).
+    Parameters
+    ----------
+    config
+        the deployment.
+    coordinator
+        turns observations into plans and setpoints.
+    publish
+        sends an MQTT message (the plan summary); None: not published.
+    store
+        hands points to the ingest pipeline.
+    sinks
+        reach the chargers (`gridcoord.sinks.setpoint_sinks`); a charger no sink
+        serves is reported once and skipped.
+    clock
+        returns aware UTC now (tests may pass another).
 
-    Raises:
-        ValueError: two sinks claim the same charger.
+    Raises
+    ------
+    ValueError
+        two sinks claim the same charger.
     """
 
     def __init__(

@@ -51,17 +51,28 @@ class PlanZone:
 class Snapshot:
     """Everything a planning run works on, frozen at its start.
 
-    Attributes:
-        start: start of slot 0, on the slot grid [UTC].
-        slot_minutes: slot length [min].
-        slots: number of slots T.
-        sessions: open charging sessions.
-        chargers: every charger.
-        zones: the zone tree with headroom.
-        renewable_kw: forecast PV + wind per slot [kW].
-        base_load_kw: forecast non-EV load per slot [kW].
-        import_weight: price or CO2 weight per slot (default 1).
-        vehicle_max_kw: session id → the vehicle's own limit, when known [kW].
+    Attributes
+    ----------
+    start
+        start of slot 0, on the slot grid [UTC].
+    slot_minutes
+        slot length [min].
+    slots
+        number of slots T.
+    sessions
+        open charging sessions.
+    chargers
+        every charger.
+    zones
+        the zone tree with headroom.
+    renewable_kw
+        forecast PV + wind per slot [kW].
+    base_load_kw
+        forecast non-EV load per slot [kW].
+    import_weight
+        price or CO2 weight per slot (default 1).
+    vehicle_max_kw
+        session id → the vehicle's own limit, when known [kW].
     """
 
     start: datetime
@@ -87,9 +98,11 @@ class BuiltProblem:
 def build_problem(snapshot: Snapshot) -> BuiltProblem:
     """Turn a snapshot into the optimizer's problem.
 
-    Raises:
-        ValueError: naming the element, when a series has the wrong length or a negative or
-            non-finite value, or the start is not on the slot grid.
+    Raises
+    ------
+    ValueError
+        naming the element, when a series has the wrong length or a negative or
+        non-finite value, or the start is not on the slot grid.
     """
     check_slot_minutes(snapshot.slot_minutes)
     if snapshot.slots <= 0:
@@ -158,14 +171,21 @@ def zone_headroom_series(
 ) -> list[float]:
     """A zone's EV headroom per slot: rating minus its non-EV load, projected [kW].
 
-    Args:
-        rating_kw: rating of the zone's transformer or feeder [kW].
-        non_ev_now_kw: the zone's non-EV load now (meter minus EV draw) [kW]; None when the
-            meter is stale — the zone is then at its limit for the whole horizon.
-        city_load_forecast_kw: forecast non-EV load of the city per slot [kW].
-        city_load_now_kw: the city's non-EV load now [kW].
+    Parameters
+    ----------
+    rating_kw
+        rating of the zone's transformer or feeder [kW].
+    non_ev_now_kw
+        the zone's non-EV load now (meter minus EV draw) [kW]; None when the
+        meter is stale — the zone is then at its limit for the whole horizon.
+    city_load_forecast_kw
+        forecast non-EV load of the city per slot [kW].
+    city_load_now_kw
+        the city's non-EV load now [kW].
 
-    Returns:
+    Returns
+    -------
+    list[float]
         Headroom per slot in [0, rating_kw] [kW].
     """
     count = len(city_load_forecast_kw)

@@ -26,12 +26,18 @@ def take_snapshot(
 ) -> Snapshot:
     """The snapshot a planning run solves, on the forecast's slot grid.
 
-    Args:
-        config: the deployment (zones, chargers).
-        latest: asset id → latest reading (copied by the caller under its lock).
-        sessions: open charging sessions.
-        forecast: the horizon's forecast; its slots are the plan's.
-        now: the run's start.
+    Parameters
+    ----------
+    config
+        the deployment (zones, chargers).
+    latest
+        asset id → latest reading (copied by the caller under its lock).
+    sessions
+        open charging sessions.
+    forecast
+        the horizon's forecast; its slots are the plan's.
+    now
+        the run's start.
 
     Zone headroom per slot: the zone's non-EV load now, projected along the city's non-EV load
     forecast (`zone_headroom_series`); a stale meter holds the zone at its limit throughout.

@@ -23,11 +23,16 @@ def time_budget_s(
 ) -> float:
     """Seconds the solver may take, 0 when there is no time left [s].
 
-    Args:
-        now: when the solve would start.
-        slot_start: start of the plan's first slot.
-        configured_s: the configured solver time limit (``planning.solver_time_limit_s``) [s].
-        margin: time kept for building the problem, storing and dispatching the plan.
+    Parameters
+    ----------
+    now
+        when the solve would start.
+    slot_start
+        start of the plan's first slot.
+    configured_s
+        the configured solver time limit (``planning.solver_time_limit_s``) [s].
+    margin
+        time kept for building the problem, storing and dispatching the plan.
     """
     left = (as_utc(slot_start) - as_utc(now) - margin).total_seconds()
     return max(0.0, min(configured_s, left))

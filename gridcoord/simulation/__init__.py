@@ -1,5 +1,7 @@
-"""Pure models of the demo city: weather-driven PV and wind, household and commercial load,
-EV visits, and chargers that obey setpoints. Everything is a function of a seed and UTC time.
+"""Pure models of the demo city, each a function of a seed and UTC time.
+
+Weather-driven PV and wind, household and commercial load, EV visits, and chargers that obey
+setpoints.
 """
 
 from gridcoord.simulation.charger import SimulatedCharger

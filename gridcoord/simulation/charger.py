@@ -21,10 +21,14 @@ from gridcoord.timegrid import as_utc, parse_rfc3339, to_rfc3339
 class SimulatedCharger:
     """One charge point with at most one vehicle.
 
-    Attributes:
-        id: charger id.
-        max_kw: rating [kW].
-        failsafe_kw: power it falls back to with no valid setpoint [kW].
+    Attributes
+    ----------
+    id
+        charger id.
+    max_kw
+        rating [kW].
+    failsafe_kw
+        power it falls back to with no valid setpoint [kW].
     """
 
     id: str

@@ -136,14 +136,21 @@ def demo_city(
     Local transformers are rated 250 kW and carry 180-280 households, so that their winter
     evening peak plus uncontrolled charging overloads some of them: the case coordination is for.
 
-    Args:
-        seed: makes the city (and, in the simulation, its weather and cars) reproducible.
-        chargers: number of chargers (60 % home 11 kW, half of them with the §14a minimum of
-            4.2 kW; 25 % workplace 11/22 kW; 15 % public 22 kW).
-        feeders: feeders under the substation.
-        transformers_per_feeder: local transformers under each feeder.
-        latitude: site latitude [degrees north].
-        longitude: site longitude [degrees east].
+    Parameters
+    ----------
+    seed
+        makes the city (and, in the simulation, its weather and cars) reproducible.
+    chargers
+        number of chargers (60 % home 11 kW, half of them with the §14a minimum of
+        4.2 kW; 25 % workplace 11/22 kW; 15 % public 22 kW).
+    feeders
+        feeders under the substation.
+    transformers_per_feeder
+        local transformers under each feeder.
+    latitude
+        site latitude [degrees north].
+    longitude
+        site longitude [degrees east].
     """
     rng = np.random.default_rng(stream_seed(seed, "city"))
     zones = [SimZone("sub-1", None, 8000.0, "meter-sub-1")]

@@ -28,14 +28,21 @@ from gridcoord.simulation.noise import stream_seed
 class EvVisit:
     """One vehicle's stay at a charger.
 
-    Attributes:
-        charger_id: the charger.
-        arrival: plug-in [UTC].
-        departure: plug-out [UTC].
-        energy_kwh: energy the vehicle wants [kWh].
-        max_kw: the vehicle's own charging limit [kW].
-        reports_departure: whether the vehicle or app tells the charger its departure and need
-            (``departure``, ``energy_request_wh`` in telemetry); otherwise defaults apply.
+    Attributes
+    ----------
+    charger_id
+        the charger.
+    arrival
+        plug-in [UTC].
+    departure
+        plug-out [UTC].
+    energy_kwh
+        energy the vehicle wants [kWh].
+    max_kw
+        the vehicle's own charging limit [kW].
+    reports_departure
+        whether the vehicle or app tells the charger its departure and need
+        (``departure``, ``energy_request_wh`` in telemetry); otherwise defaults apply.
     """
 
     charger_id: str
@@ -69,12 +76,18 @@ def visits_on(
 ) -> list[EvVisit]:
     """The visits that *arrive* at one charger on one local day, in time order, not overlapping.
 
-    Args:
-        charger_id: the charger.
-        charger_type: home, workplace or public.
-        day: local calendar day.
-        seed: the city's seed.
-        tz: the city's zone.
+    Parameters
+    ----------
+    charger_id
+        the charger.
+    charger_type
+        home, workplace or public.
+    day
+        local calendar day.
+    seed
+        the city's seed.
+    tz
+        the city's zone.
     """
     zone = ZoneInfo(tz)
     rng = np.random.default_rng(stream_seed(seed, "ev", charger_id, day.toordinal()))

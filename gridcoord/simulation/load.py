@@ -46,8 +46,10 @@ _G0_NORM = _normalised(_G0)
 
 
 def bdew_dynamisation(day_of_year: int) -> float:
-    """BDEW's seasonal factor for the H0 profile: -3.92e-10 t⁴ + 3.2e-7 t³ - 7.02e-5 t² +
-    2.1e-3 t + 1.24, with t the day of the year [-]."""
+    """BDEW's seasonal factor for the H0 profile [-].
+
+    -3.92e-10 t⁴ + 3.2e-7 t³ - 7.02e-5 t² + 2.1e-3 t + 1.24, with t the day of the year.
+    """
     t = float(day_of_year)
     return -3.92e-10 * t**4 + 3.2e-7 * t**3 - 7.02e-5 * t**2 + 2.1e-3 * t + 1.24
 
@@ -67,11 +69,16 @@ def household_kw(
 ) -> float:
     """Demand of a group of households at an instant [kW].
 
-    Args:
-        instant: aware instant.
-        mean_kw: the group's yearly mean demand [kW] (0.4 kW per household).
-        seed: noise seed (one per meter).
-        tz: local zone whose clock the households live by.
+    Parameters
+    ----------
+    instant
+        aware instant.
+    mean_kw
+        the group's yearly mean demand [kW] (0.4 kW per household).
+    seed
+        noise seed (one per meter).
+    tz
+        local zone whose clock the households live by.
     """
     local = as_utc(instant).astimezone(ZoneInfo(tz))
     season = bdew_dynamisation(local.timetuple().tm_yday)

@@ -33,13 +33,19 @@ _CLEAR_SKY_STEP = timedelta(minutes=5)
 class CitySimulation:
     """The demo city from ``start`` on.
 
-    Args:
-        layout: the city.
-        seed: weather, loads and cars.
-        start: first instant [UTC].
-        controlled: chargers obey setpoints (else: the uncontrolled baseline, every charger at
-            its rating whatever it is sent).
-        tz: the city's zone (local days for EV visits and load habits).
+    Parameters
+    ----------
+    layout
+        the city.
+    seed
+        weather, loads and cars.
+    start
+        first instant [UTC].
+    controlled
+        chargers obey setpoints (else: the uncontrolled baseline, every charger at
+        its rating whatever it is sent).
+    tz
+        the city's zone (local days for EV visits and load habits).
     """
 
     def __init__(
@@ -75,8 +81,10 @@ class CitySimulation:
     # --- driving it -------------------------------------------------------------------------
 
     def step(self, end: datetime) -> None:
-        """Advance the city from `now` to ``end``: cars arrive, charge and leave; loads and
-        generation are sampled at the start of the step and held through it."""
+        """Advance the city from `now` to ``end``: cars arrive, charge and leave.
+
+        Loads and generation are sampled at the start of the step and held through it.
+        """
         end = as_utc(end)
         if end <= self.now:
             return
@@ -206,9 +214,11 @@ class CitySimulation:
 class KpiAccumulator:
     """City KPIs over the steps of a simulation.
 
-    Args:
-        zone_ratings: zone id → rating [kW]; a step with a zone's net load above it counts as
-            one overload.
+    Parameters
+    ----------
+    zone_ratings
+        zone id → rating [kW]; a step with a zone's net load above it counts as
+        one overload.
     """
 
     def __init__(self, zone_ratings: Mapping[str, float]) -> None:

@@ -69,12 +69,18 @@ def _power_curve(turbine_type: str, hub_height_m: float) -> tuple[FloatArray, Fl
 class WindFarm:
     """A wind farm of identical turbines.
 
-    Attributes:
-        turbines: number of turbines.
-        turbine_type: a windpowerlib/OEDB turbine type with a power curve.
-        hub_height_m: hub height [m].
-        availability: fraction of output left after wakes and downtime [-].
-        cut_out_ms: wind speed above which the turbines stop [m/s].
+    Attributes
+    ----------
+    turbines
+        number of turbines.
+    turbine_type
+        a windpowerlib/OEDB turbine type with a power curve.
+    hub_height_m
+        hub height [m].
+    availability
+        fraction of output left after wakes and downtime [-].
+    cut_out_ms
+        wind speed above which the turbines stop [m/s].
     """
 
     turbines: int = 10

@@ -21,8 +21,10 @@ class StoreRejected(Exception):
     split the batch to the same effect), so the caller never retries the batch: it keeps
     `rejected` aside for an operator.
 
-    Attributes:
-        rejected: the refused points (all of the batch when the store cannot tell which).
+    Attributes
+    ----------
+    rejected
+        the refused points (all of the batch when the store cannot tell which).
     """
 
     def __init__(self, message: str, rejected: Sequence[Point] = ()) -> None:
@@ -36,9 +38,12 @@ class Store(Protocol):
     def write(self, points: Sequence[Point]) -> None:
         """Write all points or raise; never a partial silent success.
 
-        Raises:
-            StoreUnavailable: transient failure, the caller keeps the points and retries.
-            StoreRejected: the data was refused; retrying the same points cannot succeed.
+        Raises
+        ------
+        StoreUnavailable
+            transient failure, the caller keeps the points and retries.
+        StoreRejected
+            the data was refused; retrying the same points cannot succeed.
         """
         ...
 
@@ -52,16 +57,25 @@ class Store(Protocol):
     ) -> list[tuple[datetime, float]]:
         """Return (UTC time, value) pairs of one numeric field, oldest first.
 
-        Args:
-            measurement: e.g. ``telemetry``.
-            field: e.g. ``power_w``; booleans read as 0.0/1.0, text values are left out.
-            tags: only points carrying all of these tags (other tags may differ).
-            start: first instant included, timezone-aware.
-            end: first instant excluded, timezone-aware.
+        Parameters
+        ----------
+        measurement
+            e.g. ``telemetry``.
+        field
+            e.g. ``power_w``; booleans read as 0.0/1.0, text values are left out.
+        tags
+            only points carrying all of these tags (other tags may differ).
+        start
+            first instant included, timezone-aware.
+        end
+            first instant excluded, timezone-aware.
 
-        Raises:
-            StoreUnavailable: the store cannot be read right now.
-            StoreRejected: the store cannot serve this read (e.g. no InfluxQL endpoint).
+        Raises
+        ------
+        StoreUnavailable
+            the store cannot be read right now.
+        StoreRejected
+            the store cannot serve this read (e.g. no InfluxQL endpoint).
         """
         ...
 

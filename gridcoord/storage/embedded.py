@@ -44,8 +44,10 @@ _SeriesKey = tuple[str, str, str]  # measurement, canonical tags JSON, field
 class EmbeddedStore:
     """A store in one SQLite file.
 
-    Args:
-        path: the database file; its directory is created if missing. ``:memory:`` for tests.
+    Parameters
+    ----------
+    path
+        the database file; its directory is created if missing. ``:memory:`` for tests.
     """
 
     def __init__(self, path: Path | str) -> None:
@@ -66,8 +68,10 @@ class EmbeddedStore:
     def write(self, points: Sequence[Point]) -> None:
         """Write all points in one transaction; see `gridcoord.storage.base.Store.write`.
 
-        Raises:
-            StoreUnavailable: the file cannot be written (disk full, locked, read-only).
+        Raises
+        ------
+        StoreUnavailable
+            the file cannot be written (disk full, locked, read-only).
         """
         if not points:
             return

@@ -10,9 +10,12 @@ from gridcoord.storage.spool import Spool
 def open_store(config: Config) -> Store:
     """Return the configured store; nothing is contacted yet (a down server is not an error).
 
-    Raises:
-        ValueError: an InfluxDB url that is not ``http(s)://host[:port]``.
-        StoreUnavailable: the embedded store file cannot be opened.
+    Raises
+    ------
+    ValueError
+        an InfluxDB url that is not ``http(s)://host[:port]``.
+    StoreUnavailable
+        the embedded store file cannot be opened.
     """
     if config.storage.kind is StorageKind.EMBEDDED:
         from gridcoord.storage.embedded import EmbeddedStore

@@ -35,6 +35,7 @@ class Response:
 
     @property
     def ok(self) -> bool:
+        """True for a 2xx status."""
         return 200 <= self.status < 300
 
     def message(self) -> str:
@@ -52,8 +53,10 @@ class Response:
 def split_url(url: str) -> tuple[str, str | None, str | None]:
     """Split a base URL into (URL without credentials, user, password).
 
-    Raises:
-        ValueError: not an http(s) URL with a host.
+    Raises
+    ------
+    ValueError
+        not an http(s) URL with a host.
     """
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -70,11 +73,16 @@ def split_url(url: str) -> tuple[str, str | None, str | None]:
 class InfluxHttp:
     """A pooled HTTP client for one server; maps connection failures to `StoreUnavailable`.
 
-    Args:
-        url: base URL without credentials (see `split_url`).
-        headers: sent with every request (e.g. Authorization).
-        timeout_s: connect and read timeout of each request [s].
-        pool_size: connections kept open for reuse.
+    Parameters
+    ----------
+    url
+        base URL without credentials (see `split_url`).
+    headers
+        sent with every request (e.g. Authorization).
+    timeout_s
+        connect and read timeout of each request [s].
+    pool_size
+        connections kept open for reuse.
     """
 
     def __init__(
@@ -102,8 +110,10 @@ class InfluxHttp:
     ) -> Response:
         """Send one request and return the response, whatever its status.
 
-        Raises:
-            StoreUnavailable: no connection, a timeout, or a broken reply.
+        Raises
+        ------
+        StoreUnavailable
+            no connection, a timeout, or a broken reply.
         """
         target = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
         try:
@@ -118,9 +128,12 @@ class InfluxHttp:
     def query(self, influxql: str, database: str) -> list[dict[str, Any]]:
         """Run InfluxQL through ``/query`` and return the series of the first statement.
 
-        Raises:
-            StoreUnavailable: unreachable, credentials refused, or a server error.
-            StoreRejected: the server cannot run the query (or serves no InfluxQL).
+        Raises
+        ------
+        StoreUnavailable
+            unreachable, credentials refused, or a server error.
+        StoreRejected
+            the server cannot run the query (or serves no InfluxQL).
         """
         params = {"db": database, "q": influxql, "epoch": "ns"}
         response = self.request(
@@ -146,6 +159,7 @@ class InfluxHttp:
         return series
 
     def close(self) -> None:
+        """Close the pooled connections."""
         self._pool.clear()
 
 
@@ -184,9 +198,11 @@ def select_field(
 def series_values(series: list[dict[str, Any]], server: str) -> list[tuple[datetime, float]]:
     """(time, value) pairs from the `/query` series of `select_field`, numbers only, in order.
 
-    Raises:
-        StoreRejected: the answer is not that of a SELECT (VictoriaMetrics answers any
-            query with its database list).
+    Raises
+    ------
+    StoreRejected
+        the answer is not that of a SELECT (VictoriaMetrics answers any
+        query with its database list).
     """
     pairs: list[tuple[int, float]] = []
     for one in series:
@@ -224,13 +240,18 @@ def isolate_refused(
     and time, so sending a good point twice is harmless. Costs about 2·k·log2(n) requests for k
     refused points among n; refusals are rare (our points are validated before they get here).
 
-    Args:
-        points: the batch.
-        attempt: writes a chunk or raises StoreRejected, whose ``rejected`` names the refused
-            points when the server tells (the chunk is then not split further), or is empty
-            when it does not; StoreUnavailable propagates.
+    Parameters
+    ----------
+    points
+        the batch.
+    attempt
+        writes a chunk or raises StoreRejected, whose ``rejected`` names the refused
+        points when the server tells (the chunk is then not split further), or is empty
+        when it does not; StoreUnavailable propagates.
 
-    Returns:
+    Returns
+    -------
+    tuple[list[Point], str]
         the refused points and the server's reason for the first of them.
     """
     refused: list[Point] = []
@@ -280,9 +301,12 @@ def write_all_or_isolate(
     `send_lines` takes the batch with its lines already formatted (the hot path, formatted
     once); `send_points` re-sends a part of it while the refused points are isolated.
 
-    Raises:
-        StoreRejected: with exactly the refused points; everything else is stored.
-        StoreUnavailable: from the senders, untouched (the caller keeps the whole batch).
+    Raises
+    ------
+    StoreRejected
+        with exactly the refused points; everything else is stored.
+    StoreUnavailable
+        from the senders, untouched (the caller keeps the whole batch).
     """
     good, lines, refused = format_lines(points)
     reason = "a point line protocol cannot carry" if refused else ""

@@ -52,12 +52,18 @@ class _PartialWrite(StoreRejected):
 class InfluxV1Store:
     """A store on InfluxDB 1.x (also any server of the 1.x ``/write`` API).
 
-    Args:
-        url: base URL, e.g. ``http://127.0.0.1:8086``.
-        database: database to write to and read from; created on first use.
-        username: user, or None when authentication is off.
-        password: the user's password.
-        timeout_s: per-request timeout [s]; a dead server costs at most this long.
+    Parameters
+    ----------
+    url
+        base URL, e.g. ``http://127.0.0.1:8086``.
+    database
+        database to write to and read from; created on first use.
+    username
+        user, or None when authentication is off.
+    password
+        the user's password.
+    timeout_s
+        per-request timeout [s]; a dead server costs at most this long.
     """
 
     def __init__(

@@ -41,13 +41,20 @@ _MESSAGE_CHARS = 300
 class InfluxV2Store:
     """A store on InfluxDB 2.x/3.x, or any server of the v2 write API.
 
-    Args:
-        url: base URL, e.g. ``http://127.0.0.1:8086``.
-        token: API token with write access to the bucket (None for servers without auth).
-        org: organisation.
-        bucket: bucket written to.
-        database: InfluxQL database name mapped to the bucket (DBRP) for reads.
-        timeout_s: per-request timeout [s]; a dead server costs at most this long.
+    Parameters
+    ----------
+    url
+        base URL, e.g. ``http://127.0.0.1:8086``.
+    token
+        API token with write access to the bucket (None for servers without auth).
+    org
+        organisation.
+    bucket
+        bucket written to.
+    database
+        InfluxQL database name mapped to the bucket (DBRP) for reads.
+    timeout_s
+        per-request timeout [s]; a dead server costs at most this long.
     """
 
     def __init__(

@@ -1,12 +1,12 @@
-"""A storage-neutral time-series point and its InfluxDB line-protocol form, both ways.
+r"""A storage-neutral time-series point and its InfluxDB line-protocol form, both ways.
 
 Escaping follows what the servers we support actually do (measured against InfluxDB 1.6.7 and
 VictoriaMetrics 1.79): commas and spaces (and ``=`` outside the measurement) are escaped with a
-backslash. Neither server unescapes ``\\\\`` in a name, so a backslash in a name cannot be
+backslash. Neither server unescapes ``\\`` in a name, so a backslash in a name cannot be
 carried faithfully before an escaped character; names that line protocol cannot carry (empty,
 containing a line break or a backslash) are refused with a ValueError naming them. Our own
 names (pseudonymous ids, snake_case fields) never contain them. String field values escape
-``"`` and ``\\``, which both servers unescape.
+``"`` and ``\``, which both servers unescape.
 
 `parse_line` reads back exactly what `Point.to_line` writes (the disk spool stores batches as
 line protocol); it is not a general parser for hand-written line protocol.
@@ -27,13 +27,18 @@ from adapters.contract.reading import FieldValue, Reading
 class Point:
     """One row of a measurement (DESIGN 3.4): tags are low-cardinality identities only.
 
-    Attributes:
-        measurement: ``telemetry``, ``setpoint`` or ``plan``.
-        tags: identity of the series (asset_id, kind, zone, schedule_id). Empty values are
-            left out on write, as InfluxDB has no empty tag values.
-        fields: the values. Integers are written as floats so that a field never changes type
-            between writes (InfluxDB refuses that); they read back as floats.
-        ts_ns: UTC instant [ns since the Unix epoch].
+    Attributes
+    ----------
+    measurement
+        ``telemetry``, ``setpoint`` or ``plan``.
+    tags
+        identity of the series (asset_id, kind, zone, schedule_id). Empty values are
+        left out on write, as InfluxDB has no empty tag values.
+    fields
+        the values. Integers are written as floats so that a field never changes type
+        between writes (InfluxDB refuses that); they read back as floats.
+    ts_ns
+        UTC instant [ns since the Unix epoch].
     """
 
     measurement: str
@@ -44,8 +49,10 @@ class Point:
     def to_line(self) -> str:
         """Return the point in InfluxDB line protocol (nanosecond precision).
 
-        Raises:
-            ValueError: a name line protocol cannot carry, a non-finite number, or no fields.
+        Raises
+        ------
+        ValueError
+            a name line protocol cannot carry, a non-finite number, or no fields.
         """
         head = _series_head(self.measurement, tuple(self.tags.items()))
         if not self.fields:
@@ -97,8 +104,10 @@ def ns_to_datetime(ts_ns: int) -> datetime:
 def parse_line(line: str) -> Point:
     """Parse one line written by `Point.to_line` back into a point.
 
-    Raises:
-        ValueError: the line is not in the form `Point.to_line` writes.
+    Raises
+    ------
+    ValueError
+        the line is not in the form `Point.to_line` writes.
     """
     if "\\" not in line and '"' not in line:
         # Fast path: nothing escaped, no string fields (the common telemetry line).

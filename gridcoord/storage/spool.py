@@ -51,9 +51,12 @@ class SpoolFull(Exception):
 class Spool:
     """Append-only FIFO of batches on disk, bounded in size, safe to use from several threads.
 
-    Args:
-        directory: where batch files live; created if missing.
-        max_bytes: upper bound of all batch files together [bytes].
+    Parameters
+    ----------
+    directory
+        where batch files live; created if missing.
+    max_bytes
+        upper bound of all batch files together [bytes].
     """
 
     def __init__(self, directory: Path, max_bytes: int) -> None:
@@ -89,11 +92,15 @@ class Spool:
     def append(self, points: Sequence[Point]) -> None:
         """Store a batch durably (fsync'd) behind all earlier ones; empty batches are ignored.
 
-        Raises:
-            SpoolFull: the batch does not fit under ``max_bytes``, or the disk is full;
-                nothing was written.
-            ValueError: a point line protocol cannot carry (see `Point.to_line`).
-            OSError: another disk failure; nothing was written.
+        Raises
+        ------
+        SpoolFull
+            the batch does not fit under ``max_bytes``, or the disk is full;
+            nothing was written.
+        ValueError
+            a point line protocol cannot carry (see `Point.to_line`).
+        OSError
+            another disk failure; nothing was written.
         """
         if not points:
             return

@@ -1,5 +1,6 @@
 """Broker authentication and TLS: gridcoord connects with credentials from the environment,
-over TLS verified against a CA, and never writes the password into its log."""
+over TLS verified against a CA, and never writes the password into its log.
+"""
 
 from __future__ import annotations
 

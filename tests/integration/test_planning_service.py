@@ -133,7 +133,8 @@ def running(
 def plan_with_sessions(devices: FieldDevices, proc: GridcoordProcess) -> dict[str, object]:
     """Report telemetry, trigger a planning run (SIGUSR1), and wait for a solved plan that saw
     the cars. In the last 20 s of a one-minute slot a run has no time budget and rightly falls
-    back; the next minute's scheduled run then solves."""
+    back; the next minute's scheduled run then solves.
+    """
     import signal
 
     devices.report(datetime.now(UTC))
@@ -211,7 +212,8 @@ def test_example_city_plans_and_dispatches_into_influxdb(
     influx_database: str,
 ) -> None:
     """The example city with real Mosquitto and InfluxDB 1.6: a plan and every charger's
-    setpoint are stored, and InfluxDB takes every field (no type conflicts, nothing refused)."""
+    setpoint are stored, and InfluxDB takes every field (no type conflicts, nothing refused).
+    """
     example = ROOT / "config" / "wolfsburg.yaml"
     env = {
         "GRIDCOORD_MQTT__HOST": "127.0.0.1",

@@ -163,7 +163,8 @@ def test_no_setpoint_on_the_wire_exceeds_the_request_or_the_rating(
     name: str, powers: list[float]
 ) -> None:
     """Whatever power is asked, the current the charger ends up with (decoded from its
-    registers by the simulator) allows at most that power and at most the 11 kW rating."""
+    registers by the simulator) allows at most that power and at most the 11 kW rating.
+    """
     sim = ChargerSimulator(load_map(name), 1)
     port = free_port()
     asset = _charger(name, port)

@@ -303,7 +303,8 @@ def quarter_hours(day: date) -> Iterator[datetime]:
 @pytest.mark.parametrize(("day", "count"), [(date(2026, 3, 29), 92), (date(2026, 10, 25), 100)])
 def test_planning_across_the_dst_days(day: date, count: int) -> None:
     """Every quarter hour of a 23 h and a 25 h local day is planned and dispatched from its
-    own plan: the plan made at a boundary covers the slots from the next one on."""
+    own plan: the plan made at a boundary covers the slots from the next one on.
+    """
     slots = list(quarter_hours(day))
     assert len(slots) == count
     config = city(horizon_h=6.0)

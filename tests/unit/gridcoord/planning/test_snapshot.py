@@ -1,5 +1,6 @@
 """A planning snapshot taken from the simulated city: readings → sessions, headroom, forecast →
-the optimizer's problem."""
+the optimizer's problem.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The demo city: a valid configuration, telemetry the validation accepts, consistent meters,
-setpoints obeyed (or ignored by the baseline), and KPIs that add up."""
+setpoints obeyed (or ignored by the baseline), and KPIs that add up.
+"""
 
 from __future__ import annotations
 

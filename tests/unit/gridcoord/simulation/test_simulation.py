@@ -1,5 +1,6 @@
 """The demo city's models: deterministic in (seed, time), physically plausible, and chargers
-that never draw more than their setpoint while it is valid, nor their fail-safe power after."""
+that never draw more than their setpoint while it is valid, nor their fail-safe power after.
+"""
 
 from __future__ import annotations
 
