@@ -184,6 +184,9 @@ def run_case(
     if gave_up:
         print(f"GAVE UP after {deadline:.0f} s: {gave_up} readings not yet stored", file=sys.stderr)
     stats: dict[str, int] = {}
+    # Stalls have two suspects besides the store: a lost broker connection (reconnect backoff
+    # up to `mqtt.reconnect_max_s`) and the store refusing writes (spool and retry backoff).
+    reconnects = sum(proc.output.count("lost the broker") for proc in procs)
     for proc in procs:
         proc.terminate(timeout=max(60.0, deadline))
         match = re.search(r"ingest drained: (\{[^}]*\})", proc.output)
@@ -205,6 +208,7 @@ def run_case(
         "lost": total - stored,
         "spooled": stats.get("spooled", 0),
         "store_failures": stats.get("store_failures", 0),
+        "reconnects": reconnects,
     }
 
 
@@ -267,7 +271,7 @@ def main() -> None:
                     store,
                     int(instances),
                     batch,
-                    args.readings,
+                    readings,
                     args.assets,
                     Path(tmp),
                     args.deadline,
