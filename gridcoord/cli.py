@@ -42,9 +42,18 @@ def check_config(
 @app.command()
 def run(config: ConfigOption) -> None:
     """Run the service until SIGINT/SIGTERM; then drain buffers and exit 0."""
+    from gridcoord.config import load_config
+    from gridcoord.config_errors import ConfigError
+
+    try:
+        settings = load_config(config)
+    except ConfigError as exc:
+        # Refused before the service (and its forecasting stack) is even imported.
+        typer.echo(exc.report(), err=True)
+        raise typer.Exit(2) from None
     from gridcoord.service import run_service
 
-    raise typer.Exit(run_service(config))
+    raise typer.Exit(run_service(config, settings))
 
 
 @app.command()

@@ -10,6 +10,9 @@ configuration's API.
 
 from __future__ import annotations
 
+import json
+import os
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -33,11 +36,24 @@ from adapters.mqtt.settings import FieldMapping as FieldMapping
 from adapters.mqtt.settings import Mqtt as Mqtt
 from adapters.mqtt.settings import MqttSource as MqttSource
 from adapters.mqtt.settings import Tls as Tls
+from gridcoord.config_errors import ConfigError, Problems, quote
+from gridcoord.config_secrets import refuse_file_secrets, resolve_secret_files
+from gridcoord.safe_yaml import YamlProblem, parse, read_text
 from gridcoord.sessions import SessionDefaults
+
+# Physical bounds (docs/configuration-limits.md): generous, but finite, so that a typo
+# like `1e308` or `.inf` is refused by check-config instead of reaching the planner.
+MAX_RATED_KW = 1_000_000.0  # one asset: the largest power plants are about 1 GW
+MAX_CAPACITY_KW = 10_000_000.0  # one zone: the largest substations are a few GW
+MAX_CHARGER_KW = 10_000.0  # megawatt charging (MCS) tops out at 3.75 MW
+MAX_STALE_S = 86_400.0  # a day: anything older is not "recent telemetry"
+MAX_ZONES = 10_000
+MAX_ASSETS = 100_000
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: `.inf` and `.nan` are never a physical value.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Site(_Section):
@@ -82,11 +98,14 @@ class Storage(_Section):
         Path("var/spool"), description="Where accepted readings wait while the store is away."
     )
     spool_max_bytes: int = Field(
-        1_073_741_824, ge=1_048_576, description="Upper bound of the spool on disk [bytes]."
+        1_073_741_824,
+        ge=1_048_576,
+        le=1_099_511_627_776,
+        description="Upper bound of the spool on disk [bytes] (1 MiB to 1 TiB).",
     )
-    batch_size: int = Field(5000, ge=1, description="Points per write to the store.")
+    batch_size: int = Field(5000, ge=1, le=100_000, description="Points per write to the store.")
     flush_interval_s: float = Field(
-        1.0, gt=0, description="Longest time a point waits in memory before a write [s]."
+        1.0, gt=0, le=60, description="Longest time a point waits in memory before a write [s]."
     )
 
 
@@ -104,13 +123,25 @@ class InfluxDB(_Section):
     api: InfluxApi = Field(
         InfluxApi.V2, description="`v2` (InfluxDB 2.x/3.x, influxdb-client) or `v1` (`/write`)."
     )
-    token: SecretStr | None = Field(None, description="v2 API token; from the environment.")
+    token: SecretStr | None = Field(
+        None,
+        description="v2 API token: only from GRIDCOORD_INFLUXDB__TOKEN or `token_file`.",
+    )
+    token_file: Path | None = Field(
+        None, description="File holding the v2 API token (mode 0600 or 0400)."
+    )
     org: str = Field("gridcoord", description="v2 organisation.")
     bucket: str = Field("gridcoord", description="v2 bucket.")
     database: str = Field("gridcoord", description="v1 database (also the InfluxQL database).")
     username: str | None = Field(None, description="v1 user; from the environment.")
-    password: SecretStr | None = Field(None, description="v1 password; from the environment.")
-    timeout_s: float = Field(10.0, gt=0, description="HTTP timeout per request [s].")
+    password: SecretStr | None = Field(
+        None,
+        description="v1 password: only from GRIDCOORD_INFLUXDB__PASSWORD or `password_file`.",
+    )
+    password_file: Path | None = Field(
+        None, description="File holding the v1 password (mode 0600 or 0400)."
+    )
+    timeout_s: float = Field(10.0, gt=0, le=300, description="HTTP timeout per request [s].")
 
     @field_validator("url")
     @classmethod
@@ -134,7 +165,9 @@ class Zone(_Section):
 
     id: str = Field(description="Stable zone id (a transformer or feeder).")
     parent: str | None = Field(None, description="Zone this one hangs below, if any.")
-    capacity_kw: float = Field(ge=0, description="Rating of the transformer or feeder [kW].")
+    capacity_kw: float = Field(
+        ge=0, le=MAX_CAPACITY_KW, description="Rating of the transformer or feeder [kW]."
+    )
     meter: str | None = Field(None, description="Asset id of the meter measuring this zone.")
 
     @field_validator("id")
@@ -148,15 +181,25 @@ class ChargerSpec(_Section):
 
     type: ChargerType = Field(ChargerType.PUBLIC, description="Sets session defaults.")
     phases: Literal[1, 3] = Field(3, description="Connected phases.")
-    voltage_v: float = Field(230.0, gt=0, description="Phase voltage [V].")
-    min_current_a: float = Field(6.0, ge=0, description="Lowest current the charger can hold [A].")
+    voltage_v: float = Field(230.0, gt=0, le=1000, description="Phase voltage [V].")
+    min_current_a: float = Field(
+        6.0, ge=0, le=1000, description="Lowest current the charger can hold [A]."
+    )
     safe_power_kw: float = Field(
-        0.0, ge=0, description="Power for a stale charger or expired setpoint [kW]."
+        0.0,
+        ge=0,
+        le=MAX_CHARGER_KW,
+        description="Power for a stale charger or expired setpoint [kW]; at most `rated_kw`.",
     )
     guaranteed_kw: float = Field(
-        0.0, ge=0, description="Minimum never cut (e.g. 4.2 kW under §14a EnWG) [kW]."
+        0.0,
+        ge=0,
+        le=MAX_CHARGER_KW,
+        description="Minimum never cut (e.g. 4.2 kW under §14a EnWG) [kW]; at most `rated_kw`.",
     )
-    stale_after_s: float = Field(120.0, gt=0, description="Telemetry older than this is stale [s].")
+    stale_after_s: float = Field(
+        120.0, gt=0, le=MAX_STALE_S, description="Telemetry older than this is stale [s]."
+    )
 
 
 class Asset(_Section):
@@ -165,7 +208,9 @@ class Asset(_Section):
     id: str = Field(description="Stable pseudonymous id, e.g. `meter-0412`; never a name.")
     kind: AssetKind = Field(description="pv, wind, meter or charger.")
     zone: str | None = Field(None, description="Zone the asset is connected in.")
-    rated_kw: float = Field(gt=0, description="Rated power [kW]; bounds accepted readings.")
+    rated_kw: float = Field(
+        gt=0, le=MAX_RATED_KW, description="Rated power [kW]; bounds accepted readings."
+    )
     mqtt: MqttSource | None = Field(
         None, description="Own topic and payload mapping; the contract topic when absent."
     )
@@ -196,6 +241,11 @@ class Asset(_Section):
             raise ValueError("an asset is read over MQTT or Modbus, not both")
         if self.gateway is not None and (self.mqtt is not None or self.modbus is not None):
             raise ValueError("`gateway` is for assets on the contract topic (no mqtt/modbus)")
+        if self.charger is not None:
+            for name in ("safe_power_kw", "guaranteed_kw"):
+                if getattr(self.charger, name) > self.rated_kw:
+                    # A setpoint never exceeds the charger's limit (DESIGN 4), so neither may these.
+                    raise ValueError(f"charger.{name} must not exceed rated_kw")
         return self
 
 
@@ -208,7 +258,7 @@ class Planning(_Section):
     interval_min: int = Field(15, ge=1, le=60, description="Planning period, quarter-hour aligned.")
     horizon_h: float = Field(24.0, gt=0, le=72, description="Planning horizon [h].")
     slot_minutes: int = Field(15, ge=1, le=60, description="Length of a schedule slot [min].")
-    solver_time_limit_s: float = Field(60.0, gt=0, description="Solver time budget [s].")
+    solver_time_limit_s: float = Field(60.0, gt=0, le=3600, description="Solver time budget [s].")
     fallback: Literal["fair_share"] = Field(
         "fair_share", description="Plan dispatched when the solve fails or overruns."
     )
@@ -216,7 +266,10 @@ class Planning(_Section):
         60.0, gt=0, le=600, description="How often setpoints are re-sent to chargers [s]."
     )
     zone_meter_stale_after_s: float = Field(
-        120.0, gt=0, description="A zone meter silent this long means the zone is at its limit [s]."
+        120.0,
+        gt=0,
+        le=MAX_STALE_S,
+        description="A zone meter silent this long means the zone is at its limit [s].",
     )
     sessions: SessionDefaults = Field(
         default_factory=SessionDefaults,
@@ -245,8 +298,12 @@ class Config(BaseSettings):
     mqtt: Mqtt = Field(default_factory=Mqtt, description="Broker connection.")
     storage: Storage = Field(default_factory=Storage, description="Where data goes.")
     influxdb: InfluxDB = Field(default_factory=InfluxDB, description="InfluxDB connection.")
-    zones: list[Zone] = Field(default_factory=list, description="The zone tree.")
-    assets: list[Asset] = Field(default_factory=list, description="Field devices.")
+    zones: list[Zone] = Field(
+        default_factory=list, max_length=MAX_ZONES, description="The zone tree."
+    )
+    assets: list[Asset] = Field(
+        default_factory=list, max_length=MAX_ASSETS, description="Field devices."
+    )
     planning: Planning = Field(default_factory=Planning, description="Planning runs.")
     api: Api = Field(default_factory=Api, description="HTTP API.")
 
@@ -289,55 +346,83 @@ def reference_problems(zones: list[Any], assets: list[Any]) -> list[str]:
     """Cross-references between entries: duplicates, unknown zones/meters, zone cycles, topics.
 
     Works on plain mappings so it can also run on a file whose entries failed validation, and
-    the user sees every problem in one pass.
+    the user sees every problem in one pass. Values of the wrong type (a list where an id
+    belongs) are left to field validation; the walk is linear in the number of entries.
     """
-    zone_items = [z for z in zones if isinstance(z, dict)]
-    asset_items = [a for a in assets if isinstance(a, dict)]
-    zone_ids = [str(z.get("id")) for z in zone_items]
-    asset_ids = [str(a.get("id")) for a in asset_items]
+    zone_items = [z if isinstance(z, dict) else {} for z in zones]
+    asset_items = [a if isinstance(a, dict) else {} for a in assets]
+    zone_ids = [_text(z.get("id")) for z in zone_items]
+    asset_ids = [_text(a.get("id")) for a in asset_items]
     errors = _duplicates("zones", zone_ids) + _duplicates("assets", asset_ids)
-    known_zones, known_assets = set(zone_ids), set(asset_ids)
-    parents = {str(z.get("id")): z.get("parent") for z in zone_items}
-    for i, zone in enumerate(zones):
-        if not isinstance(zone, dict):
-            continue
-        parent, meter = zone.get("parent"), zone.get("meter")
+    known_zones = {z for z in zone_ids if z is not None}
+    known_assets = {a for a in asset_ids if a is not None}
+    for i, zone in enumerate(zone_items):
+        parent, meter = _text(zone.get("parent")), _text(zone.get("meter"))
         if parent is not None and parent not in known_zones:
-            errors.append(f"zones[{i}].parent: unknown zone {parent!r}")
+            errors.append(f"zones[{i}].parent: unknown zone {quote(parent)}")
         if meter is not None and meter not in known_assets:
-            errors.append(f"zones[{i}].meter: unknown asset {meter!r}")
-        seen, cursor = {zone.get("id")}, parent
-        while cursor is not None and cursor in parents:
-            if cursor in seen:
-                errors.append(f"zones[{i}].parent: cycle through zone {cursor!r}")
-                break
-            seen.add(cursor)
-            cursor = parents[cursor]
+            errors.append(f"zones[{i}].meter: unknown asset {quote(meter)}")
+    errors += _cycles(zone_ids, [_text(z.get("parent")) for z in zone_items])
     topics: dict[str, int] = {}
     units: dict[tuple[object, object, object], int] = {}
-    for i, asset in enumerate(assets):
-        if not isinstance(asset, dict):
-            continue
+    for i, asset in enumerate(asset_items):
         modbus = asset.get("modbus")
         if isinstance(modbus, dict):
             unit = (modbus.get("host"), modbus.get("port", 502), modbus.get("unit_id", 1))
-            if unit in units:
-                other = units[unit]
-                errors.append(
-                    f"assets[{i}].modbus.unit_id: {unit[0]}:{unit[1]} unit {unit[2]} is already "
-                    f"asset {assets[other].get('id')!r} (assets[{other}])"
-                )
-            units[unit] = i
-        zone_id = asset.get("zone")
+            if all(isinstance(part, str | int) for part in unit):
+                if unit in units:
+                    other = units[unit]
+                    errors.append(
+                        f"assets[{i}].modbus.unit_id: {_host(unit[0])}:{unit[1]} unit "
+                        f"{unit[2]} is already asset {quote(str(asset_ids[other]))} "
+                        f"(assets[{other}])"
+                    )
+                units[unit] = i
+        zone_id = _text(asset.get("zone"))
         if zone_id is not None and zone_id not in known_zones:
-            errors.append(f"assets[{i}].zone: unknown zone {zone_id!r}")
+            errors.append(f"assets[{i}].zone: unknown zone {quote(zone_id)}")
         mqtt = asset.get("mqtt")
-        topic = mqtt.get("topic") if isinstance(mqtt, dict) else None
-        if isinstance(topic, str):
+        topic = _text(mqtt.get("topic")) if isinstance(mqtt, dict) else None
+        if topic is not None:
             if topic in topics:
                 errors.append(f"assets[{i}].mqtt.topic: already used by assets[{topics[topic]}]")
             topics[topic] = i
     return errors
+
+
+def _host(value: object) -> str:
+    text = str(value)
+    return text if re.fullmatch(r"[A-Za-z0-9.:_-]{1,64}", text) else quote(text)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _cycles(ids: list[str | None], parents: list[str | None]) -> list[str]:
+    """``zones[i].parent: cycle through zone X`` for every zone on a cycle of parents.
+
+    Each zone is visited once (colouring), so a chain of 10,000 zones costs 10,000 steps.
+    """
+    index = {zone_id: i for i, zone_id in enumerate(ids) if zone_id is not None}
+    state = [0] * len(ids)  # 0 unvisited, 1 on the current walk, 2 done
+    errors = []
+    for start in range(len(ids)):
+        walk: list[int] = []
+        cursor: int | None = start
+        while cursor is not None and state[cursor] == 0:
+            state[cursor] = 1
+            walk.append(cursor)
+            parent = parents[cursor]
+            cursor = index.get(parent) if parent is not None else None
+        if cursor is not None and state[cursor] == 1:  # closed a new cycle
+            cycle = walk[walk.index(cursor) :]
+            errors += [
+                f"zones[{i}].parent: cycle through zone {quote(str(parents[i]))}" for i in cycle
+            ]
+        for i in walk:
+            state[i] = 2
+    return sorted(errors, key=lambda e: int(e[6 : e.index("]")]))
 
 
 def _check_id(value: str) -> str:
@@ -349,91 +434,170 @@ def _check_id(value: str) -> str:
     return value
 
 
-def _duplicates(section: str, ids: list[str]) -> list[str]:
+def _duplicates(section: str, ids: list[str | None]) -> list[str]:
     first: dict[str, int] = {}
     errors = []
     for i, item in enumerate(ids):
+        if item is None:
+            continue
         if item in first:
-            errors.append(f"{section}[{i}].id: duplicate of {section}[{first[item]}] ({item!r})")
+            errors.append(
+                f"{section}[{i}].id: duplicate of {section}[{first[item]}] ({quote(item)})"
+            )
         else:
-            first.setdefault(item, i)
+            first[item] = i
     return errors
 
 
 def load_raw(path: Path) -> dict[str, Any]:
-    """Read the YAML file into a mapping (raises ConfigError for unreadable files)."""
-    import yaml
+    """Read the YAML file into a mapping, within the limits of `gridcoord.safe_yaml`.
 
-    from gridcoord.config_errors import ConfigError
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(path, [f"cannot read file: {exc.strerror}"]) from None
-    except UnicodeDecodeError:
-        raise ConfigError(path, ["file is not UTF-8 text"]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(path, [f"{where}not valid YAML ({problem})"]) from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(path, ["the top level must be a mapping of sections"])
-    return data
+    Raises
+    ------
+    ConfigError
+        For a file that is unreadable, not a regular file, too large, not YAML, beyond a
+        limit, or not a mapping of sections.
+    """
+    return _read(path)[0]
 
 
 def load_config(path: Path) -> Config:
     """Load and validate a configuration file plus GRIDCOORD_* environment overrides.
 
+    Secrets are refused in the file and read from ``*_file`` settings (see
+    `gridcoord.config_secrets`). Every failure, of the file, a value, the environment or a
+    secret file, is a ConfigError; nothing else escapes.
+
     Raises
     ------
     ConfigError
-        listing every problem with its path in the file (and line, where known).
+        Listing every problem (the first `MAX_SHOWN`, the rest counted) with its path in the
+        file and its line, or the environment variable that set it.
     """
-    from pydantic import ValidationError
-
-    from gridcoord.config_errors import ConfigError, describe_errors, describe_errors_text
-
-    raw = load_raw(path)
-    _anchor_map_paths(raw, path.parent)
-    try:
-        config = Config(**raw)
-    except ValidationError as exc:
-        problems = describe_errors(exc, path)
-        if all(error["loc"] for error in exc.errors()):
-            # Field errors stop pydantic before the cross-reference check; run it on the raw file.
-            zones, assets = raw.get("zones"), raw.get("assets")
-            extra = reference_problems(
-                zones if isinstance(zones, list) else [], assets if isinstance(assets, list) else []
-            )
-            problems += describe_errors_text(extra, path)
-        raise ConfigError(path, problems) from None
-    problems = [
-        f"assets[{i}].modbus.register_map: {problem}"
-        for i, asset in enumerate(config.assets)
-        if asset.modbus is not None
-        for problem in asset.modbus.problems_for(asset.kind.value)
-    ]
+    raw, text = _read(path)
+    problems = Problems()
+    raw = refuse_file_secrets(raw, Config, problems)
+    raw = _anchor_paths(raw, path.parent)
+    config = _validate(raw, problems)
+    if config is None or problems:
+        raise problems.error(path, text)
+    config = resolve_secret_files(config, problems)
+    for i, asset in enumerate(config.assets):
+        if asset.modbus is not None:
+            for problem in asset.modbus.problems_for(asset.kind.value):
+                problems.add(("assets", i, "modbus", "register_map"), problem)
     if problems:
-        raise ConfigError(path, describe_errors_text(problems, path))
+        raise problems.error(path, text)
     return config
 
 
-def _anchor_map_paths(raw: dict[str, Any], base: Path) -> None:
-    """A register map given as a relative file path is relative to the config file."""
-    assets = raw.get("assets")
-    for asset in assets if isinstance(assets, list) else []:
-        modbus = asset.get("modbus") if isinstance(asset, dict) else None
-        if not isinstance(modbus, dict):
+def _read(path: Path) -> tuple[dict[str, Any], str]:
+    try:
+        text = read_text(path)
+        data = parse(text)
+    except YamlProblem as exc:
+        raise ConfigError(path, [str(exc)]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(path, ["the top level must be a mapping of sections"])
+    return data, text
+
+
+def _validate(raw: dict[str, Any], problems: Problems) -> Config | None:
+    """Config from `raw` and the environment, or None with the problems recorded.
+
+    Zones and assets are validated one by one first: a file of 100,000 broken entries then
+    costs one entry's errors at a time, not a million error records at once.
+    """
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    data = dict(raw)
+    entries_failed = False
+    for name, model, limit in (("zones", Zone, MAX_ZONES), ("assets", Asset, MAX_ASSETS)):
+        items = raw.get(name)
+        if not isinstance(items, list) or len(items) > limit or _in_environment(name):
+            continue  # Config reports the wrong type or length, or validates the override
+        checked: list[Any] = []
+        for i, item in enumerate(items):
+            try:
+                checked.append(model.model_validate(item))
+            except ValidationError as exc:
+                problems.add_validation(exc, (name, i))
+                entries_failed = True
+        data[name] = checked
+    if entries_failed:
+        # Cross-references are checked on the raw file below, not on the entries that passed.
+        data.update(zones=[], assets=[])
+    try:
+        config = Config(**data)
+    except ValidationError as exc:
+        if not problems.add_validation(exc):
+            _add_references(raw, problems)  # field errors kept pydantic from checking them
+        return None
+    except (SettingsError, RecursionError):
+        # The environment held a value that is not JSON where a section or list was expected.
+        for name, message in _environment_json_problems():
+            problems.add((), f"{name}: {message}")
+        if not problems:
+            problems.add((), "a GRIDCOORD_... environment variable could not be read")
+        return None
+    if entries_failed:
+        _add_references(raw, problems)
+        return None
+    return config
+
+
+def _add_references(raw: dict[str, Any], problems: Problems) -> None:
+    zones, assets = raw.get("zones"), raw.get("assets")
+    problems.add_text(
+        reference_problems(
+            zones if isinstance(zones, list) else [], assets if isinstance(assets, list) else []
+        )
+    )
+
+
+def _in_environment(name: str) -> bool:
+    variable = f"GRIDCOORD_{name}".upper()
+    return any(key.upper() == variable for key in os.environ)
+
+
+def _environment_json_problems() -> list[tuple[str, str]]:
+    """Why GRIDCOORD_* values given as JSON do not parse (the value itself is never shown)."""
+    found = []
+    for key, value in sorted(os.environ.items()):
+        if not key.upper().startswith("GRIDCOORD_") or not value.lstrip().startswith(("[", "{")):
             continue
-        name = modbus.get("register_map")
+        try:
+            json.loads(value)
+        except json.JSONDecodeError as exc:
+            where = f"line {exc.lineno}, column {exc.colno}"
+            found.append((key, f"not valid JSON ({exc.msg} at {where})"))
+        except RecursionError:
+            found.append((key, "JSON nested too deeply"))
+    return found
+
+
+def _anchor_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
+    """A register map given as a relative file path is relative to the config file.
+
+    Returns a new mapping: entries the file shares through YAML aliases are not changed in place.
+    """
+    assets = raw.get("assets")
+    if not isinstance(assets, list):
+        return raw
+    anchored = []
+    for asset in assets:
+        modbus = asset.get("modbus") if isinstance(asset, dict) else None
+        name = modbus.get("register_map") if isinstance(modbus, dict) else None
         if (
-            isinstance(name, str)
+            isinstance(asset, dict)
+            and isinstance(modbus, dict)
+            and isinstance(name, str)
             and name.endswith((".yaml", ".yml"))
             and not Path(name).is_absolute()
         ):
-            modbus["register_map"] = str(base / name)
+            asset = {**asset, "modbus": {**modbus, "register_map": str(base / name)}}
+        anchored.append(asset)
+    return {**raw, "assets": anchored}

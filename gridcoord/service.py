@@ -42,13 +42,18 @@ def configure_logging(level: int = logging.INFO) -> None:
     )
 
 
-def run_service(config_path: Path) -> int:
-    """Run until SIGINT/SIGTERM; exit code 0 after a clean drain, 2 for a bad configuration."""
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        print(exc.report(), file=sys.stderr)
-        return 2
+def run_service(config_path: Path, config: Config | None = None) -> int:
+    """Run until SIGINT/SIGTERM; exit code 0 after a clean drain, 2 for a bad configuration.
+
+    `config`, when given, is `config_path` already loaded (the CLI checks it before importing
+    this module, so a bad file is refused without loading the forecasting stack).
+    """
+    if config is None:
+        try:
+            config = load_config(config_path)
+        except ConfigError as exc:
+            print(exc.report(), file=sys.stderr)
+            return 2
     configure_logging()
     try:
         asyncio.run(Service(config).serve())

@@ -14,7 +14,7 @@ from adapters.modbus.maps import MapError, load_map
 class ModbusSource(BaseModel):
     """A device behind a Modbus TCP server (DESIGN 3.3)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     host: str = Field(description="Host name or address of the Modbus TCP server or gateway.")
     port: int = Field(502, ge=1, le=65535, description="TCP port.")
@@ -22,17 +22,18 @@ class ModbusSource(BaseModel):
     register_map: str = Field(
         description="Name of a built-in register map (e.g. `sunspec`) or a path to a YAML map."
     )
-    poll_interval_s: float = Field(5.0, gt=0, description="Time between polls [s].")
-    timeout_s: float = Field(2.0, gt=0, description="Per-request timeout [s].")
+    poll_interval_s: float = Field(5.0, gt=0, le=3600, description="Time between polls [s].")
+    timeout_s: float = Field(2.0, gt=0, le=60, description="Per-request timeout [s].")
     retries: int = Field(
         3, ge=1, le=100, description="Failed polls in a row before the device is unavailable."
     )
     backoff_max_s: float = Field(
-        60.0, gt=0, description="Longest wait between retries of a failing device [s]."
+        60.0, gt=0, le=3600, description="Longest wait between retries of a failing device [s]."
     )
     stale_after_s: float | None = Field(
         None,
         gt=0,
+        le=86_400,
         description="No good poll for this long makes the device unavailable [s] "
         "(default: three poll intervals plus the timeout).",
     )

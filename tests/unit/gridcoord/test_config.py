@@ -5,11 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import typing
+from collections.abc import Iterator
+from datetime import time
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
-from gridcoord.config import load_config
+from gridcoord.config import Config, load_config
 from gridcoord.config_errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -172,3 +177,88 @@ def test_own_register_map_path_is_relative_to_the_config_file(tmp_path: Path) ->
     # The map was found next to the config (and then refused for its content).
     assert "maps/missing.yaml" in caught.value.report()
     assert "No such file" not in caught.value.report()
+
+
+def _numeric_fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, FieldInfo]]:
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        args = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+        for arg in args:
+            inner = typing.get_args(arg)
+            for candidate in [arg, *inner]:
+                if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                    yield from _numeric_fields(candidate, f"{prefix}{name}.")
+            if arg in (int, float):
+                yield f"{prefix}{name}", info
+
+
+def test_every_number_in_the_schema_has_finite_bounds() -> None:
+    """A rating, capacity or interval without an upper bound let `1e308` through (issue 9)."""
+    fields = dict(_numeric_fields(Config))
+    assert "assets.rated_kw" in fields and "zones.capacity_kw" in fields
+    assert "assets.modbus.poll_interval_s" in fields
+    unbounded = []
+    for name, info in fields.items():
+        kinds = {type(m).__name__ for m in info.metadata}
+        if not ({"Ge", "Gt"} & kinds and {"Le", "Lt"} & kinds):
+            unbounded.append(name)
+    assert unbounded == []
+
+
+def test_a_thousand_broken_entries_give_a_short_report(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    rows = "".join(f"  - {{id: z{i}, capacity_kw: -1}}\n" for i in range(1000))
+    bad.write_text("zones:\n" + rows, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(bad)
+    lines = caught.value.report().splitlines()
+    assert lines[0].endswith("invalid configuration (1000 problem(s))")
+    assert len(lines) == 52
+    assert lines[1].endswith(
+        "zones[0].capacity_kw (line 2): Input should be greater than or equal to 0"
+    )
+    assert lines[-1].endswith("and 950 more problem(s)")
+
+
+def test_a_key_cannot_forge_a_report_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('planning: {"x\\n  bad.yaml: all fine": 1}\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(bad)
+    report = caught.value.report()
+    assert len(report.splitlines()) == 2
+    assert "planning['x\\n  bad.yaml: all fine'] (line 1): Extra inputs" in report
+
+
+def test_a_departure_written_as_a_plain_time_is_that_time(tmp_path: Path) -> None:
+    """YAML 1.1 reads `17:30` as the number 1050 (then 00:17:30); we read it as 17:30."""
+    city = tmp_path / "city.yaml"
+    city.write_text(
+        "planning:\n  sessions:\n    workplace: {energy_kwh: 10, departure_local: 17:30}\n",
+        encoding="utf-8",
+    )
+    assert load_config(city).planning.sessions.workplace.departure_local == time(17, 30)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mqtt: {reconnect_min_s: 60, reconnect_max_s: 5}\n", "must not exceed reconnect_max_s"),
+        (
+            "assets:\n  - {id: c1, kind: charger, rated_kw: 11, charger: {safe_power_kw: 50}}\n",
+            "assets[0] (line 2): Value error, charger.safe_power_kw must not exceed rated_kw",
+        ),
+        (
+            "assets:\n  - {id: p1, kind: pv, rated_kw: 1, mqtt: {topic: t, fields: "
+            "{power_w: {path: p, scale: 0}}}}\n",
+            "must not be 0",
+        ),
+        ("storage: {spool_max_bytes: 1e300}\n", "storage.spool_max_bytes (line 1)"),
+    ],
+)
+def test_cross_field_bounds(tmp_path: Path, text: str, expected: str) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(bad)
+    assert expected.replace("Value error, ", "") in caught.value.report()
