@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 CONFIG ?= config/wolfsburg.yaml
 
-.PHONY: run demo test lint unit bench docs clean
+.PHONY: run demo test lint unit bench clean broker-config docs
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ unit: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/lint-imports
 
+## broker-config: the production broker's passwd, acl and credentials into config/mosquitto/
+## (docker-compose's mount points); passwords kept, `ROTATE=--rotate` replaces them
+broker-config: $(BIN)/.installed
+	$(BIN)/gridcoord broker-config --config $(CONFIG) --out config/mosquitto \
+	  --broker-dir /mosquitto/config --data-dir /mosquitto/data $(ROTATE)
+
 ## docs: regenerate docs/configuration.md, docs/schemas/ and the command reference in docs/cli.md
 docs: $(BIN)/.installed
 	$(BIN)/python scripts/gen_docs.py
@@ -48,6 +54,8 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/optimizer.py
 	$(BIN)/python bench/modbus.py
+	$(BIN)/python bench/ocpp.py
+	$(BIN)/python bench/broker_autosave.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -38,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gridcoord.config import load_config  # noqa: E402
 from gridcoord.local_broker import LocalBroker  # noqa: E402
 from tests.fixtures.gridcoord_process import GridcoordProcess  # noqa: E402
 from tests.fixtures.influx import InfluxdServer  # noqa: E402
@@ -64,13 +65,16 @@ def payload_lines(index: int, count: int, batch: int, t0: datetime) -> str:
     return "\n".join(lines) + "\n"
 
 
-def publish(port: int, names: list[str], bodies: list[str]) -> float:
-    """One `mosquitto_pub -l -q 1` per asset, all at once; return when the first started."""
+def publish(broker: LocalBroker, names: list[str], bodies: list[str]) -> float:
+    """One `mosquitto_pub -l -q 1` per asset (as that device's user), all at once; start time."""
     pub = find_binary("mosquitto_pub")
     started = time.monotonic()
     publishers = [
         subprocess.Popen(
-            [pub, "-p", str(port), "-q", "1", "-t", f"gridcoord/telemetry/{name}", "-l"],
+            [
+                *(pub, "-p", str(broker.port), "-q", "1", "-t", f"gridcoord/telemetry/{name}"),
+                *("-l", "-u", name, "-P", broker.accounts.password(name)),
+            ],
             stdin=subprocess.PIPE,
             text=True,
         )
@@ -95,13 +99,16 @@ def broker_rate(batch: int, readings: int, assets: int, workdir: Path) -> float:
     per_asset = readings // assets
     bodies = [payload_lines(i, per_asset, batch, datetime.now(UTC)) for i in range(assets)]
     messages = sum(body.count("\n") for body in bodies)
-    broker = LocalBroker(free_port(), workdir / "mosquitto-ref")
+    city = workdir / "city.yaml"
+    city.write_text(city_yaml(names), encoding="utf-8")
+    broker = LocalBroker.for_config(free_port(), workdir / "mosquitto-ref", load_config(city))
     broker.start()
     out = workdir / "sub.out"
     with out.open("wb") as sink:
         sub = subprocess.Popen(
             [
                 *(find_binary("mosquitto_sub"), "-p", str(broker.port), "-q", "1", "-d"),
+                *("-u", broker.accounts.service_user, "-P", broker.accounts.service_password),
                 *("-t", "gridcoord/telemetry/+", "-C", str(messages)),
             ],
             stdout=sink,
@@ -109,7 +116,7 @@ def broker_rate(batch: int, readings: int, assets: int, workdir: Path) -> float:
         deadline = time.monotonic() + 10
         while b"SUBACK" not in out.read_bytes() and time.monotonic() < deadline:
             time.sleep(0.01)  # mosquitto_sub offers no other readiness signal
-        started = publish(broker.port, names, bodies)
+        started = publish(broker, names, bodies)
         sub.wait(600)
         elapsed = time.monotonic() - started
     broker.stop()
@@ -129,12 +136,14 @@ def run_case(
     names = [f"meter-{i:04d}" for i in range(assets)]
     city = workdir / "city.yaml"
     city.write_text(city_yaml(names), encoding="utf-8")
-    broker = LocalBroker(free_port(), workdir / "mosquitto")
+    broker = LocalBroker.for_config(free_port(), workdir / "mosquitto", load_config(city))
     broker.start()
     influx: InfluxdServer | None = None
     env = {
         "GRIDCOORD_MQTT__HOST": "127.0.0.1",
         "GRIDCOORD_MQTT__PORT": str(broker.port),
+        "GRIDCOORD_MQTT__USERNAME": broker.accounts.service_user,
+        "GRIDCOORD_MQTT__PASSWORD": broker.accounts.service_password,
         "GRIDCOORD_PLANNING__ENABLED": "false",  # ingest alone
     }
     if store == "influxdb-1.6":
@@ -172,7 +181,7 @@ def run_case(
     total = per_asset * assets
     t0 = datetime.now(UTC) - timedelta(days=2)
     bodies = [payload_lines(i, per_asset, batch, t0) for i in range(assets)]
-    started = publish(broker.port, names, bodies)
+    started = publish(broker, names, bodies)
     published_s = time.monotonic() - started
     stored = count()
     # By counting, not by a quiet period: what is missing is queued somewhere until stored.

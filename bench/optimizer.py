@@ -1,15 +1,28 @@
-"""Optimizer benchmark: generated city instances, PuLP path vs HiGHS alone on the same LP.
+"""Optimizer benchmark: generated city families, every solve path side by side on the same instance.
 
-A city of 10,000 chargers under 400 feeders of one substation, 96 quarter-hour slots, per-slot
-feeder headroom, sessions with windows of 1–12 h and 0–60 kWh. For each size it reports model
-build, solve and extraction time and peak memory, separately for
+A city of chargers (3.7-50 kW) under feeders of one substation, a 24 h horizon, sessions with
+windows of 1-12 h and 0-60 kWh, vehicle limits on 30 % of them, headroom varying slot to slot.
+Families (each with a seed, never one tuned instance):
 
-* ``pulp``  — `optimizer.solve`'s path: PuLP model → PuLP's HiGHS (highspy, in memory);
-* ``highs`` — the same LP (`optimizer.layout`) passed to highspy as arrays.
+* ``default``     substation 70 MW rating, feeders at 25-80 % of their chargers' sum;
+* ``substation``  substation rating 48 MW: it binds in every slot;
+* ``feeders``     feeders at 10-30 %: they bind, the substation does not;
+* ``flat``        one import weight for the whole day;
+* ``shared``      four sessions per charger, overlapping: the chargers bind;
+* ``hourly``      60-minute slots;  ``5min``  5-minute slots.
 
-Usage: ``python bench/optimizer.py [--sessions 1000 5000 20000] [--variants pulp highs]
-[--time-limit 600] [--seed 1]``. Each variant runs in a fresh process so that peak memory
-(ru_maxrss) is its own. Prints a Markdown table.
+Paths (each in a fresh process, so that its peak memory is its own; the forked solver child's
+peak is added):
+
+* ``network``  `optimizer.solve` end to end (validation, network, OR-Tools, baselines,
+  explanation, JSON): the production path;
+* ``lp``       `optimizer.solve(method="lp")` end to end: PuLP + HiGHS, the general model;
+* ``ortools``, ``lemon``: the two exact flow solvers alone on the same network;
+* ``highs``    the LP alone in highspy (dual simplex unless ``--highs-solver``).
+
+Usage: ``python bench/optimizer.py [--families default substation ...] [--sessions 2000 20000]
+[--paths network lp ...] [--time-limit 120] [--seed 1]``. Prints a Markdown table with each
+path's time and objectives as ratios to the first path listed (the reference).
 """
 
 from __future__ import annotations
@@ -32,6 +45,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from optimizer import Problem
 
+FAMILIES = ("default", "substation", "feeders", "flat", "shared", "hourly", "5min")
+PATHS = ("network", "lp", "ortools", "lemon", "highs")
+
 
 def city_problem(
     sessions: int,
@@ -41,236 +57,235 @@ def city_problem(
     slots: int = 96,
     seed: int = 1,
     substation_kw: float = 70_000.0,
+    feeder_share: tuple[float, float] = (0.25, 0.8),
+    flat_weight: bool = False,
+    scale: float = 1.0,
 ) -> dict[str, Any]:
-    """A generated city (problem JSON as a dict): one substation, `feeders` feeders below it."""
+    """A generated city (problem JSON as a dict) over 24 h in `slots` slots.
+
+    Parameters
+    ----------
+    substation_kw : substation rating [kW]; its EV headroom is this minus the base load.
+    feeder_share : range of a feeder's headroom as a share of its chargers' summed rating.
+    flat_weight : one import weight for every slot instead of a price-like curve.
+    scale : city size relative to the 20,000-session city: scales generation, base load and
+        the substation rating.
+    """
     rng = np.random.default_rng(seed)
+    slot_minutes = 1440 // slots
     hour = np.arange(slots) * 24.0 / slots
     pv = np.clip(np.sin((hour - 6.0) / 12.0 * np.pi), 0.0, None) * 30_000.0
     wind = 8_000.0 + 4_000.0 * np.sin(hour / 24.0 * 2 * np.pi + rng.uniform(0, 6.28))
-    renewable = pv + wind
-    base = 20_000.0 + 8_000.0 * np.exp(-(((hour - 19.0) / 3.0) ** 2))
+    renewable = (pv + wind) * scale
+    base = (20_000.0 + 8_000.0 * np.exp(-(((hour - 19.0) / 3.0) ** 2))) * scale
     weight = 0.25 + 0.1 * np.exp(-(((hour - 19.0) / 3.0) ** 2)) - 0.08 * (pv / pv.max())
-    # Substation EV headroom: what its transformer has left over the base load.
-    substation = np.clip(substation_kw - base, 5_000.0, None)
+    substation = np.clip(substation_kw * scale - base, 5_000.0 * scale, None)
+    substation *= rng.uniform(0.6, 1.0, slots)
     zones: list[dict[str, Any]] = [
         {"id": "substation", "capacity_kw": substation.round(1).tolist()}
     ]
-    per_feeder = chargers / feeders
+    ratings = rng.choice([3.7, 7.4, 11.0, 11.0, 22.0, 50.0], size=chargers)
+    feeder_of = np.arange(chargers) % feeders
     for f in range(feeders):
-        headroom = per_feeder * 11.0 * rng.uniform(0.25, 0.8)
+        rated = float(ratings[feeder_of == f].sum())
+        headroom = rated * rng.uniform(*feeder_share)
         dip = 1.0 - 0.5 * np.exp(-(((hour - rng.uniform(17, 21)) / 2.0) ** 2))
+        vary = rng.uniform(0.6, 1.0, slots)  # headroom varies slot to slot (60-100 %)
         zones.append(
             {
-                "id": f"feeder-{f:03d}",
+                "id": f"feeder-{f:04d}",
                 "parent": "substation",
-                "capacity_kw": (headroom * dip).round(1).tolist(),
+                "capacity_kw": (headroom * dip * vary).round(1).tolist(),
             }
         )
     charger_list = [
-        {
-            "id": f"cp-{c:05d}",
-            "zone": f"feeder-{c % feeders:03d}",
-            "max_kw": float(rng.choice([11.0, 11.0, 22.0])),
-        }
+        {"id": f"cp-{c:05d}", "zone": f"feeder-{feeder_of[c]:04d}", "max_kw": float(ratings[c])}
         for c in range(chargers)
     ]
+    per_hour = slots / 24.0
     session_list = []
     for s in range(sessions):
-        length = int(rng.integers(4, 49))  # 1–12 h of quarter hours
-        arrival = int(rng.integers(0, slots - 1))
+        length = max(1, round(rng.uniform(1.0, 12.0) * per_hour))
+        arrival = int(rng.integers(0, slots))
         departure = min(slots, arrival + length)
-        vehicle = rng.choice([3.7, 7.4, 11.0, 11.0, 22.0, 0.0])
         session: dict[str, Any] = {
-            "id": f"s-{s:05d}",
+            "id": f"s-{s:06d}",
             "charger": f"cp-{int(rng.integers(0, chargers)):05d}",
             "arrival_slot": arrival,
             "departure_slot": departure,
             "energy_kwh": round(float(rng.uniform(0.0, 60.0)), 2),
         }
-        if vehicle > 0:
-            session["max_kw"] = float(vehicle)
+        if rng.uniform() < 0.3:
+            session["max_kw"] = float(rng.choice([3.7, 7.4, 11.0]))
         session_list.append(session)
     return {
-        "slot_minutes": 15,
+        "slot_minutes": slot_minutes,
         "slots": slots,
         "start": "2026-03-29T00:00:00+01:00",
         "renewable_kw": renewable.round(1).tolist(),
         "base_load_kw": base.round(1).tolist(),
-        "import_weight": weight.round(4).tolist(),
+        "import_weight": 0.3 if flat_weight else weight.round(4).tolist(),
         "zones": zones,
         "chargers": charger_list,
         "sessions": session_list,
     }
 
 
-def run_variant(
-    variant: str,
-    sessions: int,
-    seed: int,
-    time_limit_s: float,
-    substation_kw: float,
-    highs_solver: str,
+def family_problem(family: str, sessions: int, seed: int) -> dict[str, Any]:
+    """The instance of `family` with `sessions` sessions (chargers = sessions / 2)."""
+    chargers = max(10, sessions // 2)
+    feeders = max(2, sessions // 50)
+    kwargs: dict[str, Any] = {"chargers": chargers, "feeders": feeders, "seed": seed}
+    kwargs["scale"] = sessions / 20_000  # generation, base load and substation grow with it
+    if family == "substation":
+        kwargs["substation_kw"] = 48_000.0
+    elif family == "feeders":
+        kwargs["feeder_share"] = (0.1, 0.3)
+    elif family == "flat":
+        kwargs["flat_weight"] = True
+    elif family == "shared":
+        kwargs["chargers"] = max(5, sessions // 4)
+    elif family == "hourly":
+        kwargs["slots"] = 24
+    elif family == "5min":
+        kwargs["slots"] = 288
+    return city_problem(sessions, **kwargs)
+
+
+def run_path(
+    path: str, family: str, sessions: int, seed: int, time_limit_s: float
 ) -> dict[str, Any]:
-    """Time one variant on one instance in this process; returns its figures."""
+    """Time one path on one instance in this process; returns its figures."""
+    from optimizer import solve
     from optimizer.compiled import compile_problem
-    from optimizer.highs_direct import solve_layout
-    from optimizer.layout import build_layout
-    from optimizer.lp import build_model, solve_model
+    from optimizer.kpis import score
 
-    data = city_problem(sessions, seed=seed, substation_kw=substation_kw)
-    if variant == "end2end":
-        return _end_to_end(data, sessions, time_limit_s)
-    problem = Problem.model_validate(data)
-    options = {"solver": highs_solver}
+    data = family_problem(family, sessions, seed)
     t0 = time.perf_counter()
-    compiled = compile_problem(problem)
-    layout = build_layout(compiled)
-    t1 = time.perf_counter()
-    figures: dict[str, Any] = {"variant": variant, "sessions": sessions}
-    if variant == "pulp":
-        model = build_model(compiled, layout)
+    problem = Problem.model_validate(data)
+    figures: dict[str, Any] = {}
+    if path in ("network", "lp"):
+        t1 = time.perf_counter()
+        schedule = solve(problem, time_limit_s=time_limit_s, method=path)  # type: ignore[arg-type]
         t2 = time.perf_counter()
-        result = solve_model(model, time_limit_s, options)
-        # PuLP's solve() both hands the model to highspy and reads values back: split it.
+        schedule.model_dump_json()
         t3 = time.perf_counter()
-        power = (
-            layout.power_from_columns(result.values, compiled)
-            if result.values is not None
-            else None
+        figures.update(
+            status=schedule.status,
+            solve_s=t2 - t1,
+            total_s=t3 - t0,
+            unmet_kwh=schedule.unmet_kwh_total,
+            import_cost=schedule.import_cost,
+            peak_import_kw=schedule.kpis.peak_import_kw,
         )
-        t4 = time.perf_counter()
-        figures["build_s"] = t2 - t0
-        figures["solve_s"] = t3 - t2
-        figures["extract_s"] = t4 - t3
     else:
-        t2 = time.perf_counter()
-        result = solve_layout(layout, time_limit_s, options)
-        t3 = time.perf_counter()
-        power = (
-            layout.power_from_columns(result.values, compiled)
-            if result.values is not None
-            else None
-        )
-        t4 = time.perf_counter()
-        figures["build_s"] = t1 - t0
-        figures["solve_s"] = t3 - t2
-        figures["extract_s"] = t4 - t3
-    figures["status"] = result.status
-    figures["columns"] = layout.n_cols
-    figures["rows"] = layout.n_rows
-    figures["nonzeros"] = len(layout.entry_row)
-    if power is not None:
-        from optimizer.kpis import score
+        compiled = compile_problem(problem)
+        t1 = time.perf_counter()
+        if path == "highs":
+            from optimizer.highs_direct import solve_layout
+            from optimizer.layout import build_layout
 
+            layout = build_layout(compiled)
+            result = solve_layout(layout, time_limit_s, {})
+            power = (
+                layout.power_from_columns(result.values, compiled)
+                if result.values is not None
+                else np.zeros((compiled.n_sessions, compiled.slots))
+            )
+            status = result.status
+        else:
+            from optimizer.flow_solvers import lemon_flow, ortools_flow
+            from optimizer.network import build_network
+
+            network = build_network(compiled)
+            flow = ortools_flow(network) if path == "ortools" else lemon_flow(network)
+            power = network.power_from_flow(flow, compiled.n_sessions, compiled.slots)
+            status = "optimal"
+        t2 = time.perf_counter()
         kpis = score(compiled, power)
-        figures["unmet_kwh"] = kpis.unmet_kwh
-        figures["import_cost"] = kpis.import_cost
-        figures["violation"] = compiled.max_violation(power)
-    figures["peak_mem_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        figures.update(
+            status=status,
+            solve_s=t2 - t1,
+            total_s=t2 - t0,
+            unmet_kwh=kpis.unmet_kwh,
+            import_cost=kpis.import_cost,
+            peak_import_kw=kpis.peak_import_kw,
+            violation=compiled.max_violation(power),
+        )
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    figures["peak_mb"] = (own + child) / 1024.0  # [KiB] → MB; the child shares pages: high
     return figures
 
 
-def _end_to_end(data: dict[str, Any], sessions: int, time_limit_s: float) -> dict[str, Any]:
-    """`gridcoord optimize` without the file: validate, `optimizer.solve`, serialise."""
-    from optimizer import solve
-
-    t0 = time.perf_counter()
-    problem = Problem.model_validate(data)
-    t1 = time.perf_counter()
-    schedule = solve(problem, time_limit_s=time_limit_s)
-    t2 = time.perf_counter()
-    text = schedule.model_dump_json()
-    t3 = time.perf_counter()
-    return {
-        "variant": "end2end",
-        "sessions": sessions,
-        "build_s": t1 - t0,  # validation
-        "solve_s": t2 - t1,  # solve(): LP, baselines, explanation
-        "extract_s": t3 - t2,  # JSON
-        "status": schedule.status,
-        "columns": 0,
-        "rows": 0,
-        "unmet_kwh": schedule.unmet_kwh_total,
-        "import_cost": schedule.import_cost,
-        "json_mb": len(text) / 1e6,
-        "peak_mem_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-    }
+def _run_in_subprocess(
+    path: str, family: str, sessions: int, seed: int, time_limit_s: float
+) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        __file__,
+        "--one",
+        path,
+        family,
+        str(sessions),
+        "--seed",
+        str(seed),
+        "--time-limit",
+        str(time_limit_s),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return {"status": f"failed: {done.stderr.strip()[-160:]}"}
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 def main() -> None:
-    """Run every (size, variant) in its own process and print a Markdown table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", type=int, nargs="+", default=[1_000, 5_000, 20_000])
-    parser.add_argument("--variants", nargs="+", default=["pulp", "highs", "end2end"])
-    parser.add_argument("--time-limit", type=float, default=600.0)
+    """Run every (family, size, path) in its own process and print a Markdown table."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
+    parser.add_argument("--sessions", type=int, nargs="+", default=[2_000])
+    parser.add_argument("--paths", nargs="+", default=["lp", "network", "ortools", "lemon"])
+    parser.add_argument("--time-limit", type=float, default=120.0)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument(
-        "--substation-kw",
-        type=float,
-        default=70_000.0,
-        help="substation rating [kW]; its EV headroom is this minus the base load (48000: "
-        "a substation that binds all day)",
-    )
-    parser.add_argument("--highs-solver", default="choose", help="HiGHS 'solver' option")
-    parser.add_argument("--one", nargs=2, metavar=("VARIANT", "SESSIONS"), help=argparse.SUPPRESS)
+    parser.add_argument("--one", nargs=3, metavar=("PATH", "FAMILY", "SESSIONS"), help="internal")
     args = parser.parse_args()
     if args.one:
-        figures = run_variant(
-            args.one[0],
-            int(args.one[1]),
-            args.seed,
-            args.time_limit,
-            args.substation_kw,
-            args.highs_solver,
-        )
-        print(json.dumps(figures))
+        path, family, sessions = args.one
+        print(json.dumps(run_path(path, family, int(sessions), args.seed, args.time_limit)))
         return
     print(
-        f"# substation {args.substation_kw:.0f} kW · HiGHS solver {args.highs_solver} · "
-        f"{platform.node()} · {platform.processor() or platform.machine()} · "
-        f"{os.cpu_count()} cores · load {os.getloadavg()[0]:.2f} · "
-        f"{datetime.now(UTC).isoformat(timespec='minutes')}"
+        f"# {platform.node()} · {platform.processor() or platform.machine()} · "
+        f"{os.cpu_count()} cores · load {os.getloadavg()[0]:.1f} at start · seed {args.seed} · "
+        f"time limit {args.time_limit:g} s · {datetime.now(UTC).isoformat(timespec='minutes')}"
     )
+    reference = args.paths[0]
     print(
-        "| sessions | variant | columns | rows | build s | solve s | extract s | total s "
-        "| peak MB | status | unmet kWh | import cost |"
+        f"| family | sessions | path | status | total s | solve s | × {reference} time "
+        f"| peak MB | unmet kWh | Δ unmet vs {reference} | import cost | cost / {reference} "
+        "| peak import kW | load |"
     )
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
-    for sessions in args.sessions:
-        for variant in args.variants:
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--one",
-                    variant,
-                    str(sessions),
-                    "--seed",
-                    str(args.seed),
-                    "--time-limit",
-                    str(args.time_limit),
-                    "--substation-kw",
-                    str(args.substation_kw),
-                    "--highs-solver",
-                    args.highs_solver,
-                ],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if out.returncode != 0:
-                print(f"| {sessions} | {variant} | failed: {out.stderr.strip()[-200:]} |")
-                continue
-            f = json.loads(out.stdout.strip().splitlines()[-1])
-            total = f["build_s"] + f["solve_s"] + f["extract_s"]
-            print(
-                f"| {sessions} | {variant} | {f['columns']} | {f['rows']} | {f['build_s']:.2f} "
-                f"| {f['solve_s']:.2f} | {f['extract_s']:.2f} | {total:.2f} "
-                f"| {f['peak_mem_mb']:.0f} | {f['status']} "
-                f"| {f.get('unmet_kwh', float('nan')):.3f} "
-                f"| {f.get('import_cost', float('nan')):.3f} |",
-                flush=True,
-            )
+    print("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for family in args.families:
+        for sessions in args.sessions:
+            ref: dict[str, Any] | None = None
+            for path in args.paths:
+                f = _run_in_subprocess(path, family, sessions, args.seed, args.time_limit)
+                load = os.getloadavg()[0]
+                if "total_s" not in f:
+                    print(f"| {family} | {sessions} | {path} | {f['status']} |")
+                    continue
+                ref = ref if ref is not None else f
+                time_ratio = f["total_s"] / ref["total_s"]
+                d_unmet = f["unmet_kwh"] - ref["unmet_kwh"]
+                cost_ratio = f["import_cost"] / ref["import_cost"] if ref["import_cost"] else 1.0
+                print(
+                    f"| {family} | {sessions} | {path} | {f['status']} | {f['total_s']:.2f} "
+                    f"| {f['solve_s']:.2f} | {time_ratio:.2f} | {f['peak_mb']:.0f} "
+                    f"| {f['unmet_kwh']:.3f} | {d_unmet:+.2e} | {f['import_cost']:.3f} "
+                    f"| {cost_ratio:.8f} | {f['peak_import_kw']:.0f} | {load:.1f} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

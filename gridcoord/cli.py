@@ -3,10 +3,28 @@
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+
+class LogLevel(StrEnum):
+    """Log levels the command line accepts."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class LogFormatChoice(StrEnum):
+    """How log records are written."""
+
+    TEXT = "text"
+    JSON = "json"
+
 
 app = typer.Typer(
     add_completion=False,
@@ -14,6 +32,38 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Smart-grid coordination: telemetry ingest, EV charging optimisation, safe dispatch.",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from gridcoord import __version__
+
+        typer.echo(f"gridcoord {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option("--log-level", help="debug, info, warning or error (default per command)."),
+    ] = None,
+    log_format: Annotated[
+        LogFormatChoice,
+        typer.Option("--log-format", help="text, or json (one object per line)."),
+    ] = LogFormatChoice.TEXT,
+) -> None:
+    """Options for every command (give them before the command)."""
+    from gridcoord.logging_setup import set_defaults
+
+    set_defaults(log_level.value if log_level else None, log_format.value)
+
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="Deployment configuration (YAML).")
@@ -56,17 +106,46 @@ def run(config: ConfigOption) -> None:
     raise typer.Exit(run_service(config, settings))
 
 
+@app.command("api-token")
+def api_token(
+    name: Annotated[str, typer.Option("--name", help="Who holds it (a role or pseudonym).")],
+    role: Annotated[str, typer.Option("--role", help="viewer, operator or admin.")] = "viewer",
+) -> None:
+    """Make an API token: the token (give it to its holder) and its hash (for api.tokens)."""
+    from adapters.contract.asset import ASSET_ID_RE
+    from gridcoord.api.auth import new_token
+    from gridcoord.config import Role
+
+    if role not in {r.value for r in Role}:
+        typer.echo(f"api-token: --role must be viewer, operator or admin, got {role!r}", err=True)
+        raise typer.Exit(2)
+    if not ASSET_ID_RE.match(name):
+        typer.echo("api-token: --name must be lowercase letters, digits, '.', '_', '-'", err=True)
+        raise typer.Exit(2)
+    token, hashed = new_token()
+    typer.echo(f"token: {token}")
+    typer.echo("config (api.tokens):")
+    typer.echo(f"  - {{name: {name}, role: {role}, hash: '{hashed}'}}")
+
+
 @app.command()
 def optimize(
     problem: Annotated[Path, typer.Argument(help="Problem JSON (docs/optimizer.md).")],
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the schedule here, not stdout.")
     ] = None,
+    time_limit: Annotated[
+        float,
+        typer.Option(
+            "--time-limit",
+            help="Budget of the solve [s]; the best plan found by then is returned.",
+        ),
+    ] = 60.0,
 ) -> None:
     """Solve one charging problem; the schedule JSON goes to stdout or --output."""
     from gridcoord.optimize_command import optimize_command
 
-    raise typer.Exit(optimize_command(problem, output))
+    raise typer.Exit(optimize_command(problem, output, time_limit_s=time_limit))
 
 
 @app.command()
@@ -96,6 +175,38 @@ def demo(
     from gridcoord.demo.command import demo_command
 
     raise typer.Exit(demo_command(hours=hours, speed=speed, json_output=json_output))
+
+
+@app.command("broker-config")
+def broker_config(
+    config: ConfigOption,
+    out: Annotated[Path, typer.Option("--out", help="Directory for the broker's files.")],
+    rotate: Annotated[
+        bool, typer.Option("--rotate", help="New passwords instead of the kept ones.")
+    ] = False,
+    broker_dir: Annotated[
+        str | None,
+        typer.Option("--broker-dir", help="--out as the broker sees it (e.g. /mosquitto/config)."),
+    ] = None,
+    data_dir: Annotated[
+        str | None,
+        typer.Option("--data-dir", help="The broker's persistence directory as it sees it."),
+    ] = None,
+) -> None:
+    """Mosquitto passwd, acl, mosquitto.conf and device credentials from the asset list."""
+    from pathlib import PurePosixPath
+
+    from gridcoord.broker.command import broker_config_command
+
+    raise typer.Exit(
+        broker_config_command(
+            config,
+            out,
+            rotate=rotate,
+            broker_dir=PurePosixPath(broker_dir) if broker_dir else None,
+            data_dir=PurePosixPath(data_dir) if data_dir else None,
+        )
+    )
 
 
 def main() -> None:

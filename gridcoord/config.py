@@ -36,6 +36,7 @@ from adapters.mqtt.settings import FieldMapping as FieldMapping
 from adapters.mqtt.settings import Mqtt as Mqtt
 from adapters.mqtt.settings import MqttSource as MqttSource
 from adapters.mqtt.settings import Tls as Tls
+from adapters.ocpp.settings import OcppServerSettings, OcppStation, station_problems
 from gridcoord.config_errors import ConfigError, Problems, quote
 from gridcoord.config_secrets import refuse_file_secrets, resolve_secret_files
 from gridcoord.safe_yaml import YamlProblem, parse, read_text
@@ -219,6 +220,7 @@ class Asset(_Section):
         None,
         description="Gateway id that may also report this asset on `<prefix>/gateway/<id>`.",
     )
+    ocpp: OcppStation | None = Field(None, description="An OCPP station (chargers only).")
     charger: ChargerSpec | None = Field(None, description="Charger details (kind: charger).")
 
     @field_validator("id")
@@ -237,10 +239,14 @@ class Asset(_Section):
             object.__setattr__(self, "charger", ChargerSpec())  # defaults for a public charger
         if self.kind is not AssetKind.CHARGER and self.charger is not None:
             raise ValueError("`charger` is only for assets of kind charger")
-        if self.mqtt is not None and self.modbus is not None:
-            raise ValueError("an asset is read over MQTT or Modbus, not both")
-        if self.gateway is not None and (self.mqtt is not None or self.modbus is not None):
-            raise ValueError("`gateway` is for assets on the contract topic (no mqtt/modbus)")
+        if sum(s is not None for s in (self.mqtt, self.modbus, self.ocpp)) > 1:
+            raise ValueError("an asset is read over one of MQTT, Modbus or OCPP")
+        if self.ocpp is not None and self.kind is not AssetKind.CHARGER:
+            raise ValueError("`ocpp` is only for assets of kind charger")
+        if self.gateway is not None and any(
+            s is not None for s in (self.mqtt, self.modbus, self.ocpp)
+        ):
+            raise ValueError("`gateway` is for assets on the contract topic (no mqtt/modbus/ocpp)")
         if self.charger is not None:
             for name in ("safe_power_kw", "guaranteed_kw"):
                 if getattr(self.charger, name) > self.rated_kw:
@@ -277,11 +283,61 @@ class Planning(_Section):
     )
 
 
+class Role(StrEnum):
+    """What an API token may do; each role includes the ones before it."""
+
+    VIEWER = "viewer"  # read everything the API shows
+    OPERATOR = "operator"  # also: overrides, run-now
+    ADMIN = "admin"  # also: administrative writes (reserved)
+
+
+class ApiToken(_Section):
+    """One bearer token of the HTTP API: its holder, role and argon2 hash (never the token)."""
+
+    name: str = Field(
+        description="Who holds the token, as the audit trail names them (a role or pseudonym, "
+        "not a person's name).",
+        pattern=ASSET_ID_PATTERN,
+    )
+    role: Role = Field(description="viewer, operator or admin.")
+    hash: SecretStr | None = Field(
+        None,
+        description="argon2 hash of the token (`gridcoord hash-token`); never the token itself.",
+    )
+    hash_file: Path | None = Field(
+        None, description="File holding the argon2 hash instead (e.g. a container secret)."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.hash is None) == (self.hash_file is None):
+            raise ValueError("give exactly one of `hash` and `hash_file`")
+        return self
+
+
 class Api(_Section):
     """The HTTP API."""
 
+    enabled: bool = Field(True, description="Serve the HTTP API and dashboard.")
     host: str = Field("127.0.0.1", description="Bind address of the HTTP API.")
-    port: int = Field(8080, ge=0, le=65535, description="TCP port of the HTTP API.")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port of the HTTP API (0: any free).")
+    tokens: list[ApiToken] = Field(
+        default_factory=list,
+        description="Bearer tokens (hashed) with their roles; in the environment as "
+        'GRIDCOORD_API__TOKENS=\'[{"name": ..., "role": ..., "hash": ...}]\'.',
+    )
+    anonymous_role: Role | None = Field(
+        None,
+        description="Role of a request without a token (e.g. `viewer` for a wall screen on a "
+        "trusted network); none: every request needs a token.",
+    )
+    sse_interval_s: float = Field(
+        2.0, ge=0.2, le=60, description="How often the live stream sends the city's state [s]."
+    )
+    plans_kept: int = Field(96, ge=1, le=10_000, description="Planning runs the API lists.")
+    state_dir: Path = Field(
+        Path("var/api"), description="Where overrides and the audit trail are kept on disk."
+    )
 
 
 class Config(BaseSettings):
@@ -306,6 +362,9 @@ class Config(BaseSettings):
     )
     planning: Planning = Field(default_factory=Planning, description="Planning runs.")
     api: Api = Field(default_factory=Api, description="HTTP API.")
+    ocpp: OcppServerSettings | None = Field(
+        None, description="OCPP central system (needed by assets with an `ocpp:` block)."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -324,6 +383,8 @@ class Config(BaseSettings):
         errors = reference_problems(
             [z.model_dump() for z in self.zones], [a.model_dump() for a in self.assets]
         )
+        if any(a.ocpp is not None for a in self.assets) and self.ocpp is None:
+            errors.append("ocpp: assets have an `ocpp:` block but there is no `ocpp:` section")
         if errors:
             # One ValueError carrying every problem; config_errors splits them back out.
             raise ValueError("; ".join(errors))
@@ -363,6 +424,7 @@ def reference_problems(zones: list[Any], assets: list[Any]) -> list[str]:
         if meter is not None and meter not in known_assets:
             errors.append(f"zones[{i}].meter: unknown asset {quote(meter)}")
     errors += _cycles(zone_ids, [_text(z.get("parent")) for z in zone_items])
+    errors += station_problems(asset_items)
     topics: dict[str, int] = {}
     units: dict[tuple[object, object, object], int] = {}
     for i, asset in enumerate(asset_items):

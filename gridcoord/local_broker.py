@@ -1,9 +1,10 @@
-"""A local Mosquitto for `gridcoord run` without a configured broker, and for the tests.
+"""A loopback Mosquitto for `gridcoord run` without a configured broker, for the demo and tests.
 
-The configuration matters for "no QoS 1 reading lost": persistence on (queued messages of our
-session survive a broker restart) and no cap on queued messages per client, since Mosquitto's
-default of 1,000 silently drops QoS 1 messages beyond it while a subscriber is away. Production
-brokers need the same two settings (README, "Broker settings").
+It listens on 127.0.0.1 only and is as closed as a production broker: no anonymous access, a
+password file and an ACL generated from the asset list (`gridcoord.broker`), credentials kept
+in its data directory (`device-credentials.csv`, `service-credentials.csv`, mode 0600). Its
+durability settings are the production ones (`gridcoord.broker.conf`): persistence saved after
+every few changes, no cap on messages queued for an absent gridcoord.
 """
 
 from __future__ import annotations
@@ -17,37 +18,15 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gridcoord.broker.conf import Listener, mosquitto_conf
+from gridcoord.broker.files import Accounts, accounts_for, write_access_files
+
+if TYPE_CHECKING:
+    from gridcoord.config import Config
 
 log = logging.getLogger(__name__)
-
-
-def mosquitto_conf(port: int, data_dir: Path, listener_options: Sequence[str] = ()) -> str:
-    """Text of a mosquitto.conf for a loopback broker with durable sessions.
-
-    `listener_options` replace anonymous access (e.g. TLS files, a password file).
-    """
-    access = list(listener_options) or ["allow_anonymous true"]
-    return "\n".join(
-        [
-            f"listener {port} 127.0.0.1",
-            *access,
-            "persistence true",
-            f"persistence_location {data_dir}/",
-            "autosave_interval 5",
-            "max_queued_messages 0",
-            "max_queued_bytes 0",
-            "max_inflight_messages 0",
-            "set_tcp_nodelay true",
-            f"log_dest file {data_dir}/mosquitto.log",
-            # Started as root, mosquitto drops to the `mosquitto` user, which cannot write a
-            # data dir under a private temp dir: its persistence would silently go nowhere.
-            # This broker only listens on loopback; the caller is root already.
-            *(["user root"] if os.geteuid() == 0 else []),
-            "log_type error",
-            "log_type warning",
-            "",
-        ]
-    )
 
 
 def find_mosquitto() -> str | None:
@@ -65,16 +44,62 @@ def port_open(host: str, port: int) -> bool:
 
 
 class LocalBroker:
-    """A mosquitto process on 127.0.0.1:port with its data in `data_dir`."""
+    """A mosquitto process on 127.0.0.1:port with its files and data in `data_dir`.
 
-    def __init__(self, port: int, data_dir: Path, listener_options: Sequence[str] = ()) -> None:
+    Parameters
+    ----------
+    port
+        TCP port on 127.0.0.1.
+    data_dir
+        configuration, password and ACL files, persistence and log.
+    accounts
+        who may log in and do what (`for_config` derives them from a deployment).
+    listener_options
+        extra lines for the listener (TLS files, `require_certificate`).
+    """
+
+    def __init__(
+        self,
+        port: int,
+        data_dir: Path,
+        accounts: Accounts,
+        listener_options: Sequence[str] = (),
+    ) -> None:
         self.port = port
         self.data_dir = data_dir
-        self.listener_options = list(listener_options)
+        self.accounts = accounts
+        self.listener_options = tuple(listener_options)
         self._process: subprocess.Popen[bytes] | None = None
 
+    @classmethod
+    def for_config(cls, port: int, data_dir: Path, config: Config) -> LocalBroker:
+        """The broker for one deployment: its accounts, credentials kept in `data_dir`.
+
+        Raises
+        ------
+        ValueError
+            the asset list cannot become broker accounts (named field or file).
+        """
+        return cls(port, data_dir, accounts_for(config, data_dir))
+
+    def conf_text(self) -> str:
+        """Text of the mosquitto.conf this broker runs with."""
+        data = self.data_dir.resolve()
+        return mosquitto_conf(
+            listeners=[Listener(self.port, "127.0.0.1", self.listener_options)],
+            passwd=data / "passwd",
+            acl=data / "acl",
+            data_dir=data,
+            log_dest=f"file {data}/mosquitto.log",
+            pid_file=data / "mosquitto.pid",
+            # Started as root, mosquitto drops to the `mosquitto` user, which cannot write a
+            # data dir under a private temp dir: its persistence would silently go nowhere.
+            # This broker only listens on loopback; the caller is root already.
+            extra=["user root"] if os.geteuid() == 0 else [],
+        )
+
     def start(self, timeout: float = 10.0) -> None:
-        """Start mosquitto and wait until it accepts connections.
+        """Write the files, start mosquitto and wait until it accepts connections.
 
         Raises
         ------
@@ -87,12 +112,10 @@ class LocalBroker:
                 "no MQTT broker configured and mosquitto is not installed: "
                 "install Debian's `mosquitto` or set mqtt.host (GRIDCOORD_MQTT__HOST)"
             )
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_access_files(self.accounts, self.data_dir)
         conf = self.data_dir / "mosquitto.conf"
-        conf.write_text(
-            mosquitto_conf(self.port, self.data_dir.resolve(), self.listener_options),
-            encoding="utf-8",
-        )
+        conf.write_text(self.conf_text(), encoding="utf-8")
         self._process = subprocess.Popen(
             [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
@@ -118,5 +141,11 @@ class LocalBroker:
         try:
             self._process.wait(timeout)
         except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, with no last save of the persistence file."""
+        if self._process is not None and self._process.poll() is None:
             self._process.kill()
             self._process.wait()

@@ -8,16 +8,25 @@ import logging
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import SecretStr
 
 from adapters.contract.reading import Reading
 from adapters.contract.validation import Reason, Rejected
 from adapters.modbus.poller import ModbusPoller
 from adapters.mqtt.client import Message, MqttSession
+from adapters.mqtt.settings import Mqtt
 from adapters.mqtt.telemetry import UNKNOWN_ASSET, TelemetryDecoder
+from adapters.ocpp.credentials import CredentialsError
+from adapters.ocpp.server import OcppServer
+from gridcoord.api.metrics import Instruments
+from gridcoord.api.overrides import OverrideBook
+from gridcoord.broker.credentials import DEVICE_FILE
 from gridcoord.config import Config, load_config
 from gridcoord.config_errors import ConfigError
 from gridcoord.forecast.subscription import decode_forecast, forecast_topic_filter
@@ -25,21 +34,27 @@ from gridcoord.ingest.inflight import InFlight, Token
 from gridcoord.ingest.pipeline import IngestPipeline
 from gridcoord.ingest.rejections import RejectionReporter
 from gridcoord.local_broker import LocalBroker, port_open
+from gridcoord.outcomes import DispatchOutcome, PlanOutcome
 from gridcoord.planning.coordinator import Coordinator
-from gridcoord.planning.loop import PlanningLoop
+from gridcoord.planning.loop import Clock, PlanningLoop, utc_now
+from gridcoord.planning.state import StateImage
+from gridcoord.planning.warmup import WarmStart, warm_from_store
 from gridcoord.sinks import setpoint_sinks
+from gridcoord.storage.base import Store
+from gridcoord.storage.timed import TimedStore
 from gridcoord.watchdog import EXIT_FATAL, Watchdog
+
+if TYPE_CHECKING:
+    from gridcoord.api.server import ApiServer
 
 log = logging.getLogger("gridcoord")
 
 
 def configure_logging(level: int = logging.INFO) -> None:
-    """Plain, one-line log records on stderr (a container's log collector takes it from there)."""
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    """One-line log records on stderr (text or JSON, as the command line chose)."""
+    from gridcoord.logging_setup import configure
+
+    configure(level)
 
 
 def run_service(config_path: Path, config: Config | None = None) -> int:
@@ -68,17 +83,46 @@ class StartupError(Exception):
 
 
 class Service:
-    """The running service: ingest over MQTT (and Modbus), into the configured store."""
+    """The running service: ingest over MQTT (and Modbus), into the configured store.
+
+    Parameters
+    ----------
+    config : Config
+        The deployment.
+    client_id_suffix : str
+        Appended to the MQTT client id (tests run several services on one broker).
+    clock : callable
+        Returns aware UTC now; the wall clock by default. The demo passes its simulated
+        clock, tests a fake one: receive times, the warm start and planning all read it.
+    scheduled : bool
+        Plan and dispatch on the clock's quarter hours and minutes (APScheduler). False: a
+        driver with its own clock calls ``planning.plan_once()`` / ``dispatch_once()`` (the
+        demo, tests).
+
+    on_fatal : callable, optional
+        Called with the reason when a thread dies or the event loop is stuck (the
+        watchdog); exits the process with `EXIT_FATAL` by default.
+
+    Read-only views for an API (safe from any thread): `city_state`, `last_plan`,
+    `last_dispatch`.
+    """
 
     def __init__(
         self,
         config: Config,
         *,
         client_id_suffix: str = "",
+        clock: Clock = utc_now,
+        scheduled: bool = True,
         on_fatal: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
         self._client_id_suffix = client_id_suffix
+        self.clock = clock
+        self._scheduled = scheduled
+        self._listeners: list[Callable[[Reading], None]] = []
+        # Set once ingest and planning are up (for a driver in another thread).
+        self.started = threading.Event()
         self._on_fatal = on_fatal or self._exit_fatal
         self._inflight = InFlight()
         self._internal_errors_logged: set[str] = set()
@@ -91,9 +135,42 @@ class Service:
         self.rejections: RejectionReporter | None = None
         self.decoder = TelemetryDecoder(config)
         self.modbus: ModbusPoller | None = None
+        self.ocpp: OcppServer | None = None
         self.coordinator: Coordinator | None = None
         self.planning: PlanningLoop | None = None
+        self.instruments = Instruments()
+        self.overrides = OverrideBook(config, config.api.state_dir / "overrides.json")
+        self.api: ApiServer | None = None
+        self.store: Store | None = None
+        self.warm_start: WarmStart | None = None
         self._forecast_topics = forecast_topic_filter(config.mqtt.topic_prefix).removesuffix("+")
+
+    def city_state(self) -> StateImage | None:
+        """The city's state frozen now (latest readings, sessions, learnt car limits).
+
+        None before planning has started or when planning is disabled. An immutable image:
+        reading it never blocks ingest for longer than one copy.
+        """
+        coordinator = self.coordinator
+        return coordinator.image(self.clock()) if coordinator is not None else None
+
+    @property
+    def last_plan(self) -> PlanOutcome | None:
+        """The latest planning run's outcome (None before the first)."""
+        return self.planning.last_plan if self.planning is not None else None
+
+    @property
+    def last_dispatch(self) -> DispatchOutcome | None:
+        """The latest dispatch's setpoints (None before the first)."""
+        return self.planning.last_dispatch if self.planning is not None else None
+
+    def add_reading_listener(self, listener: Callable[[Reading], None]) -> None:
+        """Call ``listener`` with every accepted reading, after the planner took it.
+
+        Called on the adapters' threads; it must be quick. An exception in it is logged once
+        per type and contained. Add listeners before `serve`.
+        """
+        self._listeners.append(listener)
 
     def request_stop(self) -> None:
         """Ask the service to drain and stop (signal handlers and tests call this)."""
@@ -105,7 +182,7 @@ class Service:
         Before the planning loop has started there is nothing to do: its first run starts at
         once anyway. An ingest-only instance logs that it does not plan.
         """
-        if self.planning is not None:
+        if self.planning is not None and self.planning.running:
             self.planning.run_now()
         elif not self.config.planning.enabled:
             log.info("SIGUSR1 ignored: planning is disabled on this instance")
@@ -114,7 +191,7 @@ class Service:
         """Start everything, wait for a stop request, then drain in order."""
         loop = asyncio.get_running_loop()
         # All handlers before anything starts: a SIGUSR1 that arrived while planning was still
-        # being set up used to find no handler and kill the process.
+        # being set up (the warm start takes a moment) used to find no handler and kill it.
         handlers = {
             signal.SIGTERM: self.request_stop,
             signal.SIGINT: self.request_stop,
@@ -128,13 +205,28 @@ class Service:
         self._start_watchdog(loop)
         tasks = [asyncio.create_task(self._log_stats())]
         tasks += self._start_modbus()
-        self._start_planning()
         try:
+            tasks += await self._start_ocpp()
+        except StartupError:
+            # Ingest is already up: drain it rather than leave its threads holding the exit.
+            if self.watchdog is not None:
+                self.watchdog.stop()  # before the threads it watches stop on purpose
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.to_thread(self._shutdown)
+            raise
+        await self._start_planning()
+        self.started.set()
+        try:
+            self._start_api()
             await self._stop.wait()
         finally:
             log.info("stopping: draining buffers")
             if self.watchdog is not None:
                 self.watchdog.stop()
+            if self.api is not None:
+                await self.api.stop()
             if self.planning is not None:
                 await self.planning.stop()
             for task in tasks:
@@ -147,15 +239,15 @@ class Service:
 
         mqtt = self.config.mqtt
         if mqtt.host is None and port_open("127.0.0.1", mqtt.port):
-            log.info("no broker configured: using the one already on 127.0.0.1:%d", mqtt.port)
+            log.info(
+                "no broker configured: using the one already on 127.0.0.1:%d "
+                "(logging in with mqtt.username/password)",
+                mqtt.port,
+            )
         elif mqtt.host is None:
-            self.broker = LocalBroker(mqtt.port, Path("var/mosquitto"))
-            try:
-                self.broker.start()
-            except RuntimeError as exc:
-                raise StartupError(str(exc)) from None
-            log.info("no broker configured: started mosquitto on 127.0.0.1:%d", mqtt.port)
-        store = open_store(self.config)
+            mqtt = self._start_local_broker()
+        raw_store = self.store = open_store(self.config)
+        store = TimedStore(raw_store, self.instruments.store_write.observe)
         storage = self.config.storage
         self.pipeline = IngestPipeline(
             store,
@@ -183,6 +275,29 @@ class Service:
             "ingesting %d assets into the %s store",
             len(self.config.assets),
             storage.kind.value,
+        )
+
+    def _start_local_broker(self) -> Mqtt:
+        """Start the loopback broker; return the MQTT settings that log in to it."""
+        mqtt = self.config.mqtt
+        data_dir = Path("var/mosquitto")
+        try:
+            self.broker = LocalBroker.for_config(mqtt.port, data_dir, self.config)
+            self.broker.start()
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise StartupError(f"local broker: {exc}") from None
+        accounts = self.broker.accounts
+        log.info(
+            "no broker configured: started mosquitto on 127.0.0.1:%d (no anonymous access; "
+            "device credentials in %s)",
+            mqtt.port,
+            data_dir / DEVICE_FILE,
+        )
+        return mqtt.model_copy(
+            update={
+                "username": accounts.service_user,
+                "password": SecretStr(accounts.service_password),
+            }
         )
 
     def _start_watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -215,36 +330,78 @@ class Service:
         self.modbus = ModbusPoller(assets, self.submit, self._modbus_rejected)
         return [asyncio.create_task(self.modbus.run(self._stop))]
 
-    def _start_planning(self) -> None:
+    async def _start_ocpp(self) -> list[asyncio.Task[None]]:
+        settings = self.config.ocpp
+        if settings is None or not any(a.ocpp is not None for a in self.config.assets):
+            return []
+        self.ocpp = OcppServer(
+            settings, self.config.assets, submit=self.submit, reject=self._ocpp_rejected
+        )
+        try:
+            await self.ocpp.start()
+        except CredentialsError as exc:
+            raise StartupError(f"ocpp.credentials_file: {exc}") from None
+        except OSError as exc:
+            raise StartupError(
+                f"ocpp: cannot listen on {settings.host}:{settings.port} ({exc.strerror})"
+            ) from None
+        return [asyncio.create_task(self.ocpp.run(self._stop))]
+
+    async def _start_planning(self) -> None:
         if not self.config.planning.enabled:
             log.info("planning disabled (planning.enabled: false): ingest only")
             return
         assert self.session is not None and self.pipeline is not None
+        assert self.store is not None
         session, pipeline = self.session, self.pipeline
 
         def publish(topic: str, payload: bytes, qos: int, retain: bool) -> None:
             session.publish(topic, payload, qos=qos, retain=retain)
 
-        self.coordinator = Coordinator(self.config)
+        coordinator = Coordinator(self.config)
+        # Histories from the store before any live reading (a bounded read per history).
+        self.warm_start = await asyncio.to_thread(
+            warm_from_store, coordinator.state, self.store, self.config, self.clock()
+        )
+        self.coordinator = coordinator
         self.planning = PlanningLoop(
             self.config,
             self.coordinator,
             publish=publish,
             store=pipeline.submit_points,
-            sinks=setpoint_sinks(self.config, publish=publish, modbus=self.modbus),
+            sinks=setpoint_sinks(self.config, publish=publish, modbus=self.modbus, ocpp=self.ocpp),
+            adjust=self.overrides.apply,
+            clock=self.clock,
         )
-        self.planning.start()
+        if self._scheduled:
+            self.planning.start()
+
+    def _start_api(self) -> None:
+        if not self.config.api.enabled:
+            return
+        from gridcoord.api.auth import TokenConfigError
+        from gridcoord.api.server import ApiBindError, ApiServer
+
+        try:
+            self.api = ApiServer(self, self.instruments, self.overrides)
+            self.api.start()
+        except (ApiBindError, TokenConfigError) as exc:
+            raise StartupError(str(exc)) from None
+        print(f"gridcoord: dashboard at {self.api.url}", flush=True)
 
     def submit(self, reading: Reading) -> None:
         """Hand a reading from a non-MQTT adapter to the pipeline (and the planner)."""
         if self.pipeline is not None and self._accepting:
-            if self.coordinator is not None:
-                self.coordinator.observe(reading)
+            self._observe(reading)
             self.pipeline.submit(reading)
 
     def _modbus_rejected(self, asset_id: str, reason: Reason, detail: str) -> None:
         if self.rejections is not None:
             self.rejections.reject(asset_id, reason, detail, f"modbus/{asset_id}")
+
+    def _ocpp_rejected(self, asset_id: str, reason: Reason, detail: str) -> None:
+        if self.rejections is not None:
+            self.rejections.reject(asset_id, reason, detail, f"ocpp/{asset_id}")
 
     def _on_message(self, message: Message) -> None:
         """Give one message its verdict: submitted (acked once durable) or rejected and acked."""
@@ -273,7 +430,7 @@ class Service:
             qos=message.qos,
             dup=message.dup,
             connection=session.connections,
-            now=datetime.now(UTC),
+            now=self.clock(),
         )
         try:
             decoded = self.decoder.decode_message(message.topic, message.payload, now=received)
@@ -311,13 +468,17 @@ class Service:
             session.ack(message)
 
     def _observe(self, reading: Reading) -> None:
-        if self.coordinator is None:
-            return
-        try:
-            self.coordinator.observe(reading)
-        except Exception as exc:
-            # The reading is valid and still stored; planning misses one observation.
-            self._log_internal_error(f"planning observation of {reading.asset_id}", exc)
+        if self.coordinator is not None:
+            try:
+                self.coordinator.observe(reading)
+            except Exception as exc:
+                # The reading is valid and still stored; planning misses one observation.
+                self._log_internal_error(f"planning observation of {reading.asset_id}", exc)
+        for listener in self._listeners:
+            try:
+                listener(reading)
+            except Exception as exc:  # a listener's bug must not cost the reading
+                self._log_internal_error(f"reading listener for {reading.asset_id}", exc)
 
     def _log_internal_error(self, where: str, exc: Exception) -> None:
         """Log where it happened; the traceback once per exception type, never its message.

@@ -1,8 +1,9 @@
 """Which adapter reaches which charger: one `SetpointSink` per protocol, from the config.
 
 Each charger's configured source decides: a ``modbus:`` source → the Modbus poller's sink;
-otherwise (the contract topic, or an ``mqtt:`` mapping) → the MQTT sink, retained QoS 1 on
-``<prefix>/setpoint/<id>``. A new protocol adds its sink here, next to its config source.
+an ``ocpp:`` station → the OCPP central system (charging profiles); otherwise (the contract
+topic, or an ``mqtt:`` mapping) → the MQTT sink, retained QoS 1 on ``<prefix>/setpoint/<id>``.
+A new protocol adds its sink here, next to its config source.
 """
 
 from __future__ import annotations
@@ -13,12 +14,17 @@ from adapters.contract.reading import AssetKind
 from adapters.modbus.poller import ModbusPoller
 from adapters.modbus.setpoints import ModbusSetpointSink
 from adapters.mqtt.setpoints import MqttSetpointSink, Publish
+from adapters.ocpp.server import OcppServer
 from adapters.sink import SetpointSink
 from gridcoord.config import Config
 
 
 def setpoint_sinks(
-    config: Config, *, publish: Publish | None, modbus: ModbusPoller | None
+    config: Config,
+    *,
+    publish: Publish | None,
+    modbus: ModbusPoller | None,
+    ocpp: OcppServer | None = None,
 ) -> list[SetpointSink]:
     """The sinks that reach the configured chargers.
 
@@ -31,6 +37,8 @@ def setpoint_sinks(
         unreachable, which the planning loop reports).
     modbus : ModbusPoller or None
         The poller owning the Modbus chargers, if any are configured.
+    ocpp : OcppServer or None
+        The central system of the OCPP chargers, if any are configured.
 
     Returns
     -------
@@ -38,10 +46,12 @@ def setpoint_sinks(
         At most one per protocol, each serving at least one charger.
     """
     chargers = [a for a in config.assets if a.kind is AssetKind.CHARGER]
-    over_mqtt = [a.id for a in chargers if a.modbus is None]
+    over_mqtt = [a.id for a in chargers if a.modbus is None and a.ocpp is None]
     sinks: list[SetpointSink] = []
     if modbus is not None and modbus.charger_ids:
         sinks.append(ModbusSetpointSink(modbus))
+    if ocpp is not None and ocpp.charger_ids:
+        sinks.append(ocpp)
     if publish is not None and over_mqtt:
         sinks.append(MqttSetpointSink(publish, over_mqtt, prefix=config.mqtt.topic_prefix))
     return sinks

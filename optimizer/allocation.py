@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from optimizer.compiled import Compiled, FloatArray
+from optimizer.compiled import Compiled, FloatArray, IntArray, group_sum
 
 # Scale a little below a limit so that floating-point sums never land above it.
 _SAFETY = 1.0 - 1e-12
@@ -39,17 +39,40 @@ def fit_power_limits(compiled: Compiled, request: FloatArray) -> FloatArray:
     return _fit(compiled, power, slice(None))
 
 
-def fit_power_limits_at(compiled: Compiled, request: FloatArray, slot: int) -> FloatArray:
-    """`fit_power_limits` for the single slot `slot`; `request` is [S] power [kW]."""
-    power = np.clip(request, 0.0, compiled.session_max_kw)[:, None]
-    power = np.where(compiled.window[:, slot : slot + 1], power, 0.0)
-    return _fit(compiled, power, slice(slot, slot + 1))[:, 0]
+def fit_sessions_at(
+    compiled: Compiled, sessions: IntArray, request: FloatArray, slot: int
+) -> FloatArray:
+    """`fit_power_limits` for the single slot `slot` and only the sessions `sessions` [kW].
+
+    Parameters
+    ----------
+    sessions : indices of the sessions that charge in `slot` (all others draw nothing).
+    request : their requested power [kW], clipped to each session's bound first.
+    """
+    power = np.clip(request, 0.0, compiled.session_max_kw[sessions])
+    charger = compiled.session_charger[sessions]
+    load = _sum_by(charger, power, compiled.n_chargers)
+    power = power * _factor(load, compiled.charger_max_kw)[charger]
+    capacity = compiled.zone_capacity_kw[:, slot]
+    at_depth = compiled.session_zone_at_depth[sessions]
+    for depth in range(at_depth.shape[1] - 1, -1, -1):  # deepest first, as in `_fit`
+        zone = at_depth[:, depth]
+        member = zone >= 0
+        if not member.any():
+            continue
+        load = _sum_by(zone[member], power[member], compiled.n_zones)
+        power[member] *= _factor(load, capacity)[zone[member]]
+    return power
+
+
+def _sum_by(index: IntArray, weights: FloatArray, size: int) -> FloatArray:
+    """Sum of `weights` per value of `index` in 0..size-1 (np.bincount, typed as float)."""
+    return np.asarray(np.bincount(index, weights=weights, minlength=size), dtype=np.float64)
 
 
 def _fit(compiled: Compiled, power: FloatArray, columns: slice) -> FloatArray:
     charger_cap = compiled.charger_max_kw[:, None]
-    load = np.zeros((compiled.n_chargers, power.shape[1]))
-    np.add.at(load, compiled.session_charger, power)
+    load = group_sum(compiled.session_charger, power, compiled.n_chargers)
     power = power * _factor(load, charger_cap)[compiled.session_charger]
     capacity = compiled.zone_capacity_kw[:, columns]
     at_depth = compiled.session_zone_at_depth
@@ -59,8 +82,7 @@ def _fit(compiled: Compiled, power: FloatArray, columns: slice) -> FloatArray:
         member = zone >= 0
         if not member.any():
             continue
-        load = np.zeros((compiled.n_zones, power.shape[1]))
-        np.add.at(load, zone[member], power[member])
+        load = group_sum(zone[member], power[member], compiled.n_zones)
         factor = _factor(load, capacity)
         power[member] *= factor[zone[member]]
     return power

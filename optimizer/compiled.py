@@ -10,12 +10,24 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy.sparse import csr_matrix
 
 from optimizer.problem import Problem
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
+
+
+def group_sum(index: IntArray, values: FloatArray, groups: int) -> FloatArray:
+    """[groups, T] sums of the rows of `values` [N, T] by group `index` [N] (all ≥ 0).
+
+    A sparse indicator matrix times `values`: many times faster than ``np.add.at``.
+    """
+    indicator = csr_matrix(
+        (np.ones(len(index)), (index, np.arange(len(index)))), shape=(groups, len(index))
+    )
+    return np.asarray(indicator @ values, dtype=np.float64)
 
 
 def _series(value: float | list[float], slots: int) -> FloatArray:
@@ -97,15 +109,12 @@ class Compiled:
 
     def charger_load(self, power: FloatArray) -> FloatArray:
         """[chargers, T] sum of session power per charger [kW]."""
-        load = np.zeros((self.n_chargers, self.slots))
-        np.add.at(load, self.session_charger, power)
-        return load
+        return group_sum(self.session_charger, power, self.n_chargers)
 
     def zone_load(self, power: FloatArray) -> FloatArray:
         """[Z, T] power of all sessions on chargers in each zone or below it [kW]."""
-        load = np.zeros((self.n_zones, self.slots))
         zoned = self.session_zone >= 0
-        np.add.at(load, self.session_zone[zoned], power[zoned])
+        load = group_sum(self.session_zone[zoned], power[zoned], self.n_zones)
         for z in range(self.n_zones):  # descendants come first: push each total up once
             parent = self.zone_parent[z]
             if parent >= 0:

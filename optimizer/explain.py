@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from optimizer.compiled import BoolArray, Compiled, FloatArray
+from optimizer.compiled import BoolArray, Compiled, FloatArray, group_sum
 from optimizer.schedule import Binding, BindingCharger, BindingSession, BindingZone
 
 # A limit counts as reached within this share of it (plus an absolute floor) [kW].
@@ -39,10 +39,10 @@ def binding(compiled: Compiled, power: FloatArray) -> list[Binding]:
     at_depth = compiled.session_zone_at_depth
     for depth in range(at_depth.shape[1]):
         member = at_depth[:, depth] >= 0
-        np.logical_or.at(zone_active, at_depth[member, depth], window[member])
+        inside = window[member].astype(np.float64)
+        zone_active |= group_sum(at_depth[member, depth], inside, compiled.n_zones) > 0
     zone_full = _at(compiled.zone_load(power), compiled.zone_capacity_kw) & zone_active
-    sharing = np.zeros((compiled.n_chargers, compiled.slots), dtype=np.int64)
-    np.add.at(sharing, compiled.session_charger, window.astype(np.int64))
+    sharing = group_sum(compiled.session_charger, window.astype(np.float64), compiled.n_chargers)
     charger_full = _at(compiled.charger_load(power), compiled.charger_max_kw[:, None])
     charger_full &= sharing >= 2
 

@@ -13,11 +13,27 @@ from typing import Annotated, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-NonNegative = Annotated[float, Field(ge=0)]
-Positive = Annotated[float, Field(gt=0)]
+# Limits on every size and magnitude (docs/optimizer.md, "Limits"): a problem outside them is
+# refused by validation, before anything is allocated for it. Strict types: `true` is not 1.
+MAX_SLOTS = 2016  # a week of 5-minute slots
+MAX_SLOT_MINUTES = 1440  # one day
+MAX_HORIZON_MINUTES = 31 * 1440  # slots · slot_minutes
+MAX_ZONES = 10_000
+MAX_CHARGERS = 200_000
+MAX_SESSIONS = 500_000
+MAX_POWER_KW = 1e7  # 10 GW: any rating, headroom, generation or load
+MAX_ENERGY_KWH = 1e6  # 1 GWh per session
+MAX_IMPORT_WEIGHT = 1e9
+MAX_ID_LENGTH = 200
+
+Power = Annotated[float, Field(ge=0, le=MAX_POWER_KW, strict=True)]
+PositivePower = Annotated[float, Field(gt=0, le=MAX_POWER_KW, strict=True)]
+Weight = Annotated[float, Field(gt=0, le=MAX_IMPORT_WEIGHT, strict=True)]
+SlotIndex = Annotated[int, Field(ge=0, le=MAX_SLOTS, strict=True)]
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 # A value that holds in every slot, or one value per slot.
-NonNegativeSeries = NonNegative | list[NonNegative]
-PositiveSeries = Positive | list[Positive]
+PowerSeries = Power | Annotated[list[Power], Field(max_length=MAX_SLOTS)]
+WeightSeries = Weight | Annotated[list[Weight], Field(max_length=MAX_SLOTS)]
 
 
 class _Item(BaseModel):
@@ -27,9 +43,9 @@ class _Item(BaseModel):
 class Zone(_Item):
     """EV headroom of a transformer or feeder; its limit covers all chargers of the zones below."""
 
-    id: str = Field(min_length=1, description="Stable pseudonymous zone id.")
-    parent: str | None = Field(None, description="Id of the enclosing zone; none for a root.")
-    capacity_kw: NonNegativeSeries = Field(
+    id: Id = Field(description="Stable pseudonymous zone id.")
+    parent: Id | None = Field(None, description="Id of the enclosing zone; none for a root.")
+    capacity_kw: PowerSeries = Field(
         description="EV charging headroom [kW], one value or one per slot."
     )
 
@@ -37,20 +53,22 @@ class Zone(_Item):
 class Charger(_Item):
     """A charge point; several sessions on one charger share its `max_kw`."""
 
-    id: str = Field(min_length=1, description="Stable pseudonymous charger id.")
-    zone: str | None = Field(None, description="Id of the zone the charger is connected to.")
-    max_kw: Positive = Field(description="Charger power limit [kW].")
+    id: Id = Field(description="Stable pseudonymous charger id.")
+    zone: Id | None = Field(None, description="Id of the zone the charger is connected to.")
+    max_kw: PositivePower = Field(description="Charger power limit [kW].")
 
 
 class Session(_Item):
     """One vehicle's charging request: a window of slots and an energy to deliver."""
 
-    id: str = Field(min_length=1, description="Stable pseudonymous session id.")
-    charger: str = Field(description="Id of the charger the vehicle is plugged into.")
-    arrival_slot: int = Field(ge=0, description="First slot the vehicle can charge in.")
-    departure_slot: int = Field(ge=1, description="First slot the vehicle is gone (exclusive).")
-    energy_kwh: NonNegative = Field(description="Energy the vehicle asks for [kWh].")
-    max_kw: Positive | None = Field(None, description="Vehicle power limit [kW], if known.")
+    id: Id = Field(description="Stable pseudonymous session id.")
+    charger: Id = Field(description="Id of the charger the vehicle is plugged into.")
+    arrival_slot: SlotIndex = Field(description="First slot the vehicle can charge in.")
+    departure_slot: SlotIndex = Field(description="First slot the vehicle is gone (exclusive).")
+    energy_kwh: float = Field(
+        ge=0, le=MAX_ENERGY_KWH, strict=True, description="Energy the vehicle asks for [kWh]."
+    )
+    max_kw: PositivePower | None = Field(None, description="Vehicle power limit [kW], if known.")
 
 
 class Problem(_Item):
@@ -60,21 +78,27 @@ class Problem(_Item):
     solve, so daylight-saving changes cannot affect it.
     """
 
-    slot_minutes: int = Field(gt=0, description="Length of one slot [min].")
-    slots: int = Field(gt=0, description="Number of slots T in the horizon.")
+    slot_minutes: int = Field(
+        gt=0, le=MAX_SLOT_MINUTES, strict=True, description="Length of one slot [min]."
+    )
+    slots: int = Field(gt=0, le=MAX_SLOTS, strict=True, description="Number of slots T.")
     start: AwareDatetime | None = Field(None, description="Start of slot 0 (informational).")
-    renewable_kw: NonNegativeSeries = Field(
+    renewable_kw: PowerSeries = Field(
         0.0, description="Forecast renewable generation available to the city [kW]."
     )
-    base_load_kw: NonNegativeSeries = Field(
-        0.0, description="Non-flexible consumption [kW] (default 0)."
-    )
-    import_weight: PositiveSeries = Field(
+    base_load_kw: PowerSeries = Field(0.0, description="Non-flexible consumption [kW] (default 0).")
+    import_weight: WeightSeries = Field(
         1.0, description="Cost of 1 kWh of grid import per slot: price or CO2 (default 1)."
     )
-    zones: list[Zone] = Field(default_factory=list, description="Zone tree (forest).")
-    chargers: list[Charger] = Field(default_factory=list, description="Charge points.")
-    sessions: list[Session] = Field(default_factory=list, description="Charging sessions.")
+    zones: list[Zone] = Field(
+        default_factory=list, max_length=MAX_ZONES, description="Zone tree (forest)."
+    )
+    chargers: list[Charger] = Field(
+        default_factory=list, max_length=MAX_CHARGERS, description="Charge points."
+    )
+    sessions: list[Session] = Field(
+        default_factory=list, max_length=MAX_SESSIONS, description="Charging sessions."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -107,6 +131,11 @@ def _cross_check(problem: Problem) -> list[str]:
     """Every reference, length and ordering problem, each naming its element."""
     slots = problem.slots
     problems: list[str] = []
+    horizon = slots * problem.slot_minutes
+    if horizon > MAX_HORIZON_MINUTES:
+        problems.append(
+            f"slots · slot_minutes = {horizon} min exceeds the limit of {MAX_HORIZON_MINUTES} min"
+        )
     for name in ("renewable_kw", "base_load_kw", "import_weight"):
         found = _series_problem(name, getattr(problem, name), slots)
         if found:

@@ -1,55 +1,144 @@
 """`solve`: a problem in, a feasible schedule out: optimal, best found in time, or fallback.
 
-The LP's answer is cleaned by `allocation.repair` (it only scales down) so that the schedule
-never exceeds a limit by even the solver's tolerance; for an optimal answer this moves nothing
-by more than about 1e-9 kW.
+Two exact paths solve the same lexicographic problem of DESIGN 3.5:
+
+* ``network`` (default): the problem as an integer min-cost flow (`network`), solved by
+  OR-Tools and LEMON racing (`flow_solvers`) in forked children under a hard deadline
+  (`deadline`) while this process computes the baselines;
+* ``lp``: the PuLP model (`lp`), solved by HiGHS: the general formulation for extensions that
+  break the network structure, and the independent cross-check of the tests.
+
+Every phase watches one deadline, so `solve` returns within its budget plus the time to score
+and explain the plan. Every plan goes through `allocation.repair` (it only scales down), so a
+schedule never exceeds a limit by even a rounding error.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from optimizer.allocation import repair
-from optimizer.baselines import renewable_surplus_first, uncontrolled
+from optimizer.baselines import renewable_surplus_first, renewable_surplus_first_until, uncontrolled
 from optimizer.compiled import Compiled, FloatArray, compile_problem
+from optimizer.deadline import race_with_deadline
 from optimizer.explain import binding
+from optimizer.flow_solvers import lemon_flow, ortools_flow
 from optimizer.kpis import score
 from optimizer.layout import build_layout
 from optimizer.lp import build_model, solve_model
 from optimizer.max_delivery import max_delivery_plan
+from optimizer.network import build_network
 from optimizer.problem import Problem
 from optimizer.schedule import Baselines, Schedule, SessionPlan, Status
 
+Method = Literal["network", "lp"]
 
-def solve(problem: Problem, *, time_limit_s: float = 60.0) -> Schedule:
+# Scoring and explaining a plan take about this long per session-slot [s] on a quiet machine,
+# and about this many times as long as compiling the problem and its uncontrolled plan took
+# (which tracks how loaded the machine is): the larger is kept of the budget for them, at most
+# half of it (docs/optimizer.md, "Time limit").
+FINISH_SECONDS_PER_CELL = 3e-7
+FINISH_PER_PREPARATION = 4.0
+# LEMON's head start over OR-Tools [s per arc]: 3 s at 20,000 sessions (565,000 arcs), about
+# what LEMON needs there on a busy machine unless the substation binds everywhere.
+RACE_HEAD_START_S_PER_ARC = 5.3e-6
+# Above this many sessions `solve` leaves the surplus-first baseline out (null): it is a
+# sequential Python loop of ~0.1 ms per session, computed on demand by `baselines`.
+SURPLUS_FIRST_MAX_SESSIONS = 5_000
+
+
+def solve(problem: Problem, *, time_limit_s: float = 60.0, method: Method = "network") -> Schedule:
     """The lexicographic optimum of DESIGN 3.5: least unmet energy, then least import cost.
 
     Parameters
     ----------
     problem : a validated problem.
-    time_limit_s : wall-time budget of the LP solve [s].
+    time_limit_s : wall-time budget [s] for everything up to the chosen plan (compiling,
+        building, solving, baselines); scoring and explaining the plan come on top (well under
+        a second at 20,000 sessions).
+    method : ``network`` (exact min-cost flow, the default) or ``lp`` (PuLP + HiGHS).
 
     Returns
     -------
-    A feasible `Schedule`. ``status`` is ``optimal``; or ``time_limit`` when HiGHS ran out of
-    time: the lexicographically best of its last point (repaired to feasibility), the
-    max-delivery plan (`max_delivery`: near-least unmet energy from a max-flow), the
-    renewable-surplus-first plan and the fallback plan; or ``fallback`` (fair share of each
-    zone's headroom) when HiGHS failed. `message` says why whenever the status is not optimal.
-    Never raises for a valid problem. `time_limit_s` bounds model building and the solve;
-    scoring and explaining the plan come on top (about 3 s at 20,000 sessions).
+    A feasible `Schedule`. ``status`` is ``optimal`` only when the solver proved it;
+    ``time_limit`` when the budget ran out first: the lexicographically best plan found (the
+    renewable-surplus-first plan, the uncontrolled plan, for ``lp`` also HiGHS's last point
+    repaired and a max-flow plan); ``fallback`` (fair share of each zone's headroom) when the
+    solver failed. `message` says why whenever the status is not optimal. Never raises for a
+    valid problem.
     """
-    started = time.perf_counter()
+    started = time.monotonic()
+    budget = max(0.0, float(time_limit_s))
     compiled = compile_problem(problem)
-    references = _References(uncontrolled(compiled), renewable_surplus_first(compiled))
-    fallback = references.uncontrolled
+    fallback = uncontrolled(compiled)
+    prepared = time.monotonic() - started
+    cells = compiled.n_sessions * compiled.slots
+    finishing = max(FINISH_SECONDS_PER_CELL * cells, FINISH_PER_PREPARATION * prepared)
+    deadline = started + budget - min(0.5 * budget, finishing)
+    explain_by = started + budget
+    if method == "lp":
+        return _solve_lp(compiled, fallback, started, deadline, explain_by)
+    surplus_first: list[FloatArray | None] = [None]
+
+    def baseline_meanwhile(answered: Callable[[], bool]) -> None:
+        # Deterministic: computed whenever it is cheap, never for a large city (seconds of
+        # Python the exact plan would wait for; no production caller reads it).
+        del answered
+        if compiled.n_sessions <= SURPLUS_FIRST_MAX_SESSIONS:
+            surplus_first[0] = renewable_surplus_first_until(compiled, deadline)
+
+    if time.monotonic() >= deadline:  # not even time to build: the quick plan is all there is
+        references = _References(fallback, None, explain_by)
+        return _best_of(
+            compiled, {"the uncontrolled plan": fallback}, time_limit_s, started, references
+        )
+    try:
+        network = build_network(compiled)
+    except Exception as exc:  # a failure here must still end in a safe plan
+        references = _References(fallback, None, explain_by)
+        message = f"network build failed: {exc}"
+        return _schedule(compiled, fallback, "fallback", started, references, message)
+    # Two exact solvers race, each in its own child: LEMON's network simplex is several times
+    # faster on most cities, OR-Tools' cost scaling when the substation binds everywhere. OR-Tools
+    # starts only once LEMON has had about the time it needs on an easy city of this size.
+    racers = [lambda: lemon_flow(network), lambda: ortools_flow(network)]
+    head_start = RACE_HEAD_START_S_PER_ARC * network.n_arcs
+    outcome = race_with_deadline(racers, deadline, baseline_meanwhile, delays=(0.0, head_start))
+    references = _References(fallback, surplus_first[0], explain_by)
+    if outcome.values is not None:
+        power = network.power_from_flow(outcome.values, compiled.n_sessions, compiled.slots)
+        return _schedule(compiled, repair(compiled, power), "optimal", started, references, None)
+    if outcome.detail != "time_limit":
+        return _schedule(compiled, fallback, "fallback", started, references, outcome.detail)
+    candidates = {"the uncontrolled plan": fallback}
+    if references.surplus_first is not None:
+        candidates["the renewable-surplus-first plan"] = references.surplus_first
+    return _best_of(compiled, candidates, time_limit_s, started, references)
+
+
+def _solve_lp(
+    compiled: Compiled, fallback: FloatArray, started: float, deadline: float, explain_by: float
+) -> Schedule:
+    """The PuLP + HiGHS path, with the deadline checked between its phases."""
+    surplus_first = renewable_surplus_first_until(compiled, deadline)
+    references = _References(fallback, surplus_first, explain_by)
+    budget = deadline - started
+    candidates = {"the uncontrolled plan": fallback}
+    if surplus_first is not None:
+        candidates["the renewable-surplus-first plan"] = surplus_first
     try:
         layout = build_layout(compiled)
+        if time.monotonic() >= deadline:
+            return _best_of(compiled, candidates, budget, started, references)
         model = build_model(compiled, layout)
-        remaining = time_limit_s - (time.perf_counter() - started)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return _best_of(compiled, candidates, budget, started, references)
         result = solve_model(model, remaining)
     except Exception as exc:  # a solver failure must still end in a safe plan
         message = f"solver failed: {exc}"
@@ -59,15 +148,25 @@ def solve(problem: Problem, *, time_limit_s: float = 60.0) -> Schedule:
     power = repair(compiled, layout.power_from_columns(result.values, compiled))
     if result.status == "optimal":
         return _schedule(compiled, power, "optimal", started, references, None)
-    # Out of time: the best of the solver's last point (repaired) and three quick plans.
-    candidates = {
-        "the solver's last point": power,
-        "the max-delivery plan": max_delivery_plan(compiled, layout),
-        "the renewable-surplus-first plan": references.surplus_first,
-        "the fallback plan": fallback,
-    }
+    # Out of time: the best of the solver's last point (repaired) and the quick plans.
+    candidates["the solver's last point"] = power
+    if time.monotonic() < deadline:
+        candidates["the max-delivery plan"] = max_delivery_plan(compiled, layout)
+    return _best_of(compiled, candidates, budget, started, references)
+
+
+def _best_of(
+    compiled: Compiled,
+    candidates: dict[str, FloatArray],
+    budget_s: float,
+    started: float,
+    references: _References,
+) -> Schedule:
     chosen = min(candidates, key=lambda name: _objective(compiled, candidates[name]))
-    message = f"{result.detail}; returned {chosen}, the best feasible plan found"
+    message = (
+        f"no proven optimum within the time limit of {budget_s:g} s; returned {chosen}, "
+        "the best feasible plan found"
+    )
     return _schedule(compiled, candidates[chosen], "time_limit", started, references, message)
 
 
@@ -78,7 +177,7 @@ def fallback_schedule(problem: Problem) -> Schedule:
     cannot serve all requests, each session below it gets the same fraction of its request.
     Always feasible; ``status`` is ``fallback``.
     """
-    started = time.perf_counter()
+    started = time.monotonic()
     compiled = compile_problem(problem)
     references = _References(uncontrolled(compiled), renewable_surplus_first(compiled))
     plan = references.uncontrolled
@@ -87,13 +186,31 @@ def fallback_schedule(problem: Problem) -> Schedule:
 
 @dataclass(frozen=True)
 class _References:
+    """The baseline plans, and when explaining the plan must be skipped (`time.monotonic`)."""
+
     uncontrolled: FloatArray
-    surplus_first: FloatArray
+    surplus_first: FloatArray | None
+    explain_by: float = float("inf")
 
 
 def _objective(compiled: Compiled, power: FloatArray) -> tuple[float, float]:
     kpis = score(compiled, power)
     return (round(kpis.unmet_kwh, 9), kpis.import_cost)
+
+
+def session_plan(power_kw: list[float], delivered_kwh: float, unmet_kwh: float) -> SessionPlan:
+    """A `SessionPlan` of values we computed ourselves, without validation.
+
+    What `SessionPlan.model_construct` does, minus its generic per-call work: it was half of the
+    time spent after the solve at 20,000 sessions. Checked equal to `model_construct` in tests.
+    """
+    plan = SessionPlan.__new__(SessionPlan)
+    values = {"power_kw": power_kw, "delivered_kwh": delivered_kwh, "unmet_kwh": unmet_kwh}
+    object.__setattr__(plan, "__dict__", values)
+    object.__setattr__(plan, "__pydantic_fields_set__", set(values))
+    object.__setattr__(plan, "__pydantic_extra__", None)
+    object.__setattr__(plan, "__pydantic_private__", None)
+    return plan
 
 
 def _schedule(
@@ -109,22 +226,28 @@ def _schedule(
     delivered = power.sum(axis=1) * dt
     unmet = np.maximum(0.0, compiled.energy_kwh - delivered)
     rows = power.tolist()
+    delivered_list, unmet_list = delivered.tolist(), unmet.tolist()
     sessions = {
-        # Built from arrays we made ourselves: skip re-validating 20,000 x 96 floats.
-        sid: SessionPlan.model_construct(
-            power_kw=rows[s], delivered_kwh=float(delivered[s]), unmet_kwh=float(unmet[s])
-        )
+        sid: session_plan(rows[s], delivered_list[s], unmet_list[s])
         for s, sid in enumerate(compiled.session_ids)
     }
     chargers = dict(zip(compiled.charger_ids, compiled.charger_load(power).tolist(), strict=True))
     baseline = Baselines(
         uncontrolled=score(compiled, references.uncontrolled),
-        renewable_surplus_first=score(compiled, references.surplus_first),
+        renewable_surplus_first=(
+            score(compiled, references.surplus_first)
+            if references.surplus_first is not None
+            else None
+        ),
     )
-    limits = binding(compiled, power)
+    if time.monotonic() <= references.explain_by:
+        limits = binding(compiled, power)
+    else:  # the budget is spent: the plan matters, its explanation can wait for the next one
+        limits = []
+        message = (message + "; " if message else "") + "explanation skipped: out of time"
     return Schedule.model_construct(
         status=status,
-        solve_seconds=time.perf_counter() - started,
+        solve_seconds=time.monotonic() - started,
         unmet_kwh_total=kpis.unmet_kwh,
         import_kwh=kpis.import_kwh,
         import_cost=kpis.import_cost,

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Make sure the real servers the tests (or `make run`) talk to are installed.
 # As root, missing Debian packages are installed; otherwise the missing ones are named and we stop.
+# `all` also installs the OCPP test station's locked npm packages (tests/fixtures/ocpp_station).
 # Usage: ensure-services.sh all | mosquitto
 set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
 
 declare -A need
 case "${1:-all}" in
@@ -11,6 +13,8 @@ case "${1:-all}" in
       [mosquitto]=mosquitto [mosquitto_pub]=mosquitto-clients
       [influxd]=influxdb [victoria-metrics]=victoria-metrics
       [mbpoll]=mbpoll [/usr/include/modbus/modbus.h]=libmodbus-dev [cc]=gcc
+      [node]=nodejs [npm]=npm
+      [chromium]=chromium
     ) ;;
   *) echo "usage: $0 all|mosquitto" >&2; exit 64 ;;
 esac
@@ -24,7 +28,14 @@ for cmd in "${!need[@]}"; do
   [[ -x /usr/sbin/$cmd ]] && continue
   missing+=("${need[$cmd]}")
 done
-[[ ${#missing[@]} -eq 0 ]] && exit 0
+npm_packages() {
+  # The foreign OCPP client the integration tests script (ocpp-rpc), exactly as locked.
+  [[ ${1:-all} == all ]] || return 0
+  local station="$root/tests/fixtures/ocpp_station"
+  [[ -d $station/node_modules/ocpp-rpc ]] && return 0
+  (cd "$station" && npm ci --no-audit --no-fund --loglevel=error)
+}
+if [[ ${#missing[@]} -eq 0 ]]; then npm_packages "${1:-all}"; exit 0; fi
 
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
 if [[ $(id -u) -ne 0 ]]; then
@@ -40,3 +51,4 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 for svc in mosquitto influxdb; do
   (command -v service >/dev/null && service "$svc" stop >/dev/null 2>&1) || true
 done
+npm_packages "${1:-all}"

@@ -117,11 +117,13 @@ class MqttSession:
         self._on_message = on_message
         self._connected = threading.Event()
         self._stopping = False
+        self._unreachable_logged = False
+        self._client_id = settings.client_id + client_id_suffix
         self._thread: threading.Thread | None = None
         self._connections = 0
         client = _Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=settings.client_id + client_id_suffix,
+            client_id=self._client_id,
             protocol=MQTTProtocolVersion.MQTTv5,
             manual_ack=True,
         )
@@ -145,6 +147,7 @@ class MqttSession:
         client.max_inflight_messages_set(1000)
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
+        client.on_connect_fail = self._handle_connect_fail
         client.on_message = self._handle_message
         client.on_subscribe = self._handle_subscribe
         self._client = client
@@ -220,6 +223,7 @@ class MqttSession:
             # Never echo credentials; the reason code says enough (e.g. "Not authorized").
             log.error("broker refused the connection: %s", reason_code)
             return
+        self._unreachable_logged = False
         self._connections += 1
         log.info(
             "connected to broker %s:%s (session %s)",
@@ -227,10 +231,31 @@ class MqttSession:
             self._settings.port,
             "resumed" if flags.session_present else "new",
         )
+        if not flags.session_present:
+            # Expected on the very first start only. Otherwise the broker lost our session
+            # (expired, restarted without persistence, or crashed before its last autosave).
+            log.warning(
+                "the broker has no session for client id %r: telemetry published while we "
+                "were away was not queued for us and may be lost (expected on the first start "
+                "only; otherwise the session expired after mqtt.session_expiry_s=%d s or the "
+                "broker lost its persistence, see README, Broker settings)",
+                self._client_id,
+                self._settings.session_expiry_s,
+            )
         options = SubscribeOptions(qos=1)
         result, _ = client.subscribe([(topic, options) for topic in self._subscriptions])
         if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
             log.error("subscribe failed: %s", paho.error_string(result))
+
+    def _handle_connect_fail(self, client: paho.Client, userdata: object) -> None:
+        # Said at once, and once per outage: a wrong host must not look like a quiet city.
+        if not self._unreachable_logged:
+            self._unreachable_logged = True
+            log.error(
+                "cannot reach the broker at %s:%s; retrying with backoff",
+                self._settings.host or "127.0.0.1",
+                self._settings.port,
+            )
 
     def _handle_subscribe(
         self,

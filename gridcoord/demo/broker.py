@@ -1,7 +1,12 @@
 """The demo's MQTT broker: a local `mosquitto` when installed, else amqtt in-process.
 
-Both listen on 127.0.0.1 on a free port. amqtt speaks MQTT 3.1.1 only, so the demo's clients
-use 3.1.1 with either broker (the service's own client uses MQTT 5 with mosquitto).
+Both listen on 127.0.0.1 on a free port and are closed like a production broker: no anonymous
+access, the accounts and ACL `gridcoord broker-config` would generate for the demo city
+(credentials kept in the data directory, mode 0600). amqtt reads the same `passwd` and `acl`
+files through two small plugins (`gridcoord.demo.amqtt_access`). amqtt speaks MQTT 3.1.1
+only, so the demo's clients use 3.1.1 with either broker (the service's own client uses MQTT 5
+with mosquitto). amqtt keeps no persistence: it is a fallback to see the demo, not a broker to
+run.
 """
 
 from __future__ import annotations
@@ -11,9 +16,13 @@ import logging
 import socket
 import threading
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from gridcoord.broker.files import Accounts, accounts_for, write_access_files
 from gridcoord.local_broker import LocalBroker, find_mosquitto
+
+if TYPE_CHECKING:
+    from gridcoord.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +32,7 @@ class DemoBroker(Protocol):
 
     name: str
     port: int
+    accounts: Accounts
 
     def stop(self) -> None:
         """Stop the broker and wait for it."""
@@ -41,9 +51,10 @@ class MosquittoBroker:
 
     name = "mosquitto"
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, config: Config) -> None:
         self.port = free_port()
-        self._broker = LocalBroker(self.port, data_dir)
+        self._broker = LocalBroker.for_config(self.port, data_dir, config)
+        self.accounts = self._broker.accounts
         self._broker.start()
 
     def stop(self) -> None:
@@ -52,7 +63,7 @@ class MosquittoBroker:
 
 
 class InProcessBroker:
-    """amqtt's broker on its own event loop in a daemon thread.
+    """amqtt's broker on its own event loop in a daemon thread, with our accounts and ACL.
 
     Raises
     ------
@@ -62,26 +73,28 @@ class InProcessBroker:
 
     name = "amqtt (in-process)"
 
-    def __init__(self, timeout_s: float = 10.0) -> None:
-        try:
-            from amqtt.broker import Broker
-        except ImportError as exc:  # a broken install: say what is missing
-            raise RuntimeError(f"no mosquitto on PATH and amqtt not importable: {exc}") from None
+    def __init__(self, data_dir: Path, config: Config, timeout_s: float = 10.0) -> None:
+        from amqtt.broker import Broker
+
+        self.accounts = accounts_for(config, data_dir)
+        write_access_files(self.accounts, data_dir)
         self.port = free_port()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        config: dict[str, Any] = {
+        plugins = "gridcoord.demo.amqtt_access"
+        settings: dict[str, Any] = {
             "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
             "plugins": {
-                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+                f"{plugins}.PasswdAuth": {"password_file": str(data_dir / "passwd")},
+                f"{plugins}.AclCheck": {"acl_file": str(data_dir / "acl")},
             },
         }
 
         def serve() -> None:
             asyncio.set_event_loop(self._loop)
             try:
-                self._broker = Broker(config, loop=self._loop)
+                self._broker = Broker(settings, loop=self._loop)
                 self._loop.run_until_complete(self._broker.start())
             except BaseException as exc:  # reported to the starting thread
                 self._error = exc
@@ -112,26 +125,30 @@ class InProcessBroker:
 BROKER_CHOICES = ("auto", "mosquitto", "inprocess")
 
 
-def start_broker(data_dir: Path, choice: str = "auto") -> DemoBroker:
+def start_broker(data_dir: Path, choice: str, config: Config) -> DemoBroker:
     """Start the demo's broker.
 
     Parameters
     ----------
     data_dir
-        where mosquitto keeps its configuration, log and persistence.
+        where the broker keeps its files, credentials, log and persistence.
     choice
         ``auto`` (mosquitto if installed, else in-process), ``mosquitto`` or
         ``inprocess``.
+    config
+        the demo city; its assets become the broker's device accounts.
 
     Raises
     ------
     RuntimeError
         the broker asked for cannot start (with the reason).
+    ValueError
+        the city's assets cannot become broker accounts.
     """
     if choice not in BROKER_CHOICES:
         raise RuntimeError(f"broker must be one of {', '.join(BROKER_CHOICES)}, got {choice!r}")
     if choice == "mosquitto" or (choice == "auto" and find_mosquitto() is not None):
-        return MosquittoBroker(data_dir / "mosquitto")
+        return MosquittoBroker(data_dir / "mosquitto", config)
     if choice == "auto":
         log.warning("mosquitto not found on PATH: using the in-process amqtt broker")
-    return InProcessBroker()
+    return InProcessBroker(data_dir / "amqtt", config)

@@ -1,11 +1,13 @@
 """`gridcoord demo [--hours H] [--speed S] [--json]` (DESIGN 3.1): the simulated city end to end.
 
-Starts a broker (mosquitto if installed, else amqtt in-process), runs the city and the
-coordinator over it (`gridcoord.demo.run`), prints one KPI line per planning run and, at the
-end, the KPIs against uncontrolled charging. SIGINT/SIGTERM end a run without ``--hours``
+Starts a local mosquitto, runs the simulated city and the real service over it on a
+simulated clock (`gridcoord.demo.run`), prints one KPI line per planning run and, at the end,
+the KPIs against uncontrolled charging. SIGINT/SIGTERM end a run without ``--hours``
 cleanly: the tick under way finishes, the store is flushed, exit 0.
 
-``GRIDCOORD_DEMO_BROKER=mosquitto|inprocess`` forces a broker (default: auto).
+``GRIDCOORD_DEMO_BROKER=mosquitto|inprocess`` forces a broker (default: auto). The service's
+MQTT client speaks MQTT 5, which the in-process amqtt broker does not: without mosquitto the
+demo says so and exits 1.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -23,6 +26,7 @@ from types import FrameType
 
 from gridcoord.demo.broker import start_broker
 from gridcoord.demo.run import DemoResult, DemoRun, DemoSettings
+from gridcoord.local_broker import find_mosquitto
 
 # A fixed day, so that the demo's figures are reproducible: a Tuesday in January from noon UTC,
 # through the winter evening peak (when uncontrolled charging overloads transformers) and a
@@ -39,11 +43,9 @@ def demo_command(hours: float | None, speed: float, json_output: bool) -> int:
     if not (math.isfinite(speed) and speed >= 0):
         print(f"demo: --speed must be >= 0 (0 = as fast as possible), got {speed}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=logging.WARNING,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from gridcoord.logging_setup import configure
+
+    configure(logging.WARNING)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -64,14 +66,27 @@ def demo_command(hours: float | None, speed: float, json_output: bool) -> int:
 
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     store_path = DATA_DIR / "gridcoord-demo.sqlite3"
+    # Each demo starts afresh: an empty store and spool, no retained setpoints of a last run.
     for old in DATA_DIR.glob("gridcoord-demo.sqlite3*"):
-        old.unlink()  # each demo starts with an empty store
-    try:
-        broker = start_broker(DATA_DIR, os.environ.get("GRIDCOORD_DEMO_BROKER", "auto"))
-    except RuntimeError as exc:
-        print(f"demo: {exc}", file=sys.stderr)
+        old.unlink()
+    shutil.rmtree(DATA_DIR / "spool", ignore_errors=True)
+    (DATA_DIR / "mosquitto" / "mosquitto.db").unlink(missing_ok=True)
+    choice = os.environ.get("GRIDCOORD_DEMO_BROKER", "auto")
+    if choice == "inprocess" or (choice == "auto" and find_mosquitto() is None):
+        print(
+            "demo: the demo runs the real service, whose MQTT client speaks MQTT 5; the "
+            "in-process broker (amqtt) speaks only 3.1.1. Install mosquitto "
+            "(Debian: apt-get install mosquitto).",
+            file=sys.stderr,
+        )
         return 1
     settings = DemoSettings(start=DEMO_START, hours=hours, speed=speed)
+    demo_run = DemoRun(settings, store_path, say)
+    try:
+        broker = start_broker(DATA_DIR, choice, demo_run.config)
+    except (RuntimeError, ValueError) as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 1
     say(
         f"gridcoord demo: {settings.chargers} chargers in a simulated Wolfsburg-like city, "
         f"broker {broker.name} on 127.0.0.1:{broker.port}, embedded store {store_path}; "
@@ -79,7 +94,7 @@ def demo_command(hours: float | None, speed: float, json_output: bool) -> int:
         f"{'full speed' if speed == 0 else f'{speed:g}x'}; no dashboard yet"
     )
     try:
-        result = DemoRun(settings, broker.port, store_path, say).run(stop)
+        result = demo_run.run(stop, broker.port, broker.accounts)
     finally:
         broker.stop()
     print(json.dumps(result.as_json()) if json_output else summary(result), file=real_stdout)

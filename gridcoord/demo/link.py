@@ -1,8 +1,7 @@
-"""The demo's MQTT clients: one for the simulated devices, one for the coordinator's side.
+"""The demo's MQTT client for the simulated devices (the service has its own, MqttSession).
 
-MQTT 3.1.1 (the in-process broker speaks nothing newer) through paho-mqtt. The service's own
-client (`adapters.mqtt.client`) is MQTT 5 with late acknowledgement for durable ingest; the
-demo needs neither, only the contract's topics and payloads.
+MQTT 3.1.1 through paho-mqtt: the devices need only the contract's topics and payloads, not
+the service's MQTT 5 session with late acknowledgement.
 """
 
 from __future__ import annotations
@@ -30,10 +29,18 @@ class DemoClient:
         topic filters, subscribed with QoS 1 on connect.
     on_message
         ``(topic, payload)``; must be quick.
+    credentials
+        ``(username, password)`` to log in with.
     """
 
     def __init__(
-        self, port: int, client_id: str, subscriptions: list[str], on_message: OnMessage
+        self,
+        port: int,
+        client_id: str,
+        subscriptions: list[str],
+        on_message: OnMessage,
+        *,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
         self._subscribed = threading.Event()
         self._subscriptions = subscriptions
@@ -42,6 +49,8 @@ class DemoClient:
             client_id=client_id,
             protocol=MQTTProtocolVersion.MQTTv311,
         )
+        if credentials is not None:
+            client.username_pw_set(*credentials)
         client.max_queued_messages_set(0)
         client.max_inflight_messages_set(1000)
         client.on_connect = self._connected

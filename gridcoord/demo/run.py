@@ -1,19 +1,27 @@
-"""One demo run: the simulated city and the coordinator talking MQTT on an accelerated clock.
+"""One demo run: the simulated city and the real `Service` over MQTT, on a simulated clock.
+
+The service is the one `gridcoord run` starts — MqttSession, the decoder and validation, the
+ingest pipeline into the embedded store, the coordinator and `PlanningLoop`, sending setpoints
+the way the service always does — with two differences only: its clock is the simulation's,
+and instead of APScheduler the demo tells it when a planning run or a dispatch is due
+(`PlanningLoop.plan_once`, `dispatch_once`).
 
 Every simulated minute (a *tick*):
 
 1. the city advances one minute; every asset publishes its DESIGN 3.2 telemetry to
-   ``<prefix>/telemetry/<asset>``;
-2. the coordinator's side decodes and validates each message (the service's decoder), feeds
-   the coordinator and queues the reading for the embedded store; the tick waits until every
-   message of the tick has arrived (or a deadline passes, which is logged);
-3. at every quarter hour a planning run (one KPI line printed);
-4. a dispatch: setpoints go out retained, QoS 1, to ``<prefix>/setpoint/<charger>``, decreases
-   first; the simulated chargers take them, obey them, and fall back after ``valid_until``;
-   the tick waits until every charger has its setpoint.
+   ``<prefix>/telemetry/<asset>``; the tick waits until the service has taken all of it (a
+   listener on its accepted readings) or a deadline passes, which is logged;
+2. at every quarter hour a planning run and its dispatch (one KPI line printed), else a
+   dispatch: the service sends the setpoints (retained, QoS 1) to
+   ``<prefix>/setpoint/<charger>``; the simulated chargers take them, obey them, and fall back
+   after ``valid_until``; the tick waits until every charger has its own.
 
-An uncontrolled baseline of the same city (same seed: same weather, loads and cars) runs
-alongside without MQTT. With ``speed`` > 0 ticks are paced to simulated seconds per real second.
+Before the service starts, the store gets a week of the city's past (PV, wind and loads,
+as a running service would have left it), which the service's warm start reads back. The
+controlled KPIs are the city's physics under the setpoints the service sent; the count of
+plans is what the service stored. An uncontrolled baseline of the same city (same seed: same
+weather, loads and cars) runs alongside without MQTT. With ``speed`` > 0 ticks are paced to
+simulated seconds per real second.
 """
 
 from __future__ import annotations
@@ -28,11 +36,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from adapters.contract.validation import Rejected, build_reading
-from adapters.mqtt.telemetry import TelemetryDecoder
+from pydantic import SecretStr
+
+from adapters.contract.reading import Reading
+from adapters.contract.validation import build_reading
+from gridcoord.broker.files import Accounts
 from gridcoord.config import Config
-from gridcoord.demo.link import DemoClient
-from gridcoord.planning.coordinator import Coordinator, PlanOutcome
+from gridcoord.demo.fleet import DeviceFleet
+from gridcoord.outcomes import DispatchOutcome, PlanOutcome
+from gridcoord.service import Service
+from gridcoord.service_thread import ServiceThread
 from gridcoord.simulation import CitySimulation, demo_city
 from gridcoord.storage.embedded import EmbeddedStore
 from gridcoord.storage.points import Point, reading_to_point
@@ -65,7 +78,7 @@ class DemoSettings:
     chargers
         chargers in the city.
     warmup_days
-        days of PV, wind and load history fed to the forecasts before the start
+        days of PV, wind and load history in the store before the start
         (the same-weekday load forecast needs a week).
     solver_time_limit_s
         the solver's budget per run [s].
@@ -104,106 +117,145 @@ class DemoResult:
 
 
 class DemoRun:
-    """The city, its devices' MQTT client, the coordinator's MQTT client and the store.
+    """The city, its devices' MQTT client, and the real service on the simulated clock.
 
     Parameters
     ----------
     settings
         what to simulate.
-    port
-        the broker's port on 127.0.0.1.
     store_path
-        the embedded store's file.
+        the embedded store's file (its directory also holds the spool).
     say
         prints one line for people (a planning run's KPIs).
     """
 
     def __init__(
-        self, settings: DemoSettings, port: int, store_path: Path, say: Callable[[str], None]
+        self, settings: DemoSettings, store_path: Path, say: Callable[[str], None]
     ) -> None:
         self.settings = settings
         self._say = say
         start = as_utc(settings.start)
         self.layout = demo_city(settings.seed, settings.chargers)
+        self.store_path = store_path
         self.config = Config(
             **self.layout.config(),
-            mqtt={"topic_prefix": settings.prefix},
+            mqtt={
+                "host": "127.0.0.1",
+                "port": 1883,  # the broker's port is known in `run`
+                "topic_prefix": settings.prefix,
+                "client_id": "gridcoord-demo",
+            },
             planning={"solver_time_limit_s": settings.solver_time_limit_s},
-            storage={"kind": "embedded", "path": store_path},
+            storage={
+                "kind": "embedded",
+                "path": store_path,
+                "spool_dir": store_path.parent / "spool",
+            },
         )
-        self.coordinator = Coordinator(self.config)
         self.city = CitySimulation(self.layout, settings.seed, start)
         self.baseline = CitySimulation(self.layout, settings.seed, start, controlled=False)
-        self.store = EmbeddedStore(store_path)
-        self._decoder = TelemetryDecoder(self.config)
         self._now = start
         self._expected = len(self.city.telemetry())
         self._cond = threading.Condition()
         self._readings = 0
         self._setpoints = 0
-        self._points: list[Point] = []
-        self.rejected = 0
         self.floor_overloads = 0  # zone-minutes whose floors alone exceeded the headroom
         self._floor_zones: set[str] = set()
         self._city_lock = threading.Lock()
-        prefix = settings.prefix
-        self._devices = DemoClient(
-            port, "demo-devices", [f"{prefix}/setpoint/+"], self._on_setpoint
-        )
-        self._service = DemoClient(
-            port, "demo-coordinator", [f"{prefix}/telemetry/+"], self._on_telemetry
-        )
 
     # --- the run -------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event) -> DemoResult:
-        """Tick until ``hours`` have passed or ``stop`` is set; return the KPIs."""
+    def run(self, stop: threading.Event, port: int, accounts: Accounts) -> DemoResult:
+        """Tick until ``hours`` have passed or ``stop`` is set; return the KPIs.
+
+        Parameters
+        ----------
+        stop
+            set to end the run after the current tick.
+        port
+            the broker's port on 127.0.0.1.
+        accounts
+            the broker's accounts for ``self.config`` (each device logs in as
+            itself, the coordinator's side as gridcoord).
+        """
         settings = self.settings
-        self._warm_up()
-        self._service.start()
-        self._devices.start()
+        prefix = settings.prefix
+        # The service logs in as gridcoord; each device as itself (the broker's ACL holds
+        # every login to its own topics, as in production).
+        mqtt = self.config.mqtt.model_copy(
+            update={
+                "port": port,
+                "username": accounts.service_user,
+                "password": SecretStr(accounts.service_password),
+            }
+        )
+        self.config = self.config.model_copy(update={"mqtt": mqtt})
+        self.service = Service(self.config, clock=self._clock, scheduled=False)
+        self.service.add_reading_listener(self._on_reading)
+        chargers = {c.id for c in self.layout.chargers}
+        devices = {
+            user.name: accounts.password(user.name) for user in accounts.users if user.device
+        }
+        self._devices = DeviceFleet(
+            port,
+            devices,
+            {a: f"{prefix}/setpoint/{a}" for a in devices if a in chargers},
+            self._on_setpoint,
+        )
+        self._seed_history()
+        runner = ServiceThread(self.service).start()
+        planning = self.service.planning
+        assert planning is not None, "the demo's service plans"
         start = self._now
         end = start + timedelta(hours=settings.hours) if settings.hours is not None else None
         began = time.monotonic()
-        plans = fallbacks = late = 0
+        fallbacks = late = 0
         try:
+            self._devices.start()
             while not stop.is_set() and (end is None or self._now < end):
                 if settings.speed > 0:
                     due = began + (self._now - start).total_seconds() / settings.speed
                     if stop.wait(max(0.0, due - time.monotonic())):
                         break
                 late += not self._publish_telemetry()
+                with self._cond:
+                    self._setpoints = 0
                 if self._now.minute % self.config.planning.interval_min == 0:
-                    outcome = self.coordinator.plan(self._now)
-                    plans += 1
+                    runner.call(planning.plan_once)
+                    outcome = planning.last_plan
+                    assert outcome is not None
                     fallbacks += outcome.status == "fallback"
-                    self._points += outcome.points()
                     self._say(self._plan_line(outcome))
-                late += not self._dispatch()
-                self._flush()
+                else:
+                    runner.call(planning.dispatch_once)
+                dispatch = planning.last_dispatch
+                assert dispatch is not None
+                late += not self._await_setpoints(dispatch)
                 nxt = self._now + TICK
                 with self._city_lock:
                     self.city.step(nxt)
                 self.baseline.step(nxt)
                 self._now = nxt
         finally:
-            self._flush()
             self._devices.stop()
-            self._service.stop()
-            self.store.close()
+            runner.stop()
         hours = (self._now - start).total_seconds() / 3600.0
         return DemoResult(
             self.city.kpis(),
             self.baseline.kpis(),
             hours,
-            plans,
+            self._stored_plans(start),
             fallbacks,
             int(late),
             self.floor_overloads,
         )
 
-    def _warm_up(self) -> None:
-        """Feed the forecasts a history of PV, wind and non-EV load (no chargers, no MQTT)."""
+    def _clock(self) -> datetime:
+        """The service's clock: the simulated minute under way."""
+        return self._now
+
+    def _seed_history(self) -> None:
+        """Put the city's past week (PV, wind, loads; no chargers) in the store."""
         days = self.settings.warmup_days
         if days <= 0:
             return
@@ -211,6 +263,7 @@ class DemoRun:
         past = CitySimulation(self.layout, self.settings.seed, start, controlled=False)
         step = timedelta(minutes=self.config.planning.slot_minutes)
         chargers = {c.id for c in self.layout.chargers}
+        points: list[Point] = []
         now = start
         while now < self._now:
             now += step
@@ -220,30 +273,37 @@ class DemoRun:
                 if asset is None or asset_id in chargers:
                     continue
                 values = {k: v for k, v in payload.items() if k != "ts"}
-                self.coordinator.observe(build_reading(asset, values, ts=now, now=now))
+                points.append(reading_to_point(build_reading(asset, values, ts=now, now=now)))
+        store = EmbeddedStore(self.store_path)
+        try:
+            store.write(points)
+        finally:
+            store.close()
+
+    def _stored_plans(self, start: datetime) -> int:
+        """Planning runs the service stored since ``start``."""
+        store = EmbeddedStore(self.store_path)
+        try:
+            return len(store.series("plan", "solve_s", {}, start, self._now + TICK))
+        finally:
+            store.close()
 
     def _publish_telemetry(self) -> bool:
-        """Every device publishes; True when the coordinator got all of it in time."""
+        """Every device publishes; True when the service took all of it in time."""
         with self._cond:
             self._readings = 0
         with self._city_lock:
             telemetry = self.city.telemetry()
         for asset_id, payload in telemetry.items():
             self._devices.publish(
-                f"{self.settings.prefix}/telemetry/{asset_id}", json.dumps(payload).encode()
+                asset_id,
+                f"{self.settings.prefix}/telemetry/{asset_id}",
+                json.dumps(payload).encode(),
             )
         return self._wait(lambda: self._readings >= self._expected, "telemetry")
 
-    def _dispatch(self) -> bool:
-        """Setpoints to every charger; True when every charger got its own in time."""
-        outcome = self.coordinator.dispatch(self._now)
-        with self._cond:
-            self._setpoints = 0
-        for charger_id in outcome.order:
-            payload = json.dumps(outcome.payloads[charger_id]).encode()
-            topic = f"{self.settings.prefix}/setpoint/{charger_id}"
-            self._send_setpoint(topic, payload)
-        self._points += outcome.points()
+    def _await_setpoints(self, outcome: DispatchOutcome) -> bool:
+        """True when every charger got this dispatch's setpoint in time; counts overloads."""
         for overload in outcome.overloads:
             # DESIGN 4: reported, never silent; once per zone here, then counted.
             if overload.zone not in self._floor_zones:
@@ -259,10 +319,6 @@ class DemoRun:
         expected = len(outcome.order)
         return self._wait(lambda: self._setpoints >= expected, "setpoints")
 
-    def _send_setpoint(self, topic: str, payload: bytes) -> None:
-        # The coordinator's side sends setpoints (retained, QoS 1, as the service does).
-        self._service.publish(topic, payload, qos=1, retain=True)
-
     def _wait(self, done: Callable[[], bool], what: str) -> bool:
         with self._cond:
             if self._cond.wait_for(done, TICK_DEADLINE_S):
@@ -270,29 +326,11 @@ class DemoRun:
         log.warning("%s of %s incomplete after %.0f s", what, self._now, TICK_DEADLINE_S)
         return False
 
-    def _flush(self) -> None:
-        with self._cond:
-            points, self._points = self._points, []
-        if not points:
-            return
-        try:
-            self.store.write(points)
-        except Exception as exc:  # the demo goes on; the store is only its record
-            log.warning("embedded store refused %d points: %s", len(points), exc)
+    # --- callbacks (the service's and paho's threads) ------------------------------------
 
-    # --- MQTT callbacks (paho's threads) -------------------------------------------------
-
-    def _on_telemetry(self, topic: str, payload: bytes) -> None:
-        try:
-            reading = self._decoder.decode(topic, payload, now=self._now)
-        except Rejected as exc:
-            self.rejected += 1
-            log.warning("telemetry on %s rejected: %s", topic, exc)
-            return
-        self.coordinator.observe(reading)
-        with self._cond:
-            self._points.append(reading_to_point(reading))
-            if reading.ts == self._now:
+    def _on_reading(self, reading: Reading) -> None:
+        if reading.ts == self._now:
+            with self._cond:
                 self._readings += 1
                 self._cond.notify_all()
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -33,10 +34,12 @@ from adapters.contract.reading import AssetKind
 from adapters.sink import Delivery, Setpoint, SetpointSink
 from gridcoord.config import Config
 from gridcoord.sinks import routes
+from gridcoord.storage.outcomes import plan_points, setpoint_points
 from gridcoord.storage.points import Point
 
 if TYPE_CHECKING:
-    from gridcoord.planning.coordinator import Coordinator, DispatchOutcome, PlanOutcome
+    from gridcoord.outcomes import DispatchOutcome, PlanOutcome
+    from gridcoord.planning.coordinator import Coordinator
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,9 @@ class PlanningLoop:
         serves is reported once and skipped.
     clock
         returns aware UTC now (tests may pass another).
+    adjust
+        applied to every dispatch before it is sent (operator overrides); it may only
+        lower setpoints, through the safety layer.
 
     Raises
     ------
@@ -83,6 +89,7 @@ class PlanningLoop:
         store: Callable[[Sequence[Point]], None],
         sinks: Sequence[SetpointSink] = (),
         clock: Clock = utc_now,
+        adjust: Callable[[DispatchOutcome], DispatchOutcome] | None = None,
     ) -> None:
         self._config = config
         self._coordinator = coordinator
@@ -91,6 +98,7 @@ class PlanningLoop:
         chargers = [a.id for a in config.assets if a.kind is AssetKind.CHARGER]
         self._routes = routes(sinks, chargers)
         self._clock = clock
+        self._adjust = adjust
         self._prefix = config.mqtt.topic_prefix
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._plan_lock = asyncio.Lock()
@@ -103,6 +111,7 @@ class PlanningLoop:
         self.deliveries: Counter[str] = Counter()
         self._trouble: dict[str, str] = {}  # charger → state of its ongoing delivery problem
         self._unreachable: set[str] = set()
+        self._sent_kw: dict[str, float] = {}  # last setpoint handed to a sink [kW]
         # APScheduler logs every job run at INFO; our own lines say what matters.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
@@ -138,9 +147,18 @@ class PlanningLoop:
             planning.dispatch_interval_s,
         )
 
+    @property
+    def running(self) -> bool:
+        """True while the scheduler runs the jobs (between `start` and `stop`)."""
+        return bool(self._scheduler.running)
+
     def run_now(self) -> None:
         """Trigger a planning run out of turn (it waits for one under way)."""
         self._scheduler.modify_job("plan", next_run_time=self._clock())
+
+    def dispatch_soon(self) -> None:
+        """Dispatch out of turn (a limit changed); thread-safe."""
+        self._scheduler.modify_job("dispatch", next_run_time=self._clock())
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Stop scheduling and let a planning run under way finish (its plan gets stored)."""
@@ -167,7 +185,7 @@ class PlanningLoop:
             now = self._clock()
             outcome = await asyncio.to_thread(self._coordinator.plan, now)
             self.last_plan = outcome
-            self._store(outcome.points())
+            self._store(plan_points(outcome))
             summary = {
                 "schedule_id": outcome.schedule_id,
                 "status": outcome.status,
@@ -202,6 +220,8 @@ class PlanningLoop:
 
     async def _dispatch(self, now: datetime) -> None:
         outcome = self._coordinator.dispatch(now)
+        if self._adjust is not None:
+            outcome = self._adjust(outcome)
         self.last_dispatch = outcome
         overloaded = {o.zone: o for o in outcome.overloads}
         if set(overloaded) != self._overloaded:
@@ -217,21 +237,32 @@ class PlanningLoop:
             for zone in sorted(self._overloaded - set(overloaded)):
                 log.info("zone %s: back within its limit", zone)
             self._overloaded = set(overloaded)
+        decreases: list[tuple[SetpointSink, Setpoint]] = []
+        others: list[tuple[SetpointSink, Setpoint]] = []
         for charger_id in outcome.order:
             sink = self._routes.get(charger_id)
             if sink is None:
                 self._report_unreachable(charger_id)
                 continue
+            kw = outcome.setpoints_kw[charger_id]
             setpoint = Setpoint(
                 charger_id=charger_id,
-                max_power_w=outcome.setpoints_kw[charger_id] * 1000.0,
+                max_power_w=kw * 1000.0,
                 valid_until=outcome.valid_until,
                 schedule_id=outcome.schedule_id,
                 issued_at=outcome.at,
             )
-            # One at a time, in the order given: decreases reach the chargers before increases.
-            self._account(await self._deliver(sink, setpoint))
-        self._store(outcome.points())
+            lower = kw < self._sent_kw.get(charger_id, math.inf)
+            (decreases if lower else others).append((sink, setpoint))
+            self._sent_kw[charger_id] = kw
+        # Every decrease has reached its charger before any increase leaves; within each group
+        # all chargers at once (an OCPP station takes three round trips, thousands of them
+        # one after another would not fit in a dispatch interval).
+        for group in (decreases, others):
+            deliveries = await asyncio.gather(*(self._deliver(k, s) for k, s in group))
+            for delivery in deliveries:
+                self._account(delivery)
+        self._store(setpoint_points(outcome))
 
     async def _deliver(self, sink: SetpointSink, setpoint: Setpoint) -> Delivery:
         try:

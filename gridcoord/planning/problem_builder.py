@@ -1,4 +1,4 @@
-"""Build the optimizer's problem (DESIGN 3.5, as a JSON-ready dict) from a planning snapshot.
+"""Build the optimizer's problem (DESIGN 3.5, an `optimizer.Problem`) from a planning snapshot.
 
 The snapshot is frozen at the start of a run: open charging sessions, the chargers and the zone
 tree with each zone's EV headroom, and the forecasts of the horizon. Times become slot indices
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import optimizer
 from gridcoord.sessions import ChargingSession
 from gridcoord.timegrid import as_utc, check_slot_minutes, is_aligned, slot_index, to_rfc3339
 
@@ -89,9 +90,9 @@ class Snapshot:
 
 @dataclass(frozen=True, slots=True)
 class BuiltProblem:
-    """The DESIGN 3.5 problem dict, and the sessions left out with the reason."""
+    """The DESIGN 3.5 problem, validated, and the sessions left out with the reason."""
 
-    problem: dict[str, Any]
+    problem: optimizer.Problem
     skipped: dict[str, str]
 
 
@@ -102,7 +103,8 @@ def build_problem(snapshot: Snapshot) -> BuiltProblem:
     ------
     ValueError
         naming the element, when a series has the wrong length or a negative or
-        non-finite value, or the start is not on the slot grid.
+        non-finite value, or the start is not on the slot grid; or the optimizer's own
+        checks refuse the problem (a pydantic ``ValidationError``, also a ValueError).
     """
     check_slot_minutes(snapshot.slot_minutes)
     if snapshot.slots <= 0:
@@ -160,7 +162,7 @@ def build_problem(snapshot: Snapshot) -> BuiltProblem:
         ],
         "sessions": sessions,
     }
-    return BuiltProblem(problem, skipped)
+    return BuiltProblem(optimizer.Problem.model_validate(problem), skipped)
 
 
 def zone_headroom_series(

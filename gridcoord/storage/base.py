@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from gridcoord.storage.points import Point
@@ -69,6 +69,56 @@ class Store(Protocol):
             first instant included, timezone-aware.
         end
             first instant excluded, timezone-aware.
+
+        Raises
+        ------
+        StoreUnavailable
+            the store cannot be read right now.
+        StoreRejected
+            the store cannot serve this read (e.g. no InfluxQL endpoint).
+        """
+        ...
+
+    def bucket_totals(
+        self,
+        measurement: str,
+        field: str,
+        tags: dict[str, str],
+        start: datetime,
+        end: datetime,
+        width: timedelta,
+        exclude_assets: Collection[str] = (),
+    ) -> list[tuple[datetime, float]]:
+        """Per time bucket, the sum over assets of each asset's mean of one numeric field.
+
+        What the planner's histories hold (the city's total PV, wind or load per minute or
+        slot), computed in the store so that the answer is one row per bucket however many
+        assets there are: a bounded read of ``(end - start) / width`` rows.
+
+        Parameters
+        ----------
+        measurement
+            e.g. ``telemetry``.
+        field
+            a numeric field, e.g. ``power_w`` (InfluxDB refuses a mean of text or
+            booleans with `StoreRejected`; the embedded store leaves them out).
+        tags
+            only points carrying all of these tags (e.g. ``{"kind": "pv"}``).
+        start
+            first instant included, timezone-aware.
+        end
+            first instant excluded, timezone-aware.
+        width
+            bucket width; buckets start at whole multiples of it since the Unix epoch
+            (InfluxQL's ``GROUP BY time()`` alignment).
+        exclude_assets
+            ``asset_id`` tags left out (e.g. the zone meters among meters).
+
+        Returns
+        -------
+        list[tuple[datetime, float]]
+            (bucket start [UTC], total) pairs, oldest first; buckets without points omitted.
+            An asset without a point in a bucket adds nothing to it.
 
         Raises
         ------

@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from gridcoord.storage.base import StoreUnavailable
-from gridcoord.storage.points import Point, datetime_to_ns, ns_to_datetime
+from gridcoord.storage.points import Point, bucket_width_ns, datetime_to_ns, ns_to_datetime
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (
@@ -130,6 +130,44 @@ class EmbeddedStore:
                 message = f"embedded store {self.path} cannot be read: {exc}"
                 raise StoreUnavailable(message) from None
         return [(ns_to_datetime(ts_ns), float(value)) for ts_ns, value in rows]
+
+    def bucket_totals(
+        self,
+        measurement: str,
+        field: str,
+        tags: dict[str, str],
+        start: datetime,
+        end: datetime,
+        width: timedelta,
+        exclude_assets: Collection[str] = (),
+    ) -> list[tuple[datetime, float]]:
+        """Sum over assets of their mean per bucket; see `Store.bucket_totals`."""
+        width_ns = bucket_width_ns(width)
+        conditions = "".join(" AND json_extract(s.tags, ?) = ?" for _ in tags)
+        parameters: list[object] = [width_ns, measurement, field]
+        for key, value in tags.items():
+            parameters += [f"$.{json.dumps(key)}", value]
+        excluded = sorted(set(exclude_assets))
+        if excluded:
+            marks = ", ".join("?" for _ in excluded)
+            conditions += f" AND coalesce(json_extract(s.tags, '$.asset_id'), '') NOT IN ({marks})"
+            parameters += excluded
+        parameters += [datetime_to_ns(start), datetime_to_ns(end)]
+        query = (
+            "SELECT b, sum(v) FROM ("
+            "SELECT json_extract(s.tags, '$.asset_id') AS a, x.ts_ns / ? AS b, avg(x.value) AS v "
+            "FROM samples x JOIN series s ON s.id = x.series_id "
+            f"WHERE s.measurement = ? AND s.field = ?{conditions} "
+            "AND x.ts_ns >= ? AND x.ts_ns < ? AND typeof(x.value) IN ('integer', 'real') "
+            "GROUP BY a, b) GROUP BY b ORDER BY b"
+        )
+        with self._lock:
+            try:
+                rows = self._db.execute(query, parameters).fetchall()
+            except sqlite3.Error as exc:
+                message = f"embedded store {self.path} cannot be read: {exc}"
+                raise StoreUnavailable(message) from None
+        return [(ns_to_datetime(bucket * width_ns), float(total)) for bucket, total in rows]
 
     def close(self) -> None:
         """Close the database file."""

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import urllib3
 
 from gridcoord.storage.base import StoreRejected, StoreUnavailable
-from gridcoord.storage.points import Point, datetime_to_ns, ns_to_datetime
+from gridcoord.storage.points import Point, bucket_width_ns, datetime_to_ns, ns_to_datetime
 
 # Statuses after which the same request can succeed later: keep the data and retry.
 # 401/403 count as transient on purpose: an operator fixes the credentials, the data waits.
@@ -193,6 +193,34 @@ def select_field(
         f"SELECT {quote_identifier(field)} FROM {quote_identifier(measurement)} "
         f"WHERE {' AND '.join(conditions)}"
     )
+
+
+def select_bucket_totals(
+    measurement: str,
+    field: str,
+    tags: Mapping[str, str],
+    start: datetime,
+    end: datetime,
+    width: timedelta,
+    exclude_assets: Collection[str] = (),
+) -> str:
+    """InfluxQL for `Store.bucket_totals`: per bucket, the sum of each asset's mean.
+
+    A subquery (InfluxDB 1.2 and later, 2.x and 3.x InfluxQL) takes the mean per asset and
+    bucket; the outer query sums them per bucket, so the answer has one row per bucket.
+    ``GROUP BY time()`` buckets start at multiples of the width since the epoch.
+    """
+    conditions = [f"{quote_identifier(k)} = {quote_string(v)}" for k, v in sorted(tags.items())]
+    conditions += [f'"asset_id" != {quote_string(a)}' for a in sorted(set(exclude_assets))]
+    span = f"time >= {datetime_to_ns(start)} AND time < {datetime_to_ns(end)}"
+    conditions.append(span)
+    every = f"{bucket_width_ns(width) // 1_000_000_000}s"
+    inner = (
+        f"SELECT mean({quote_identifier(field)}) AS {quote_identifier('value')} "
+        f"FROM {quote_identifier(measurement)} WHERE {' AND '.join(conditions)} "
+        f'GROUP BY time({every}), "asset_id"'
+    )
+    return f'SELECT sum("value") FROM ({inner}) WHERE {span} GROUP BY time({every})'
 
 
 def series_values(series: list[dict[str, Any]], server: str) -> list[tuple[datetime, float]]:

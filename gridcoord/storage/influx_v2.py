@@ -14,8 +14,8 @@ request for one unparsable line, and one bad point must not cost the good ones.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
 
 import urllib3
 from influxdb_client.client.influxdb_client import InfluxDBClient
@@ -28,6 +28,7 @@ from gridcoord.storage.influx_http import (
     TRANSIENT_STATUSES,
     InfluxHttp,
     describe_failure,
+    select_bucket_totals,
     select_field,
     series_values,
     split_url,
@@ -98,6 +99,20 @@ class InfluxV2Store:
     ) -> list[tuple[datetime, float]]:
         """Read one field through InfluxQL (DBRP mapping); see `Store.series`."""
         query = select_field(measurement, field, tags, start, end)
+        return series_values(self._http.query(query, self.database), self._http.server)
+
+    def bucket_totals(
+        self,
+        measurement: str,
+        field: str,
+        tags: dict[str, str],
+        start: datetime,
+        end: datetime,
+        width: timedelta,
+        exclude_assets: Collection[str] = (),
+    ) -> list[tuple[datetime, float]]:
+        """Per-bucket totals through one InfluxQL query; see `Store.bucket_totals`."""
+        query = select_bucket_totals(measurement, field, tags, start, end, width, exclude_assets)
         return series_values(self._http.query(query, self.database), self._http.server)
 
     def close(self) -> None:

@@ -18,7 +18,7 @@ import functools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from adapters.contract.reading import FieldValue, Reading
 
@@ -85,6 +85,19 @@ def reading_to_point(reading: Reading) -> Point:
     if reading.zone:
         tags["zone"] = reading.zone
     return Point("telemetry", tags, reading.fields, datetime_to_ns(reading.ts))
+
+
+def bucket_width_ns(width: timedelta) -> int:
+    """A time bucket's width in whole nanoseconds.
+
+    Raises
+    ------
+    ValueError
+        a width under one second (no history needs it; it would only cost rows).
+    """
+    if width < timedelta(seconds=1):
+        raise ValueError(f"bucket width must be at least 1 s, got {width}")
+    return (width.days * 86_400 + width.seconds) * 1_000_000_000 + width.microseconds * 1000
 
 
 def datetime_to_ns(ts: datetime) -> int:

@@ -16,6 +16,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from gridcoord.broker.acl import FORECASTER_USER, OPERATOR_USER
 from gridcoord.config import Config
 from gridcoord.local_broker import LocalBroker
 from gridcoord.service import Service
@@ -26,7 +27,13 @@ pytestmark = pytest.mark.integration
 
 def city(broker: LocalBroker, tmp_path: Path) -> Config:
     return Config(
-        mqtt={"host": "127.0.0.1", "port": broker.port, "client_id": "gc-forecast"},
+        mqtt={
+            "host": "127.0.0.1",
+            "port": broker.port,
+            "client_id": "gc-forecast",
+            "username": broker.accounts.service_user,
+            "password": broker.accounts.service_password,
+        },
         storage={"path": tmp_path / "store.sqlite3", "spool_dir": tmp_path / "spool"},
         zones=[{"id": "lt-1", "capacity_kw": 100.0}],
         assets=[
@@ -34,11 +41,13 @@ def city(broker: LocalBroker, tmp_path: Path) -> Config:
             {"id": "charger-1", "kind": "charger", "zone": "lt-1", "rated_kw": 11.0},
         ],
         planning={"solver_time_limit_s": 5.0},
+        api={"port": 0, "state_dir": tmp_path / "api"},  # any free port: no clash on 8080
     )
 
 
 def publish(broker: LocalBroker, topic: str, payload: bytes) -> None:
     client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="forecaster")
+    client.username_pw_set(FORECASTER_USER, broker.accounts.password(FORECASTER_USER))
     client.connect("127.0.0.1", broker.port)
     client.loop_start()
     try:
@@ -90,6 +99,7 @@ def test_a_retained_forecast_reaches_the_next_plan_and_a_bad_one_is_rejected(
     watcher = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="watcher")
     watcher.on_message = lambda _c, _u, message: rejected.put(message.payload)
     watcher.on_connect = lambda c, *_: c.subscribe("gridcoord/rejected/#", qos=1)
+    watcher.username_pw_set(OPERATOR_USER, broker.accounts.password(OPERATOR_USER))
     watcher.connect("127.0.0.1", broker.port)
     watcher.loop_start()
     now = datetime.now(UTC)

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.ingest_rig import CITY, T0, RejectionObserver, Rig, eventually
-from tests.fixtures.ports import find_binary
+from tests.fixtures.mosquitto import mosquitto_pub_command
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +45,7 @@ def reading(second: int, power: float = 500.0, **extra: Any) -> dict[str, Any]:
 
 def publish(rig: Rig, topic: str, payload: bytes) -> None:
     """One QoS 1 message with exactly these bytes (`-s`: the whole stdin is the message)."""
-    command = [find_binary("mosquitto_pub"), "-p", str(rig.broker.port), "-q", "1", "-t", topic]
+    command = [*mosquitto_pub_command(rig.broker), "-q", "1", "-t", topic]
     result = subprocess.run(
         [*command, "-s"], input=payload, capture_output=True, timeout=60, check=False
     )

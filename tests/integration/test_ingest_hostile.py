@@ -25,7 +25,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
+from gridcoord.local_broker import LocalBroker
 from tests.fixtures.ingest_rig import CITY, RejectionObserver, Rig, eventually
+from tests.fixtures.mosquitto import FIELD_USER
 
 pytestmark = pytest.mark.integration
 
@@ -199,8 +201,10 @@ def hostile_categories() -> list[tuple[str, str | None, list[bytes]]]:
 class Publisher:
     """Publishes exact bytes at QoS 1 and waits until the broker has every one."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, broker: LocalBroker) -> None:
+        port = broker.port
         self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id="hostile-publisher")
+        self._client.username_pw_set(FIELD_USER, broker.accounts.password(FIELD_USER))
         self._client.max_inflight_messages_set(100)
         connected = threading.Event()
         self._client.on_connect = lambda *args: connected.set()
@@ -235,7 +239,7 @@ def test_hostile_corpus_is_rejected_with_reasons_while_valid_readings_keep_flowi
     hostile = len(FIXED) + sum(len(p) for _, _, p in categories)
     proc = rig.start(GRIDCOORD_MQTT__REJECTED_PER_S="1000")
     observer = RejectionObserver(rig.broker)
-    publisher = Publisher(rig.broker.port)
+    publisher = Publisher(rig.broker)
     try:
         sent = rig.publish_all(0, 50)
         round_ = 1

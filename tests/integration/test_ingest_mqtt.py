@@ -18,6 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.fixtures.influx import InfluxdServer, VictoriaMetricsServer
 from tests.fixtures.ingest_rig import T0, Rig, eventually, mosquitto_pub, payloads
+from tests.fixtures.mosquitto import FIELD_USER
 
 pytestmark = pytest.mark.integration
 
@@ -162,6 +163,7 @@ def test_hostile_payloads_are_rejected_with_reasons_and_valid_ones_keep_flowing(
             got_all.set()
 
     observer.on_message = on_message
+    observer.username_pw_set(FIELD_USER, rig.broker.accounts.password(FIELD_USER))
     observer.connect("127.0.0.1", rig.broker.port)
     observer.subscribe("gridcoord/rejected/#", qos=1)
     observer.loop_start()

@@ -21,6 +21,7 @@ from gridcoord.simulation.charger import SimulatedCharger
 from gridcoord.storage.embedded import EmbeddedStore
 from tests.fixtures.gridcoord_process import ROOT, GridcoordProcess
 from tests.fixtures.influx import InfluxdServer
+from tests.fixtures.mosquitto import FIELD_USER, service_env
 
 pytestmark = pytest.mark.integration
 
@@ -45,16 +46,23 @@ CHARGERS = ["charger-001", "charger-002", "charger-003"]
 class FieldDevices:
     """The test's MQTT devices: chargers that obey setpoints, a zone meter, a PV roof."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, broker: LocalBroker) -> None:
         self.chargers = {c: SimulatedCharger(id=c, max_kw=11.0, failsafe_kw=0.0) for c in CHARGERS}
         self.setpoints: dict[str, list[dict[str, object]]] = {}
         self.plan_summaries: list[dict[str, object]] = []
         self.changed = threading.Condition()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="field-devices")
         self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.subscribe([("gridcoord/setpoint/#", 1), ("gridcoord/plan/latest", 1)])
+        self.client.username_pw_set(FIELD_USER, broker.accounts.password(FIELD_USER))
+        subscribed = threading.Event()
+        # Subscribe on every (re)connect: a reconnect under load must not leave it deaf.
+        self.client.on_connect = lambda c, *_: c.subscribe(
+            [("gridcoord/setpoint/+", 1), ("gridcoord/plan/latest", 1)]
+        )
+        self.client.on_subscribe = lambda *_: subscribed.set()
+        self.client.connect("127.0.0.1", broker.port)
         self.client.loop_start()
+        assert subscribed.wait(30), "field devices not subscribed"
 
     def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
         payload = json.loads(msg.payload)
@@ -109,6 +117,7 @@ def running(
     env = {
         "GRIDCOORD_MQTT__HOST": "127.0.0.1",
         "GRIDCOORD_MQTT__PORT": str(mosquitto.port),
+        **service_env(mosquitto),
         "GRIDCOORD_STORAGE__PATH": str(tmp_path / "store.sqlite3"),
         "GRIDCOORD_STORAGE__SPOOL_DIR": str(tmp_path / "spool"),
         "GRIDCOORD_STORAGE__FLUSH_INTERVAL_S": "0.2",
@@ -120,7 +129,7 @@ def running(
         "GRIDCOORD_PLANNING__INTERVAL_MIN": "1",
         "GRIDCOORD_PLANNING__HORIZON_H": "2",
     }
-    devices = FieldDevices(mosquitto.port)
+    devices = FieldDevices(mosquitto)
     proc = GridcoordProcess(city, env, tmp_path / "gc").start()
     try:
         proc.wait_connected()
@@ -218,6 +227,7 @@ def test_example_city_plans_and_dispatches_into_influxdb(
     env = {
         "GRIDCOORD_MQTT__HOST": "127.0.0.1",
         "GRIDCOORD_MQTT__PORT": str(mosquitto.port),
+        **service_env(mosquitto),
         "GRIDCOORD_STORAGE__KIND": "influxdb",
         "GRIDCOORD_INFLUXDB__API": "v1",
         "GRIDCOORD_INFLUXDB__URL": influxd_server.url,

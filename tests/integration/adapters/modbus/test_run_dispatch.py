@@ -19,6 +19,7 @@ import yaml
 from gridcoord.local_broker import LocalBroker
 from gridcoord.storage.embedded import EmbeddedStore
 from tests.fixtures.gridcoord_process import GridcoordProcess
+from tests.fixtures.mosquitto import service_env
 from tests.fixtures.ports import find_binary, wait_for_port
 from tests.integration.adapters.modbus.test_run_end_to_end import _modbus_assets_of_the_example_city
 
@@ -72,6 +73,7 @@ def test_planning_loop_setpoint_reaches_the_modbus_charger(
         {
             "GRIDCOORD_MQTT__HOST": "127.0.0.1",
             "GRIDCOORD_MQTT__PORT": str(mosquitto.port),
+            **service_env(mosquitto),
             "GRIDCOORD_STORAGE__PATH": str(tmp_path / "store.sqlite3"),
             "GRIDCOORD_STORAGE__SPOOL_DIR": str(tmp_path / "spool"),
             "GRIDCOORD_PLANNING__DISPATCH_INTERVAL_S": "1",

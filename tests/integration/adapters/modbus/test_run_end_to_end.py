@@ -16,6 +16,7 @@ import yaml
 
 from gridcoord.local_broker import LocalBroker
 from tests.fixtures.gridcoord_process import ROOT, GridcoordProcess
+from tests.fixtures.mosquitto import service_env
 from tests.fixtures.ports import free_port, wait_for_port
 
 pytestmark = pytest.mark.integration
@@ -63,6 +64,7 @@ def test_modbus_assets_reach_the_store_through_gridcoord_run(
         {
             "GRIDCOORD_MQTT__HOST": "127.0.0.1",
             "GRIDCOORD_MQTT__PORT": str(mosquitto.port),
+            **service_env(mosquitto),
             "GRIDCOORD_STORAGE__KIND": "embedded",
             "GRIDCOORD_STORAGE__PATH": str(database),
             "GRIDCOORD_STORAGE__SPOOL_DIR": str(tmp_path / "spool"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
@@ -12,7 +13,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from adapters.mqtt.client import Message, MqttSession
 from adapters.mqtt.settings import Mqtt
+from gridcoord.broker.acl import BrokerUser, Rule
+from gridcoord.broker.files import Accounts
 from gridcoord.local_broker import LocalBroker
+from tests.fixtures.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -25,6 +29,24 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> Non
         time.sleep(0.02)
 
 
+PASSWORDS = {"gridcoord": "gc-session-pw", "device-1": "dev-1-pw", "watcher": "watch-pw"}
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[LocalBroker]:
+    """A broker for these tests alone (replaces the shared fixture): own topics, authenticated."""
+    field = (Rule("write", "t/#"), Rule("read", "city/setpoint/#"))
+    users = (
+        BrokerUser("gridcoord", (Rule("read", "t/#"), Rule("write", "city/setpoint/+"))),
+        BrokerUser("device-1", field),
+        BrokerUser("watcher", field),
+    )
+    broker = LocalBroker(free_port(), tmp_path / "mosquitto", Accounts(users, PASSWORDS))
+    broker.start()
+    yield broker
+    broker.stop()
+
+
 class Device:
     """A client that is not ours (paho with automatic acks), publishing and subscribing."""
 
@@ -34,6 +56,7 @@ class Device:
             callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id
         )
         self.client.on_message = lambda _c, _u, message: self.received.put(message)
+        self.client.username_pw_set(client_id, broker.accounts.password(client_id))
         self.client.connect("127.0.0.1", broker.port)
         self.client.loop_start()
 
@@ -53,7 +76,13 @@ def device(mosquitto: LocalBroker) -> Iterator[Device]:
 
 
 def session(broker: LocalBroker, inbox: queue.Queue[Message]) -> MqttSession:
-    settings = Mqtt(port=broker.port, client_id="gc-session-test", reconnect_max_s=1.0)
+    settings = Mqtt(
+        port=broker.port,
+        client_id="gc-session-test",
+        reconnect_max_s=1.0,
+        username="gridcoord",
+        password=broker.accounts.password("gridcoord"),
+    )
     return MqttSession(settings, ["t/#"], inbox.put)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import queue
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
@@ -15,7 +17,10 @@ from adapters.mqtt.client import MqttSession
 from adapters.mqtt.setpoints import MqttSetpointSink
 from adapters.mqtt.settings import Mqtt
 from adapters.sink import Setpoint
+from gridcoord.broker.acl import OPERATOR_USER, BrokerUser, operator_rules, service_rules
+from gridcoord.broker.files import Accounts
 from gridcoord.local_broker import LocalBroker
+from tests.fixtures.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -28,6 +33,7 @@ def retained(broker: LocalBroker, topic: str) -> paho.MQTTMessage:
     client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="charger")
     client.on_message = lambda _c, _u, message: received.put(message)
     client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+    client.username_pw_set(OPERATOR_USER, broker.accounts.password(OPERATOR_USER))
     client.connect("127.0.0.1", broker.port)
     client.loop_start()
     try:
@@ -37,8 +43,30 @@ def retained(broker: LocalBroker, topic: str) -> paho.MQTTMessage:
         client.disconnect()
 
 
-def test_setpoints_are_retained_qos1_contract_messages(mosquitto: LocalBroker) -> None:
-    settings = Mqtt(port=mosquitto.port, client_id="gc-sink-test", topic_prefix="city")
+@pytest.fixture
+def city_broker(tmp_path: Path) -> Iterator[LocalBroker]:
+    """An authenticated broker for the topic prefix `city`."""
+    users = (
+        BrokerUser("gridcoord", service_rules("city")),
+        BrokerUser(OPERATOR_USER, operator_rules()),
+    )
+    accounts = Accounts(users, {"gridcoord": "gc-city-pw", OPERATOR_USER: "op-city-pw"})
+    broker = LocalBroker(free_port(), tmp_path / "mosquitto", accounts)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+def test_setpoints_are_retained_qos1_contract_messages(city_broker: LocalBroker) -> None:
+    mosquitto = city_broker
+    accounts = mosquitto.accounts
+    settings = Mqtt(
+        port=mosquitto.port,
+        client_id="gc-sink-test",
+        topic_prefix="city",
+        username=accounts.service_user,
+        password=accounts.service_password,
+    )
     session = MqttSession(settings, ["city/none"], lambda message: None)
     session.start()
     assert session.wait_connected(10)

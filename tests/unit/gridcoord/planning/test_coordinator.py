@@ -21,6 +21,7 @@ import optimizer
 from adapters.contract.reading import AssetKind, Reading
 from gridcoord.config import Config
 from gridcoord.planning.coordinator import Coordinator, PlanOutcome
+from gridcoord.storage.outcomes import plan_points, setpoint_points
 from gridcoord.timegrid import floor_slot, local_day_slots, next_slot_start, to_rfc3339
 
 NOW = datetime(2026, 11, 24, 17, 0, tzinfo=UTC)
@@ -105,7 +106,7 @@ def test_a_plan_is_solved_and_dispatched_within_every_limit() -> None:
     assert outcome.schedule_id == "2026-11-24T17:15:00Z"
     assert outcome.sessions == 6 and outcome.kpis["unmet_kwh"] >= 0.0
     assert "unmet_kwh" in outcome.baseline
-    [point] = outcome.points()
+    [point] = plan_points(outcome)
     assert point.measurement == "plan" and point.tags == {"schedule_id": outcome.schedule_id}
     assert point.fields["status"] == "optimal"
 
@@ -117,7 +118,7 @@ def test_a_plan_is_solved_and_dispatched_within_every_limit() -> None:
     # Headroom now: rating minus the meters' 10 kW of non-EV load.
     assert_within_limits(config, dispatch, {"feeder": 50.0, "lt-1": 30.0, "lt-2": 30.0})
     assert sum(dispatch.setpoints_kw.values()) > 0.0
-    points = dispatch.points()
+    points = setpoint_points(dispatch)
     assert {p.tags["asset_id"] for p in points} == set(dispatch.setpoints_kw)
     assert all(p.measurement == "setpoint" for p in points)
 
@@ -144,7 +145,7 @@ def test_a_failing_solver_falls_back_and_says_so() -> None:
     assert outcome.status == "fallback"
     assert outcome.failure is not None and "HiGHS crashed" in outcome.failure
     assert outcome.schedule_id.endswith("/fallback")
-    assert outcome.points()[0].fields["failure"] == outcome.failure
+    assert plan_points(outcome)[0].fields["failure"] == outcome.failure
     later = NOW + timedelta(minutes=15)
     feed(coordinator, later)
     dispatch = coordinator.dispatch(later)

@@ -9,7 +9,7 @@ import asyncio
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,8 +22,10 @@ from adapters.contract.reading import AssetKind, Reading
 from adapters.modbus.poller import ModbusPoller
 from adapters.modbus.setpoints import ModbusSetpointSink
 from adapters.mqtt.setpoints import MqttSetpointSink
+from adapters.ocpp.server import OcppServer
+from adapters.ocpp.settings import OcppServerSettings
 from adapters.sink import Delivery, DeliveryState, Setpoint, SetpointSink
-from gridcoord.config import Config
+from gridcoord.config import Asset, Config
 from gridcoord.planning.coordinator import Coordinator
 from gridcoord.planning.loop import PlanningLoop
 from gridcoord.sinks import setpoint_sinks
@@ -261,6 +263,24 @@ def test_setpoint_sinks_follow_each_charger_s_configured_source() -> None:
         ModbusSetpointSink: frozenset({"c-modbus"}),
         MqttSetpointSink: frozenset({"c-mqtt", "c-own"}),
     }
+    # An OCPP station's charger is the central system's, not MQTT's.
+    ocpp_city = city().model_copy(
+        update={
+            "assets": [
+                *city().assets,
+                Asset(
+                    id="c-ocpp", kind=AssetKind.CHARGER, rated_kw=22.0, ocpp={"station_id": "cs-1"}
+                ),
+            ],
+            "ocpp": OcppServerSettings(),
+        }
+    )
+    server = OcppServer(
+        OcppServerSettings(), ocpp_city.assets, submit=lambda r: None, reject=lambda *a: None
+    )
+    mixed = setpoint_sinks(ocpp_city, publish=lambda *message: None, modbus=poller, ocpp=server)
+    assert {type(s): s.charger_ids for s in mixed}[OcppServer] == frozenset({"c-ocpp"})
+    assert frozenset({"c-mqtt", "c-own"}) in [s.charger_ids for s in mixed]
     # No broker: the MQTT chargers have no sink (the loop reports them), Modbus still works.
     assert [type(s) for s in setpoint_sinks(config, publish=None, modbus=poller)] == [
         ModbusSetpointSink
@@ -306,3 +326,65 @@ def test_no_setpoint_sent_exceeds_its_charger_or_the_transformer(
         # The meter's net load includes what the chargers draw now (0 here).
         headroom = max(0.0, transformer_kw - meter_kw) * 1000.0
         assert math.fsum(s.max_power_w for s in r.sent) <= headroom + 1e-3
+
+
+@dataclass
+class GatedSink:
+    """Holds each charger's send until the test releases it, recording starts and ends."""
+
+    ids: frozenset[str]
+    events: list[tuple[str, str]]
+    gates: dict[str, asyncio.Event] = field(default_factory=dict)
+
+    @property
+    def charger_ids(self) -> frozenset[str]:
+        return self.ids
+
+    def gate(self, charger_id: str) -> asyncio.Event:
+        return self.gates.setdefault(charger_id, asyncio.Event())
+
+    async def send(self, setpoint: Setpoint) -> Delivery:
+        self.events.append(("start", setpoint.charger_id))
+        await self.gate(setpoint.charger_id).wait()
+        self.events.append(("end", setpoint.charger_id))
+        return Delivery(setpoint.charger_id, "read_back")
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(1000):  # event-loop turns, not time
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never held")
+
+
+def test_all_decreases_are_delivered_before_any_increase_and_each_group_goes_at_once() -> None:
+    r = rig(transformer_kw=25.0)
+    events: list[tuple[str, str]] = []
+    sink = GatedSink(frozenset(CHARGERS), events)
+    loop = r.loop([sink])
+
+    async def dispatch_twice() -> None:
+        r.observe(connected=("c-modbus",))
+        for charger in CHARGERS:
+            sink.gate(charger).set()
+        await loop.dispatch_once()
+        events.clear()
+        sink.gates.clear()
+        r.clock.now = T0 + timedelta(minutes=1)
+        r.observe(connected=("c-mqtt", "c-own"))
+        task = asyncio.ensure_future(loop.dispatch_once())
+        await _until(lambda: ("start", "c-modbus") in events)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert events == [("start", "c-modbus")]  # the increases wait for the decrease
+        sink.gate("c-modbus").set()
+        await _until(lambda: len(events) == 4)
+        # Both increases under way at once, neither finished: one round trip, not two.
+        assert sorted(events[2:]) == [("start", "c-mqtt"), ("start", "c-own")]
+        sink.gate("c-mqtt").set()
+        sink.gate("c-own").set()
+        await task
+
+    asyncio.run(dispatch_twice())
+    assert events[:2] == [("start", "c-modbus"), ("end", "c-modbus")]

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import optimizer
 from gridcoord.planning.problem_builder import (
     PlanCharger,
     PlanZone,
@@ -74,9 +76,15 @@ def snapshot(**changes: object) -> Snapshot:
     return Snapshot(**base)  # type: ignore[arg-type]
 
 
+def as_json(problem: optimizer.Problem) -> dict[str, Any]:
+    """The problem as DESIGN 3.5 JSON (what `gridcoord optimize` reads)."""
+    return problem.model_dump(mode="json", exclude_none=True)
+
+
 def test_problem_matches_the_contract() -> None:
     built = build_problem(snapshot())
-    p = built.problem
+    assert isinstance(built.problem, optimizer.Problem)
+    p = as_json(built.problem)
     json.dumps(p, allow_nan=False)
     assert (p["slot_minutes"], p["slots"], p["start"]) == (15, 100, "2026-10-24T22:00:00Z")
     by_id = {s["id"]: s for s in p["sessions"]}
@@ -125,9 +133,9 @@ def test_bad_snapshot_names_the_element(changes: dict[str, object], message: str
         build_problem(snapshot(**changes))
 
 
-def test_problem_validates_against_the_optimizer_model_when_present() -> None:
-    problem_module = pytest.importorskip("optimizer.problem")
-    model = problem_module.Problem.model_validate(build_problem(snapshot()).problem)
+def test_problem_round_trips_through_the_optimizer_json() -> None:
+    model = build_problem(snapshot()).problem
+    assert optimizer.Problem.model_validate(as_json(model)) == model
     assert model.slots == 100 and len(model.sessions) == 3
 
 
@@ -160,8 +168,8 @@ def test_planning_a_local_day_across_dst(day: date, slots: int, departure_slot: 
             renewable_kw=[0.0] * len(grid),
         )
     )
-    assert built.problem["slots"] == slots
-    assert built.problem["sessions"][0]["departure_slot"] == departure_slot
+    assert built.problem.slots == slots
+    assert built.problem.sessions[0].departure_slot == departure_slot
 
 
 @given(
@@ -190,12 +198,14 @@ def test_every_built_session_respects_the_contract(
             slot_minutes=minutes,
             slots=count,
             sessions=sessions,
-            zones=[],
+            # Scalar capacities fit every grid; the chargers' zone must exist (the optimizer
+            # checks it).
+            zones=[PlanZone("sub", None, 100.0), PlanZone("feeder", "sub", 40.0)],
             renewable_kw=0.0,
         )
     )
-    for s in built.problem["sessions"]:
-        assert 0 <= s["arrival_slot"] < s["departure_slot"] <= count
-        assert s["energy_kwh"] > 0 and math.isfinite(s["energy_kwh"])
-        assert s["charger"] in {"c1", "c2"}
-    assert len(built.problem["sessions"]) + len(built.skipped) == len(sessions)
+    for s in built.problem.sessions:
+        assert 0 <= s.arrival_slot < s.departure_slot <= count
+        assert s.energy_kwh > 0 and math.isfinite(s.energy_kwh)
+        assert s.charger in {"c1", "c2"}
+    assert len(built.problem.sessions) + len(built.skipped) == len(sessions)

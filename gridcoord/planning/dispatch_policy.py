@@ -1,0 +1,225 @@
+"""Dispatch policy: which power each charger may draw now, from a frozen image and the plans.
+
+`DispatchPolicy.decide` reads one `StateImage` (latest readings, open sessions, learnt car
+limits, the previous setpoints) and the plans kept so far; nothing live. It picks the plan
+for ``now``, adds what the plan cannot know, and hands everything to the safety layer
+(`gridcoord.dispatch.limits`), which no step here can override.
+
+Decisions where the issue and DESIGN are silent:
+
+- *Which plan is dispatched*: the newest plan whose first slot has begun, while it is less
+  than two planning intervals old (a plan made at 12:00 covers 12:15 on, so 12:00-12:15 is
+  dispatched from the 11:45 run); a fallback outcome, or none, means fair share now.
+- *Cars the plan does not know* (arrived after its snapshot) ask for their full rating in the
+  same safety pass as the planned cars: waiting up to two slots for the next plan would
+  starve a short public stay.
+- *Cars past a default need* (no request from the device, the assumed energy delivered) may
+  still charge from the headroom the plan leaves: the default is a guess, not their need.
+- *Renewable surplus*: in a slot the plan expects surplus, connected cars may take what the
+  plan leaves of it — the LP is indifferent between slots without import.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+
+from gridcoord.config import Config
+from gridcoord.dispatch import (
+    ChargerLimit,
+    Dispatch,
+    Limiter,
+    ZoneLimit,
+    apply_limits,
+    charger_limits,
+    current_slot_kw,
+    fair_share_kw,
+    sending_order,
+    setpoint_payload,
+    valid_until,
+    zone_state,
+)
+from gridcoord.outcomes import ActivePlan, DispatchOutcome
+from gridcoord.planning.state import StateImage
+from gridcoord.planning.timing import schedule_id
+from gridcoord.sessions import Source
+from gridcoord.timegrid import floor_slot, slot_index
+from gridcoord.zones import ancestors, parents_of
+
+
+class DispatchPolicy:
+    """Turns a frozen image and the kept plans into safe setpoints for one deployment.
+
+    Parameters
+    ----------
+    config : Config
+        The deployment (chargers, zones, planning and dispatch settings).
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._slot_minutes = config.planning.slot_minutes
+        self._limits = charger_limits(config)
+
+    def decide(self, image: StateImage, plans: Sequence[ActivePlan]) -> DispatchOutcome:
+        """The setpoints for ``image.at``: the active plan's slot, or the fallback, made safe.
+
+        The plan used is the newest whose slots contain ``now`` and whose first slot began
+        less than two planning intervals ago (a plan older than that no longer knows the
+        cars that arrived since). Chargers whose session began after the plan was made get
+        what their zones have left over the plan's setpoints. No plan → fair share of each
+        zone's headroom among connected chargers. Stale chargers get their safe power; zones
+        with a stale meter are held at their limit (DESIGN 4).
+
+        Parameters
+        ----------
+        image : StateImage
+            The city frozen at the dispatch instant.
+        plans : sequence of ActivePlan
+            The plans kept, oldest first.
+        """
+        now = image.at
+        planning = self.config.planning
+        open_sessions = image.sessions
+        state = zone_state(
+            self.config, image.latest, now, timedelta(seconds=planning.zone_meter_stale_after_s)
+        )
+        connected = {s.charger_id for s in open_sessions}
+        learnt = image.vehicle_max_kw
+        vehicle = {s.charger_id: learnt[s.id] for s in open_sessions if s.id in learnt}
+        stale = {"stale_chargers": state.stale_chargers, "stale_zones": state.stale_zones}
+        plan = self._plan_for(plans, image)
+        result: Dispatch | None = None
+        if plan is not None:
+            requested = current_slot_kw(plan.chargers_kw, plan.start, self._slot_minutes, now)
+            if requested is not None:
+                # Cars that arrived after the plan was made compete with it for the zones
+                # at their full rating (the next plan may be up to two slots away); cars past
+                # the energy a default assumed for them (a guess, not their need) charge from
+                # what the plan leaves; the others may take renewable surplus the plan leaves.
+                fresh = connected - state.stale_chargers
+                arrivals = {
+                    s.charger_id for s in open_sessions if s.id not in plan.session_ids
+                } & fresh
+                beyond = {
+                    s.charger_id
+                    for s in open_sessions
+                    if s.request_source is Source.DEFAULT and s.remaining_kwh <= 0
+                } & fresh - arrivals
+                wanted = dict(requested)
+                for charger in self._limits:
+                    if charger.id in arrivals:
+                        full = min(charger.max_kw, vehicle.get(charger.id, math.inf))
+                        wanted[charger.id] = max(wanted.get(charger.id, 0.0), full)
+                surplus = plan.surplus_kw[slot_index(plan.start, now, self._slot_minutes)]
+                result = self._planned(
+                    wanted, beyond, fresh - arrivals - beyond, surplus, vehicle, state.limits, stale
+                )
+        if result is None:
+            plan = None
+            # Fair share (DESIGN 4): every connected car asks for what it can draw.
+            asked = {
+                c.id: min(c.max_kw, vehicle.get(c.id, math.inf))
+                for c in self._limits
+                if c.id in connected
+            }
+            result = apply_limits(asked, self._limits, state.limits, **stale)
+        sid = (
+            plan.schedule_id
+            if plan is not None
+            else schedule_id(floor_slot(now, self._slot_minutes), fallback=True)
+        )
+        until = valid_until(now, refresh_s=planning.dispatch_interval_s)
+        setpoints = dict(result.setpoints_kw)
+        payloads: dict[str, dict[str, object]] = {
+            cid: setpoint_payload(kw, now=now, until=until, schedule_id=sid)
+            for cid, kw in setpoints.items()
+        }
+        limited = {
+            cid: f"zone:{result.zone_of_cut[cid]}"
+            if why is Limiter.ZONE and cid in result.zone_of_cut
+            else why.value
+            for cid, why in result.limiter.items()
+        }
+        return DispatchOutcome(
+            schedule_id=sid,
+            at=now,
+            valid_until=until,
+            setpoints_kw=setpoints,
+            payloads=payloads,
+            order=sending_order(dict(image.previous_setpoints_kw), setpoints),
+            overloads=list(result.overloads),
+            limited=limited,
+            fallback=plan is None,
+        )
+
+    def _plan_for(self, plans: Sequence[ActivePlan], image: StateImage) -> ActivePlan | None:
+        """The newest plan (not a fallback) whose slots contain ``now`` and is recent enough."""
+        now = image.at
+        slot = timedelta(minutes=self._slot_minutes)
+        max_age = 2 * timedelta(minutes=self.config.planning.interval_min)
+        for plan in reversed(plans):
+            if plan.start > now:
+                continue
+            # The newest plan that has begun decides; a fallback one means fair share now.
+            if plan.slots == 0 or now - plan.start >= max(max_age, slot):
+                return None
+            return plan if now < plan.start + plan.slots * slot else None
+        return None
+
+    def _planned(
+        self,
+        requested: Mapping[str, float],
+        beyond: set[str],
+        others: set[str],
+        surplus_kw: float,
+        vehicle: Mapping[str, float],
+        zones: list[ZoneLimit],
+        stale: Mapping[str, set[str]],
+    ) -> Dispatch:
+        """The plan's slot, then top-ups from the headroom it leaves, then every limit again.
+
+        Top-ups: first the cars in ``beyond`` from the zones' leftover headroom; then, in a
+        slot the plan expects renewable surplus, the ``others`` from what is left of it: the
+        plan is indifferent between slots without import, and energy delivered early is
+        energy a car that leaves early does not miss.
+        """
+        setpoints = apply_limits(requested, self._limits, zones, **stale).setpoints_kw
+        for group, cap in ((beyond, None), (others, surplus_kw)):
+            if group and (cap is None or cap > 0):
+                extra = self._top_up(setpoints, group, vehicle, zones, cap)
+                setpoints = {c: kw + extra.get(c, 0.0) for c, kw in setpoints.items()}
+        # Once more through every limit: the sums of the passes may round a few ulp over.
+        return apply_limits(setpoints, self._limits, zones, **stale)
+
+    def _top_up(
+        self,
+        setpoints: Mapping[str, float],
+        group: set[str],
+        vehicle: Mapping[str, float],
+        zones: list[ZoneLimit],
+        cap_kw: float | None,
+    ) -> dict[str, float]:
+        """Extra power for ``group`` within each zone's headroom left by ``setpoints`` [kW]."""
+        parents = parents_of(zones)
+        used: dict[str, float] = {z.id: 0.0 for z in zones}
+        for limit in self._limits:
+            for zone_id in ancestors(limit.zone, parents):
+                used[zone_id] += setpoints[limit.id]
+        top = "_cap" if cap_kw is not None else None
+        leftover = [
+            ZoneLimit(z.id, z.parent or top, max(0.0, z.headroom_kw - used[z.id])) for z in zones
+        ]
+        if cap_kw is not None:
+            leftover.append(ZoneLimit("_cap", None, cap_kw))
+        chargers = [
+            ChargerLimit(
+                c.id,
+                c.zone or top,
+                max(0.0, min(c.max_kw, vehicle.get(c.id, math.inf)) - setpoints[c.id]),
+            )
+            for c in self._limits
+            if c.id in group
+        ]
+        return fair_share_kw(group, chargers, leftover).setpoints_kw

@@ -1,0 +1,369 @@
+"""One planning run on a frozen `StateImage`: floors, forecast, problem, a solve within budget.
+
+The run never reads live state: everything it needs is in the image (latest readings, open
+sessions, learnt car limits, histories, external forecasts). Its only side effect is the
+solver call, which runs in a worker thread joined with a timeout: an overrunning solver cannot
+make a run late; its thread is abandoned and no new solve starts until it has ended.
+
+Decisions where the issue and DESIGN are silent (see also `gridcoord.planning.coordinator`):
+
+- *Hedging guesses*: a default departure is planned a quarter of the stay early, and import
+  weights rise 10 % over the horizon so that of two equal plans the earlier-charging wins.
+- *Floors*: zones are planned net of the guaranteed minima of chargers without a session and
+  the safe power of stale chargers, which the safety layer holds whatever the plan says.
+- *Forecast error*: each run reports the MAE per kind of the previous run's forecast over the
+  slots measured since.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import optimizer
+from adapters.contract.reading import AssetKind, Reading
+from gridcoord.config import Config
+from gridcoord.dispatch import charger_limits, stale_chargers
+from gridcoord.forecast import Forecast, ForecastInputs, PvFleet, build_forecast, forecast_errors
+from gridcoord.outcomes import ActivePlan, PlanOutcome
+from gridcoord.planning.problem_builder import PlanZone, build_problem
+from gridcoord.planning.snapshot import take_snapshot
+from gridcoord.planning.state import CityMeters, StateImage
+from gridcoord.planning.timing import DEFAULT_MARGIN, plan_start, schedule_id, time_budget_s
+from gridcoord.sessions import ChargingSession, Source
+from gridcoord.timegrid import horizon_slot_count, slot_starts
+from gridcoord.zones import ancestors, parents_of
+
+log = logging.getLogger(__name__)
+
+Solver = Callable[[optimizer.Problem, float], optimizer.Schedule]
+
+# Time the solver's thread gets beyond its own limit to return (model building and the
+# schedule's KPIs come after HiGHS's limit); still well inside the margin before the slot.
+SOLVE_GRACE_S = 5.0
+# How much dearer the last slot's import is than the first's (see `_early_preference`).
+EARLY_PREFERENCE = 0.1
+# Share of a stay by which a default departure is planned early (see `_hedged`).
+DEFAULT_DEPARTURE_HEDGE = 0.25
+
+
+def default_solver(problem: optimizer.Problem, time_limit_s: float) -> optimizer.Schedule:
+    """The production solver: `optimizer.solve` with the run's time budget."""
+    return optimizer.solve(problem, time_limit_s=time_limit_s)
+
+
+class Planner:
+    """Makes plans for one deployment, one run at a time (the caller serialises runs).
+
+    Parameters
+    ----------
+    config : Config
+        The deployment (zones, assets, site, planning settings).
+    solver : callable, optional
+        ``(problem, time_limit_s) -> schedule``; `optimizer.solve` by default.
+    """
+
+    def __init__(self, config: Config, *, solver: Solver | None = None) -> None:
+        self.config = config
+        self._solver: Solver = solver or default_solver
+        planning = config.planning
+        self.slot_minutes = planning.slot_minutes
+        self.slots = horizon_slot_count(timedelta(hours=planning.horizon_h), self.slot_minutes)
+        self._limits = charger_limits(config)
+        self._inputs = _forecast_inputs(config)
+        self._previous_forecast: Forecast | None = None
+        self._solving: threading.Thread | None = None
+
+    @property
+    def previous_forecast(self) -> Forecast | None:
+        """The forecast the latest run used (None before the first)."""
+        return self._previous_forecast
+
+    def plan(
+        self, image: StateImage, *, started: float | None = None
+    ) -> tuple[PlanOutcome, ActivePlan]:
+        """One run on ``image`` (frozen at ``image.at``); never raises for runtime problems.
+
+        The plan covers the horizon from the next slot boundary; the solver's budget ends
+        `timing.DEFAULT_MARGIN` before that boundary. Failure, overrun, no budget or invalid
+        input → the fallback plan (fair share), with the reason in ``failure``.
+
+        Parameters
+        ----------
+        image : StateImage
+            The city frozen for this run, with its histories.
+        started : float, optional
+            `time.monotonic` when the run began (before the freeze) [s]; now by default.
+
+        Returns
+        -------
+        (PlanOutcome, ActivePlan)
+            What the run produced, and the plan to dispatch from its first slot (no
+            per-slot powers for a fallback).
+        """
+        started = time.monotonic() if started is None else started
+        now = image.at
+        start = plan_start(now, self.slot_minutes)
+        starts = slot_starts(start, self.slots, self.slot_minutes)
+        inputs = replace(
+            self._inputs,
+            pv_measured=image.pv_measured,
+            wind_measured=image.wind_measured,
+            load_history=image.load_history,
+            external=dict(image.external),
+            tz=self.config.site.timezone,
+        )
+        mae = self._forecast_mae(inputs)
+        try:
+            forecast = build_forecast(inputs, starts, self.slot_minutes, now)
+            planned = [_hedged(s, now) for s in image.sessions]
+            snapshot = take_snapshot(self.config, image.latest, planned, forecast, now)
+            snapshot = replace(
+                snapshot,
+                vehicle_max_kw=dict(image.vehicle_max_kw),
+                zones=self._reserve_floors(snapshot.zones, image.sessions, image.latest, now),
+                import_weight=_early_preference(self.slots),
+            )
+            built = build_problem(snapshot)
+            problem = built.problem
+        except Exception as exc:  # bad input must end in the fallback plan, reported
+            log.exception("planning run at %s: no problem could be built", now.isoformat())
+            outcome = _outcome_without_problem(now, start, f"problem not built: {exc}", mae)
+            return outcome, self._active(outcome)
+        self._previous_forecast = forecast
+        elapsed = timedelta(seconds=time.monotonic() - started)
+        budget = time_budget_s(now + elapsed, start, self.config.planning.solver_time_limit_s)
+        schedule, failure, solve_s = self._solve(problem, budget)
+        if schedule is None:
+            schedule = _fallback_or_none(problem)
+        fallback = schedule is None or schedule.status == "fallback" or failure is not None
+        if failure is None and schedule is not None and schedule.status == "fallback":
+            failure = schedule.message or "the optimizer returned its fallback plan"
+        outcome = PlanOutcome(
+            schedule_id=schedule_id(start, fallback=fallback),
+            slot_start=start,
+            status="fallback" if fallback else (schedule.status if schedule else "fallback"),
+            failure=failure,
+            solve_s=solve_s,
+            sessions=len(problem.sessions),
+            kpis=_kpis(schedule.kpis) if schedule is not None else {},
+            baseline=_kpis(schedule.baseline.uncontrolled) if schedule is not None else {},
+            binding=[b.model_dump(mode="json") for b in schedule.binding] if schedule else [],
+            forecast_mae=mae,
+            made_at=now,
+            budget_s=budget,
+            skipped=dict(built.skipped),
+            forecast_sources={k.value: v for k, v in forecast.sources.items()},
+            history_buckets=_history_buckets(image),
+            forecast_mean_kw={
+                kind: float(values.mean()) if len(values) else 0.0
+                for kind, values in forecast.by_kind().items()
+            },
+        )
+        if fallback or schedule is None:
+            return outcome, self._active(outcome)
+        surplus = _surplus_kw(forecast, schedule.chargers, self.slots)
+        sessions = frozenset(s.id for s in problem.sessions)
+        return outcome, self._active(outcome, schedule.chargers, sessions, surplus)
+
+    def _active(
+        self,
+        outcome: PlanOutcome,
+        chargers_kw: Mapping[str, list[float]] | None = None,
+        session_ids: frozenset[str] = frozenset(),
+        surplus_kw: tuple[float, ...] = (),
+    ) -> ActivePlan:
+        """The outcome as the plan for its slots (a fallback keeps no per-slot powers)."""
+        return ActivePlan(
+            outcome.schedule_id,
+            outcome.slot_start,
+            dict(chargers_kw) if chargers_kw is not None else {},
+            session_ids,
+            self.slots if chargers_kw is not None else 0,
+            surplus_kw,
+        )
+
+    def _reserve_floors(
+        self,
+        zones: Sequence[PlanZone],
+        sessions: Sequence[ChargingSession],
+        latest: Mapping[str, Reading],
+        now: datetime,
+    ) -> tuple[PlanZone, ...]:
+        """Zones with the power dispatch will hold for chargers the plan does not steer.
+
+        The safety layer gives every charger its guaranteed minimum, plugged in or not, and a
+        stale charger its safe power; a plan that handed that headroom to the cars would be
+        cut back at every dispatch. So each zone's capacity is planned net of the floors of
+        its chargers without a session and of its stale chargers' safe power.
+        """
+        with_session = {s.charger_id for s in sessions}
+        stale = stale_chargers(self.config, {a: r.ts for a, r in latest.items()}, now)
+        parents = parents_of(zones)
+        reserved: dict[str, float] = {z.id: 0.0 for z in zones}
+        for c in self._limits:
+            if c.id in stale:
+                floor = min(max(c.safe_power_kw, c.guaranteed_kw), c.max_kw)
+            elif c.id not in with_session:
+                floor = min(c.guaranteed_kw, c.max_kw)
+            else:
+                continue
+            for zone_id in ancestors(c.zone, parents):
+                reserved[zone_id] += floor
+        out = []
+        for z in zones:
+            values = [z.capacity_kw] if isinstance(z.capacity_kw, int | float) else z.capacity_kw
+            net = [max(0.0, float(v) - reserved[z.id]) for v in values]
+            out.append(replace(z, capacity_kw=net[0] if len(net) == 1 else net))
+        return tuple(out)
+
+    def _solve(
+        self, problem: optimizer.Problem, budget_s: float
+    ) -> tuple[optimizer.Schedule | None, str | None, float]:
+        """Solve in a worker thread joined with a timeout; (schedule, failure, seconds)."""
+        if budget_s <= 0:
+            return None, "no time left before the slot starts", 0.0
+        if self._solving is not None and self._solving.is_alive():
+            return None, "the previous solve is still running (overran its budget)", 0.0
+        result: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                result["schedule"] = self._solver(problem, budget_s)
+            except BaseException as exc:  # reported as the run's failure, never lost
+                result["error"] = exc
+
+        began = time.monotonic()
+        thread = threading.Thread(target=work, name="gridcoord-solve", daemon=True)
+        self._solving = thread
+        thread.start()
+        thread.join(budget_s + min(SOLVE_GRACE_S, DEFAULT_MARGIN.total_seconds() / 4))
+        solve_s = time.monotonic() - began
+        if thread.is_alive():
+            return None, f"solver overran its budget of {budget_s:.1f} s", solve_s
+        if "error" in result:
+            error = result["error"]
+            return None, f"solver failed: {type(error).__name__}: {error}", solve_s
+        schedule = result.get("schedule")
+        if not isinstance(schedule, optimizer.Schedule):
+            return None, f"solver returned {type(schedule).__name__}, not a schedule", solve_s
+        return schedule, None, solve_s
+
+    def _forecast_mae(self, inputs: ForecastInputs) -> dict[str, float]:
+        """MAE per kind of the previous run's forecast over the slots measured since."""
+        previous = self._previous_forecast
+        if previous is None:
+            return {}
+        actual = {
+            "pv": inputs.pv_measured,
+            "wind": inputs.wind_measured,
+            "load": inputs.load_history,
+        }
+        try:
+            errors = forecast_errors(
+                previous.starts, previous.by_kind(), actual, previous.slot_minutes
+            )
+        except ValueError:  # a statistic must never cost the run its plan
+            log.exception("forecast error not computed")
+            return {}
+        return {kind: value for kind, value in errors.items() if value is not None}
+
+
+def _forecast_inputs(config: Config) -> ForecastInputs:
+    """The fixed part of the forecast inputs: installed capacities from the config."""
+    site = config.site
+    consumers = CityMeters.of(config).consumers
+    pv_kw = sum(a.rated_kw for a in config.assets if a.kind is AssetKind.PV)
+    wind_kw = sum(a.rated_kw for a in config.assets if a.kind is AssetKind.WIND)
+    roots = [z.capacity_kw for z in config.zones if z.parent is None]
+    consumer_kw = [a.rated_kw for a in config.assets if a.id in consumers]
+    load_max = sum(roots) if roots else sum(consumer_kw)
+    fleet = PvFleet(site.latitude, site.longitude, pv_kw) if pv_kw > 0 else None
+    return ForecastInputs(pv=fleet, wind_rated_kw=wind_kw, load_max_kw=load_max)
+
+
+def _history_buckets(image: StateImage) -> dict[str, int]:
+    return {
+        "pv": len(image.pv_measured),
+        "wind": len(image.wind_measured),
+        "load": len(image.load_history),
+    }
+
+
+def _outcome_without_problem(
+    now: datetime, start: datetime, failure: str, mae: dict[str, float]
+) -> PlanOutcome:
+    return PlanOutcome(
+        schedule_id=schedule_id(start, fallback=True),
+        slot_start=start,
+        status="fallback",
+        failure=failure,
+        solve_s=0.0,
+        sessions=0,
+        kpis={},
+        baseline={},
+        binding=[],
+        forecast_mae=mae,
+        made_at=now,
+    )
+
+
+def _fallback_or_none(problem: optimizer.Problem) -> optimizer.Schedule | None:
+    """The optimizer's fallback schedule (for the run's KPIs), or None if even that fails."""
+    try:
+        return optimizer.fallback_schedule(problem)
+    except Exception:  # the fallback dispatch (fair share) needs no schedule
+        log.exception("no fallback schedule for the run's KPIs")
+        return None
+
+
+def _surplus_kw(
+    forecast: Forecast, chargers_kw: Mapping[str, list[float]], slots: int
+) -> tuple[float, ...]:
+    """Renewable power the plan expects left over per slot: PV + wind − load − EV [kW]."""
+    # A schedule from a wrong optimizer may hold huge values: plain sum overflows to inf
+    # (no surplus left) where fsum would raise.
+    ev = [
+        sum(
+            max(0.0, v[t]) if t < len(v) and math.isfinite(v[t]) else 0.0
+            for v in chargers_kw.values()
+        )
+        for t in range(slots)
+    ]
+    spare = forecast.renewable_kw - forecast.load_kw
+    return tuple(max(0.0, float(spare[t]) - ev[t]) for t in range(slots))
+
+
+def _hedged(session: ChargingSession, now: datetime) -> ChargingSession:
+    """The session as planned: a default departure brought forward by a quarter of the stay.
+
+    A charger-type default ("home until 07:00") is a guess; planning to finish a little before
+    it leaves a margin for the car that leaves early. Departures the device or user gave are
+    planned as given.
+    """
+    if session.departure_source is not Source.DEFAULT or session.departure <= now:
+        return session
+    stay = session.departure - session.plugged_in_at
+    return replace(session, departure=max(now, session.departure - stay * DEFAULT_DEPARTURE_HEDGE))
+
+
+def _early_preference(slots: int) -> list[float]:
+    """Import weights rising by ``EARLY_PREFERENCE`` over the horizon [-].
+
+    With a flat price the LP is indifferent between importing now or later and may leave a
+    car's charging for its last slots; a car that leaves before its assumed departure (a
+    charger-type default, not a promise) then goes short. The rise makes earlier import the
+    cheaper of two otherwise equal plans, while a slot with renewable surplus (no import at
+    all) still wins over any slot with import.
+    """
+    return [1.0 + EARLY_PREFERENCE * t / max(1, slots - 1) for t in range(slots)]
+
+
+def _kpis(kpis: optimizer.Kpis) -> dict[str, float]:
+    return {key: float(value) for key, value in kpis.model_dump().items()}

@@ -1,0 +1,290 @@
+"""The city's state as the coordinator knows it, and the frozen image a cycle works on.
+
+`CityState` takes every accepted reading (thread-safe): the latest reading per asset, open
+charging sessions, bounded histories of the city's PV, wind and non-EV load, external
+forecasts, and what was learnt about the cars (their own power limits). A planning run and a
+dispatch each call `CityState.freeze` once and then read only the `StateImage` it returns —
+OpenEMS's *process image*: readings that arrive while a solve runs change the next cycle, never
+the one under way.
+
+Learning a car's limit needs the setpoint it was allowed: dispatch hands its setpoints back
+through `CityState.note_setpoints`. Histories can be warmed from the store on start
+(`CityState.warm`, see `gridcoord.planning.warmup`).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import MappingProxyType
+
+from adapters.contract.reading import AssetKind, Reading
+from gridcoord.config import Config
+from gridcoord.forecast import ExternalForecast, ForecastKind
+from gridcoord.planning.history import BucketSeries, RunningTotal
+from gridcoord.sessions import ChargingSession, SessionTracker
+from gridcoord.timegrid import as_utc
+
+# PV and wind are kept per minute for a day (the wind mean's window), load per slot for the
+# four weeks of the same-weekday forecast plus a day.
+MINUTE = timedelta(minutes=1)
+GENERATION_WINDOW = timedelta(hours=25)
+LOAD_WINDOW = timedelta(weeks=4, days=1)
+# Below this a car's draw says nothing about its limit (idle, or a full battery) [kW].
+VEHICLE_MIN_KW = 1.0
+
+History = tuple[tuple[datetime, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CityMeters:
+    """Which meters measure what, from the configuration.
+
+    Attributes
+    ----------
+    consumers
+        meters that are no zone's meter: households and businesses (non-EV load).
+    roots
+        meters of the zones without a parent (the city's grid connection).
+    """
+
+    consumers: frozenset[str]
+    roots: frozenset[str]
+
+    @classmethod
+    def of(cls, config: Config) -> CityMeters:
+        """The meters of a deployment."""
+        zone_meters = {z.meter for z in config.zones if z.meter is not None}
+        consumers = {
+            a.id for a in config.assets if a.kind is AssetKind.METER and a.id not in zone_meters
+        }
+        roots = {z.meter for z in config.zones if z.parent is None and z.meter}
+        return cls(frozenset(consumers), frozenset(roots))
+
+
+@dataclass(frozen=True, slots=True)
+class StateImage:
+    """The city's state frozen at one instant; nothing in it changes afterwards.
+
+    Attributes
+    ----------
+    at
+        the instant it was frozen [UTC].
+    latest
+        asset id → latest reading.
+    sessions
+        open charging sessions, by charger id.
+    vehicle_max_kw
+        session id → the car's learnt limit with a margin to grow [kW].
+    previous_setpoints_kw
+        charger id → the setpoint of the last dispatch [kW].
+    pv_measured
+        city PV output per minute, oldest first [UTC, kW] (empty unless frozen
+        with histories).
+    wind_measured
+        city wind output per minute [UTC, kW] (likewise).
+    load_history
+        city non-EV load per slot [UTC, kW] (likewise).
+    external
+        the newest external forecast per kind.
+    """
+
+    at: datetime
+    latest: Mapping[str, Reading]
+    sessions: tuple[ChargingSession, ...]
+    vehicle_max_kw: Mapping[str, float]
+    previous_setpoints_kw: Mapping[str, float]
+    pv_measured: History = ()
+    wind_measured: History = ()
+    load_history: History = ()
+    external: Mapping[ForecastKind, ExternalForecast] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+
+class CityState:
+    """Everything observed about one city, behind one lock.
+
+    Parameters
+    ----------
+    config : Config
+        The deployment (assets and their kinds, zones and their meters, session defaults).
+    """
+
+    def __init__(self, config: Config) -> None:
+        planning = config.planning
+        self._lock = threading.Lock()
+        self._latest: dict[str, Reading] = {}
+        chargers = [a for a in config.assets if a.kind is AssetKind.CHARGER]
+        self._tracker = SessionTracker(
+            {a.id: a.charger.type for a in chargers if a.charger is not None}, planning.sessions
+        )
+        meters = CityMeters.of(config)
+        self._consumer_meters = meters.consumers
+        self._root_meters = meters.roots
+        self._totals = {kind: RunningTotal() for kind in ("pv", "wind", "load", "ev", "root")}
+        self.slot = timedelta(minutes=planning.slot_minutes)
+        self._history = {
+            "pv": BucketSeries(MINUTE, GENERATION_WINDOW),
+            "wind": BucketSeries(MINUTE, GENERATION_WINDOW),
+            "load": BucketSeries(self.slot, LOAD_WINDOW),
+        }
+        self._external: dict[ForecastKind, ExternalForecast] = {}
+        self._previous_setpoints: dict[str, float] = {}
+        # Session id → most power seen; sessions seen drawing well below their setpoint.
+        self._vehicle_kw: dict[str, float] = {}
+        self._vehicle_limited: set[str] = set()
+
+    # --- observing -----------------------------------------------------------------------
+
+    def observe(self, reading: Reading) -> None:
+        """Take one accepted reading (thread-safe, O(1) apart from session bookkeeping)."""
+        power = reading.fields.get("power_w")
+        kw = (
+            float(power) / 1000.0
+            if isinstance(power, int | float) and not isinstance(power, bool)
+            else None
+        )
+        with self._lock:
+            previous = self._latest.get(reading.asset_id)
+            if previous is not None and reading.ts < previous.ts:
+                return  # a device replaying its buffer: the newer reading stays the latest
+            self._latest[reading.asset_id] = reading
+            if reading.kind is AssetKind.CHARGER:
+                self._tracker.update(reading)
+                if kw is not None and math.isfinite(kw):
+                    self._learn_vehicle(reading.asset_id, kw)
+            if kw is None or not math.isfinite(kw):
+                return
+            self._record(reading, kw)
+
+    def observe_forecast(self, forecast: ExternalForecast) -> None:
+        """Take an external forecast (e.g. from ``<prefix>/forecast/<kind>``); the newest wins."""
+        with self._lock:
+            current = self._external.get(forecast.kind)
+            if current is None or forecast.issued_at >= current.issued_at:
+                self._external[forecast.kind] = forecast
+
+    def note_setpoints(self, setpoints_kw: Mapping[str, float]) -> None:
+        """Remember what the last dispatch allowed each charger [kW] (to learn car limits)."""
+        with self._lock:
+            self._previous_setpoints = dict(setpoints_kw)
+
+    def warm(self, kind: str, series: Iterable[tuple[datetime, float]]) -> int:
+        """Add stored history of one city total (``pv``, ``wind`` or ``load``) [UTC, kW].
+
+        Meant for the start, before live readings: a bucket that already holds live values
+        gets the stored ones averaged in. Returns the number of buckets filled.
+
+        Raises
+        ------
+        KeyError
+            an unknown kind.
+        """
+        history = self._history[kind]
+        with self._lock:
+            before = len(history)
+            for ts, kw in series:
+                history.add(ts, kw)
+            return len(history) - before
+
+    def history_buckets(self) -> dict[str, int]:
+        """Buckets held per history (``pv``, ``wind``, ``load``)."""
+        with self._lock:
+            return {kind: len(series) for kind, series in self._history.items()}
+
+    # --- freezing ------------------------------------------------------------------------
+
+    def freeze(
+        self,
+        now: datetime,
+        *,
+        close_silent: bool = False,
+        histories: bool = False,
+        prune: bool = True,
+    ) -> StateImage:
+        """The state as of ``now``, copied once under the lock.
+
+        Parameters
+        ----------
+        now : datetime
+            The cycle's instant [UTC].
+        close_silent : bool
+            First close sessions whose charger has been silent too long (a planning run
+            does, so that a dead charger's car stops being planned).
+        histories : bool
+            Copy the PV, wind and load histories too (a planning run's forecast needs them;
+            a dispatch does not).
+        prune : bool
+            Forget what was learnt about cars no longer plugged in (a cycle does; a read-only
+            look, e.g. from the API, passes False and changes nothing).
+        """
+        now = as_utc(now)
+        with self._lock:
+            if close_silent:
+                self._tracker.close_silent(now)
+            sessions = tuple(self._tracker.open_sessions())
+            open_ids = {s.id for s in sessions}
+            if prune:
+                # Cars gone: what was learnt about them is of no further use.
+                self._vehicle_kw = {k: v for k, v in self._vehicle_kw.items() if k in open_ids}
+                self._vehicle_limited &= open_ids
+            # The margin lets an estimate that was too low (a car tapering near full) rise
+            # again: a car that can draw more does so up to its setpoint, which raises it.
+            vehicle = {
+                sid: self._vehicle_kw[sid] * 1.1 + 0.5
+                for sid in self._vehicle_limited & open_ids
+                if sid in self._vehicle_kw
+            }
+            measured = {
+                kind: tuple(series.series()) if histories else ()
+                for kind, series in self._history.items()
+            }
+            return StateImage(
+                at=now,
+                latest=MappingProxyType(dict(self._latest)),
+                sessions=sessions,
+                vehicle_max_kw=MappingProxyType(vehicle),
+                previous_setpoints_kw=MappingProxyType(dict(self._previous_setpoints)),
+                external=MappingProxyType(dict(self._external)),
+                pv_measured=measured["pv"],
+                wind_measured=measured["wind"],
+                load_history=measured["load"],
+            )
+
+    # --- under the lock ------------------------------------------------------------------
+
+    def _learn_vehicle(self, charger_id: str, kw: float) -> None:
+        """Learn a car's own power limit: the most it drew while allowed clearly more.
+
+        Many cars charge slower than the charger allows (one phase, 3.7 or 7.4 kW); planning
+        and reserving the charger's rating for them leaves a zone's headroom unused.
+        """
+        session = self._tracker.session(charger_id)
+        if session is None:
+            return
+        self._vehicle_kw[session.id] = max(self._vehicle_kw.get(session.id, 0.0), kw)
+        allowed = self._previous_setpoints.get(charger_id)
+        if allowed is not None and kw >= VEHICLE_MIN_KW and kw < 0.9 * allowed:
+            self._vehicle_limited.add(session.id)
+
+    def _record(self, reading: Reading, kw: float) -> None:
+        """Update the city totals and their histories."""
+        asset, ts = reading.asset_id, reading.ts
+        if reading.kind is AssetKind.PV:
+            self._history["pv"].add(ts, self._totals["pv"].update(asset, kw))
+        elif reading.kind is AssetKind.WIND:
+            self._history["wind"].add(ts, self._totals["wind"].update(asset, kw))
+        elif reading.kind is AssetKind.CHARGER:
+            self._totals["ev"].update(asset, max(0.0, kw))
+        elif asset in self._consumer_meters:
+            self._history["load"].add(ts, self._totals["load"].update(asset, kw))
+        elif asset in self._root_meters and not self._consumer_meters:
+            # No consumer meters: the non-EV load is what the root meters see, plus the
+            # generation they net out, minus the charging.
+            root = self._totals["root"].update(asset, kw)
+            generation = self._totals["pv"].total + self._totals["wind"].total
+            self._history["load"].add(ts, max(0.0, root + generation - self._totals["ev"].total))

@@ -1,0 +1,125 @@
+"""The frozen state image: a planning run and a dispatch read only what was frozen.
+
+Pure logic, no services: the city of `test_coordinator`, the real optimizer, and solvers that
+change the live state while they solve.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+
+import pytest
+
+import optimizer
+from adapters.contract.reading import AssetKind
+from gridcoord.planning.coordinator import Coordinator
+from gridcoord.planning.dispatch_policy import DispatchPolicy
+from gridcoord.planning.planner import Planner
+from gridcoord.planning.state import CityState
+from gridcoord.storage.outcomes import plan_points, setpoint_points
+from tests.unit.gridcoord.planning.test_coordinator import NOW, city, feed, reading
+
+
+def test_an_image_does_not_change_after_the_freeze() -> None:
+    state = CityState(city())
+    for meter in ("meter-feeder", "meter-lt-1", "meter-lt-2"):
+        state.observe(reading(meter, AssetKind.METER, NOW, power_w=10_000.0))
+    state.observe(reading("c1", AssetKind.CHARGER, NOW, power_w=0.0, connected=True))
+    image = state.freeze(NOW, histories=True)
+    assert [s.charger_id for s in image.sessions] == ["c1"]
+
+    later = NOW + timedelta(minutes=1)
+    state.note_setpoints({"c1": 22.0})
+    state.observe(reading("c1", AssetKind.CHARGER, later, power_w=3_700.0, connected=True))
+    state.observe(reading("c2", AssetKind.CHARGER, later, power_w=0.0, connected=True))
+    state.observe(reading("meter-lt-1", AssetKind.METER, later, power_w=30_000.0))
+
+    assert [s.charger_id for s in image.sessions] == ["c1"]
+    assert image.latest["meter-lt-1"].ts == NOW and "c2" not in image.latest
+    assert dict(image.vehicle_max_kw) == {} and dict(image.previous_setpoints_kw) == {}
+    with pytest.raises(TypeError):
+        image.latest["c2"] = image.latest["c1"]  # type: ignore[index]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        image.sessions = ()  # type: ignore[misc]
+
+    now = state.freeze(later)
+    assert [s.charger_id for s in now.sessions] == ["c1", "c2"]
+    [c1] = [s for s in now.sessions if s.charger_id == "c1"]
+    assert now.vehicle_max_kw[c1.id] == pytest.approx(3.7 * 1.1 + 0.5)
+    assert now.load_history == ()  # histories only when asked for
+
+
+def test_a_plan_is_made_from_the_image_whatever_arrives_during_the_solve() -> None:
+    config = city()
+    coordinator = Coordinator(config)
+    solved: list[int] = []
+
+    def meddling(problem: optimizer.Problem, time_limit_s: float) -> optimizer.Schedule:
+        # Cars arrive and a meter jumps while the solver runs: the run must not see them.
+        late = NOW + timedelta(seconds=30)
+        for i in (3, 4, 5):
+            coordinator.observe(reading(f"c{i}", AssetKind.CHARGER, late, power_w=0.0,
+                                        connected=True))  # fmt: skip
+        solved.append(len(problem.sessions))
+        return optimizer.solve(problem, time_limit_s=time_limit_s)
+
+    coordinator = Coordinator(config, solver=meddling)
+    for meter in ("meter-feeder", "meter-lt-1", "meter-lt-2"):
+        coordinator.observe(reading(meter, AssetKind.METER, NOW, power_w=10_000.0))
+    for i in (0, 1, 2):
+        coordinator.observe(reading(f"c{i}", AssetKind.CHARGER, NOW, power_w=0.0,
+                                    connected=True))  # fmt: skip
+    outcome = coordinator.plan(NOW)
+    assert solved == [3] and outcome.sessions == 3 and outcome.status == "optimal"
+    [kept] = coordinator.plans()
+    assert len(kept.session_ids) == 3
+    # The next dispatch sees the late cars as arrivals the plan does not know.
+    dispatch = coordinator.dispatch(NOW + timedelta(minutes=15))
+    assert {"c3", "c4", "c5"} <= {c for c, kw in dispatch.setpoints_kw.items() if kw > 0}
+
+
+def test_dispatch_is_a_function_of_the_image_and_the_plans() -> None:
+    config = city()
+    coordinator = Coordinator(config)
+    feed(coordinator, NOW)
+    coordinator.plan(NOW)
+    at = NOW + timedelta(minutes=16)
+    feed(coordinator, at)
+    image = coordinator.image(at)
+    plans = coordinator.plans()
+    policy = DispatchPolicy(config)
+    first = policy.decide(image, plans)
+    # Live state moves on (every car unplugs); the same image gives the same setpoints.
+    for i in range(6):
+        coordinator.observe(reading(f"c{i}", AssetKind.CHARGER, at + timedelta(seconds=5),
+                                    power_w=0.0, connected=False))  # fmt: skip
+    assert policy.decide(image, plans) == first
+    assert sum(first.setpoints_kw.values()) > 0
+    assert coordinator.image(at + timedelta(seconds=6)).sessions == ()
+
+
+def test_the_planner_alone_turns_an_image_into_a_plan() -> None:
+    config = city()
+    state = CityState(config)
+    for meter in ("meter-feeder", "meter-lt-1", "meter-lt-2"):
+        state.observe(reading(meter, AssetKind.METER, NOW, power_w=10_000.0))
+    state.observe(reading("c1", AssetKind.CHARGER, NOW, power_w=0.0, connected=True))
+    outcome, active = Planner(config).plan(state.freeze(NOW, close_silent=True, histories=True))
+    assert outcome.status == "optimal" and outcome.sessions == 1
+    assert active.schedule_id == outcome.schedule_id and active.start == outcome.slot_start
+    assert active.slots == len(active.chargers_kw["c1"]) > 0
+    [point] = plan_points(outcome)
+    assert point.fields["sessions"] == 1.0 and point.tags == {"schedule_id": outcome.schedule_id}
+
+
+def test_setpoint_points_carry_every_charger_in_watts() -> None:
+    config = city()
+    coordinator = Coordinator(config)
+    feed(coordinator, NOW)
+    dispatch = coordinator.dispatch(NOW)
+    points = setpoint_points(dispatch)
+    assert [p.tags["asset_id"] for p in points] == sorted(dispatch.setpoints_kw)
+    for p in points:
+        assert p.fields["max_power_w"] == dispatch.setpoints_kw[p.tags["asset_id"]] * 1000.0
+        assert p.tags["schedule_id"] == dispatch.schedule_id
