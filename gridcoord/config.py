@@ -216,6 +216,10 @@ class Asset(_Section):
         None, description="Own topic and payload mapping; the contract topic when absent."
     )
     modbus: ModbusSource | None = Field(None, description="Polled over Modbus TCP instead.")
+    gateway: str | None = Field(
+        None,
+        description="Gateway id that may also report this asset on `<prefix>/gateway/<id>`.",
+    )
     ocpp: OcppStation | None = Field(None, description="An OCPP station (chargers only).")
     charger: ChargerSpec | None = Field(None, description="Charger details (kind: charger).")
 
@@ -223,6 +227,11 @@ class Asset(_Section):
     @classmethod
     def _id(cls, value: str) -> str:
         return _check_id(value)
+
+    @field_validator("gateway")
+    @classmethod
+    def _gateway_id(cls, value: str | None) -> str | None:
+        return None if value is None else _check_id(value)
 
     @model_validator(mode="after")
     def _charger_details(self) -> Self:
@@ -234,6 +243,10 @@ class Asset(_Section):
             raise ValueError("an asset is read over one of MQTT, Modbus or OCPP")
         if self.ocpp is not None and self.kind is not AssetKind.CHARGER:
             raise ValueError("`ocpp` is only for assets of kind charger")
+        if self.gateway is not None and any(
+            s is not None for s in (self.mqtt, self.modbus, self.ocpp)
+        ):
+            raise ValueError("`gateway` is for assets on the contract topic (no mqtt/modbus/ocpp)")
         if self.charger is not None:
             for name in ("safe_power_kw", "guaranteed_kw"):
                 if getattr(self.charger, name) > self.rated_kw:

@@ -433,7 +433,7 @@ class Service:
             now=self.clock(),
         )
         try:
-            reading = self.decoder.decode(message.topic, message.payload, now=received)
+            decoded = self.decoder.decode_message(message.topic, message.payload, now=received)
         except Rejected as exc:
             self._reject(message, key, exc.reason, exc.detail)
             return
@@ -442,8 +442,18 @@ class Service:
             self._log_internal_error(message.topic, exc)
             self._reject(message, key, Reason.INTERNAL_ERROR, f"unexpected {type(exc).__name__}")
             return
-        self._observe(reading)
-        pipeline.submit(reading, lambda: self._durable(message, key))
+        rejections = self.rejections
+        assert rejections is not None
+        for element in decoded.rejected:
+            error = element.error
+            rejections.reject(element.asset_id, error.reason, error.detail, message.topic)
+        for reading in decoded.readings:
+            self._observe(reading)
+        if not decoded.readings:
+            self._durable(message, key)
+            return
+        # One acknowledgement per message, once the last of its readings is durable.
+        pipeline.submit_many(decoded.readings, lambda: self._durable(message, key))
 
     def _reject(self, message: Message, key: Token | None, reason: Reason, detail: str) -> None:
         rejections = self.rejections

@@ -60,6 +60,8 @@ TIMESTAMP_FIELDS = frozenset({"departure"})
 # Personal or unbounded identifiers a charger might send; never stored (DESIGN 6).
 DROPPED_FIELDS = frozenset({"ts", "vehicle_id", "user_id", "id_tag", "rfid", "vin", "contract_id"})
 MAX_FIELDS = 64
+# A tuple, not `int | float`: that expression builds a union object on every call (hot path).
+_NUMBERS = (int, float)
 KNOWN_NUMERIC = frozenset(
     {
         "power_w",
@@ -174,6 +176,7 @@ def build_reading(
     if len(values) > MAX_FIELDS:
         raise Rejected(Reason.WRONG_TYPE, f"more than {MAX_FIELDS} fields")
     fields: dict[str, FieldValue] = {}
+    ranges = _field_ranges(asset.kind, asset.rated_kw)  # once per reading, not per field
     for name, value in values.items():
         if name in DROPPED_FIELDS:
             continue
@@ -192,7 +195,7 @@ def build_reading(
             continue
         if not _is_field_name(name):
             raise Rejected(Reason.WRONG_TYPE, "field names are short snake_case identifiers")
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, bool) or not isinstance(value, _NUMBERS):
             if name in KNOWN_NUMERIC:
                 raise Rejected(Reason.WRONG_TYPE, f"{name} must be a number")
             # Only unknown *numeric* fields are kept; text could carry personal data.
@@ -200,7 +203,7 @@ def build_reading(
         number = as_float(name, value)
         if not math.isfinite(number):
             raise Rejected(Reason.NOT_FINITE, f"{name} is not a finite number")
-        bounds = field_range(asset, name)
+        bounds = ranges.get(name)
         if bounds is not None and not bounds[0] <= number <= bounds[1]:
             raise Rejected(
                 Reason.OUT_OF_RANGE,

@@ -71,7 +71,16 @@ class Mqtt(_Section):
         16384,
         ge=64,
         le=1_048_576,
-        description="Telemetry payloads above this size are rejected [bytes].",
+        description="Single-reading payloads above this size are rejected [bytes].",
+    )
+    max_batch_bytes: int = Field(
+        262144,
+        ge=64,
+        le=16_777_216,
+        description="Batch payloads (an array, a gateway object) above this are rejected [bytes].",
+    )
+    max_batch_readings: int = Field(
+        1000, ge=1, le=100_000, description="Most readings one batch message may carry."
     )
     rejected_per_s: float = Field(
         10.0,

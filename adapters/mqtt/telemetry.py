@@ -1,15 +1,19 @@
 """Decode telemetry messages (DESIGN 3.2) into validated readings, or say why not.
 
-Two shapes arrive: the contract's `<prefix>/telemetry/<asset_id>` with a flat JSON object of
-contract field names, and devices with their own topic and payload, mapped in the config by
-dotted field paths and a scale (no code per device). Pure: no network, the clock is a parameter.
+Three topics carry telemetry: the contract's `<prefix>/telemetry/<asset_id>` with a flat JSON
+object of contract field names; devices with their own topic and payload, mapped in the config
+by dotted field paths and a scale (no code per device); and `<prefix>/gateway/<gateway_id>`,
+where a data concentrator reports the assets configured with that gateway. A device topic may
+carry a JSON array of its readings instead of one; a gateway sends `{"readings": [...]}` whose
+elements name their `asset`. A batch is judged element by element: a bad element is rejected
+with its index and the others are kept. Pure: no network, the clock is a parameter.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -22,11 +26,10 @@ from adapters.contract.validation import (
     build_reading,
     parse_timestamp,
 )
+from adapters.mqtt.json_payload import MAX_DEPTH, decode_json
 from adapters.mqtt.settings import Mqtt, MqttSource
 
 UNKNOWN_ASSET = "_unknown"
-# Bounds on what one payload may make us do, beyond its size in bytes.
-MAX_DEPTH = 16  # objects and arrays inside each other
 
 
 class MqttAsset(AssetInfo, Protocol):
@@ -40,6 +43,11 @@ class MqttAsset(AssetInfo, Protocol):
     @property
     def modbus(self) -> object | None:
         """A Modbus source, if the asset is polled instead."""
+        ...
+
+    @property
+    def gateway(self) -> str | None:
+        """The gateway that may also report this asset, if any."""
         ...
 
 
@@ -62,9 +70,13 @@ class TelemetryDecoder:
 
     def __init__(self, config: TelemetrySettings) -> None:
         self._prefix = f"{config.mqtt.topic_prefix}/telemetry/"
+        self._gateway_prefix = f"{config.mqtt.topic_prefix}/gateway/"
         self._max_bytes = config.mqtt.max_payload_bytes
+        self._max_batch_bytes = config.mqtt.max_batch_bytes
+        self._max_batch_readings = config.mqtt.max_batch_readings
         self._contract: dict[str, MqttAsset] = {}
         self._mapped: dict[str, MqttAsset] = {}
+        self._gateways: dict[str, dict[str, MqttAsset]] = {}
         for asset in config.assets:
             if asset.modbus is not None:
                 continue
@@ -72,17 +84,26 @@ class TelemetryDecoder:
                 self._mapped[asset.mqtt.topic] = asset
             else:
                 self._contract[asset.id] = asset
+                if asset.gateway is not None:
+                    self._gateways.setdefault(asset.gateway, {})[asset.id] = asset
 
     @property
     def subscriptions(self) -> list[str]:
-        """Topic filters that cover every MQTT-read asset."""
-        return [self._prefix + "+", *sorted(self._mapped)]
+        """Topic filters that cover every MQTT-read asset (gateways only if configured)."""
+        gateways = [self._gateway_prefix + "+"] if self._gateways else []
+        return [self._prefix + "+", *gateways, *sorted(self._mapped)]
+
+    def gateway_ids(self) -> list[str]:
+        """Gateways named by at least one asset."""
+        return sorted(self._gateways)
 
     def asset_for_topic(self, topic: str) -> tuple[str, MqttAsset | None]:
         """The asset id a topic names (even if unknown) and the configured asset, if any."""
         mapped = self._mapped.get(topic)
         if mapped is not None:
             return mapped.id, mapped
+        if topic.startswith(self._gateway_prefix):
+            return UNKNOWN_ASSET, None  # a gateway's elements name their assets themselves
         if topic.startswith(self._prefix):
             asset_id = topic[len(self._prefix) :]
             asset = self._contract.get(asset_id)
@@ -93,7 +114,22 @@ class TelemetryDecoder:
         return UNKNOWN_ASSET, None
 
     def decode(self, topic: str, payload: bytes, *, now: datetime) -> Reading:
-        """Validate one message.
+        """Validate a message that must carry exactly one reading (a flat object).
+
+        Raises
+        ------
+        Rejected
+            with the reason code; a batch is `not_object` here.
+        """
+        decoded = self.decode_message(topic, payload, now=now)
+        if decoded.rejected:
+            raise decoded.rejected[0].error
+        if len(decoded.readings) != 1:
+            raise Rejected(Reason.NOT_OBJECT, "payload must be one JSON object")
+        return decoded.readings[0]
+
+    def decode_message(self, topic: str, payload: bytes, *, now: datetime) -> Decoded:
+        """Validate one message: a single reading, a device's batch or a gateway's batch.
 
         Parameters
         ----------
@@ -102,38 +138,95 @@ class TelemetryDecoder:
         payload
             raw bytes.
         now
-            receive time, aware UTC; used when the message carries no `ts`.
+            receive time, aware UTC; used when a reading carries no `ts`.
+
+        Returns
+        -------
+        Decoded
+            the readings to store and, for a batch, the elements rejected (with their index).
 
         Raises
         ------
         Rejected
-            with the reason code; the caller counts and reports it.
+            the message as a whole cannot be used (the caller counts and reports it).
         """
+        if topic.startswith(self._gateway_prefix):
+            return self._decode_gateway(topic[len(self._gateway_prefix) :], payload, now)
         _, asset = self.asset_for_topic(topic)
         if asset is None:
             raise Rejected(Reason.UNKNOWN_ASSET, "no configured asset publishes on this topic")
-        if len(payload) > self._max_bytes:
-            raise Rejected(Reason.OVERSIZED, f"payload above {self._max_bytes} bytes")
-        try:
-            text = payload.decode("utf-8")
-        except UnicodeDecodeError:
-            raise Rejected(Reason.NOT_UTF8, "payload is not UTF-8") from None
-        try:
-            document = _JSON.decode(text)
-        except _NonFiniteConstant:
-            raise Rejected(Reason.NOT_FINITE, "NaN and Infinity are not JSON numbers") from None
-        except RecursionError:
-            raise Rejected(Reason.OVERSIZED, f"nested deeper than {MAX_DEPTH} levels") from None
-        except ValueError as exc:
-            if "integer string conversion" in str(exc):
-                # Python's own bound (4,300 digits); shorter huge integers fail the range checks.
-                raise Rejected(Reason.OUT_OF_RANGE, "an integer with thousands of digits") from None
-            raise Rejected(Reason.INVALID_JSON, "payload is not valid JSON") from None
-        if not isinstance(document, dict):
-            raise Rejected(Reason.NOT_OBJECT, "payload must be a JSON object")
+        batch = payload[:1] == b"[" or payload.lstrip()[:1] == b"["
+        limit = self._max_batch_bytes if batch else self._max_bytes
+        if len(payload) > limit:
+            raise Rejected(Reason.OVERSIZED, f"payload above {limit} bytes")
+        document = decode_json(payload)
+        if isinstance(document, dict):
+            self._check_depth(payload, document)
+            return Decoded([self._element(asset, document, now)], [])
+        if not isinstance(document, list):
+            raise Rejected(Reason.NOT_OBJECT, "payload must be a JSON object or an array of them")
+        self._check_batch(document)
+        decoded = Decoded([], [])
+        for index, element in enumerate(document):
+            try:
+                if not isinstance(element, dict):
+                    raise Rejected(Reason.NOT_OBJECT, "must be a JSON object")
+                named = element.get("asset")
+                if named is not None and named != asset.id:
+                    raise Rejected(Reason.UNKNOWN_ASSET, "names another asset than its topic")
+                _check_element_depth(element)
+                decoded.readings.append(self._element(asset, element, now))
+            except Rejected as exc:
+                decoded.rejected.append(ElementRejected.of(index, asset.id, exc))
+        return decoded
+
+    def _decode_gateway(self, gateway_id: str, payload: bytes, now: datetime) -> Decoded:
+        assets = self._gateways.get(gateway_id)
+        if assets is None:
+            raise Rejected(Reason.UNKNOWN_ASSET, "no configured asset reports through this gateway")
+        if len(payload) > self._max_batch_bytes:
+            raise Rejected(Reason.OVERSIZED, f"payload above {self._max_batch_bytes} bytes")
+        document = decode_json(payload)
+        elements = document.get("readings") if isinstance(document, dict) else None
+        if not isinstance(elements, list):
+            raise Rejected(Reason.NOT_OBJECT, "gateway payload must be an object with `readings`")
+        self._check_batch(elements)
+        decoded = Decoded([], [])
+        for index, element in enumerate(elements):
+            asset_id = UNKNOWN_ASSET
+            try:
+                if not isinstance(element, dict):
+                    raise Rejected(Reason.NOT_OBJECT, "must be a JSON object")
+                named = element.get("asset")
+                if not isinstance(named, str):
+                    raise Rejected(Reason.UNKNOWN_ASSET, "`asset` must name the asset")
+                asset = assets.get(named)
+                if asset is None:
+                    if _plausible_id(named):
+                        asset_id = named
+                    raise Rejected(Reason.UNKNOWN_ASSET, "asset not configured for this gateway")
+                asset_id = asset.id
+                _check_element_depth(element)
+                decoded.readings.append(self._element(asset, element, now))
+            except Rejected as exc:
+                decoded.rejected.append(ElementRejected.of(index, asset_id, exc))
+        return decoded
+
+    def _check_batch(self, elements: list[object]) -> None:
+        if not elements:
+            raise Rejected(Reason.NO_VALUES, "an empty batch")
+        if len(elements) > self._max_batch_readings:
+            limit = self._max_batch_readings
+            raise Rejected(Reason.OVERSIZED, f"more than {limit} readings in one message")
+
+    @staticmethod
+    def _check_depth(payload: bytes, document: dict[str, object]) -> None:
         # Cheap first: fewer brackets than the limit cannot nest deeper than it.
-        if text.count("{") + text.count("[") > MAX_DEPTH and _depth(document) > MAX_DEPTH:
+        if payload.count(b"{") + payload.count(b"[") > MAX_DEPTH and _depth(document) > MAX_DEPTH:
             raise Rejected(Reason.OVERSIZED, f"nested deeper than {MAX_DEPTH} levels")
+
+    @staticmethod
+    def _element(asset: MqttAsset, document: dict[str, object], now: datetime) -> Reading:
         if asset.mqtt is not None:
             values, raw_ts = _extract_mapped(asset.mqtt, document)
         else:
@@ -142,16 +235,39 @@ class TelemetryDecoder:
         return build_reading(asset, values, ts=ts, now=now)
 
 
-class _NonFiniteConstant(ValueError):
-    pass
+@dataclass(frozen=True, slots=True)
+class ElementRejected:
+    """One element of a batch that was not stored; the others were."""
+
+    index: int
+    asset_id: str  # the asset it named, if plausible, else `_unknown` (the rejection topic)
+    error: Rejected
+
+    @classmethod
+    def of(cls, index: int, asset_id: str, exc: Rejected) -> ElementRejected:
+        """The element's rejection, its index put in front of the detail."""
+        return cls(index, asset_id, Rejected(exc.reason, f"element {index}: {exc.detail}"))
 
 
-def _refuse_constant(name: str) -> float:
-    raise _NonFiniteConstant(name)
+@dataclass(slots=True)
+class Decoded:
+    """What one message yields: readings to store and, for a batch, rejected elements."""
+
+    readings: list[Reading]
+    rejected: list[ElementRejected]
 
 
-# Built once: json.loads with a keyword argument builds a new decoder for every message.
-_JSON = json.JSONDecoder(parse_constant=_refuse_constant)
+# A tuple, not `dict | list`: that expression builds a union object on every call (hot path).
+_CONTAINERS = (dict, list)
+
+
+def _check_element_depth(element: dict[str, object]) -> None:
+    # An element sits one or two levels down in its message; a flat one cannot be too deep.
+    for value in element.values():
+        if isinstance(value, _CONTAINERS):
+            if _depth(element) > MAX_DEPTH - 2:
+                raise Rejected(Reason.OVERSIZED, f"nested deeper than {MAX_DEPTH} levels")
+            return
 
 
 def _depth(document: object) -> int:

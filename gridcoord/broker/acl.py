@@ -5,7 +5,9 @@
 - gridcoord's own user reads telemetry, status and every mapped vendor topic, and writes
   setpoints, the plan and rejections: nobody else can command a charger;
 - `operator` reads everything (also `$SYS`) and writes nothing;
-- `forecaster` (an external forecast service) writes only `<prefix>/forecast/+`.
+- `forecaster` (an external forecast service) writes only `<prefix>/forecast/+`;
+- a gateway (username = the `gateway:` id its assets name) writes only
+  `<prefix>/gateway/<its id>`; which assets it may report is gridcoord's check, not the broker's.
 
 Assets polled over Modbus get no broker user: they never speak MQTT. Mosquitto denies what no
 line allows, so the rules are the whole truth.
@@ -54,6 +56,7 @@ def service_rules(prefix: str, vendor_topics: Iterable[str] = ()) -> tuple[Rule,
         Rule("read", f"{prefix}/telemetry/+"),
         Rule("read", f"{prefix}/status/+"),
         Rule("read", f"{prefix}/forecast/+"),
+        Rule("read", f"{prefix}/gateway/+"),
         *(Rule("read", topic) for topic in sorted(vendor_topics)),
         Rule("write", f"{prefix}/setpoint/+"),
         Rule("write", f"{prefix}/plan/#"),
@@ -109,6 +112,12 @@ def broker_users(config: Config, *, service_user: str = SERVICE_USER) -> list[Br
                 errors.append(f"assets[{i}].mqtt.topic: {problem}")
             vendor.append(topic)
         devices.append(BrokerUser(asset.id, device_rules(prefix, asset.id, topic), device=True))
+    gateways = sorted({a.gateway for a in config.assets if a.gateway is not None})
+    for gateway in gateways:
+        if gateway in (service_user, *reserved) or any(d.name == gateway for d in devices):
+            errors.append(f"gateway {gateway!r} is also an asset id or a service account name")
+        rules = (Rule("write", f"{prefix}/gateway/{gateway}"),)
+        devices.append(BrokerUser(gateway, rules, device=True))
     if errors:
         raise AccessError("; ".join(errors))
     return [
@@ -124,7 +133,7 @@ def _unsafe_topic(topic: str, prefix: str) -> str | None:
         return "must not contain whitespace or control characters (broker ACL)"
     if topic.startswith("$"):
         return "must not start with '$' (reserved by the broker)"
-    for contract in ("setpoint", "plan", "rejected", "telemetry", "status", "forecast"):
+    for contract in ("setpoint", "plan", "rejected", "telemetry", "status", "forecast", "gateway"):
         if topic.startswith(f"{prefix}/{contract}/"):
             return f"must not lie under {prefix}/{contract}/ (a contract topic)"
     return None

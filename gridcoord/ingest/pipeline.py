@@ -130,6 +130,30 @@ class IngestPipeline:
         """
         self._put((reading, on_durable))
 
+    def submit_many(
+        self, readings: Sequence[Reading], on_durable: DurableCallback | None = None
+    ) -> None:
+        """Accept the readings of one message; `on_durable` runs once, when all are durable.
+
+        The readings enter the queue together and in order, and batches are persisted in
+        queue order, so the callback rides on the last one. Blocks like `submit`; the queue
+        may exceed `max_queued` by one message's readings.
+        """
+        if not readings:
+            raise ValueError("submit_many needs at least one reading")
+        items: list[_Item] = [(reading, None) for reading in readings[:-1]]
+        items.append((readings[-1], on_durable))
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("pipeline is closed")
+            while len(self._pending) >= self._max_queued:
+                self._space.wait()
+            self._pending.extend(items)
+            self._submitted += len(items)
+            full = len(self._pending) >= self._batch_size
+        if full:
+            self._wake.set()
+
     def submit_points(self, points: Sequence[Point]) -> None:
         """Accept already-built points (setpoints, plans); same guarantees as `submit`."""
         for point in points:

@@ -38,6 +38,8 @@ CREATE TABLE IF NOT EXISTS samples (
 ) WITHOUT ROWID;
 """
 
+BUSY_TIMEOUT_S = 60.0  # longest wait for another process's write lock [s]
+
 _SeriesKey = tuple[str, str, str]  # measurement, canonical tags JSON, field
 
 
@@ -56,7 +58,15 @@ class EmbeddedStore:
         self.path = path
         self._lock = threading.Lock()
         try:
-            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            # Wait for the write lock rather than fail: two ingest processes on one file take
+            # turns, and one write with fsync can take seconds on a loaded disk; with sqlite3's
+            # default 5 s the loser's batch would go to the spool and wait out the backoff.
+            self._db = sqlite3.connect(
+                str(path),
+                check_same_thread=False,
+                isolation_level=None,
+                timeout=BUSY_TIMEOUT_S,
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
@@ -181,11 +191,17 @@ class EmbeddedStore:
         return rows
 
     def _new_series(self, key: _SeriesKey) -> int:
-        cursor = self._db.execute(
-            "INSERT INTO series (measurement, tags, field) VALUES (?, ?, ?)", key
+        # Another process on the same file (two ingest instances) may have created this series
+        # since we loaded ours: a plain INSERT then failed on UNIQUE, the whole batch went to
+        # the spool and the retry backoff held the store still (issue 16). Inside the write
+        # transaction we hold the write lock, so the SELECT sees whichever row exists.
+        self._db.execute(
+            "INSERT OR IGNORE INTO series (measurement, tags, field) VALUES (?, ?, ?)", key
         )
-        series_id = cursor.lastrowid
-        assert series_id is not None
+        row = self._db.execute(
+            "SELECT id FROM series WHERE measurement = ? AND tags = ? AND field = ?", key
+        ).fetchone()
+        series_id = int(row[0])
         self._series[key] = series_id
         return series_id
 

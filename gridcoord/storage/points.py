@@ -54,19 +54,29 @@ class Point:
         ValueError
             a name line protocol cannot carry, a non-finite number, or no fields.
         """
-        head = _escape_name(self.measurement, "measurement", _MEASUREMENT_ESCAPES)
-        for key in sorted(self.tags):
-            value = self.tags[key]
-            if value:
-                head += f",{_escape_name(key, 'tag key', _KEY_ESCAPES)}="
-                head += _escape_name(value, f"tag {key!r}", _KEY_ESCAPES)
+        head = _series_head(self.measurement, tuple(self.tags.items()))
         if not self.fields:
             raise ValueError(f"point of {self.measurement!r} has no fields")
         fields = ",".join(
-            f"{_escape_name(key, 'field key', _KEY_ESCAPES)}={_format_field(key, value)}"
-            for key, value in self.fields.items()
+            f"{_field_key(key)}={_format_field(key, value)}" for key, value in self.fields.items()
         )
         return f"{head} {fields} {int(self.ts_ns)}"
+
+
+@functools.lru_cache(maxsize=65536)
+def _series_head(measurement: str, tags: tuple[tuple[str, str], ...]) -> str:
+    # One per series (asset), built once: every reading of an asset has the same head.
+    head = _escape_name(measurement, "measurement", _MEASUREMENT_ESCAPES)
+    for key, value in sorted(tags):
+        if value:
+            head += f",{_escape_name(key, 'tag key', _KEY_ESCAPES)}="
+            head += _escape_name(value, f"tag {key!r}", _KEY_ESCAPES)
+    return head
+
+
+@functools.lru_cache(maxsize=4096)
+def _field_key(key: str) -> str:
+    return _escape_name(key, "field key", _KEY_ESCAPES)
 
 
 def reading_to_point(reading: Reading) -> Point:
@@ -155,10 +165,13 @@ def _escape_name(text: str, what: str, table: _Escapes) -> str:
     return text.translate(table)
 
 
+_NUMBERS = (int, float)  # a tuple: `int | float` builds a union object on every call
+
+
 def _format_field(key: str, value: FieldValue) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
+    if isinstance(value, _NUMBERS):
         number = float(value)
         if not math.isfinite(number):
             raise ValueError(f"field {key!r} is not a finite number")

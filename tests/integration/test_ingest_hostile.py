@@ -237,7 +237,7 @@ def test_hostile_corpus_is_rejected_with_reasons_while_valid_readings_keep_flowi
 
     categories = hostile_categories()
     hostile = len(FIXED) + sum(len(p) for _, _, p in categories)
-    proc = rig.start(GRIDCOORD_MQTT__REJECTED_PER_S="100000")
+    proc = rig.start(GRIDCOORD_MQTT__REJECTED_PER_S="1000")
     observer = RejectionObserver(rig.broker)
     publisher = Publisher(rig.broker)
     try:

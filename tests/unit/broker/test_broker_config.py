@@ -190,3 +190,21 @@ def test_acl_lists_exactly_the_rules() -> None:
     users = [BrokerUser("a", (Rule("write", "p/telemetry/a"), Rule("read", "p/setpoint/a")))]
     text = acl_text(users)
     assert "user a\ntopic write p/telemetry/a\ntopic read p/setpoint/a\n" in text
+
+
+def test_a_gateway_may_write_only_its_own_gateway_topic_and_gridcoord_reads_them() -> None:
+    from gridcoord.broker.acl import broker_users
+    from gridcoord.config import Config
+
+    config = Config(
+        assets=[
+            {"id": "meter-a", "kind": "meter", "rated_kw": 30, "gateway": "gw-01"},
+            {"id": "meter-b", "kind": "meter", "rated_kw": 30, "gateway": "gw-01"},
+            {"id": "meter-c", "kind": "meter", "rated_kw": 30},
+        ]
+    )
+    users = {user.name: user for user in broker_users(config)}
+    assert users["gw-01"].rules == (Rule("write", "gridcoord/gateway/gw-01"),)
+    assert users["gw-01"].device
+    assert Rule("read", "gridcoord/gateway/+") in users["gridcoord"].rules
+    assert not any("gateway" in rule.topic for rule in users["meter-c"].rules)

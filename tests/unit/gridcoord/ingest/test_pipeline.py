@@ -157,3 +157,24 @@ def test_a_point_no_store_can_carry_is_kept_aside_and_the_rest_flows(tmp_path: P
     assert pipeline.stats.snapshot()["dead_lettered"] == 1
     assert "unmet_kwh" in (tmp_path / "dead.lp").read_text()
     assert Spool(tmp_path / "spool", 10_000_000).points_pending == 3
+
+
+def test_one_message_of_many_readings_is_acknowledged_once_after_all_are_stored(
+    tmp_path: Path,
+) -> None:
+    store = EmbeddedStore(tmp_path / "db.sqlite3")
+    pipeline = IngestPipeline(
+        store,
+        Spool(tmp_path / "spool", 10_000_000),
+        dead_letter=tmp_path / "dead.lp",
+        batch_size=7,  # a message's 25 readings span four writes
+        flush_interval_s=0.05,
+    )
+    pipeline.start()
+    seen_at_ack: list[int] = []
+    pipeline.submit_many(
+        [reading(i) for i in range(25)], lambda: seen_at_ack.append(len(stored(store)))
+    )
+    assert pipeline.flush(10)
+    pipeline.close()
+    assert seen_at_ack == [25]

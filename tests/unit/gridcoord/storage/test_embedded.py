@@ -93,3 +93,57 @@ def test_every_written_value_reads_back_in_time_order(values: dict[int, float]) 
     got = store.series("telemetry", "power_w", {"asset_id": "m-1"}, T0, T0 + timedelta(days=1))
     assert got == [(T0 + timedelta(seconds=s), values[s]) for s in sorted(values)]
     store.close()
+
+
+def test_a_write_waits_for_another_process_s_lock_longer_than_sqlite_s_default(
+    tmp_path: Path,
+) -> None:
+    """Issue 16: two ingest processes on one file; a write must wait, not fail after 5 s."""
+    import sqlite3
+
+    path = tmp_path / "g.sqlite3"
+    store = EmbeddedStore(path)
+    other = sqlite3.connect(path, isolation_level=None)  # the other process's connection
+    other.execute("BEGIN IMMEDIATE")  # it holds the write lock (a slow fsync on a loaded disk)
+    errors: list[Exception] = []
+    started = threading.Event()
+
+    def write() -> None:
+        started.set()
+        try:
+            store.write([_point("m-1", 0, 1.0)])
+        except Exception as exc:  # recorded: the assertion below names it
+            errors.append(exc)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    assert started.wait(5)
+    # Held well beyond sqlite3's default busy timeout (5 s, after which the old store raised
+    # StoreUnavailable; more on a loaded machine, whose sleeps overshoot).
+    writer.join(12.0)
+    assert writer.is_alive(), f"the write gave up while the lock was held: {errors}"
+    other.execute("COMMIT")
+    writer.join(10)
+    other.close()
+    assert errors == []
+    assert store.series("telemetry", "power_w", {"asset_id": "m-1"}, T0, T0 + timedelta(1)) == [
+        (T0, 1.0)
+    ]
+
+
+def test_two_stores_on_one_file_create_the_same_series_without_failing(tmp_path: Path) -> None:
+    """Issue 16: two ingest processes; the second to see a new series must reuse the first's id.
+
+    The old store inserted the series row again, failed on UNIQUE and raised StoreUnavailable
+    (its batch went to the spool, the retry backoff stalled it for up to 30 s).
+    """
+    path = tmp_path / "g.sqlite3"
+    first, second = EmbeddedStore(path), EmbeddedStore(path)  # both opened before any series
+    first.write([_point("m-1", 0, 1.0)])
+    second.write([_point("m-1", 1, 2.0)])
+    end = T0 + timedelta(seconds=10)
+    for store in (first, second, EmbeddedStore(path)):
+        assert store.series("telemetry", "power_w", {"asset_id": "m-1"}, T0, end) == [
+            (T0, 1.0),
+            (T0 + timedelta(seconds=1), 2.0),
+        ]
