@@ -18,8 +18,9 @@ run: $(BIN)/.installed
 	$(BIN)/gridcoord run --config $(CONFIG)
 
 ## demo: set up, then one simulated day of the demo city, KPIs against uncontrolled charging
-## (needs no broker or database: mosquitto if installed, else an in-process broker)
+## (needs no broker or database server: a local mosquitto binary, installed here when root)
 demo: $(BIN)/.installed
+	bash scripts/ensure-services.sh mosquitto
 	$(BIN)/gridcoord demo --hours 24 --speed 0
 
 ## test: set up (venv + Debian services when root), lint, type-check, import contracts, every test

@@ -91,7 +91,7 @@ def demo_command(hours: float | None, speed: float, json_output: bool) -> int:
         f"gridcoord demo: {settings.chargers} chargers in a simulated Wolfsburg-like city, "
         f"broker {broker.name} on 127.0.0.1:{broker.port}, embedded store {store_path}; "
         f"{'until Ctrl-C' if hours is None else f'{hours:g} simulated hours'} at "
-        f"{'full speed' if speed == 0 else f'{speed:g}x'}; no dashboard yet"
+        f"{'full speed' if speed == 0 else f'{speed:g}x'}"
     )
     try:
         result = demo_run.run(stop, broker.port, broker.accounts)

@@ -49,8 +49,8 @@ def test_demo_with_mosquitto_prints_kpis_against_the_baseline(tmp_path: Path) ->
     check_kpis({k: result[k] for k in KEYS})
     check_kpis(result["baseline"])
     assert result["zone_overloads"] <= result["baseline"]["zone_overloads"]
-    # The run's story went to stderr: the broker, eight planning runs, no fallback.
-    assert "broker mosquitto" in err and "no dashboard yet" in err
+    # The run's story went to stderr: the broker, the dashboard, eight planning runs, no fallback.
+    assert "broker mosquitto" in err and "dashboard at http://127.0.0.1:" in err
     assert err.count(" plan optimal ") + err.count(" plan time_limit ") == 8, err[-2000:]
     # Telemetry, setpoints and plans reached the embedded store.
     import sqlite3
