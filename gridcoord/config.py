@@ -281,6 +281,30 @@ class Planning(_Section):
         default_factory=SessionDefaults,
         description="Energy need and departure assumed when a charger does not report them.",
     )
+    roots: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_ZONES,
+        description="Root zones (substations) this instance plans and commands; empty: all. "
+        "Several instances with disjoint roots plan one city between them (one per substation).",
+    )
+    replan_on_events: bool = Field(
+        True,
+        description="Re-plan out of turn on a plug-in, a plug-out or a new external forecast.",
+    )
+    replan_min_interval_s: float = Field(
+        120.0,
+        ge=1,
+        le=3600,
+        description="At most one event re-plan per this many seconds; events in between are "
+        "coalesced into the next one [s].",
+    )
+    learned_departure_sessions: int = Field(
+        20,
+        ge=1,
+        le=10_000,
+        description="Completed sessions of a charger type before their median stay replaces "
+        "the configured default stay (types without `departure_local`).",
+    )
 
 
 class Role(StrEnum):
@@ -385,6 +409,15 @@ class Config(BaseSettings):
         )
         if any(a.ocpp is not None for a in self.assets) and self.ocpp is None:
             errors.append("ocpp: assets have an `ocpp:` block but there is no `ocpp:` section")
+        parents = {z.id: z.parent for z in self.zones}
+        for i, root in enumerate(self.planning.roots):
+            if root not in parents:
+                errors.append(f"planning.roots[{i}]: unknown zone {quote(root)}")
+            elif parents[root] is not None:
+                errors.append(
+                    f"planning.roots[{i}]: zone {quote(root)} has a parent; a root "
+                    "(substation) is a zone without one"
+                )
         if errors:
             # One ValueError carrying every problem; config_errors splits them back out.
             raise ValueError("; ".join(errors))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from gridcoord.dispatch import ZoneOverload
+from gridcoord.dispatch import ZoneShortfall
 
 
 @dataclass(frozen=True)
@@ -93,13 +93,21 @@ class DispatchOutcome:
         charger id → the setpoint JSON object.
     order
         charger ids in sending order (decreases first).
-    overloads
-        zones whose guaranteed minima and stale chargers alone exceed them.
+    shortfalls
+        zones whose floors (connected chargers' guaranteed minima, stale chargers'
+        safe power) alone exceed them: the zone limit won, the floors were scaled down
+        (an alarm for grid planning).
     limited
         charger id → what decided its setpoint (``plan``, ``charger_max``,
         ``invalid``, ``stale``, ``guaranteed``, ``zone:<id>``).
     fallback
         True when no (valid) optimised plan was dispatched.
+    zone_rules
+        rule → zones where it bit in this dispatch: ``zone_cut`` (a zone's
+        headroom cut setpoints above their floors), ``minima_scaled`` (the zone limit won
+        over guaranteed minima).
+    connected
+        chargers with a car plugged in (they hold their guaranteed minimum).
     """
 
     schedule_id: str
@@ -108,9 +116,16 @@ class DispatchOutcome:
     setpoints_kw: dict[str, float]
     payloads: dict[str, dict[str, object]]
     order: list[str]
-    overloads: list[ZoneOverload]
+    shortfalls: list[ZoneShortfall]
     limited: dict[str, str]
     fallback: bool = False
+    zone_rules: dict[str, int] = field(default_factory=dict)
+    connected: frozenset[str] = frozenset()
+
+    @property
+    def overloads(self) -> list[ZoneShortfall]:
+        """The former name of `shortfalls` (the zone limit now wins: nothing overloads)."""
+        return self.shortfalls
 
 
 @dataclass(frozen=True, slots=True)

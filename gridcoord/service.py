@@ -37,6 +37,7 @@ from gridcoord.local_broker import LocalBroker, port_open
 from gridcoord.outcomes import DispatchOutcome, PlanOutcome
 from gridcoord.planning.coordinator import Coordinator
 from gridcoord.planning.loop import Clock, PlanningLoop, utc_now
+from gridcoord.planning.scope import planning_scope
 from gridcoord.planning.state import StateImage
 from gridcoord.planning.warmup import WarmStart, warm_from_store
 from gridcoord.sinks import setpoint_sinks
@@ -139,7 +140,9 @@ class Service:
         self.coordinator: Coordinator | None = None
         self.planning: PlanningLoop | None = None
         self.instruments = Instruments()
-        self.overrides = OverrideBook(config, config.api.state_dir / "overrides.json")
+        # What this instance plans and commands (`planning.roots`; the whole city without).
+        self.planning_config = planning_scope(config)
+        self.overrides = OverrideBook(self.planning_config, config.api.state_dir / "overrides.json")
         self.api: ApiServer | None = None
         self.store: Store | None = None
         self.warm_start: WarmStart | None = None
@@ -358,18 +361,27 @@ class Service:
         def publish(topic: str, payload: bytes, qos: int, retain: bool) -> None:
             session.publish(topic, payload, qos=qos, retain=retain)
 
-        coordinator = Coordinator(self.config)
+        scope = self.planning_config
+        if scope.planning.roots:
+            log.info(
+                "planning roots %s: %d zones, %d assets of %d",
+                ", ".join(scope.planning.roots),
+                len(scope.zones),
+                len(scope.assets),
+                len(self.config.assets),
+            )
+        coordinator = Coordinator(scope)
         # Histories from the store before any live reading (a bounded read per history).
         self.warm_start = await asyncio.to_thread(
-            warm_from_store, coordinator.state, self.store, self.config, self.clock()
+            warm_from_store, coordinator.state, self.store, scope, self.clock()
         )
         self.coordinator = coordinator
         self.planning = PlanningLoop(
-            self.config,
+            scope,
             self.coordinator,
             publish=publish,
             store=pipeline.submit_points,
-            sinks=setpoint_sinks(self.config, publish=publish, modbus=self.modbus, ocpp=self.ocpp),
+            sinks=setpoint_sinks(scope, publish=publish, modbus=self.modbus, ocpp=self.ocpp),
             adjust=self.overrides.apply,
             clock=self.clock,
         )

@@ -204,6 +204,21 @@ class SessionTracker:
         self._defaults = defaults or SessionDefaults()
         self._open: dict[str, ChargingSession] = {}
         self._last_ts: dict[str, datetime] = {}
+        self._learned_stay_h: dict[ChargerType, float] = {}
+
+    def set_learned_stay(self, charger_type: ChargerType, stay_h: float | None) -> None:
+        """Use ``stay_h`` [h] as the default stay of a type without a local departure time.
+
+        None returns to the configured default. Sessions already open keep their departure.
+        """
+        if stay_h is None or self._defaults.for_type(charger_type).departure_local is not None:
+            self._learned_stay_h.pop(charger_type, None)
+        else:
+            self._learned_stay_h[charger_type] = stay_h
+
+    def charger_type(self, charger_id: str) -> ChargerType:
+        """The type of a charger (public when unknown)."""
+        return self._types.get(charger_id, ChargerType.PUBLIC)
 
     def update(self, reading: Reading) -> list[SessionEvent]:
         """Apply one charger reading; return the plug-in/plug-out events it caused.
@@ -275,11 +290,14 @@ class SessionTracker:
     def _start(self, charger: str, ts: datetime, fields: Mapping[str, object]) -> ChargingSession:
         charger_type = self._types.get(charger, ChargerType.PUBLIC)
         delivered = _kwh(fields.get("session_energy_wh")) or 0.0
+        learned = self._learned_stay_h.get(charger_type)
         session = ChargingSession(
             id=f"{charger}@{to_rfc3339(ts)}",
             charger_id=charger,
             plugged_in_at=ts,
-            departure=self._defaults.departure(charger_type, ts),
+            departure=self._defaults.departure(charger_type, ts)
+            if learned is None
+            else as_utc(ts) + timedelta(hours=learned),
             departure_source=Source.DEFAULT,
             requested_kwh=self._defaults.for_type(charger_type).energy_kwh,
             request_source=Source.DEFAULT,

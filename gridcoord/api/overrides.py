@@ -171,7 +171,13 @@ class OverrideBook:
             for z in self._config.zones
         ]
         stale = {cid for cid, why in outcome.limited.items() if why == "stale"}
-        result = apply_limits(outcome.setpoints_kw, limits, zone_limits, stale_chargers=stale)
+        result = apply_limits(
+            outcome.setpoints_kw,
+            limits,
+            zone_limits,
+            stale_chargers=stale,
+            connected=outcome.connected,
+        )
         setpoints = dict(result.setpoints_kw)
         limited = dict(outcome.limited)
         for cid, kw in setpoints.items():

@@ -491,6 +491,9 @@ class ServiceView:
             config, latest, now, timedelta(seconds=config.planning.zone_meter_stale_after_s)
         )
         headroom = {z.id: z.headroom_kw for z in state.limits}
+        planning = self._service.planning
+        dispatch = planning.last_dispatch if planning is not None else None
+        short = {o.zone: o.shortfall_kw for o in dispatch.shortfalls} if dispatch else {}
         caps = self._overrides.zone_caps(now)
         zones = []
         for z in config.zones:
@@ -516,6 +519,7 @@ class ServiceView:
                     headroom_kw=room,
                     meter_stale=z.id in state.stale_zones,
                     override_until=cap[1] if cap is not None else None,
+                    shortfall_kw=short.get(z.id),
                 )
             )
         # Root meters see the city's net exchange; without them, consumers + EV − generation.

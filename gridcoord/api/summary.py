@@ -18,7 +18,9 @@ class Alarm(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    kind: str = Field(description="stale_devices, stale_zone_meters, fallback, readback, override")
+    kind: str = Field(
+        description="stale_devices, stale_zone_meters, zone_shortfall, fallback, readback, override"
+    )
     detail: str
     ids: list[str] = Field(default_factory=list, description="Affected ids (first few).")
     count: int = 1
@@ -89,6 +91,18 @@ def build_summary(view: CityView, overrides: list[Override], stale_grace_s: floa
                 detail="zone meter silent: the zone is held at its limit",
                 ids=stale_meters[:ALARM_IDS],
                 count=len(stale_meters),
+            )
+        )
+    short = [z for z in zones if z.shortfall_kw is not None]
+    if short:
+        alarms.append(
+            Alarm(
+                kind="zone_shortfall",
+                detail=f"guaranteed minima exceed the zone limit by "
+                f"{sum(z.shortfall_kw or 0.0 for z in short):.1f} kW in all: the limit wins, "
+                "minima scaled down (grid planning)",
+                ids=[z.id for z in short][:ALARM_IDS],
+                count=len(short),
             )
         )
     plans = view.plans()

@@ -54,6 +54,12 @@ class ZoneStatus(_Model):
     )
     meter_stale: bool
     override_until: datetime | None = Field(None, description="End of an operator's cap [UTC].")
+    shortfall_kw: float | None = Field(
+        None,
+        description="Guaranteed minima (and stale chargers' safe power) above the zone's limit "
+        "in the last dispatch: the zone limit won, minima were scaled down by this much [kW]; "
+        "None when they fit.",
+    )
 
 
 class SessionState(_Model):

@@ -8,12 +8,15 @@ from gridcoord.dispatch.inputs import (
     zone_state,
 )
 from gridcoord.dispatch.limits import (
+    RULE_MINIMA_SCALED,
+    RULE_ZONE_CUT,
     ChargerLimit,
     Dispatch,
     Limiter,
     LimitsError,
     ZoneLimit,
     ZoneOverload,
+    ZoneShortfall,
     apply_limits,
     fair_share_kw,
     zone_headroom_kw,
@@ -27,12 +30,15 @@ from gridcoord.dispatch.setpoints import (
 )
 
 __all__ = [
+    "RULE_MINIMA_SCALED",
+    "RULE_ZONE_CUT",
     "ChargerLimit",
     "Dispatch",
     "Limiter",
     "LimitsError",
     "ZoneLimit",
     "ZoneOverload",
+    "ZoneShortfall",
     "ZoneState",
     "apply_limits",
     "charger_limits",

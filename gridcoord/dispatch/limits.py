@@ -6,21 +6,30 @@ respect, in layers a lower one cannot override:
 1. each charger's rating: a setpoint lies in [0, ``max_kw``];
 2. fixed powers: a *stale* charger (telemetry older than its limit) gets its configured safe
    power — we cannot know what it draws, so it is held at the power it falls back to anyway;
-3. guaranteed minima (§14a EnWG, e.g. 4.2 kW): a setpoint is never below a charger's
-   ``guaranteed_kw``; it is reserved for every charger, plugged in or not, so a vehicle that
-   plugs in between two refreshes can draw it without overloading the zone;
-4. zones, bottom-up through the tree: the setpoints of all chargers in a zone and the zones below
-   it sum to no more than the zone's EV headroom for the slot. A zone whose meter is stale is
-   assumed at its limit: no headroom beyond the fixed powers and guaranteed minima. The part of
-   each setpoint above its floor is scaled down in proportion, which never raises any other
-   setpoint, so a zone satisfied lower in the tree stays satisfied.
+3. guaranteed minima (§14a EnWG, e.g. 4.2 kW) for *connected* chargers (a car plugged in, by
+   the charger's ``connected`` telemetry): a connected charger's setpoint is not below its
+   ``guaranteed_kw`` unless the zone rule below bites. A charger without a car gets no minimum:
+   its headroom goes to the cars that are there; a car that plugs in triggers a dispatch
+   within seconds (`gridcoord.planning.loop`), which gives it its minimum at once;
+4. zones, bottom-up through the tree: the setpoints of all chargers in a zone and the zones
+   below it sum to no more than the zone's EV headroom for the slot. A zone whose meter is
+   stale is assumed at its limit: no headroom beyond the floors, which it keeps (an unknown
+   load is not a measured shortage; the stale meter is its own alarm). The part of each
+   setpoint above its floor is cut, which never raises any other setpoint, so a zone
+   satisfied lower in the tree stays satisfied. The cut goes by *rank* (`cut_rank`, higher =
+   cut later): every rank-0 setpoint is scaled down (proportionally within the rank) before a
+   rank-1 one is touched, and so on — cars with the most slack give way first, a short stay
+   is cut last.
 
-**When the floors alone exceed a zone** (guaranteed minima plus stale chargers' safe power above
-its headroom), the floors are kept — the minimum is a legal guarantee and a stale charger's draw
-is not ours to change — every other setpoint in that zone and every zone above it that is short
-drops to its floor, and the result names the zone in ``overloads`` so the run reports it as a
-failure. Nothing else can raise a zone above its limit, and configuration checks should refuse a
-zone whose guaranteed minima exceed its rating (see docs/coordination.md).
+**When the floors alone exceed a zone** (connected chargers' minima plus stale chargers' safe
+power above its headroom), **the zone limit wins**: every setpoint above its floor drops to its
+floor, the minima are scaled down by a common factor until the zone fits (if even the stale
+chargers' safe powers exceed it, they are scaled too, minima then at 0), and the result lists
+the zone in ``shortfalls`` — an alarm for grid planning (the transformer is too small for its
+§14a commitments), never silent. So no setpoint ever exceeds its charger's rating, and the
+setpoints under every zone sum to at most its limit, whatever the input. ``rules`` counts the
+zones where each rule bit (``zone_cut``: flexible power cut; ``minima_scaled``: the zone limit
+won over guaranteed minima).
 
 Input is distrusted: NaN, infinite, negative or huge requests and ids the plan names but the
 charger list does not are handled (NaN and negative become 0, +inf the charger maximum, unknown
@@ -97,13 +106,30 @@ class ZoneLimit:
     headroom_kw: float
 
 
+RULE_ZONE_CUT = "zone_cut"  # a zone's headroom cut setpoints above their floors
+RULE_MINIMA_SCALED = "minima_scaled"  # the zone limit won over guaranteed minima (an alarm)
+
+
 @dataclass(frozen=True, slots=True)
-class ZoneOverload:
-    """A zone whose floors (guaranteed minima and stale chargers' safe power) exceed its limit."""
+class ZoneShortfall:
+    """A zone whose floors (connected minima, stale chargers' safe power) exceed its limit.
+
+    The zone limit won: the floors were scaled down to ``limit_kw``; ``floors_kw − limit_kw``
+    is what the grid owes the §14a commitments there [kW].
+    """
 
     zone: str
     limit_kw: float
     floors_kw: float
+
+    @property
+    def shortfall_kw(self) -> float:
+        """Floors not served [kW]."""
+        return max(0.0, self.floors_kw - self.limit_kw)
+
+
+# The record's former name, from when floors were kept and the zone overloaded.
+ZoneOverload = ZoneShortfall
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,17 +144,25 @@ class Dispatch:
         charger id → what decided its setpoint.
     zone_of_cut
         charger id → the zone whose headroom cut it (limiter ``zone``).
-    overloads
-        zones whose floors alone exceed their limit (a reportable failure).
+    shortfalls
+        zones whose floors alone exceeded their limit: scaled to it (an alarm).
     ignored_ids
         ids in the plan that are not known chargers.
+    rules
+        rule → number of zones where it bit (``zone_cut``, ``minima_scaled``).
     """
 
     setpoints_kw: dict[str, float]
     limiter: dict[str, Limiter]
     zone_of_cut: dict[str, str] = field(default_factory=dict)
-    overloads: list[ZoneOverload] = field(default_factory=list)
+    shortfalls: list[ZoneShortfall] = field(default_factory=list)
     ignored_ids: list[str] = field(default_factory=list)
+    rules: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def overloads(self) -> list[ZoneShortfall]:
+        """The former name of `shortfalls` (nothing overloads any more)."""
+        return self.shortfalls
 
 
 def zone_headroom_kw(rating_kw: float, meter_kw: float | None, ev_kw: float) -> float:
@@ -164,6 +198,8 @@ def apply_limits(
     *,
     stale_chargers: Collection[str] = (),
     stale_zones: Collection[str] = (),
+    connected: Collection[str] | None = None,
+    cut_rank: Mapping[str, int] | None = None,
 ) -> Dispatch:
     """Clamp requested charger powers to every charger and zone limit.
 
@@ -180,11 +216,18 @@ def apply_limits(
         ids of chargers whose telemetry is stale.
     stale_zones
         ids of zones whose meter is stale (assumed at their limit).
+    connected
+        ids of chargers with a car plugged in: only they get their guaranteed
+        minimum. None: every charger counts as connected (a caller that cannot tell).
+    cut_rank
+        charger id → its rank in a zone cut (default 0): lower ranks are cut to
+        their floors before a higher rank is touched (a short stay ranks high).
 
     Returns
     -------
     Dispatch
-        The setpoints, what limited each, and any zone overloaded by floors alone.
+        The setpoints, what limited each, the zones whose floors exceeded them, the rules
+        that bit.
 
     Raises
     ------
@@ -205,6 +248,8 @@ def apply_limits(
             raise LimitsError(f"charger {c.id!r}: unknown zone {c.zone!r}")
         by_id[c.id] = c
     stale = set(stale_chargers)
+    plugged = None if connected is None else set(connected)
+    ranks = cut_rank or {}
 
     setpoint: dict[str, float] = {}
     floor: dict[str, float] = {}
@@ -213,10 +258,13 @@ def apply_limits(
         top = c.max_kw
         guaranteed = min(c.guaranteed_kw, top)
         if c.id in stale:
+            # Unknown whether a car is there: its fallback power, or the minimum, whichever is more.
             fixed = min(max(c.safe_power_kw, guaranteed), top)
             setpoint[c.id] = floor[c.id] = fixed
             limiter[c.id] = Limiter.STALE
             continue
+        if plugged is not None and c.id not in plugged:
+            guaranteed = 0.0
         value, why = _sanitise(requested_kw.get(c.id, 0.0), top)
         if value < guaranteed:
             value, why = guaranteed, Limiter.GUARANTEED
@@ -231,7 +279,8 @@ def apply_limits(
             members[zone_id].append(c.id)
 
     zone_of_cut: dict[str, str] = {}
-    overloads: list[ZoneOverload] = []
+    shortfalls: list[ZoneShortfall] = []
+    rules: dict[str, int] = {}
     for zone_id in order:
         ids = members[zone_id]
         limit = 0.0 if zone_id in stale_zones else _nonneg(zone_map[zone_id].headroom_kw)
@@ -239,19 +288,87 @@ def apply_limits(
             continue
         floors = math.fsum(floor[i] for i in ids)
         flexible = [i for i in ids if setpoint[i] > floor[i]]
-        if floors >= limit:
-            if floors > limit:
-                overloads.append(ZoneOverload(zone_id, limit, floors))
+        if zone_id in stale_zones:
+            # Its load unknown: nothing beyond the floors, which stay — a meter gone silent
+            # is no measured shortage, and no reason to cut a legal minimum.
+            cut = flexible
             for i in flexible:
                 setpoint[i] = floor[i]
+        elif floors >= limit:
+            cut = flexible
+            for i in flexible:
+                setpoint[i] = floor[i]
+            if floors > limit:
+                shortfalls.append(ZoneShortfall(zone_id, limit, floors))
+                rules[RULE_MINIMA_SCALED] = rules.get(RULE_MINIMA_SCALED, 0) + 1
+                cut = flexible + _scale_floors(setpoint, floor, ids, stale, limit)
         else:
-            _scale_to_fit(setpoint, floor, ids, flexible, limit)
-        for i in flexible:
+            cut = _cut_by_rank(setpoint, floor, ids, flexible, ranks, limit)
+        if cut:
+            rules[RULE_ZONE_CUT] = rules.get(RULE_ZONE_CUT, 0) + 1
+        for i in cut:
             limiter[i] = Limiter.ZONE
             zone_of_cut[i] = zone_id
 
     ignored = sorted(k for k in requested_kw if k not in by_id)
-    return Dispatch(setpoint, limiter, zone_of_cut, overloads, ignored)
+    return Dispatch(setpoint, limiter, zone_of_cut, shortfalls, ignored, rules)
+
+
+def _cut_by_rank(
+    setpoint: dict[str, float],
+    floor: Mapping[str, float],
+    ids: list[str],
+    flexible: list[str],
+    ranks: Mapping[str, int],
+    limit: float,
+) -> list[str]:
+    """Cut ``flexible`` into ``limit``, lowest rank first; return the ids that were cut.
+
+    The floors fit (``sum(floor) < limit``), so some rank's cut always suffices.
+    """
+    cut: list[str] = []
+    for rank in sorted({ranks.get(i, 0) for i in flexible}):
+        total = math.fsum(setpoint[i] for i in ids)
+        if total <= limit:
+            break
+        group = [i for i in flexible if ranks.get(i, 0) == rank]
+        cut += group
+        if total - math.fsum(setpoint[i] - floor[i] for i in group) >= limit:
+            for i in group:  # this whole rank to its floors is not enough: the next one too
+                setpoint[i] = floor[i]
+        else:
+            _scale_to_fit(setpoint, floor, ids, group, limit)
+    return cut
+
+
+def _scale_floors(
+    setpoint: dict[str, float],
+    floor: dict[str, float],
+    ids: list[str],
+    stale: Collection[str],
+    limit: float,
+) -> list[str]:
+    """The zone limit wins over floors: scale minima (then stale powers) into ``limit``.
+
+    Every setpoint in ``ids`` is at its floor. The guaranteed minima of fresh chargers are
+    scaled by a common factor; a stale charger's safe power (what it falls back to anyway) is
+    touched only when it alone exceeds the limit. The scaled values become the floors, so a
+    zone above cannot raise them. Returns the ids changed.
+    """
+    minima = [i for i in ids if i not in stale and setpoint[i] > 0]
+    fixed = [i for i in ids if i in stale and setpoint[i] > 0]
+    zero = {i: 0.0 for i in ids}
+    if math.fsum(setpoint[i] for i in fixed) <= limit:
+        _scale_to_fit(setpoint, zero, ids, minima, limit)
+        changed = minima
+    else:
+        for i in minima:
+            setpoint[i] = 0.0
+        _scale_to_fit(setpoint, zero, ids, fixed, limit)
+        changed = minima + fixed
+    for i in changed:
+        floor[i] = setpoint[i]
+    return changed
 
 
 def fair_share_kw(
@@ -266,12 +383,17 @@ def fair_share_kw(
 
     Every connected charger asks for its rating and the safety layer scales the requests into
     the zones, so each gets the same fraction of its rating within a zone that is short.
-    Chargers with no vehicle get only their floor.
+    Chargers with no vehicle get nothing (stale ones their safe power).
     """
     charger_list = list(chargers)
     wanted = {c.id: c.max_kw for c in charger_list if c.id in connected}
     return apply_limits(
-        wanted, charger_list, zones, stale_chargers=stale_chargers, stale_zones=stale_zones
+        wanted,
+        charger_list,
+        zones,
+        stale_chargers=stale_chargers,
+        stale_zones=stale_zones,
+        connected=connected,
     )
 
 
@@ -283,6 +405,8 @@ def _scale_to_fit(
     limit: float,
 ) -> None:
     """Scale the flexible parts of ``flexible`` so the zone's setpoints sum to at most ``limit``."""
+    if not flexible:
+        return
     flex = set(flexible)
     fixed = math.fsum(setpoint[i] for i in ids if i not in flex)
     excess = {i: setpoint[i] - floor[i] for i in flexible}
@@ -299,7 +423,7 @@ def _scale_to_fit(
         i = max(flexible, key=lambda j: setpoint[j] - floor[j])
         cut = max(2.0 * over, 4.0 * math.ulp(setpoint[i]))
         setpoint[i] = max(floor[i], setpoint[i] - cut)
-    for i in flexible:  # not reached in practice; floors always fit here (floors < limit)
+    for i in flexible:  # not reached in practice; floors always fit here (floors <= limit)
         setpoint[i] = floor[i]
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 
 from adapters.contract.reading import Reading
@@ -31,6 +32,7 @@ from gridcoord.outcomes import ActivePlan, DispatchOutcome, PlanOutcome
 from gridcoord.planning.dispatch_policy import DispatchPolicy
 from gridcoord.planning.planner import Planner, Solver, default_solver
 from gridcoord.planning.state import CityState, StateImage
+from gridcoord.storage.points import Point
 from gridcoord.timegrid import as_utc
 
 __all__ = [
@@ -64,14 +66,23 @@ class Coordinator:
         self._lock = threading.Lock()
         self._plans: list[ActivePlan] = []
         self._plan_lock = threading.Lock()
+        # Called with (event, subject) on a plug-in, plug-out (charger id) or a new external
+        # forecast (its kind), on the thread that observed it; it must be quick.
+        self.on_event: Callable[[str, str], None] | None = None
 
     def observe(self, reading: Reading) -> None:
-        """Take one accepted reading (thread-safe)."""
-        self.state.observe(reading)
+        """Take one accepted reading (thread-safe); a plug-in or plug-out is an event."""
+        for event in self.state.observe(reading):
+            listener = self.on_event
+            if listener is not None:
+                listener(event.kind.value, event.session.charger_id)
 
     def observe_forecast(self, forecast: ExternalForecast) -> None:
-        """Take an external forecast; the newest per kind wins."""
+        """Take an external forecast; the newest per kind wins. A forecast update is an event."""
         self.state.observe_forecast(forecast)
+        listener = self.on_event
+        if listener is not None:
+            listener("forecast", forecast.kind.value)
 
     def image(self, now: datetime) -> StateImage:
         """The city's state frozen at ``now`` (read-only: changes nothing; for an API, a test)."""
@@ -87,18 +98,25 @@ class Coordinator:
         with self._lock:
             return tuple(self._plans)
 
-    def plan(self, now: datetime) -> PlanOutcome:
+    def plan(self, now: datetime, *, event: bool = False) -> PlanOutcome:
         """One planning run at ``now``; never raises for runtime problems.
 
         See `Planner.plan`. The outcome becomes the plan dispatched once its first slot
-        begins. Runs are serialised.
+        begins. Runs are serialised. An ``event`` re-plan (out of turn, after a plug-in, a
+        plug-out or a forecast) replaces the plan for its slots only when it succeeded: a
+        failed one (too little time left before the slot, say) keeps the plan there is.
         """
         with self._plan_lock:
             started = time.monotonic()
             image = self.state.freeze(as_utc(now), close_silent=True, histories=True)
             outcome, active = self._planner.plan(image, started=started)
-            self._keep(active)
+            if not (event and outcome.status == "fallback"):
+                self._keep(active)
             return outcome
+
+    def take_stay_points(self) -> list[Point]:
+        """Completed stays since the last call, to store (read back by the warm start)."""
+        return self.state.take_stay_points()
 
     def dispatch(self, now: datetime) -> DispatchOutcome:
         """The setpoints for ``now`` (see `DispatchPolicy.decide`)."""

@@ -17,13 +17,19 @@ Decisions where the issue and DESIGN are silent:
   still charge from the headroom the plan leaves: the default is a guess, not their need.
 - *Renewable surplus*: in a slot the plan expects surplus, connected cars may take what the
   plan leaves of it — the LP is indifferent between slots without import.
+- *Who gives way in a full zone* (`cut_ranks`): the cars with the most slack. A session's
+  slack is the energy it could still draw at its power before its departure over the energy
+  it needs; below `TIGHT_SLACK` it ranks 2 (cut last), below `SOME_SLACK` 1, else 0. A car
+  whose need is met ranks 0.
+- *Minima*: only chargers with a car plugged in (an open session) get their §14a minimum.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from gridcoord.config import Config
 from gridcoord.dispatch import (
@@ -43,9 +49,40 @@ from gridcoord.dispatch import (
 from gridcoord.outcomes import ActivePlan, DispatchOutcome
 from gridcoord.planning.state import StateImage
 from gridcoord.planning.timing import schedule_id
-from gridcoord.sessions import Source
+from gridcoord.sessions import ChargingSession, Source
 from gridcoord.timegrid import floor_slot, slot_index
 from gridcoord.zones import ancestors, parents_of
+
+# Slack bounds of the cut ranks [-]: a public stay at 1.1x its charging time is tight.
+TIGHT_SLACK = 1.5
+SOME_SLACK = 3.0
+
+
+def cut_ranks(
+    sessions: Sequence[ChargingSession],
+    power_kw: Mapping[str, float],
+    now: datetime,
+) -> dict[str, int]:
+    """Charger id → its rank in a zone cut (higher: cut later), from its session's slack.
+
+    Parameters
+    ----------
+    sessions
+        open sessions.
+    power_kw
+        charger id → the most the car there can draw (charger or learnt car limit) [kW].
+    now
+        the dispatch instant [UTC].
+    """
+    ranks: dict[str, int] = {}
+    for s in sessions:
+        need = s.remaining_kwh
+        if not need > 0:
+            continue
+        hours = max(0.0, (s.departure - now).total_seconds() / 3600.0)
+        slack = power_kw.get(s.charger_id, 0.0) * hours / need
+        ranks[s.charger_id] = 2 if slack < TIGHT_SLACK else 1 if slack < SOME_SLACK else 0
+    return ranks
 
 
 class DispatchPolicy:
@@ -88,7 +125,17 @@ class DispatchPolicy:
         connected = {s.charger_id for s in open_sessions}
         learnt = image.vehicle_max_kw
         vehicle = {s.charger_id: learnt[s.id] for s in open_sessions if s.id in learnt}
-        stale = {"stale_chargers": state.stale_chargers, "stale_zones": state.stale_zones}
+        power = {
+            c.id: min(c.max_kw, vehicle.get(c.id, math.inf))
+            for c in self._limits
+            if c.id in connected
+        }
+        stale: dict[str, Any] = {
+            "stale_chargers": state.stale_chargers,
+            "stale_zones": state.stale_zones,
+            "connected": connected,
+            "cut_rank": cut_ranks(open_sessions, power, now),
+        }
         plan = self._plan_for(plans, image)
         result: Dispatch | None = None
         if plan is not None:
@@ -119,12 +166,7 @@ class DispatchPolicy:
         if result is None:
             plan = None
             # Fair share (DESIGN 4): every connected car asks for what it can draw.
-            asked = {
-                c.id: min(c.max_kw, vehicle.get(c.id, math.inf))
-                for c in self._limits
-                if c.id in connected
-            }
-            result = apply_limits(asked, self._limits, state.limits, **stale)
+            result = apply_limits(power, self._limits, state.limits, **stale)
         sid = (
             plan.schedule_id
             if plan is not None
@@ -149,9 +191,11 @@ class DispatchPolicy:
             setpoints_kw=setpoints,
             payloads=payloads,
             order=sending_order(dict(image.previous_setpoints_kw), setpoints),
-            overloads=list(result.overloads),
+            shortfalls=list(result.shortfalls),
             limited=limited,
             fallback=plan is None,
+            zone_rules=dict(result.rules),
+            connected=frozenset(connected),
         )
 
     def _plan_for(self, plans: Sequence[ActivePlan], image: StateImage) -> ActivePlan | None:
@@ -176,7 +220,7 @@ class DispatchPolicy:
         surplus_kw: float,
         vehicle: Mapping[str, float],
         zones: list[ZoneLimit],
-        stale: Mapping[str, set[str]],
+        stale: Mapping[str, Any],
     ) -> Dispatch:
         """The plan's slot, then top-ups from the headroom it leaves, then every limit again.
 

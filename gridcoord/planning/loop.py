@@ -11,23 +11,41 @@ APScheduler (3.x, asyncio flavour, on the service's event loop) runs two jobs:
   source (`gridcoord.sinks`: MQTT retained QoS 1, Modbus written and read back), decreases
   first; each `Delivery` is counted, failures and mismatches logged when they start and end.
 
+Events (the coordinator's `on_event`, from any thread):
+
+- a **plug-in** dispatches at once (a one-off job), so the car gets its §14a minimum and its
+  share within seconds instead of waiting for the next minute's refresh at 0 kW;
+- a plug-in, a **plug-out** or a new **external forecast** asks for a re-plan
+  (`planning.replan_on_events`), coalesced and debounced: at most one planning run per
+  `planning.replan_min_interval_s` (any run counts, the quarter-hour ones too). An event
+  re-plan goes the same way as a scheduled one (the same solver within the time left before
+  the slot, the same safety layer); one that falls back keeps the plan there was.
+
+A driver without the scheduler (the demo) gets the same: `dispatch_once` first runs an event
+re-plan that is due.
+
 Plans and setpoints go to the store through the ingest pipeline; a failed or fallback plan is
-logged as an error and published on `<prefix>/plan/latest` (retained) for operators.
+logged as an error and published on `<prefix>/plan/latest` (retained) for operators. A zone
+whose floors exceed its limit (the zone limit wins, `gridcoord.dispatch.limits`) is an alarm
+for grid planning: logged when it starts and when it ends, counted per episode
+(`shortfall_episodes`); `zone_rules` counts, per rule, the zone-dispatches where it bit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from adapters.contract.reading import AssetKind
@@ -112,6 +130,16 @@ class PlanningLoop:
         self._trouble: dict[str, str] = {}  # charger → state of its ongoing delivery problem
         self._unreachable: set[str] = set()
         self._sent_kw: dict[str, float] = {}  # last setpoint handed to a sink [kW]
+        # Zone-limit rule bits (zone-dispatches per rule) and shortfall episodes per zone.
+        self.zone_rules: Counter[str] = Counter()
+        self.shortfall_episodes: Counter[str] = Counter()
+        # Events: a re-plan is pending; when the last run began; what events caused.
+        self._replan_pending = False
+        self._last_plan_at: datetime | None = None
+        self._event_loop: asyncio.AbstractEventLoop | None = None
+        self.events: Counter[str] = Counter()
+        self.event_replans = 0
+        coordinator.on_event = self.on_event
         # APScheduler logs every job run at INFO; our own lines say what matters.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
@@ -120,8 +148,10 @@ class PlanningLoop:
         planning = self._config.planning
         minutes = planning.interval_min
         # A divisor of 60 keeps runs on the same wall-clock minutes every hour.
-        minute_spec = f"*/{minutes}" if 60 % minutes == 0 else "0"
+        # (An hourly interval is minute 0: cron refuses a step of 60.)
+        minute_spec = f"*/{minutes}" if 60 % minutes == 0 and minutes < 60 else "0"
         now = self._clock()
+        self._event_loop = asyncio.get_running_loop()
         self._scheduler.add_job(
             self._plan_job,
             CronTrigger(minute=minute_spec, second=0, timezone=UTC),
@@ -160,6 +190,55 @@ class PlanningLoop:
         """Dispatch out of turn (a limit changed); thread-safe."""
         self._scheduler.modify_job("dispatch", next_run_time=self._clock())
 
+    def on_event(self, kind: str, subject: str) -> None:
+        """A plug-in, plug-out (``subject``: the charger) or forecast (its kind); any thread.
+
+        A plug-in dispatches at once; every event asks for a re-plan (debounced).
+        """
+        self.events[kind] += 1
+        if self._config.planning.replan_on_events:
+            self._replan_pending = True
+        loop = self._event_loop
+        if loop is not None and self.running:
+            # RuntimeError: the loop closed under us (shutdown): nothing to schedule.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._schedule_event_jobs, kind == "plugged_in")
+
+    def _schedule_event_jobs(self, plugged_in: bool) -> None:
+        """On the loop: a one-off dispatch now (plug-in), a re-plan when the debounce allows."""
+        if not self._scheduler.running:
+            return
+        now = self._clock()
+        if plugged_in:
+            self._scheduler.add_job(
+                self._dispatch_job,
+                DateTrigger(run_date=now, timezone=UTC),
+                id="dispatch-event",
+                replace_existing=True,
+                misfire_grace_time=60,
+            )
+        if self._replan_pending and self._scheduler.get_job("replan") is None:
+            self._scheduler.add_job(
+                self._replan_job,
+                DateTrigger(run_date=self._replan_at(now), timezone=UTC),
+                id="replan",
+                misfire_grace_time=300,
+            )
+
+    def _replan_at(self, now: datetime) -> datetime:
+        """When the pending event re-plan may run: the debounce after the last run."""
+        last = self._last_plan_at
+        if last is None:
+            return now
+        return max(now, last + timedelta(seconds=self._config.planning.replan_min_interval_s))
+
+    async def _replan_job(self) -> None:
+        if self._replan_pending:
+            try:
+                await self._plan(event=True)
+            except asyncio.CancelledError:
+                log.warning("event re-plan cancelled by shutdown")
+
     async def stop(self, timeout: float = 30.0) -> None:
         """Stop scheduling and let a planning run under way finish (its plan gets stored)."""
         if not self._scheduler.running:
@@ -181,9 +260,16 @@ class PlanningLoop:
 
     async def plan_once(self) -> None:
         """One planning run at the clock's now, then a dispatch of its first slot."""
+        await self._plan(event=False)
+
+    async def _plan(self, *, event: bool) -> None:
         async with self._plan_lock:
             now = self._clock()
-            outcome = await asyncio.to_thread(self._coordinator.plan, now)
+            self._last_plan_at = now
+            self._replan_pending = False
+            if event:
+                self.event_replans += 1
+            outcome = await asyncio.to_thread(self._coordinator.plan, now, event=event)
             self.last_plan = outcome
             self._store(plan_points(outcome))
             summary = {
@@ -214,29 +300,42 @@ class PlanningLoop:
         await self.dispatch_once()
 
     async def dispatch_once(self) -> None:
-        """Send every charger its setpoint for the clock's now, and store them."""
+        """Send every charger its setpoint for the clock's now, and store them.
+
+        Without the scheduler (a driver calls this every minute), an event re-plan that is
+        due runs first, and dispatches.
+        """
+        now = self._clock()
+        if not self.running and self._replan_pending and self._replan_at(now) <= now:
+            await self._plan(event=True)
+            return
         async with self._dispatch_lock:
-            await self._dispatch(self._clock())
+            await self._dispatch(now)
 
     async def _dispatch(self, now: datetime) -> None:
         outcome = self._coordinator.dispatch(now)
         if self._adjust is not None:
             outcome = self._adjust(outcome)
         self.last_dispatch = outcome
-        overloaded = {o.zone: o for o in outcome.overloads}
-        if set(overloaded) != self._overloaded:
-            # Reported when it changes, not every minute: the state is what matters.
-            for zone in sorted(set(overloaded) - self._overloaded):
-                o = overloaded[zone]
+        self.zone_rules.update(outcome.zone_rules)
+        short = {o.zone: o for o in outcome.shortfalls}
+        if set(short) != self._overloaded:
+            # An alarm for grid planning, reported when it starts and ends, not every minute.
+            for zone in sorted(set(short) - self._overloaded):
+                o = short[zone]
+                self.shortfall_episodes[zone] += 1
                 log.error(
-                    "zone %s: guaranteed minima and stale chargers need %.1f kW, limit %.1f kW",
+                    "zone %s: guaranteed minima and stale chargers need %.1f kW, limit %.1f kW; "
+                    "the zone limit wins, minima scaled down (%.1f kW short): grid planning "
+                    "alarm",
                     zone,
                     o.floors_kw,
                     o.limit_kw,
+                    o.shortfall_kw,
                 )
-            for zone in sorted(self._overloaded - set(overloaded)):
-                log.info("zone %s: back within its limit", zone)
-            self._overloaded = set(overloaded)
+            for zone in sorted(self._overloaded - set(short)):
+                log.info("zone %s: guaranteed minima fit again", zone)
+            self._overloaded = set(short)
         decreases: list[tuple[SetpointSink, Setpoint]] = []
         others: list[tuple[SetpointSink, Setpoint]] = []
         for charger_id in outcome.order:
@@ -263,6 +362,9 @@ class PlanningLoop:
             for delivery in deliveries:
                 self._account(delivery)
         self._store(setpoint_points(outcome))
+        stays = self._coordinator.take_stay_points()
+        if stays:
+            self._store(stays)
 
     async def _deliver(self, sink: SetpointSink, setpoint: Setpoint) -> Delivery:
         try:

@@ -9,8 +9,9 @@ Decisions where the issue and DESIGN are silent (see also `gridcoord.planning.co
 
 - *Hedging guesses*: a default departure is planned a quarter of the stay early, and import
   weights rise 10 % over the horizon so that of two equal plans the earlier-charging wins.
-- *Floors*: zones are planned net of the guaranteed minima of chargers without a session and
-  the safe power of stale chargers, which the safety layer holds whatever the plan says.
+- *Floors*: zones are planned net of the safe power of stale chargers, which the safety layer
+  holds whatever the plan says. A charger without a car holds no minimum (only connected
+  chargers do), so nothing is reserved for it: a car that plugs in triggers a dispatch.
 - *Forecast error*: each run reports the MAE per kind of the previous run's forecast over the
   slots measured since.
 """
@@ -127,7 +128,7 @@ class Planner:
             snapshot = replace(
                 snapshot,
                 vehicle_max_kw=dict(image.vehicle_max_kw),
-                zones=self._reserve_floors(snapshot.zones, image.sessions, image.latest, now),
+                zones=self._reserve_floors(snapshot.zones, image.latest, now),
                 import_weight=_early_preference(self.slots),
             )
             built = build_problem(snapshot)
@@ -192,28 +193,23 @@ class Planner:
     def _reserve_floors(
         self,
         zones: Sequence[PlanZone],
-        sessions: Sequence[ChargingSession],
         latest: Mapping[str, Reading],
         now: datetime,
     ) -> tuple[PlanZone, ...]:
         """Zones with the power dispatch will hold for chargers the plan does not steer.
 
-        The safety layer gives every charger its guaranteed minimum, plugged in or not, and a
-        stale charger its safe power; a plan that handed that headroom to the cars would be
-        cut back at every dispatch. So each zone's capacity is planned net of the floors of
-        its chargers without a session and of its stale chargers' safe power.
+        The safety layer holds a stale charger at its safe power (or its minimum, if more);
+        a plan that handed that headroom to the cars would be cut back at every dispatch. So
+        each zone's capacity is planned net of its stale chargers' floors. Chargers without
+        a session hold nothing (minima are for connected chargers only).
         """
-        with_session = {s.charger_id for s in sessions}
         stale = stale_chargers(self.config, {a: r.ts for a, r in latest.items()}, now)
         parents = parents_of(zones)
         reserved: dict[str, float] = {z.id: 0.0 for z in zones}
         for c in self._limits:
-            if c.id in stale:
-                floor = min(max(c.safe_power_kw, c.guaranteed_kw), c.max_kw)
-            elif c.id not in with_session:
-                floor = min(c.guaranteed_kw, c.max_kw)
-            else:
+            if c.id not in stale:
                 continue
+            floor = min(max(c.safe_power_kw, c.guaranteed_kw), c.max_kw)
             for zone_id in ancestors(c.zone, parents):
                 reserved[zone_id] += floor
         out = []

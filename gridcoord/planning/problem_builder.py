@@ -7,9 +7,12 @@ here and nowhere else, so the optimizer never sees a clock (or a DST change).
 Decisions (see docs/coordination.md):
 
 - every open session is plugged in now: arrival slot 0;
-- the slot containing the departure is not planned (the car may be gone before it ends); a
-  departure in the past or within the first slot still gets slot 0, since the car is still
-  plugged in as far as we know; a departure beyond the horizon is clipped to its end;
+- the slot containing the departure is planned (a short stay's partial quarter hour is a
+  large share of it; dispatch holds the car's power only while it is there, and the import
+  weights rising over the horizon make the last slot the dearest, so it is used only when the
+  need cannot be met before); a departure in the past or within the first slot still gets
+  slot 0, since the car is still plugged in as far as we know; a departure beyond the horizon
+  is clipped to its end;
 - the energy asked for is the session's remaining need; sessions with none left are omitted;
 - a zone's headroom for future slots follows the forecast of non-EV load: its non-EV load now
   scaled by forecast / current city load (`zone_headroom_series`).
@@ -20,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import optimizer
@@ -127,7 +130,7 @@ def build_problem(snapshot: Snapshot) -> BuiltProblem:
             skipped[s.id] = "no energy needed"
             continue
         departure = min(
-            count, max(1, slot_index(snapshot.start, s.departure, snapshot.slot_minutes))
+            count, max(1, _slots_until(snapshot.start, s.departure, snapshot.slot_minutes))
         )
         item: dict[str, Any] = {
             "id": s.id,
@@ -203,6 +206,13 @@ def zone_headroom_series(
         projected = now * max(0.5, ratio) if math.isfinite(ratio) else now
         out.append(min(rating, max(0.0, rating - projected)))
     return out
+
+
+def _slots_until(start: datetime, departure: datetime, slot_minutes: int) -> int:
+    """Slots from ``start`` up to and including the one ``departure`` falls in (exclusive end)."""
+    index = slot_index(start, departure, slot_minutes)
+    begins = start + timedelta(minutes=slot_minutes * index)
+    return index + 1 if departure > begins else index
 
 
 def _series(name: str, value: Series, count: int, *, positive: bool = False) -> float | list[float]:

@@ -21,11 +21,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
-from adapters.contract.reading import AssetKind, Reading
+from adapters.contract.reading import AssetKind, ChargerType, Reading
 from gridcoord.config import Config
 from gridcoord.forecast import ExternalForecast, ForecastKind
 from gridcoord.planning.history import BucketSeries, RunningTotal
-from gridcoord.sessions import ChargingSession, SessionTracker
+from gridcoord.planning.stays import StayLearner, stay_point
+from gridcoord.sessions import ChargingSession, EventKind, SessionEvent, SessionTracker
+from gridcoord.storage.points import Point
 from gridcoord.timegrid import as_utc
 
 # PV and wind are kept per minute for a day (the wind mean's window), load per slot for the
@@ -122,6 +124,8 @@ class CityState:
         self._tracker = SessionTracker(
             {a.id: a.charger.type for a in chargers if a.charger is not None}, planning.sessions
         )
+        # Readings of other assets (another instance's substation) are not this state's.
+        self._known = frozenset(a.id for a in config.assets)
         meters = CityMeters.of(config)
         self._consumer_meters = meters.consumers
         self._root_meters = meters.roots
@@ -137,29 +141,64 @@ class CityState:
         # Session id → most power seen; sessions seen drawing well below their setpoint.
         self._vehicle_kw: dict[str, float] = {}
         self._vehicle_limited: set[str] = set()
+        self._stays = StayLearner(planning.learned_departure_sessions)
+        self._stay_points: list[Point] = []
 
     # --- observing -----------------------------------------------------------------------
 
-    def observe(self, reading: Reading) -> None:
-        """Take one accepted reading (thread-safe, O(1) apart from session bookkeeping)."""
+    def observe(self, reading: Reading) -> list[SessionEvent]:
+        """Take one accepted reading (thread-safe, O(1) apart from session bookkeeping).
+
+        Returns the plug-ins and plug-outs it caused (the loop re-dispatches and re-plans on
+        them); a completed session's stay is learnt for its charger type.
+        """
         power = reading.fields.get("power_w")
         kw = (
             float(power) / 1000.0
             if isinstance(power, int | float) and not isinstance(power, bool)
             else None
         )
+        events: list[SessionEvent] = []
+        if reading.asset_id not in self._known:
+            return events
         with self._lock:
             previous = self._latest.get(reading.asset_id)
             if previous is not None and reading.ts < previous.ts:
-                return  # a device replaying its buffer: the newer reading stays the latest
+                return events  # a device replaying its buffer: the newer reading stays the latest
             self._latest[reading.asset_id] = reading
             if reading.kind is AssetKind.CHARGER:
-                self._tracker.update(reading)
+                events = self._tracker.update(reading)
+                for event in events:
+                    if event.kind is EventKind.UNPLUGGED:
+                        self._learn_stay(event.session)
                 if kw is not None and math.isfinite(kw):
                     self._learn_vehicle(reading.asset_id, kw)
-            if kw is None or not math.isfinite(kw):
-                return
-            self._record(reading, kw)
+            if kw is not None and math.isfinite(kw):
+                self._record(reading, kw)
+        return events
+
+    def warm_stays(self, charger_type: ChargerType, stays_h: Iterable[float]) -> int:
+        """Add stored stays of one charger type [h] (start, before live readings)."""
+        with self._lock:
+            count = self._stays.extend(charger_type, stays_h)
+            self._tracker.set_learned_stay(charger_type, self._stays.median_h(charger_type))
+            return count
+
+    def learned_stays_h(self) -> dict[str, float]:
+        """Charger type → the median stay in use as its default departure [h]."""
+        with self._lock:
+            out = {}
+            for t in ChargerType:
+                median = self._stays.median_h(t)
+                if median is not None:
+                    out[t.value] = median
+            return out
+
+    def take_stay_points(self) -> list[Point]:
+        """The completed stays since the last call, as points to store."""
+        with self._lock:
+            points, self._stay_points = self._stay_points, []
+            return points
 
     def observe_forecast(self, forecast: ExternalForecast) -> None:
         """Take an external forecast (e.g. from ``<prefix>/forecast/<kind>``); the newest wins."""
@@ -256,6 +295,21 @@ class CityState:
             )
 
     # --- under the lock ------------------------------------------------------------------
+
+    def _learn_stay(self, session: ChargingSession) -> None:
+        """A completed session's stay, for its charger type's default departure."""
+        if session.unplugged_at is None:
+            return
+        stay_h = (session.unplugged_at - session.plugged_in_at).total_seconds() / 3600.0
+        if not stay_h > 0:
+            return
+        kind = self._tracker.charger_type(session.charger_id)
+        self._stays.add(kind, stay_h)
+        self._tracker.set_learned_stay(kind, self._stays.median_h(kind))
+        if len(self._stay_points) < 10_000:  # bounded if nobody collects them
+            self._stay_points.append(
+                stay_point(session.charger_id, kind, session.unplugged_at, stay_h)
+            )
 
     def _learn_vehicle(self, charger_id: str, kw: float) -> None:
         """Learn a car's own power limit: the most it drew while allowed clearly more.

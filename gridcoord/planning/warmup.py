@@ -19,6 +19,9 @@ previous run's forecast, which is not stored (each run reports the error of the 
 the second run has it again); *learnt car limits* belong to sessions, whose ids are made of the
 plug-in time seen live, so they are learnt again within minutes of the first readings.
 
+Completed stays (measurement ``stay``) of the last `STAY_WINDOW` are read back per charger
+type, so the departure defaults learnt from them (`gridcoord.planning.stays`) survive a restart.
+
 A store that cannot be read (down, or VictoriaMetrics, which serves no InfluxQL) costs only
 the warm start: the service starts cold and says so once.
 """
@@ -30,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from adapters.contract.reading import ChargerType
 from gridcoord.config import Config
 from gridcoord.planning.state import (
     GENERATION_WINDOW,
@@ -38,12 +42,14 @@ from gridcoord.planning.state import (
     CityMeters,
     CityState,
 )
+from gridcoord.planning.stays import STAY_MEASUREMENT
 from gridcoord.storage.base import Store, StoreRejected, StoreUnavailable
 from gridcoord.timegrid import as_utc
 
 log = logging.getLogger(__name__)
 
 Series = list[tuple[datetime, float]]
+STAY_WINDOW = timedelta(weeks=4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +106,11 @@ def warm_from_store(state: CityState, store: Store, config: Config, now: datetim
         else:
             load = []
         filled["load"] = state.warm("load", load)
+        for kind in ChargerType:
+            stays = store.series(
+                STAY_MEASUREMENT, "stay_h", {"charger_type": kind.value}, now - STAY_WINDOW, now
+            )
+            filled[f"stays_{kind.value}"] = state.warm_stays(kind, (h for _, h in stays))
     except (StoreUnavailable, StoreRejected) as exc:
         log.warning("no warm start from the store (planning starts without history): %s", exc)
         return WarmStart(filled, str(exc))

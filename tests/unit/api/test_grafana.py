@@ -49,7 +49,7 @@ def written_points() -> list[Point]:
         setpoints_kw={"charger-001": 3.0},
         payloads={},
         order=["charger-001"],
-        overloads=[],
+        shortfalls=[],
         limited={"charger-001": "plan"},
     )
     return [reading_to_point(r) for r in readings] + plan_points(plan) + setpoint_points(dispatch)

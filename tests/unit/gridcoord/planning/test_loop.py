@@ -388,3 +388,91 @@ def test_all_decreases_are_delivered_before_any_increase_and_each_group_goes_at_
 
     asyncio.run(dispatch_twice())
     assert events[:2] == [("start", "c-modbus"), ("end", "c-modbus")]
+
+
+# --- events: re-plans on plug-in, plug-out, forecast; debounced ---------------------------
+
+
+def test_events_re_plan_debounced_and_coalesced_without_the_scheduler() -> None:
+    r = rig()
+    loop = r.loop(by_source(r))
+    r.observe(connected=())
+    asyncio.run(loop.plan_once())
+    assert loop.event_replans == 0
+    # A plug-in (and another one) within the debounce: one pending re-plan, not yet due.
+    r.clock.now = T0 + timedelta(seconds=30)
+    r.observe(connected=("c-mqtt",))
+    r.observe(connected=("c-mqtt", "c-own"))
+    assert loop.events["plugged_in"] == 2
+    asyncio.run(loop.dispatch_once())
+    assert loop.event_replans == 0  # 30 s after the last run: the 120 s debounce holds it
+    # Once the debounce is over, the next dispatch runs the coalesced re-plan (one), which
+    # dispatches too.
+    r.clock.now = T0 + timedelta(seconds=125)
+    asyncio.run(loop.dispatch_once())
+    assert loop.event_replans == 1
+    assert loop.last_plan is not None and loop.last_plan.made_at == r.clock.now
+    assert loop.last_dispatch is not None and loop.last_dispatch.at == r.clock.now
+    r.clock.now = T0 + timedelta(seconds=300)
+    asyncio.run(loop.dispatch_once())
+    assert loop.event_replans == 1  # nothing happened since: no re-plan
+    # A plug-out is an event too.
+    r.observe(connected=("c-own",))
+    assert loop.events["unplugged"] == 1
+    asyncio.run(loop.dispatch_once())
+    assert loop.event_replans == 2
+
+
+def test_a_failed_event_re_plan_keeps_the_plan_there_is() -> None:
+    r = rig()
+    loop = r.loop(by_source(r))
+    r.observe(connected=("c-mqtt",))
+    asyncio.run(loop.plan_once())
+    kept = r.coordinator.plans()
+    assert kept and kept[-1].slots > 0
+    # 14:50 into the slot: no time left to solve before the next one begins.
+    r.clock.now = T0.replace(second=0) + timedelta(minutes=14, seconds=50)
+    r.observe(connected=("c-mqtt", "c-own"))
+    asyncio.run(loop.dispatch_once())
+    assert loop.event_replans == 1 and loop.last_plan is not None
+    assert loop.last_plan.status == "fallback"
+    assert r.coordinator.plans() == kept
+
+
+def test_a_shortfall_is_an_alarm_once_per_episode_and_its_rule_is_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = Config(
+        zones=[{"id": "lt-1", "capacity_kw": 6.0, "meter": "meter-1"}],
+        assets=[
+            {"id": "meter-1", "kind": "meter", "zone": "lt-1", "rated_kw": 100.0},
+            *(
+                {
+                    "id": c,
+                    "kind": "charger",
+                    "zone": "lt-1",
+                    "rated_kw": 11.0,
+                    "charger": {"type": "home", "guaranteed_kw": 4.2},
+                }
+                for c in CHARGERS
+            ),
+        ],
+    )
+    r = Rig(config, Coordinator(config), FakeClock(T0))
+    loop = r.loop([FakeSink(frozenset(CHARGERS), r.sent)])
+    with caplog.at_level(logging.ERROR, logger="gridcoord.planning.loop"):
+        for minute in range(3):
+            r.clock.now = T0 + timedelta(minutes=minute)
+            r.observe(connected=("c-mqtt", "c-own"), meter_kw=0.0)
+            asyncio.run(loop.dispatch_once())
+    outcome = loop.last_dispatch
+    assert outcome is not None
+    # 8.4 kW of minima in a 6 kW zone: the zone limit wins, every setpoint within it.
+    assert math.fsum(outcome.setpoints_kw.values()) <= 6.0
+    assert outcome.setpoints_kw["c-modbus"] == 0.0  # no car: no minimum
+    assert [o.zone for o in outcome.shortfalls] == ["lt-1"]
+    assert outcome.zone_rules["minima_scaled"] == 1
+    assert loop.zone_rules["minima_scaled"] == 3
+    assert loop.shortfall_episodes["lt-1"] == 1
+    alarms = [rec for rec in caplog.records if "grid planning" in rec.getMessage()]
+    assert len(alarms) == 1

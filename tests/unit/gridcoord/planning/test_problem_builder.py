@@ -89,12 +89,13 @@ def test_problem_matches_the_contract() -> None:
     assert (p["slot_minutes"], p["slots"], p["start"]) == (15, 100, "2026-10-24T22:00:00Z")
     by_id = {s["id"]: s for s in p["sessions"]}
     assert set(by_id) == {"s-home", "s-late", "s-long"}
-    # 8 h 10 min after the start: the slot containing the departure (32) is not planned.
+    # 8 h 10 min after the start: the slot containing the departure (32) is planned too (its
+    # ten minutes are most of a short stay's last quarter hour); the old builder dropped it.
     assert by_id["s-home"] == {
         "id": "s-home",
         "charger": "c1",
         "arrival_slot": 0,
-        "departure_slot": 32,
+        "departure_slot": 33,
         "energy_kwh": 15.0,
         "max_kw": 7.4,
     }
