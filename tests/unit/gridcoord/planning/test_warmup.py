@@ -112,3 +112,21 @@ def test_an_unreachable_store_costs_only_the_warm_start() -> None:
     feed(coordinator, NOW)
     assert coordinator.plan(NOW).status == "optimal"
     store.close()
+
+
+def test_learnt_stays_are_read_back_after_a_restart(tmp_path: Path) -> None:
+    from adapters.contract.reading import ChargerType
+    from gridcoord.planning.stays import stay_point
+
+    config = city()
+    store = EmbeddedStore(tmp_path / "store.sqlite3")
+    ended = [NOW - timedelta(hours=h) for h in range(1, 31)]
+    # Thirty public stays of 1.4 h, and one from before the four-week window (not read).
+    store.write([stay_point(f"c{i % 6}", ChargerType.PUBLIC, t, 1.4) for i, t in enumerate(ended)])
+    store.write([stay_point("c0", ChargerType.PUBLIC, NOW - timedelta(weeks=5), 9.0)])
+    coordinator = Coordinator(config)
+    assert coordinator.state.learned_stays_h() == {}
+    warm = warm_from_store(coordinator.state, store, config, NOW)
+    store.close()
+    assert warm.failure is None and warm.buckets["stays_public"] == 30
+    assert coordinator.state.learned_stays_h() == {"public": pytest.approx(1.4)}
