@@ -19,7 +19,8 @@ Events (the coordinator's `on_event`, from any thread):
   (`planning.replan_on_events`), coalesced and debounced: at most one planning run per
   `planning.replan_min_interval_s` (any run counts, the quarter-hour ones too). An event
   re-plan goes the same way as a scheduled one (the same solver within the time left before
-  the slot, the same safety layer); one that falls back keeps the plan there was.
+  the slot, the same safety layer); with less than `MIN_EVENT_BUDGET_S` left it waits for the
+  slot boundary, and one that falls back keeps the plan there was.
 
 A driver without the scheduler (the demo) gets the same: `dispatch_once` first runs an event
 re-plan that is due.
@@ -51,6 +52,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from adapters.contract.reading import AssetKind
 from adapters.sink import Delivery, Setpoint, SetpointSink
 from gridcoord.config import Config
+from gridcoord.planning.timing import plan_start, time_budget_s
 from gridcoord.sinks import routes
 from gridcoord.storage.outcomes import plan_points, setpoint_points
 from gridcoord.storage.points import Point
@@ -62,6 +64,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Publish = Callable[[str, bytes, int, bool], None]  # topic, payload, qos, retain
+# An event re-plan with less solver time than this before its slot waits for the boundary [s].
+MIN_EVENT_BUDGET_S = 5.0
 Clock = Callable[[], datetime]
 
 
@@ -232,12 +236,31 @@ class PlanningLoop:
             return now
         return max(now, last + timedelta(seconds=self._config.planning.replan_min_interval_s))
 
+    def _budget_left(self, now: datetime) -> bool:
+        """Whether a run now would still have time to solve before its first slot begins."""
+        planning = self._config.planning
+        start = plan_start(now, planning.slot_minutes)
+        return time_budget_s(now, start, planning.solver_time_limit_s) >= MIN_EVENT_BUDGET_S
+
     async def _replan_job(self) -> None:
-        if self._replan_pending:
-            try:
-                await self._plan(event=True)
-            except asyncio.CancelledError:
-                log.warning("event re-plan cancelled by shutdown")
+        if not self._replan_pending:
+            return
+        now = self._clock()
+        if not self._budget_left(now):
+            # Too close to the slot boundary to solve: right after it, with the whole budget
+            # (a fallback would only be dropped: an event re-plan never replaces a plan so).
+            self._scheduler.add_job(
+                self._replan_job,
+                DateTrigger(run_date=plan_start(now, self._config.planning.slot_minutes)),
+                id="replan",
+                replace_existing=True,
+                misfire_grace_time=300,
+            )
+            return
+        try:
+            await self._plan(event=True)
+        except asyncio.CancelledError:
+            log.warning("event re-plan cancelled by shutdown")
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Stop scheduling and let a planning run under way finish (its plan gets stored)."""
@@ -306,7 +329,8 @@ class PlanningLoop:
         due runs first, and dispatches.
         """
         now = self._clock()
-        if not self.running and self._replan_pending and self._replan_at(now) <= now:
+        due = self._replan_pending and self._replan_at(now) <= now and self._budget_left(now)
+        if not self.running and due:
             await self._plan(event=True)
             return
         async with self._dispatch_lock:

@@ -423,19 +423,43 @@ def test_events_re_plan_debounced_and_coalesced_without_the_scheduler() -> None:
     assert loop.event_replans == 2
 
 
-def test_a_failed_event_re_plan_keeps_the_plan_there_is() -> None:
+def test_an_event_re_plan_waits_for_the_boundary_when_no_time_is_left() -> None:
     r = rig()
     loop = r.loop(by_source(r))
     r.observe(connected=("c-mqtt",))
     asyncio.run(loop.plan_once())
     kept = r.coordinator.plans()
     assert kept and kept[-1].slots > 0
-    # 14:50 into the slot: no time left to solve before the next one begins.
+    # 14:50 into the slot: no time left to solve before the next one begins; the dispatch
+    # goes out and the re-plan waits (a fallback plan would replace nothing anyway).
     r.clock.now = T0.replace(second=0) + timedelta(minutes=14, seconds=50)
     r.observe(connected=("c-mqtt", "c-own"))
     asyncio.run(loop.dispatch_once())
-    assert loop.event_replans == 1 and loop.last_plan is not None
-    assert loop.last_plan.status == "fallback"
+    assert loop.event_replans == 0 and loop.last_dispatch is not None
+    assert loop.last_dispatch.at == r.clock.now
+    assert r.coordinator.plans() == kept
+    r.clock.now = T0.replace(second=0) + timedelta(minutes=15)
+    asyncio.run(loop.dispatch_once())
+    assert loop.event_replans == 1
+    assert loop.last_plan is not None and loop.last_plan.status != "fallback"
+
+
+def test_a_failed_event_re_plan_keeps_the_plan_there_is() -> None:
+    def failing(problem: object, time_limit_s: float) -> object:
+        raise RuntimeError("solver down")
+
+    config = city()
+    r = Rig(config, Coordinator(config), FakeClock(T0))
+    loop = r.loop(by_source(r))
+    r.observe(connected=("c-mqtt",))
+    asyncio.run(loop.plan_once())
+    kept = r.coordinator.plans()
+    r.coordinator._planner._solver = failing  # type: ignore[assignment]
+    r.clock.now = T0 + timedelta(minutes=3)
+    r.observe(connected=("c-mqtt", "c-own"))
+    asyncio.run(loop.dispatch_once())
+    assert loop.event_replans == 1
+    assert loop.last_plan is not None and loop.last_plan.status == "fallback"
     assert r.coordinator.plans() == kept
 
 
