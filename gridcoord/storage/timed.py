@@ -44,8 +44,11 @@ class TimedStore:
             self._observe(time.perf_counter() - began)
 
     def __getattr__(self, name: str) -> Any:
-        # Called only for names this class lacks: the other Store methods, and nothing else
-        # (a typo or a private attribute of the inner store stays an AttributeError).
+        """The inner store's method `name` for every `Store` method but `write`.
+
+        Python calls this only for names the class lacks; anything outside the protocol (a
+        typo, a private attribute of the inner store) stays an AttributeError.
+        """
         if name in STORE_METHODS:
             return getattr(self._inner, name)
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
