@@ -210,7 +210,7 @@ class Publisher:
         self._client.on_connect = lambda *args: connected.set()
         self._client.connect("127.0.0.1", port)
         self._client.loop_start()
-        assert connected.wait(10)
+        assert connected.wait(60)
 
     def publish(self, topic: str, payloads: list[bytes]) -> None:
         infos = [self._client.publish(topic, payload, qos=1) for payload in payloads]
