@@ -113,7 +113,7 @@ def test_a_retained_forecast_reaches_the_next_plan_and_a_bad_one_is_rejected(
         wait_for(lambda: service.session is not None and service.session.connected, "connect")
         publish(broker, "gridcoord/forecast/pv", json.dumps(forecast).encode())
         publish(broker, "gridcoord/forecast/wind", json.dumps(forecast).encode())
-        notice = json.loads(rejected.get(timeout=30))
+        notice = json.loads(rejected.get(timeout=60))
     finally:
         watcher.loop_stop()
         watcher.disconnect()
