@@ -340,6 +340,54 @@ class Api(_Section):
     )
 
 
+class OpenDataLicence(StrEnum):
+    """Licence the open-data export is published under (its DCAT-AP.de metadata names it)."""
+
+    DL_DE_BY_2_0 = "dl-de/by-2-0"
+    CC_BY_4_0 = "cc-by/4.0"
+
+
+class Privacy(_Section):
+    """Data protection by default (docs/data-protection.md): retention and open-data groups."""
+
+    raw_retention_days: int = Field(
+        30,
+        ge=1,
+        le=3650,
+        description="Days raw household-meter and charger series are kept; then only per-zone "
+        "15-minute aggregates remain [d].",
+    )
+    min_group_size: int = Field(
+        10,
+        ge=2,
+        le=10_000,
+        description="Fewest households an open-data row may be computed from; a smaller zone "
+        "is merged into its parent or suppressed.",
+    )
+    retention_interval_min: int = Field(
+        60,
+        ge=1,
+        le=1440,
+        description="How often the service runs the retention job [min] (`gridcoord run`).",
+    )
+    publisher: str = Field(
+        "Stadtwerk",
+        max_length=200,
+        description="Publisher named in the open-data metadata (an organisation, not a person).",
+    )
+    licence: OpenDataLicence = Field(
+        OpenDataLicence.DL_DE_BY_2_0,
+        description="Licence of the open-data export: `dl-de/by-2-0` (Datenlizenz Deutschland "
+        "Namensnennung 2.0) or `cc-by/4.0`.",
+    )
+    spatial_uri: str | None = Field(
+        None,
+        max_length=500,
+        description="dct:spatial of the export, e.g. the municipality's URI in the "
+        "dcat-ap.de Geo vocabulary; the site's coordinates when absent.",
+    )
+
+
 class Config(BaseSettings):
     """A whole deployment."""
 
@@ -364,6 +412,9 @@ class Config(BaseSettings):
     api: Api = Field(default_factory=Api, description="HTTP API.")
     ocpp: OcppServerSettings | None = Field(
         None, description="OCPP central system (needed by assets with an `ocpp:` block)."
+    )
+    privacy: Privacy = Field(
+        default_factory=Privacy, description="Retention of personal data and open-data export."
     )
 
     @classmethod

@@ -23,13 +23,16 @@ from datetime import datetime, timedelta
 
 import urllib3
 
-from gridcoord.storage.base import StoreRejected
+from gridcoord.storage.base import Deletion, StoreRejected
 from gridcoord.storage.influx_http import (
     InfluxHttp,
+    delete_statement,
     error_for,
+    oldest_values,
     quote_identifier,
     select_bucket_totals,
     select_field,
+    select_oldest,
     series_values,
     split_url,
     write_all_or_isolate,
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 
 _UNPARSABLE = re.compile(r"unable to parse '((?:[^'\\]|\\.)*)'")
 _DROPPED = re.compile(r"dropped=(\d+)")
+_DELETES_PER_REQUEST = 100  # statements per /query request: a bounded request body
 
 
 class _PartialWrite(StoreRejected):
@@ -115,6 +119,31 @@ class InfluxV1Store:
         """Per-bucket totals through one InfluxQL query; see `Store.bucket_totals`."""
         query = select_bucket_totals(measurement, field, tags, start, end, width, exclude_assets)
         return series_values(self._http.query(query, self.database), self._http.server)
+
+    def oldest(
+        self,
+        measurement: str,
+        field: str,
+        tags: dict[str, str],
+        end: datetime,
+        group_by: Sequence[str],
+    ) -> list[tuple[dict[str, str], datetime]]:
+        """The first point per series group through InfluxQL; see `Store.oldest`."""
+        query = select_oldest(measurement, field, tags, end, group_by)
+        series = self._http.query(query, self.database)
+        return oldest_values(series, group_by, self._http.server)
+
+    def replace(self, points: Sequence[Point], deletions: Sequence[Deletion]) -> None:
+        """Write the points, then run one InfluxQL ``DELETE`` per deletion.
+
+        1.x has no transactions: the points are stored first, so a failure in between leaves
+        the raw data beside its aggregates (the retention job finishes the deletion next run).
+        """
+        if points:
+            self.write(points)
+        statements = [delete_statement(d) for d in deletions]
+        for first in range(0, len(statements), _DELETES_PER_REQUEST):
+            self._http.execute(statements[first : first + _DELETES_PER_REQUEST], self.database)
 
     def close(self) -> None:
         """Release pooled connections."""

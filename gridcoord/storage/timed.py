@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 
-from gridcoord.storage.base import Store
+from gridcoord.storage.base import Deletion, Store
 from gridcoord.storage.points import Point
 
 
@@ -55,6 +55,23 @@ class TimedStore:
         return self._inner.bucket_totals(
             measurement, field, tags, start, end, width, exclude_assets
         )
+
+    def oldest(
+        self,
+        measurement: str,
+        field: str,
+        tags: dict[str, str],
+        end: datetime,
+        group_by: Sequence[str],
+    ) -> list[tuple[dict[str, str], datetime]]:
+        return self._inner.oldest(measurement, field, tags, end, group_by)
+
+    def replace(self, points: Sequence[Point], deletions: Sequence[Deletion]) -> None:
+        began = time.perf_counter()
+        try:
+            self._inner.replace(points, deletions)
+        finally:
+            self._observe(time.perf_counter() - began)
 
     def close(self) -> None:
         self._inner.close()
