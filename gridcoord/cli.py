@@ -209,6 +209,20 @@ def broker_config(
     )
 
 
+@app.command("privacy-retention")
+def privacy_retention(
+    config: ConfigOption,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would be aggregated and deleted.")
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Aggregate and delete raw household and charger series past privacy.raw_retention_days."""
+    from gridcoord.privacy.retention_command import retention_command
+
+    raise typer.Exit(retention_command(config, dry_run=dry_run, json_output=json_output))
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
