@@ -223,6 +223,21 @@ def privacy_retention(
     raise typer.Exit(retention_command(config, dry_run=dry_run, json_output=json_output))
 
 
+@app.command("export-open-data")
+def export_open_data(
+    config: ConfigOption,
+    first: Annotated[
+        str, typer.Option("--from", help="First local day (site.timezone), e.g. 2026-11-01.")
+    ],
+    last: Annotated[str, typer.Option("--to", help="Last local day, included.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for the CSV and metadata.")],
+) -> None:
+    """Per-zone aggregates as CSV with DCAT-AP.de metadata; small groups merged or suppressed."""
+    from gridcoord.open_data.command import export_command
+
+    raise typer.Exit(export_command(config, first, last, out))
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

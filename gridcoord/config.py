@@ -380,6 +380,13 @@ class Privacy(_Section):
         description="Licence of the open-data export: `dl-de/by-2-0` (Datenlizenz Deutschland "
         "Namensnennung 2.0) or `cc-by/4.0`.",
     )
+    publish_url: str | None = Field(
+        None,
+        max_length=500,
+        pattern=r"^https?://\S+/$",
+        description="Where the export's files will be published (ending in `/`): the base of "
+        "their download URLs; relative to the metadata file when absent.",
+    )
     spatial_uri: str | None = Field(
         None,
         max_length=500,
