@@ -38,7 +38,11 @@ from adapters.mqtt.settings import MqttSource as MqttSource
 from adapters.mqtt.settings import Tls as Tls
 from adapters.ocpp.settings import OcppServerSettings, OcppStation, station_problems
 from gridcoord.config_errors import ConfigError, Problems, quote
-from gridcoord.config_secrets import refuse_file_secrets, resolve_secret_files
+from gridcoord.config_secrets import (
+    private_key_problems,
+    refuse_file_secrets,
+    resolve_secret_files,
+)
 from gridcoord.safe_yaml import YamlProblem, parse, read_text
 from gridcoord.sessions import SessionDefaults
 
@@ -602,6 +606,7 @@ def load_config(path: Path) -> Config:
     if config is None or problems:
         raise problems.error(path, text)
     config = resolve_secret_files(config, problems)
+    private_key_problems(config, problems)
     for i, asset in enumerate(config.assets):
         if asset.modbus is not None:
             for problem in asset.modbus.problems_for(asset.kind.value):
