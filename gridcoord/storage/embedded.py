@@ -13,6 +13,7 @@ store (the pipeline writes from a worker thread, the API reads) behind a lock.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Collection, Sequence
@@ -55,6 +56,14 @@ class EmbeddedStore:
     def __init__(self, path: Path | str) -> None:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                # Owner-only from the start (SQLite gives its -wal and -shm files the same
+                # mode): the file holds household series (docs/data-protection.md).
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            except OSError as exc:
+                raise StoreUnavailable(
+                    f"embedded store {path} cannot be opened: {exc.strerror}"
+                ) from None
         self.path = path
         self._lock = threading.Lock()
         try:
@@ -69,6 +78,9 @@ class EmbeddedStore:
             )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            # Deleted rows are overwritten, not left in free pages: what the retention job
+            # deletes is gone from the file, not just unlinked.
+            self._db.execute("PRAGMA secure_delete=ON")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"embedded store {path} cannot be opened: {exc}") from None

@@ -209,3 +209,36 @@ def test_victoria_metrics_refuses_and_deletes_nothing(
             store.replace((), [Deletion("telemetry", {"asset_id": "meter-h1"}, T0, NOW)])
     finally:
         store.close()
+
+
+def test_the_embedded_store_and_the_spool_are_owner_only(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from gridcoord.storage.spool import Spool
+
+    old = os.umask(0o022)  # the usual umask: files 0644, directories 0755 unless we say so
+    try:
+        store = EmbeddedStore(tmp_path / "var" / "store.sqlite3")
+        store.write(OLD[:10])
+        Spool(tmp_path / "var" / "spool", 1_048_576)
+    finally:
+        os.umask(old)
+    try:
+        for name in ("store.sqlite3", "store.sqlite3-wal"):
+            assert stat.S_IMODE((tmp_path / "var" / name).stat().st_mode) == 0o600, name
+        assert stat.S_IMODE((tmp_path / "var" / "spool").stat().st_mode) == 0o700
+    finally:
+        store.close()
+
+
+def test_deleted_raw_points_are_overwritten_in_the_embedded_file(tmp_path: Path) -> None:
+    marker = "meter-h1-unique-marker-value"
+    path = tmp_path / "store.sqlite3"
+    store = EmbeddedStore(path)
+    tags = {"asset_id": "meter-h1", "kind": "meter", "zone": "feeder-a"}
+    store.write([Point("telemetry", tags, {"note": marker * 20}, datetime_to_ns(T0))])
+    store.replace((), [Deletion("telemetry", {"asset_id": "meter-h1"}, EPOCH, FAR)])
+    store.close()  # checkpoints the WAL into the file
+    data = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert marker.encode() not in data
