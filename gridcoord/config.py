@@ -368,6 +368,11 @@ class Privacy(_Section):
         description="Fewest households an open-data row may be computed from; a smaller zone "
         "is merged into its parent or suppressed.",
     )
+    retention_in_service: bool = Field(
+        True,
+        description="Run the retention job in this `gridcoord run` instance; false on all "
+        "but one of several instances sharing a store.",
+    )
     retention_interval_min: int = Field(
         60,
         ge=1,

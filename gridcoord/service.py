@@ -204,7 +204,7 @@ class Service:
         self._start()
         self._start_watchdog(loop)
         tasks = [asyncio.create_task(self._log_stats())]
-        if self._scheduled:
+        if self._scheduled and self.config.privacy.retention_in_service:
             tasks.append(asyncio.create_task(self._retention_loop()))
         tasks += self._start_modbus()
         try:
