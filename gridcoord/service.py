@@ -373,11 +373,13 @@ class Service:
                 len(self.config.assets),
             )
         coordinator = Coordinator(scope)
-        # Histories from the store before any live reading (a bounded read per history).
+        # Observing from now on: a car that reports while the warm start reads the store must
+        # not be missed (its plug-in is reported once). The histories' buckets take stored and
+        # live values alike (a bounded read per history).
+        self.coordinator = coordinator
         self.warm_start = await asyncio.to_thread(
             warm_from_store, coordinator.state, self.store, scope, self.clock()
         )
-        self.coordinator = coordinator
         self.planning = PlanningLoop(
             scope,
             self.coordinator,
