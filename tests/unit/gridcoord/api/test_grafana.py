@@ -18,7 +18,7 @@ from gridcoord.outcomes import DispatchOutcome, PlanOutcome
 from gridcoord.storage.outcomes import plan_points, setpoint_points
 from gridcoord.storage.points import Point, reading_to_point
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[4]
 GRAFANA = ROOT / "config" / "grafana"
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
