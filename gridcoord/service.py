@@ -217,9 +217,10 @@ class Service:
             await asyncio.to_thread(self._shutdown)
             raise
         await self._start_planning()
-        self.started.set()
         try:
             self._start_api()
+            # After the API: a driver (the demo, a test) may read its address at once.
+            self.started.set()
             await self._stop.wait()
         finally:
             log.info("stopping: draining buffers")
