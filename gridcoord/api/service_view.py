@@ -1,13 +1,13 @@
 """`CityView` over today's service: the one place that knows `Service`'s insides.
 
-The coordinator and planning loop are being reshaped (a frozen state image); until then this
-adapter reads their state under the coordinator's own lock, and `track` polls the planning
-loop's latest outcomes once a second to keep the history the API lists (plans, chart). When
-the refactor lands, only this module needs reconciling.
+It reads the coordinator through its public accessors (a frozen `StateImage`, the kept plans,
+the last forecast), and `track` polls the planning loop's latest outcomes once a second to keep
+the history the API lists (plans, chart).
 
-The frame (assets, zones, totals) is computed at most once per `FRAME_TTL_S`, whatever the
-number of clients: a city of 10,000 chargers costs one pass over the latest readings per
-second, not one per request.
+The frame (the image, assets, zones, totals) is computed at most once per `FRAME_TTL_S`,
+whatever the number of clients: a city of 10,000 chargers costs one freeze and one pass over
+the latest readings per second, not one per request. Sessions and setpoints read the same
+frame's image, so everything one frame shows comes from one instant.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from gridcoord.timegrid import floor_slot, local_date, slot_starts
 
 if TYPE_CHECKING:
     from gridcoord.planning.coordinator import DispatchOutcome, PlanOutcome
+    from gridcoord.planning.state import StateImage
     from gridcoord.service import Service
 
 FRAME_TTL_S = 1.0
@@ -53,6 +54,7 @@ _HISTORY_SLOTS = 200  # a bit more than the chart's 96 slots
 @dataclass(frozen=True)
 class _Frame:
     at: datetime
+    image: StateImage | None  # one freeze per frame: sessions and setpoints read it too
     assets: list[AssetState]
     zones: list[ZoneStatus]
     totals: Totals
@@ -159,10 +161,10 @@ class ServiceView:
             return value
 
     def _build_sessions(self) -> list[SessionState]:
-        coordinator = self._service.coordinator
-        if coordinator is None:
+        image = self._current().image
+        if image is None:
             return []
-        sessions = coordinator.image(self._clock()).sessions
+        sessions = image.sessions
         return [
             SessionState.model_construct(
                 id=s.id,
@@ -191,7 +193,8 @@ class ServiceView:
         outcome = planning.last_dispatch if planning is not None else None
         if outcome is None:
             return []
-        latest = self._latest()
+        image = self._current().image
+        latest = image.latest if image is not None else {}
         modbus = self._service.modbus
         modbus_ids = set(modbus.charger_ids) if modbus is not None else set()
         out = []
@@ -423,12 +426,6 @@ class ServiceView:
 
     # --- the frame ------------------------------------------------------------------------
 
-    def _latest(self) -> dict[str, Reading]:
-        coordinator = self._service.coordinator
-        if coordinator is None:
-            return {}
-        return dict(coordinator.image(self._clock()).latest)
-
     def _current(self) -> _Frame:
         with self._lock:
             if self._frame is not None and time.monotonic() - self._frame_mono < FRAME_TTL_S:
@@ -446,7 +443,9 @@ class ServiceView:
 
     def _build_frame(self) -> _Frame:
         now = self._clock()
-        latest = self._latest()
+        coordinator = self._service.coordinator
+        image = coordinator.image(now) if coordinator is not None else None
+        latest: Mapping[str, Reading] = image.latest if image is not None else {}
         config = self._config
         assets: list[AssetState] = []
         previous = self._asset_states
@@ -528,7 +527,7 @@ class ServiceView:
             online=online,
             stale=len(config.assets) - online,
         )
-        return _Frame(now, assets, zones, totals)
+        return _Frame(now, image, assets, zones, totals)
 
 
 def _prune(values: Mapping[datetime, object], keep: int) -> None:
