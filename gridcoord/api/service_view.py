@@ -27,6 +27,7 @@ from adapters.contract.reading import AssetKind, Reading
 from gridcoord.api.overrides import OverrideBook
 from gridcoord.api.view import (
     AssetState,
+    ChargerState,
     ChartSeries,
     ForecastView,
     Health,
@@ -109,6 +110,7 @@ class ServiceView:
         # and the mean of what was measured while it ran.
         self._forecast: dict[datetime, float] = {}
         self._planned: dict[datetime, float] = {}
+        self._baseline: dict[datetime, float] = {}  # uncontrolled EV power of the same sessions
         self._actual: dict[datetime, list[float]] = {}  # [renewable sum, ev sum, samples]
         # Today's EV energy and its renewable part (for the header) [kWh].
         self._day: object = None
@@ -229,6 +231,34 @@ class ServiceView:
             )
         return out
 
+    def chargers(self) -> list[ChargerState]:
+        return self._cached("chargers", self._build_chargers)
+
+    def _build_chargers(self) -> list[ChargerState]:
+        setpoints = {s.charger_id: s for s in self.setpoints()}
+        sessions = {s.charger_id: s for s in self.sessions()}
+        out = []
+        for a in sorted(self.assets(), key=lambda a: a.id):
+            if a.kind != AssetKind.CHARGER.value:
+                continue
+            sp, session = setpoints.get(a.id), sessions.get(a.id)
+            out.append(
+                ChargerState.model_construct(
+                    id=a.id,
+                    zone=a.zone,
+                    state="stale" if not a.available else "charging" if session else "idle",
+                    power_kw=a.power_kw,
+                    setpoint_kw=sp.max_power_kw if sp is not None else None,
+                    limited_by=sp.limited_by if sp is not None else None,
+                    valid_until=sp.valid_until if sp is not None else None,
+                    alarm=sp.alarm if sp is not None else None,
+                    delivered_kwh=session.delivered_kwh if session is not None else None,
+                    requested_kwh=session.requested_kwh if session is not None else None,
+                    departure=session.departure if session is not None else None,
+                )
+            )
+        return out
+
     def rejections(self) -> dict[str, int]:
         rejections = self._service.rejections
         return rejections.counts() if rejections is not None else {}
@@ -268,12 +298,14 @@ class ServiceView:
             actual = {k: (v[0] / v[2], v[1] / v[2]) for k, v in self._actual.items() if v[2]}
             forecast = dict(self._forecast)
             planned = dict(self._planned)
+            baseline = dict(self._baseline)
         return ChartSeries(
             starts=list(starts),
             renewable_forecast_kw=[forecast.get(s) for s in starts],
             renewable_actual_kw=[actual[s][0] if s in actual else None for s in starts],
             ev_planned_kw=[planned.get(s) for s in starts],
             ev_actual_kw=[actual[s][1] if s in actual else None for s in starts],
+            ev_baseline_kw=[baseline.get(s) for s in starts],
         )
 
     def forecast(self) -> ForecastView | None:
@@ -383,6 +415,14 @@ class ServiceView:
         )
         forecast: dict[datetime, float] = {}
         planned: dict[datetime, float] = {}
+        baseline = {
+            s: float(v)
+            for s, v in zip(
+                slot_starts(plan.slot_start, len(plan.baseline_ev_kw), self._slot),
+                plan.baseline_ev_kw,
+                strict=True,
+            )
+        }
         coordinator = self._service.coordinator
         if coordinator is not None:
             previous = coordinator.last_forecast
@@ -402,8 +442,10 @@ class ServiceView:
             # Only slots still ahead: what was expected of a slot is kept once it has begun.
             self._forecast.update({s: v for s, v in forecast.items() if s >= plan.slot_start})
             self._planned.update({s: v for s, v in planned.items() if s >= plan.slot_start})
+            self._baseline.update(baseline)
             _prune(self._forecast, _HISTORY_SLOTS)
             _prune(self._planned, _HISTORY_SLOTS)
+            _prune(self._baseline, _HISTORY_SLOTS)
 
     def _sample(self, totals: Totals) -> None:
         now = self._clock()
