@@ -8,15 +8,13 @@ fifty dashboards cost one serialisation per second. The state behind them change
 once per second anyway (`service_view.FRAME_TTL_S`).
 
 `serve` answers a cached body on the event loop itself (a dictionary look-up) and goes to a
-worker thread only to build one. Before, every request went through the thread pool: fifty
-clients kept forty threads waiting for the GIL, and the loop thread, which needs the GIL for
-every socket operation, queued behind them; `/health/live` and the live stream answered in
-seconds under load.
+worker thread (Starlette's pool, the one sync endpoints use) only to build one. Before, every
+request went through the thread pool: fifty clients kept forty threads waiting for the GIL,
+and the loop thread, which needs the GIL for every socket operation, queued behind them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +22,7 @@ from typing import Any
 
 from fastapi import Request, Response
 from pydantic import TypeAdapter
+from starlette.concurrency import run_in_threadpool
 
 TTL_S = 1.0
 MAX_ENTRIES = 512
@@ -43,7 +42,7 @@ class ResponseCache:
         hit = self._fresh(f"{request.url.path}?{request.url.query}")
         if hit is not None:
             return Response(hit, media_type="application/json")
-        return await asyncio.to_thread(self.json, request, kind, build)
+        return await run_in_threadpool(self.json, request, kind, build)
 
     def json(self, request: Request, kind: Any, build: Callable[[], Any]) -> Response:
         """The JSON response for ``request``: cached, or ``build()`` serialised as ``kind``."""
