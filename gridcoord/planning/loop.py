@@ -27,7 +27,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -112,6 +112,10 @@ class PlanningLoop:
         self.last_plan: PlanOutcome | None = None
         self.last_dispatch: DispatchOutcome | None = None
         self._overloaded: set[str] = set()
+        # Zone alarms wait until meters have had their staleness limit to report: before that
+        # a zone is held at its limit because its meter is silent, not because it is full.
+        self._alarms_from = clock() + timedelta(seconds=config.planning.zone_meter_stale_after_s)
+        self._held_noted = False
         # Delivery states by count ("unreachable": no sink serves the charger).
         self.deliveries: Counter[str] = Counter()
         self._trouble: dict[str, str] = {}  # charger → state of its ongoing delivery problem
@@ -237,7 +241,16 @@ class PlanningLoop:
         outcome = await asyncio.to_thread(self._decide, now)
         self.last_dispatch = outcome
         overloaded = {o.zone: o for o in outcome.overloads}
-        if set(overloaded) != self._overloaded:
+        if overloaded and now < self._alarms_from:
+            if not self._held_noted:
+                log.info(
+                    "%d zone(s) held at their limit until their meters report (zone alarms "
+                    "from %s)",
+                    len(overloaded),
+                    self._alarms_from.isoformat(timespec="seconds"),
+                )
+                self._held_noted = True
+        elif set(overloaded) != self._overloaded:
             # Reported when it changes, not every minute: the state is what matters.
             for zone in sorted(set(overloaded) - self._overloaded):
                 o = overloaded[zone]
