@@ -16,6 +16,11 @@ Every simulated minute (a *tick*):
    ``<prefix>/setpoint/<charger>``; the simulated chargers take them, obey them, and fall back
    after ``valid_until``; the tick waits until every charger has its own.
 
+At the start and every `FORECAST_EVERY` (6 h) a simulated weather service
+(`gridcoord.simulation.weather_service`) publishes day-ahead PV and wind forecasts to
+``<prefix>/forecast/<kind>`` as the broker's ``forecaster`` account, and the tick waits until
+the service has taken them.
+
 Before the service starts, the store gets a week of the city's past (PV, wind and loads,
 as a running service would have left it), which the service's warm start reads back. The
 controlled KPIs are the city's physics under the setpoints the service sent; the count of

@@ -69,7 +69,8 @@ def net_load_weights(
     renewable = np.asarray(renewable_kw, dtype=np.float64)
     if load.shape != renewable.shape:
         raise ValueError(f"load has {load.size} slots, renewable {renewable.size}")
-    net = np.nan_to_num(load - renewable, nan=0.0, posinf=0.0, neginf=0.0)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: NaN, treated as 0 below
+        net = np.nan_to_num(load - renewable, nan=0.0, posinf=0.0, neginf=0.0)
     slots = net.size
     if slots == 0:
         return []
