@@ -40,6 +40,7 @@ from gridcoord.forecast import (
     forecast_errors,
 )
 from gridcoord.forecast.error import LeadTimeErrors
+from gridcoord.forecast.series import Series
 from gridcoord.outcomes import ActivePlan, PlanOutcome
 from gridcoord.planning.import_weights import early_weights, net_load_weights
 from gridcoord.planning.problem_builder import PlanZone, build_problem
@@ -138,11 +139,7 @@ class Planner:
         actual = {"pv": image.pv_measured, "wind": image.wind_measured, "load": image.load_history}
         try:
             forecast = build_forecast(inputs, starts, self.slot_minutes, now)
-            with self._errors_lock:
-                self._errors.score(actual, now)
-                self._errors.record(
-                    now, forecast.starts, forecast.by_kind(), forecast.day_ahead, forecast.nowcast
-                )
+            self._track_errors(forecast, actual, now)
             planned = [_hedged(s, now) for s in image.sessions]
             snapshot = take_snapshot(self.config, image.latest, planned, forecast, now)
             snapshot = replace(
@@ -284,6 +281,19 @@ class Planner:
         if not isinstance(schedule, optimizer.Schedule):
             return None, f"solver returned {type(schedule).__name__}, not a schedule", solve_s
         return schedule, None, solve_s
+
+    def _track_errors(
+        self, forecast: Forecast, actual: Mapping[str, Series], now: datetime
+    ) -> None:
+        """Judge past forecasts against what was measured; remember this one's values."""
+        try:
+            with self._errors_lock:
+                self._errors.score(actual, now)
+                self._errors.record(
+                    now, forecast.starts, forecast.by_kind(), forecast.day_ahead, forecast.nowcast
+                )
+        except (ValueError, TypeError):  # a statistic must never cost the run its plan
+            log.exception("forecast error by lead time not tracked")
 
     def _forecast_mae(self, inputs: ForecastInputs) -> dict[str, float]:
         """MAE per kind of the previous run's forecast over the slots measured since."""
