@@ -43,6 +43,9 @@ FORECAST_EVERY = timedelta(hours=6)
 VARIANTS = {
     "before": {"weather_service": False, "import_weights": "early"},
     "after": {"weather_service": True, "import_weights": "net_load"},
+    # Ablations: each half of the change alone.
+    "forecast_only": {"weather_service": True, "import_weights": "early"},
+    "weights_only": {"weather_service": False, "import_weights": "net_load"},
 }
 
 
@@ -117,7 +120,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--hours", type=float, default=24.0)
     parser.add_argument("--chargers", type=int, default=300)
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument(
+        "--variants", nargs="+", default=["before", "after"], choices=list(VARIANTS)
+    )
     parser.add_argument("--json", type=Path, help="also write every result here")
     args = parser.parse_args()
     results: dict[str, dict[str, object]] = {}
