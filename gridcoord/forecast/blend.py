@@ -14,9 +14,10 @@ equal at 2-3 h and twice it at 6-12 h: inverse-variance weights of those errors 
 0.35 and 0.2 at 0.5, 2, 4.5 and 9 h, which exp(-h / 3 h) follows (0.85, 0.5, 0.2, 0.05, a
 little lower far out, where the nowcast's errors and the day-ahead's are not independent). PV's
 day-ahead is already the better one in the first hour (its daily cloudiness beats a clear-sky
-index measured at dawn), the inverse-variance weight there is about 0.4: tau 0.75 h. Non-EV load has no nowcast (its model
-is the same-weekday history), so an external load forecast replaces the model outright
-(``tau = 0``), as before blending existed.
+index measured at dawn), the inverse-variance weight there is about 0.4: tau 0.75 h.
+
+Non-EV load has no nowcast (its model is the same-weekday history), so an external load
+forecast replaces the model outright (``tau = 0``), as before blending existed.
 """
 
 from __future__ import annotations
