@@ -111,6 +111,25 @@ class SetpointState(_Model):
     actual_kw: float | None = Field(description="What the charger reports drawing [kW].")
 
 
+class ChargerState(_Model):
+    """One charger for the control room's table: its state, setpoint and session together."""
+
+    id: str
+    zone: str | None
+    state: Literal["charging", "idle", "stale"] = Field(
+        description="stale: no fresh telemetry (unavailable, not 0 W); charging: a session is "
+        "open; idle: fresh, no session."
+    )
+    power_kw: float | None = Field(description="What the charger reports drawing [kW].")
+    setpoint_kw: float | None = Field(description="The latest limit sent [kW].")
+    limited_by: str | None = Field(description="What limited the setpoint.")
+    valid_until: datetime | None = Field(description="When the setpoint expires [UTC].")
+    alarm: str | None = Field(description="Why the setpoint is not known to be in force.")
+    delivered_kwh: float | None = Field(description="The open session's energy so far [kWh].")
+    requested_kwh: float | None = Field(description="The open session's request [kWh].")
+    departure: datetime | None = Field(description="The open session's departure [UTC].")
+
+
 class Health(_Model):
     """What readiness is judged on."""
 
@@ -140,6 +159,18 @@ class ChartSeries(_Model):
     renewable_actual_kw: list[float | None]
     ev_planned_kw: list[float | None]
     ev_actual_kw: list[float | None]
+    ev_baseline_kw: list[float | None] = Field(
+        description="Uncontrolled charging of the same sessions (every car at its max from "
+        "arrival), as each slot's latest plan expected it; None before a plan covered it."
+    )
+
+
+class LeadError(_Model):
+    """How good forecasts made a given lead time ahead were, over every slot judged so far."""
+
+    mae_kw: float = Field(description="Mean absolute error [kW].")
+    bias_kw: float = Field(description="Mean of forecast minus measured [kW].")
+    n: int = Field(description="Slot values judged.")
 
 
 class ForecastView(_Model):
@@ -149,10 +180,24 @@ class ForecastView(_Model):
     pv_kw: list[float]
     wind_kw: list[float]
     load_kw: list[float] = Field(description="Non-EV load.")
-    sources: dict[str, str] = Field(description="Per kind: model, external or external+model.")
+    sources: dict[str, str] = Field(
+        description="Per kind: model (the nowcast alone), external (every slot blended with a "
+        "day-ahead forecast) or external+model (some slots)."
+    )
+    day_ahead_kw: dict[str, list[float | None]] = Field(
+        default_factory=dict,
+        description="Per kind with a fresh external forecast: that forecast alone per slot, "
+        "null where it does not reach [kW].",
+    )
     mae_kw: dict[str, float] = Field(
         description="Mean absolute error of the previous run's forecast over the slots measured "
         "since, per kind [kW]."
+    )
+    error_by_lead: dict[str, dict[str, dict[str, LeadError]]] = Field(
+        default_factory=dict,
+        description="Since the start: kind (pv, wind, load) → source (blended = what was "
+        "planned with, day_ahead, nowcast) → lead-time bucket (0-1h, 1-3h, 3-6h, 6-12h, "
+        "12-24h, 24-48h, 48-72h) → MAE and bias of the values forecast that far ahead.",
     )
 
 
@@ -192,6 +237,10 @@ class CityView(Protocol):
 
     def setpoints(self) -> list[SetpointState]:
         """The latest setpoint of every charger."""
+        ...
+
+    def chargers(self) -> list[ChargerState]:
+        """Every charger with its state, setpoint and open session, by id."""
         ...
 
     def rejections(self) -> dict[str, int]:

@@ -390,6 +390,39 @@ def test_all_decreases_are_delivered_before_any_increase_and_each_group_goes_at_
     assert events[:2] == [("start", "c-modbus"), ("end", "c-modbus")]
 
 
+def test_no_zone_alarm_before_the_meters_have_had_time_to_report(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """At start every meter is silent: the zone is held at its floors, never a shortfall alarm.
+
+    A silent meter's zone (limit 0) keeps its floors — here the stale charger's 4.2 kW
+    minimum — and nothing more: an unknown load is no measured shortage (the zone-limit rule,
+    docs/coordination.md); the stale meter is its own alarm in the API.
+    """
+    config = Config(
+        zones=[{"id": "lt-1", "capacity_kw": 40.0, "meter": "meter-1"}],
+        assets=[
+            {"id": "meter-1", "kind": "meter", "zone": "lt-1", "rated_kw": 100.0},
+            {
+                "id": "c-home",
+                "kind": "charger",
+                "zone": "lt-1",
+                "rated_kw": 11.0,
+                "charger": {"type": "home", "guaranteed_kw": 4.2},
+            },
+        ],
+    )
+    r = Rig(config, Coordinator(config), FakeClock(T0))
+    loop = r.loop([FakeSink(frozenset({"c-home"}), r.sent)])
+    caplog.set_level(logging.INFO, logger="gridcoord.planning.loop")
+    asyncio.run(loop.dispatch_once())
+    assert loop.last_dispatch is not None and loop.last_dispatch.shortfalls == []
+    assert loop.last_dispatch.setpoints_kw == {"c-home": 4.2}  # held at its floor, safely
+    r.clock.now = T0 + timedelta(seconds=config.planning.zone_meter_stale_after_s + 1)
+    asyncio.run(loop.dispatch_once())
+    assert [m for m in caplog.records if m.levelno >= logging.WARNING] == []
+
+
 # --- events: re-plans on plug-in, plug-out, forecast; debounced ---------------------------
 
 
