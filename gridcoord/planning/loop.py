@@ -228,6 +228,9 @@ class PlanningLoop:
                 DateTrigger(run_date=now, timezone=UTC),
                 id="dispatch-event",
                 replace_existing=True,
+                # A plug-in while the last one's dispatch still runs: queued behind it (on the
+                # dispatch lock), not skipped as a second instance.
+                max_instances=2,
                 misfire_grace_time=60,
             )
         if self._replan_pending and self._scheduler.get_job("replan") is None:

@@ -65,14 +65,14 @@ def storage(tmp_path: Path, name: str) -> dict[str, Any]:
 
 def test_a_plug_in_gets_its_setpoint_within_seconds(tmp_path: Path, mosquitto: LocalBroker) -> None:
     config = Config(
-        zones=[{"id": "lt-01", "capacity_kw": 60.0, "meter": "meter-lt-01"}],
+        zones=[{"id": "lt-plug", "capacity_kw": 60.0, "meter": "meter-plug"}],
         assets=[
-            {"id": "meter-lt-01", "kind": "meter", "zone": "lt-01", "rated_kw": 100.0},
-            {"id": "charger-001", "kind": "charger", "zone": "lt-01", "rated_kw": 11.0},
+            {"id": "meter-plug", "kind": "meter", "zone": "lt-plug", "rated_kw": 100.0},
+            {"id": "charger-plug-1", "kind": "charger", "zone": "lt-plug", "rated_kw": 11.0},
             {
-                "id": "charger-002",
+                "id": "charger-plug-2",
                 "kind": "charger",
-                "zone": "lt-01",
+                "zone": "lt-plug",
                 "rated_kw": 11.0,
                 "charger": {"type": "home", "guaranteed_kw": 4.2},
             },
@@ -103,19 +103,20 @@ def test_a_plug_in_gets_its_setpoint_within_seconds(tmp_path: Path, mosquitto: L
         planning = service.planning
         assert planning is not None and planning.running
         now = datetime.now(UTC)
-        devices.publish("meter-lt-01", {"power_w": 10_000.0, "ts": now.isoformat()})
-        for charger in ("charger-001", "charger-002"):
+        devices.publish("meter-plug", {"power_w": 10_000.0, "ts": now.isoformat()})
+        for charger in ("charger-plug-1", "charger-plug-2"):
             devices.publish(charger, {"power_w": 0.0, "connected": False, "ts": now.isoformat()})
         with seen:
             assert seen.wait_for(lambda: len(idle) == 2, 20), idle
         # The start's plan and dispatch are over (both chargers have a setpoint, 0 kW: no car,
         # no minimum); what comes next can only be the plug-in's own dispatch.
+        # (Unique ids: the broker may hold other tests' retained setpoints.)
         setpoints.wait_for(2)
         assert planning.last_dispatch is not None
         assert set(planning.last_dispatch.setpoints_kw.values()) == {0.0}
         before = len(setpoints.messages)
         plugged = datetime.now(UTC)
-        for charger in ("charger-001", "charger-002"):
+        for charger in ("charger-plug-1", "charger-plug-2"):
             body = {"power_w": 0.0, "connected": True, "ts": plugged.isoformat()}
             devices.publish(charger, body)
 
@@ -129,10 +130,10 @@ def test_a_plug_in_gets_its_setpoint_within_seconds(tmp_path: Path, mosquitto: L
 
         with setpoints.changed:
             assert setpoints.changed.wait_for(
-                lambda: answered("charger-001") and answered("charger-002"), 30
+                lambda: answered("charger-plug-1") and answered("charger-plug-2"), 30
             ), setpoints.messages[before:]
         # The car without a minimum gets power at once; the §14a car at least its 4.2 kW.
-        first, second = answered("charger-001"), answered("charger-002")
+        first, second = answered("charger-plug-1"), answered("charger-plug-2")
         assert first is not None and second is not None
         assert float(second["max_power_w"]) >= 4200.0
         assert planning.events["plugged_in"] == 2
