@@ -14,8 +14,9 @@ Families (each with a seed, never one tuned instance):
 Paths (each in a fresh process, so that its peak memory is its own; the forked solver child's
 peak is added):
 
-* ``network``  `optimizer.solve` end to end (validation, network, OR-Tools, baselines,
-  explanation, JSON): the production path;
+* ``network``  `optimizer.solve` end to end (validation, network, the LEMON/OR-Tools race,
+  baselines, explanation, JSON): the production path; ``network-lemon`` / ``network-ortools``
+  the same with that solver leading the race whatever `optimizer.leader` says;
 * ``lp``       `optimizer.solve(method="lp")` end to end: PuLP + HiGHS, the general model;
 * ``ortools``, ``lemon``: the two exact flow solvers alone on the same network;
 * ``highs``    the LP alone in highspy (dual simplex unless ``--highs-solver``).
@@ -46,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from optimizer import Problem
 
 FAMILIES = ("default", "substation", "feeders", "flat", "shared", "hourly", "5min")
-PATHS = ("network", "lp", "ortools", "lemon", "highs")
+PATHS = ("network", "network-lemon", "network-ortools", "lp", "ortools", "lemon", "highs")
 
 
 def city_problem(
@@ -164,9 +165,15 @@ def run_path(
     t0 = time.perf_counter()
     problem = Problem.model_validate(data)
     figures: dict[str, Any] = {}
-    if path in ("network", "lp"):
+    if path.startswith("network") or path == "lp":
+        if path.startswith("network-"):
+            import optimizer.solve
+
+            forced = path.removeprefix("network-")
+            optimizer.solve.choose_leader = lambda compiled: forced  # type: ignore[assignment,return-value]
+        method = "lp" if path == "lp" else "network"
         t1 = time.perf_counter()
-        schedule = solve(problem, time_limit_s=time_limit_s, method=path)  # type: ignore[arg-type]
+        schedule = solve(problem, time_limit_s=time_limit_s, method=method)
         t2 = time.perf_counter()
         schedule.model_dump_json()
         t3 = time.perf_counter()
@@ -245,7 +252,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
     parser.add_argument("--sessions", type=int, nargs="+", default=[2_000])
-    parser.add_argument("--paths", nargs="+", default=["lp", "network", "ortools", "lemon"])
+    parser.add_argument(
+        "--paths", nargs="+", default=["lp", "network", "ortools", "lemon"], choices=PATHS
+    )
     parser.add_argument("--time-limit", type=float, default=120.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--one", nargs=3, metavar=("PATH", "FAMILY", "SESSIONS"), help="internal")
