@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from optimizer.compiled import BoolArray, Compiled, FloatArray, group_sum
@@ -49,10 +51,10 @@ def binding(compiled: Compiled, power: FloatArray) -> list[Binding]:
     found: list[Binding] = []
     for z in np.nonzero(zone_full.any(axis=1))[0]:
         slots = np.nonzero(zone_full[z])[0].tolist()
-        found.append(BindingZone(zone=compiled.zone_ids[z], slots=slots))
+        found.append(BindingZone.model_construct(zone=compiled.zone_ids[z], slots=slots))
     for c in np.nonzero(charger_full.any(axis=1))[0]:
         slots = np.nonzero(charger_full[c])[0].tolist()
-        found.append(BindingCharger(charger=compiled.charger_ids[c], slots=slots))
+        found.append(BindingCharger.model_construct(charger=compiled.charger_ids[c], slots=slots))
 
     dt = compiled.dt
     delivered = power.sum(axis=1) * dt
@@ -63,7 +65,9 @@ def binding(compiled: Compiled, power: FloatArray) -> list[Binding]:
         short = float(unmet[s])
         if reach[s] < compiled.energy_kwh[s] - SHORT_TOLERANCE_KWH:
             found.append(
-                BindingSession(session=session_id, unmet_kwh=short, reason="window_too_short")
+                BindingSession.model_construct(
+                    session=session_id, unmet_kwh=short, reason="window_too_short", limited_by=[]
+                )
             )
             continue
         # Slots of the window where the session stayed below its own bound.
@@ -71,14 +75,15 @@ def binding(compiled: Compiled, power: FloatArray) -> list[Binding]:
         zones = [z for z in at_depth[s] if z >= 0]
         limiting_zones = [compiled.zone_ids[z] for z in zones if (zone_full[z] & held).any()]
         charger = int(compiled.session_charger[s])
+        reason: Literal["zone_headroom", "charger_shared", "plan_not_optimal"]
         if limiting_zones:
             reason, limited_by = "zone_headroom", limiting_zones
         elif (charger_full[charger] & held).any():
             reason, limited_by = "charger_shared", [compiled.charger_ids[charger]]
         else:
             reason, limited_by = "plan_not_optimal", []
-        found.append(
-            BindingSession(
+        found.append(  # our own values: no validation (it was most of the explanation's time)
+            BindingSession.model_construct(
                 session=session_id,
                 unmet_kwh=short,
                 reason=reason,
