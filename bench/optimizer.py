@@ -47,7 +47,113 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from optimizer import Problem
 
 FAMILIES = ("default", "substation", "feeders", "flat", "shared", "hourly", "5min")
-PATHS = ("network", "network-lemon", "network-ortools", "lp", "ortools", "lemon", "highs")
+PATHS = (
+    "network",
+    "network-lemon",
+    "network-ortools",
+    "lp",
+    "ortools",
+    "lemon",
+    "highs",
+    "incremental",
+)
+
+
+def small_changes(data: dict[str, Any], seed: int) -> list[tuple[str, dict[str, Any]]]:
+    """A sequence of small changes to a city, each applied to the previous problem.
+
+    A car leaves; a car arrives on a charger no session uses; the renewable forecast drops
+    20 % in the afternoon; one feeder's headroom drops to 60 %; the import weights of the
+    evening hours rise 10 %; a car's energy request changes.
+    """
+    rng = np.random.default_rng(seed)
+    steps: list[tuple[str, dict[str, Any]]] = []
+    current = json.loads(json.dumps(data))
+
+    def step(label: str) -> dict[str, Any]:
+        nonlocal current
+        current = json.loads(json.dumps(current))
+        steps.append((label, current))
+        return current
+
+    d = step("a car leaves")
+    del d["sessions"][int(rng.integers(0, len(d["sessions"])))]
+    d = step("a car arrives")
+    used = {s["charger"] for s in d["sessions"]}
+    free = [c["id"] for c in d["chargers"] if c["id"] not in used]
+    slots = d["slots"]
+    arrival = int(rng.integers(0, slots // 2))
+    d["sessions"].append(
+        {
+            "id": "s-arrived",
+            "charger": free[int(rng.integers(0, len(free)))] if free else d["chargers"][0]["id"],
+            "arrival_slot": arrival,
+            "departure_slot": min(slots, arrival + slots // 4),
+            "energy_kwh": 30.0,
+        }
+    )
+    d = step("forecast update")
+    d["renewable_kw"] = [
+        x * (0.8 if slots // 2 <= t < 3 * slots // 4 else 1.0)
+        for t, x in enumerate(d["renewable_kw"])
+    ]
+    d = step("one feeder's headroom")
+    zone = d["zones"][1 + int(rng.integers(0, len(d["zones"]) - 1))]
+    zone["capacity_kw"] = [round(0.6 * x, 1) for x in zone["capacity_kw"]]
+    d = step("import weights")
+    if isinstance(d["import_weight"], list):
+        d["import_weight"] = [
+            round(w * (1.1 if t >= 3 * slots // 4 else 1.0), 4)
+            for t, w in enumerate(d["import_weight"])
+        ]
+    else:
+        d["import_weight"] = [
+            d["import_weight"] * (1.1 if t >= 3 * slots // 4 else 1.0) for t in range(slots)
+        ]
+    d = step("energy request")
+    d["sessions"][int(rng.integers(0, len(d["sessions"])))]["energy_kwh"] = 55.0
+    return steps
+
+
+def run_incremental(family: str, sessions: int, seed: int, time_limit_s: float) -> dict[str, Any]:
+    """`IncrementalSolver` over `small_changes`, each re-plan checked against a cold `solve`."""
+    from optimizer import IncrementalSolver, solve
+
+    data = family_problem(family, sessions, seed)
+    t0 = time.perf_counter()
+    problem = Problem.model_validate(data)
+    rows = []
+    with IncrementalSolver() as planner:
+        schedule = planner.solve(problem, time_limit_s=time_limit_s)
+        cold_s = time.perf_counter() - t0
+        for label, changed in small_changes(data, seed):
+            t1 = time.perf_counter()
+            problem = Problem.model_validate(changed)
+            t2 = time.perf_counter()
+            cpu = _cpu_seconds(planner)
+            schedule = planner.solve(problem, time_limit_s=time_limit_s)
+            t3 = time.perf_counter()
+            cpu = _cpu_seconds(planner) - cpu
+            reference = solve(problem, time_limit_s=time_limit_s)
+            t4 = time.perf_counter()
+            rows.append(
+                {
+                    "change": label,
+                    "start": planner.last_start,
+                    "status": schedule.status,
+                    "validate_s": t2 - t1,
+                    "replan_s": t3 - t2,
+                    "cpu_s": cpu,
+                    "cold_s": t4 - t3,
+                    "d_unmet": schedule.unmet_kwh_total - reference.unmet_kwh_total,
+                    "cost_ratio": schedule.import_cost / reference.import_cost
+                    if reference.import_cost
+                    else 1.0,
+                    "load": os.getloadavg()[0],
+                }
+            )
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"first_s": cold_s, "steps": rows, "peak_mb": own / 1024.0}
 
 
 def city_problem(
@@ -261,7 +367,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.one:
         path, family, sessions = args.one
-        print(json.dumps(run_path(path, family, int(sessions), args.seed, args.time_limit)))
+        if path == "incremental":
+            result = run_incremental(family, int(sessions), args.seed, args.time_limit)
+        else:
+            result = run_path(path, family, int(sessions), args.seed, args.time_limit)
+        print(json.dumps(result))
         return
     print(
         f"# {platform.node()} · {platform.processor() or platform.machine()} · "
@@ -280,6 +390,9 @@ def main() -> None:
             ref: dict[str, Any] | None = None
             for path in args.paths:
                 f = _run_in_subprocess(path, family, sessions, args.seed, args.time_limit)
+                if path == "incremental":
+                    _print_incremental(family, sessions, f)
+                    continue
                 load = os.getloadavg()[0]
                 if "total_s" not in f:
                     print(f"| {family} | {sessions} | {path} | {f['status']} |")
@@ -295,6 +408,45 @@ def main() -> None:
                     f"| {cost_ratio:.8f} | {f['peak_import_kw']:.0f} | {load:.1f} |",
                     flush=True,
                 )
+
+
+def _cpu_seconds(planner: Any) -> float:
+    """CPU time [s] of this process, its reaped children and the planner's LEMON child.
+
+    On a shared machine the CPU a re-plan needs is steadier than its wall time.
+    """
+    import psutil
+
+    times = os.times()
+    total = times.user + times.system + times.children_user + times.children_system
+    state = getattr(planner, "_state", None)
+    worker = getattr(state, "worker", None)
+    if worker is not None and worker.alive:
+        try:
+            own = psutil.Process(worker.pid).cpu_times()
+            total += own.user + own.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def _print_incremental(family: str, sessions: int, f: dict[str, Any]) -> None:
+    if "steps" not in f:
+        print(f"| {family} | {sessions} | incremental | {f['status']} |")
+        return
+    print(
+        f"| {family} | {sessions} | incremental: first solve (cold) | | {f['first_s']:.2f} "
+        f"| | | {f['peak_mb']:.0f} |"
+    )
+    for row in f["steps"]:
+        print(
+            f"| {family} | {sessions} | re-plan after: {row['change']} ({row['start']}) "
+            f"| {row['status']} | {row['replan_s']:.3f} | cpu {row['cpu_s']:.3f}, "
+            f"cold solve {row['cold_s']:.2f} "
+            f"| {row['replan_s'] / row['cold_s']:.3f} | | | {row['d_unmet']:+.2e} | "
+            f"| {row['cost_ratio']:.8f} | validate {row['validate_s']:.2f} | {row['load']:.1f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
