@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from bench.optimizer import city_problem
 from optimizer import Problem, solve
+from optimizer.baselines import uncontrolled
 from optimizer.compiled import IntArray, compile_problem
 from optimizer.deadline import call_with_deadline, race_with_deadline
 from optimizer.flow_solvers import lemon_flow, ortools_flow
@@ -101,6 +102,29 @@ def test_import_costs_are_ranks_that_keep_the_order_and_the_ties() -> None:
     assert top == 4
 
 
+def _stretch(problem: Problem) -> float:
+    """How much the machine slows this process now: wall / CPU time of a fixed CPU-bound step.
+
+    The contract "budget + 1 s" is for a machine that gives the solve a core; on a shared one
+    the work after the deadline takes `stretch` times its CPU time. Measured on the same city
+    (compile, baseline, score: the kind of work that follows the deadline), no sleeping.
+    """
+    wall, cpu = time.perf_counter(), time.process_time()
+    compiled = compile_problem(problem)
+    score(compiled, uncontrolled(compiled))
+    return max(1.0, (time.perf_counter() - wall) / max(time.process_time() - cpu, 1e-3))
+
+
+def _within_budget(problem: Problem, budget: float, run: Callable[[], object]) -> None:
+    """`run()` returns within `budget` + 1 s of this process's time (see `_stretch`)."""
+    before = _stretch(problem)
+    started = time.monotonic()
+    run()
+    elapsed = time.monotonic() - started
+    stretch = max(before, _stretch(problem))
+    assert elapsed <= budget + 1.0 * stretch, f"{elapsed:.2f} s, machine stretch {stretch:.1f}"
+
+
 def test_a_tiny_budget_on_a_large_city_is_kept() -> None:
     """The deadline contract (returns by budget + 1 s, feasible, not optimal), not a speed."""
     # A quarter of the 20,000-session city, its substation binding in every slot: the exact
@@ -110,10 +134,9 @@ def test_a_tiny_budget_on_a_large_city_is_kept() -> None:
     data["zones"][0]["capacity_kw"] = 4_500.0
     problem = Problem.model_validate(data)
     budget = 0.05
-    started = time.monotonic()
-    schedule = solve(problem, time_limit_s=budget)
-    elapsed = time.monotonic() - started
-    assert elapsed <= budget + 1.0
+    schedules: list[Any] = []
+    _within_budget(problem, budget, lambda: schedules.append(solve(problem, time_limit_s=budget)))
+    (schedule,) = schedules
     assert schedule.status == "time_limit"
     assert schedule.message and "time limit of 0.05 s" in schedule.message
     compiled = compile_problem(problem)
@@ -126,9 +149,9 @@ def test_a_solve_that_would_overrun_is_cut_at_the_deadline() -> None:
     data["zones"][0]["capacity_kw"] = 4_500.0  # the substation binds in every slot
     problem = Problem.model_validate(data)
     budget = 1.0
-    started = time.monotonic()
-    schedule = solve(problem, time_limit_s=budget)
-    assert time.monotonic() - started <= budget + 1.0
+    schedules: list[Any] = []
+    _within_budget(problem, budget, lambda: schedules.append(solve(problem, time_limit_s=budget)))
+    (schedule,) = schedules
     compiled = compile_problem(problem)
     assert compiled.max_violation(_power(problem, schedule)) <= FEASIBLE
     if schedule.status != "optimal":  # a fast machine may prove the optimum within 1.5 s
