@@ -15,10 +15,12 @@ runs the given call on data it inherited, writes and exits with `os._exit`.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import select
 import signal
 import struct
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +31,23 @@ import numpy as np
 from optimizer.compiled import IntArray
 
 _HEADER = struct.Struct("<q")  # array length, or −1 when the call raised
+_PR_SET_PDEATHSIG = 1
+# Loaded before any fork: a child must not load libraries (it may not take the loader's lock).
+# CDLL(None): the symbols already loaded into this process, libc's `prctl` among them (Linux).
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def die_with_parent(parent: int) -> None:
+    """In a forked child: be killed (SIGKILL) when the parent process dies (Linux).
+
+    A solver child outlives a parent that was killed by a signal otherwise, computing for
+    minutes with nobody to read its answer. Elsewhere this does nothing (the child still ends at
+    its next write into the closed pipe).
+    """
+    if _LIBC is not None and hasattr(_LIBC, "prctl"):
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
 
 
 @dataclass(frozen=True)
@@ -214,11 +233,13 @@ class _Race:
 def _spawn(call: Callable[[], IntArray]) -> tuple[int, int]:
     """Fork a child that runs `call` and writes its answer; returns (read end, pid)."""
     read_fd, write_fd = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: compute, write, exit without running any Python cleanup
         os.close(read_fd)
         code = 0
         try:
+            die_with_parent(parent)
             try:
                 values = np.ascontiguousarray(call(), dtype=np.int64)
                 payload = _HEADER.pack(len(values)) + values.tobytes()

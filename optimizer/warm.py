@@ -26,7 +26,7 @@ import numpy as np
 import pylmcf
 
 from optimizer.compiled import IntArray
-from optimizer.deadline import reap
+from optimizer.deadline import die_with_parent, reap
 from optimizer.network import SINK, SOURCE, Network
 
 _REQUEST = struct.Struct("<qqqq")  # sequence, arcs, supply, costs follow (0/1)
@@ -46,10 +46,12 @@ class WarmLemon:
         self.n_arcs = network.n_arcs
         request_read, self._request_fd = os.pipe()
         self.fd, answer_write = os.pipe()
+        parent = os.getpid()
         self.pid = os.fork()
         if self.pid == 0:  # the child: serve until the request pipe closes
             code = 0
             try:
+                die_with_parent(parent)
                 # Hold nothing of the parent's open (sockets, files) for the child's lifetime.
                 low, high = sorted((request_read, answer_write))
                 os.closerange(3, low)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -242,3 +244,29 @@ def test_session_plans_are_built_like_model_construct() -> None:
     assert fast.model_dump_json() == slow.model_dump_json()
     assert fast.model_fields_set == slow.model_fields_set
     assert fast.power_kw == [1.0, 2.5]
+
+
+def test_a_solver_child_dies_with_its_parent() -> None:
+    """A parent killed by a signal takes its solver children with it (no orphan computing)."""
+    script = (
+        "import os, sys, time\n"
+        "from optimizer.deadline import call_with_deadline\n"
+        "def long():\n"
+        "    time.sleep(60)\n"
+        "    return None\n"
+        "print(os.getpid(), flush=True)\n"
+        "call_with_deadline(long, time.monotonic() + 120)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    parent.stdout.readline()
+    me = psutil.Process(parent.pid)
+    children: list[psutil.Process] = []
+    while not children:  # the fork follows the print: wait for it without sleeping blindly
+        children = me.children()
+        if parent.poll() is not None:
+            pytest.fail("the parent ended early")
+    parent.kill()
+    parent.wait()
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, "a solver child outlived its parent"
