@@ -57,8 +57,11 @@ Start = Literal["none", "cold", "warm"]
 
 # Spare sessions per zone with chargers: arrivals a zone can take before a cold solve.
 SPARES_PER_ZONE = 4
-# An OR-Tools cold solve joins a warm solve that has not answered after this long [s].
+# An OR-Tools cold solve joins a warm solve that has not answered after this long [s], or this
+# share of the budget if that is longer: a warm solve needs milliseconds of CPU, but on a busy
+# machine its wall time stretches, and a backup started too early takes the CPU it needs.
 WARM_BACKUP_S = 0.5
+WARM_BACKUP_SHARE = 0.2
 
 
 class IncrementalSolver:
@@ -133,7 +136,7 @@ class IncrementalSolver:
         try:
             if state is not None and fit is not None:
                 self.last_start = "warm"
-                flow = self._warm(state, fit, deadline)
+                flow = self._warm(state, fit, deadline, budget)
             else:
                 self.last_start = "cold"
                 self.close()
@@ -185,7 +188,7 @@ class IncrementalSolver:
             return outcome.detail
         return outcome.values
 
-    def _warm(self, state: _State, fit: _Fit, deadline: float) -> IntArray | str:
+    def _warm(self, state: _State, fit: _Fit, deadline: float, budget: float) -> IntArray | str:
         """The warm LEMON answer, with an OR-Tools cold solve as the backup."""
         worker = state.worker
         if worker is not None:
