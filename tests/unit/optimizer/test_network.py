@@ -246,6 +246,19 @@ def test_session_plans_are_built_like_model_construct() -> None:
     assert fast.power_kw == [1.0, 2.5]
 
 
+def test_short_sessions_are_built_like_model_construct() -> None:
+    from optimizer.explain import _session_short
+    from optimizer.schedule import BindingSession
+
+    fast = _session_short("s-1", 2.5, "zone_headroom", ["z-1"])
+    slow = BindingSession.model_construct(
+        session="s-1", unmet_kwh=2.5, reason="zone_headroom", limited_by=["z-1"]
+    )
+    assert fast == slow
+    assert fast.model_dump_json() == slow.model_dump_json()
+    assert fast.model_fields_set == slow.model_fields_set
+
+
 def test_a_solver_child_dies_with_its_parent() -> None:
     """A parent killed by a signal takes its solver children with it (no orphan computing)."""
     script = (
