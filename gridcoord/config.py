@@ -37,9 +37,9 @@ from adapters.mqtt.settings import Mqtt as Mqtt
 from adapters.mqtt.settings import MqttSource as MqttSource
 from adapters.mqtt.settings import Tls as Tls
 from adapters.ocpp.settings import OcppServerSettings, OcppStation, station_problems
+from adapters.safe_yaml import YamlProblem, parse, read_text
 from gridcoord.config_errors import ConfigError, Problems, quote
 from gridcoord.config_secrets import refuse_file_secrets, resolve_secret_files
-from gridcoord.safe_yaml import YamlProblem, parse, read_text
 from gridcoord.sessions import SessionDefaults
 
 # Physical bounds (docs/configuration-limits.md): generous, but finite, so that a typo
@@ -512,7 +512,7 @@ def _duplicates(section: str, ids: list[str | None]) -> list[str]:
 
 
 def load_raw(path: Path) -> dict[str, Any]:
-    """Read the YAML file into a mapping, within the limits of `gridcoord.safe_yaml`.
+    """Read the YAML file into a mapping, within the limits of `adapters.safe_yaml`.
 
     Raises
     ------

@@ -5,9 +5,8 @@ simulated clock (`gridcoord.demo.run`), prints one KPI line per planning run and
 the KPIs against uncontrolled charging. SIGINT/SIGTERM end a run without ``--hours``
 cleanly: the tick under way finishes, the store is flushed, exit 0.
 
-``GRIDCOORD_DEMO_BROKER=mosquitto|inprocess`` forces a broker (default: auto). The service's
-MQTT client speaks MQTT 5, which the in-process amqtt broker does not: without mosquitto the
-demo says so and exits 1.
+The demo needs a `mosquitto` binary (the service's MQTT client speaks MQTT 5): without one
+it says how to install it and exits 1.
 """
 
 from __future__ import annotations
@@ -43,6 +42,13 @@ def demo_command(hours: float | None, speed: float, json_output: bool) -> int:
     if not (math.isfinite(speed) and speed >= 0):
         print(f"demo: --speed must be >= 0 (0 = as fast as possible), got {speed}", file=sys.stderr)
         return 2
+    if find_mosquitto() is None:
+        print(
+            "demo: the demo runs the real service, which needs a mosquitto broker (MQTT 5). "
+            "Install mosquitto (Debian: apt-get install mosquitto).",
+            file=sys.stderr,
+        )
+        return 1
     from gridcoord.logging_setup import configure
 
     configure(logging.WARNING)
@@ -71,19 +77,10 @@ def demo_command(hours: float | None, speed: float, json_output: bool) -> int:
         old.unlink()
     shutil.rmtree(DATA_DIR / "spool", ignore_errors=True)
     (DATA_DIR / "mosquitto" / "mosquitto.db").unlink(missing_ok=True)
-    choice = os.environ.get("GRIDCOORD_DEMO_BROKER", "auto")
-    if choice == "inprocess" or (choice == "auto" and find_mosquitto() is None):
-        print(
-            "demo: the demo runs the real service, whose MQTT client speaks MQTT 5; the "
-            "in-process broker (amqtt) speaks only 3.1.1. Install mosquitto "
-            "(Debian: apt-get install mosquitto).",
-            file=sys.stderr,
-        )
-        return 1
     settings = DemoSettings(start=DEMO_START, hours=hours, speed=speed)
     demo_run = DemoRun(settings, store_path, say)
     try:
-        broker = start_broker(DATA_DIR, choice, demo_run.config)
+        broker = start_broker(DATA_DIR, demo_run.config)
     except (RuntimeError, ValueError) as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 1

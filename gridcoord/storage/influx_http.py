@@ -305,6 +305,44 @@ def isolate_refused(
     return refused, reasons[0] if reasons else ""
 
 
+class InfluxQLReads:
+    """`Store.series` and `Store.bucket_totals` through InfluxQL ``/query``, for both stores.
+
+    InfluxDB 1.x serves InfluxQL on its database, 2.x and 3.x on the DBRP mapping of the
+    bucket: the reads are the same, only the writes differ. A subclass sets ``_http`` and
+    ``database``.
+    """
+
+    _http: InfluxHttp
+    database: str
+
+    def series(
+        self,
+        measurement: str,
+        field: str,
+        tags: dict[str, str],
+        start: datetime,
+        end: datetime,
+    ) -> list[tuple[datetime, float]]:
+        """Read one field through InfluxQL; see `gridcoord.storage.base.Store.series`."""
+        query = select_field(measurement, field, tags, start, end)
+        return series_values(self._http.query(query, self.database), self._http.server)
+
+    def bucket_totals(
+        self,
+        measurement: str,
+        field: str,
+        tags: dict[str, str],
+        start: datetime,
+        end: datetime,
+        width: timedelta,
+        exclude_assets: Collection[str] = (),
+    ) -> list[tuple[datetime, float]]:
+        """Per-bucket totals through one InfluxQL query; see `Store.bucket_totals`."""
+        query = select_bucket_totals(measurement, field, tags, start, end, width, exclude_assets)
+        return series_values(self._http.query(query, self.database), self._http.server)
+
+
 def format_lines(points: Sequence[Point]) -> tuple[list[Point], list[str], list[Point]]:
     """Line protocol of each point, once: (points that have a line, their lines, the rest)."""
     good: list[Point] = []

@@ -18,19 +18,16 @@ from __future__ import annotations
 import logging
 import re
 import urllib.parse
-from collections.abc import Collection, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Sequence
 
 import urllib3
 
 from gridcoord.storage.base import StoreRejected
 from gridcoord.storage.influx_http import (
     InfluxHttp,
+    InfluxQLReads,
     error_for,
     quote_identifier,
-    select_bucket_totals,
-    select_field,
-    series_values,
     split_url,
     write_all_or_isolate,
 )
@@ -50,7 +47,7 @@ class _PartialWrite(StoreRejected):
         self.reply = reply  # the whole reply: it names every unparsable line
 
 
-class InfluxV1Store:
+class InfluxV1Store(InfluxQLReads):
     """A store on InfluxDB 1.x (also any server of the 1.x ``/write`` API).
 
     Parameters
@@ -89,32 +86,6 @@ class InfluxV1Store:
         """Write the points; see `gridcoord.storage.base.Store.write`."""
         self._ensure_database()
         write_all_or_isolate(points, self._send_lines, self._send_points)
-
-    def series(
-        self,
-        measurement: str,
-        field: str,
-        tags: dict[str, str],
-        start: datetime,
-        end: datetime,
-    ) -> list[tuple[datetime, float]]:
-        """Read one field through InfluxQL; see `gridcoord.storage.base.Store.series`."""
-        query = select_field(measurement, field, tags, start, end)
-        return series_values(self._http.query(query, self.database), self._http.server)
-
-    def bucket_totals(
-        self,
-        measurement: str,
-        field: str,
-        tags: dict[str, str],
-        start: datetime,
-        end: datetime,
-        width: timedelta,
-        exclude_assets: Collection[str] = (),
-    ) -> list[tuple[datetime, float]]:
-        """Per-bucket totals through one InfluxQL query; see `Store.bucket_totals`."""
-        query = select_bucket_totals(measurement, field, tags, start, end, width, exclude_assets)
-        return series_values(self._http.query(query, self.database), self._http.server)
 
     def close(self) -> None:
         """Release pooled connections."""

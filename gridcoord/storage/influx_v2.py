@@ -14,8 +14,7 @@ request for one unparsable line, and one bad point must not cost the good ones.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Sequence
 
 import urllib3
 from influxdb_client.client.influxdb_client import InfluxDBClient
@@ -27,10 +26,8 @@ from gridcoord.storage.base import StoreRejected, StoreUnavailable
 from gridcoord.storage.influx_http import (
     TRANSIENT_STATUSES,
     InfluxHttp,
+    InfluxQLReads,
     describe_failure,
-    select_bucket_totals,
-    select_field,
-    series_values,
     split_url,
     write_all_or_isolate,
 )
@@ -39,7 +36,7 @@ from gridcoord.storage.points import Point
 _MESSAGE_CHARS = 300
 
 
-class InfluxV2Store:
+class InfluxV2Store(InfluxQLReads):
     """A store on InfluxDB 2.x/3.x, or any server of the v2 write API.
 
     Parameters
@@ -88,32 +85,6 @@ class InfluxV2Store:
     def write(self, points: Sequence[Point]) -> None:
         """Write the points; see `gridcoord.storage.base.Store.write`."""
         write_all_or_isolate(points, self._send_lines, self._send)
-
-    def series(
-        self,
-        measurement: str,
-        field: str,
-        tags: dict[str, str],
-        start: datetime,
-        end: datetime,
-    ) -> list[tuple[datetime, float]]:
-        """Read one field through InfluxQL (DBRP mapping); see `Store.series`."""
-        query = select_field(measurement, field, tags, start, end)
-        return series_values(self._http.query(query, self.database), self._http.server)
-
-    def bucket_totals(
-        self,
-        measurement: str,
-        field: str,
-        tags: dict[str, str],
-        start: datetime,
-        end: datetime,
-        width: timedelta,
-        exclude_assets: Collection[str] = (),
-    ) -> list[tuple[datetime, float]]:
-        """Per-bucket totals through one InfluxQL query; see `Store.bucket_totals`."""
-        query = select_bucket_totals(measurement, field, tags, start, end, width, exclude_assets)
-        return series_values(self._http.query(query, self.database), self._http.server)
 
     def close(self) -> None:
         """Release the client and pooled connections."""
