@@ -53,7 +53,7 @@ from optimizer.solve import (
 )
 from optimizer.warm import WarmLemon
 
-Start = Literal["none", "cold", "warm"]
+Start = Literal["none", "cold", "warm", "same_network"]
 
 # Spare sessions per zone with chargers: arrivals a zone can take before a cold solve.
 SPARES_PER_ZONE = 4
@@ -79,7 +79,9 @@ class IncrementalSolver:
             ...
             schedule = planner.solve(changed_problem, time_limit_s=5)
 
-    `last_start` says how the last `solve` started: ``cold`` or ``warm``.
+    `last_start` says how the last `solve` went: ``cold`` (a new network), ``warm`` (LEMON
+    answered from its last basis), ``same_network`` (the problem fit the network, but the
+    answer came from an OR-Tools cold solve: LEMON had no basis ready, or was slower).
     """
 
     def __init__(self, *, spares_per_zone: int = SPARES_PER_ZONE) -> None:
@@ -135,7 +137,7 @@ class IncrementalSolver:
         fit = _fit(state, compiled) if state is not None else None
         try:
             if state is not None and fit is not None:
-                self.last_start = "warm"
+                self.last_start = "same_network"
                 flow = self._warm(state, fit, deadline, budget)
             else:
                 self.last_start = "cold"
