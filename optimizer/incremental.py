@@ -20,7 +20,8 @@ slot where the network has no node for that charger (e.g. a car on a spare shari
 with another session at the same time). LEMON then re-optimises from its last basis: 10–30 ms
 at 20,000 sessions. The answer is the same lexicographic optimum as a cold solve (the same
 network, solved to optimality; the tests compare both), with the same status rules and the
-same deadline: the warm solve races an OR-Tools cold solve started after `WARM_BACKUP_S`, and
+same deadline: the warm solve races an OR-Tools cold solve started after max(`WARM_BACKUP_S`,
+`WARM_BACKUP_SHARE` · budget), and
 `solve` returns within `time_limit_s` plus the finishing work like `optimizer.solve`.
 """
 
@@ -107,6 +108,17 @@ class IncrementalSolver:
         if self._state is not None and self._state.worker is not None:
             self._state.worker.close()
         self._state = None
+
+    def ready(self, timeout_s: float = 0.0) -> bool:
+        """Whether LEMON holds an optimal basis for the current network (waits up to `timeout_s`).
+
+        After a cold `solve` that OR-Tools answered first, LEMON's own cold solve may still be
+        running; until it is done re-plans are OR-Tools cold solves (``same_network``).
+        """
+        state = self._state
+        if state is None or state.worker is None:
+            return False
+        return state.worker.wait(timeout_s)
 
     def solve(self, problem: Problem, *, time_limit_s: float = 60.0) -> Schedule:
         """The lexicographic optimum of `problem`, as `optimizer.solve` gives it.
@@ -206,10 +218,14 @@ class IncrementalSolver:
             outcome = race_with_deadline(backup, deadline)
         else:
             worker.request(fit.capacity, fit.total, fit.cost if cost_changed else None)
-            outcome = race_with_deadline(backup, deadline, delays=(WARM_BACKUP_S,), running=worker)
-            if outcome.values is None and not worker.idle:
+            delay = max(WARM_BACKUP_S, WARM_BACKUP_SHARE * budget)
+            delay = delay if worker.pending else 0.0  # not pending: the child is gone
+            outcome = race_with_deadline(backup, deadline, delays=(delay,), running=worker)
+            if outcome.values is None and worker.pending:
                 worker.close()  # stuck on our request: a cold solve next time
                 state.worker = None
+            if outcome.winner == -1 and outcome.values is not None:
+                self.last_start = "warm"
         if outcome.values is None:
             return outcome.detail
         return outcome.values

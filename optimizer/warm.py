@@ -21,6 +21,7 @@ import os
 import resource
 import select
 import struct
+import time
 
 import numpy as np
 import pylmcf
@@ -119,6 +120,17 @@ class WarmLemon:
             self.received = sequence
             self.last = np.frombuffer(payload, dtype=np.int64).copy() if arcs >= 0 else None
         return self.received == self.sent
+
+    def wait(self, timeout_s: float) -> bool:
+        """Read answers until idle or `timeout_s` [s] passed; True when idle."""
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        while self.pending:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self.fd], [], [], max(0.0, left))
+            if not ready:
+                break
+            self.feed()
+        return self.idle
 
     def drain(self) -> None:
         """Read every answer already waiting, without blocking."""

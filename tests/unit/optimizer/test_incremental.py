@@ -118,6 +118,7 @@ def test_capacity_changes_re_plan_warm_and_exactly() -> None:
         steps.append(weights)
         for step in steps:
             problem = Problem.model_validate(step)
+            assert planner.ready(timeout_s=120)  # LEMON's basis (OR-Tools may answer first)
             schedule = planner.solve(problem)
             assert planner.last_start == "warm"
             _same_as_cold(problem, schedule)
@@ -140,6 +141,7 @@ def test_an_arrival_on_a_free_charger_takes_a_spare_and_stays_warm() -> None:
             }
         )
         problem = Problem.model_validate(arrived)
+        assert planner.ready(timeout_s=120)
         schedule = planner.solve(problem)
         assert planner.last_start == "warm"
         assert schedule.sessions["late-car"].delivered_kwh > 0
