@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
+from gridcoord.config import Config
 from gridcoord.demo.broker import start_broker
 from gridcoord.demo.run import DemoResult, DemoRun, DemoSettings
 from gridcoord.local_broker import find_mosquitto
@@ -79,6 +80,7 @@ def demo_command(hours: float | None, speed: float, json_output: bool) -> int:
     (DATA_DIR / "mosquitto" / "mosquitto.db").unlink(missing_ok=True)
     settings = DemoSettings(start=DEMO_START, hours=hours, speed=speed)
     demo_run = DemoRun(settings, store_path, say)
+    config_path = write_config(demo_run.config, DATA_DIR / "gridcoord-demo.yaml")
     try:
         broker = start_broker(DATA_DIR, demo_run.config)
     except (RuntimeError, ValueError) as exc:
@@ -86,7 +88,8 @@ def demo_command(hours: float | None, speed: float, json_output: bool) -> int:
         return 1
     say(
         f"gridcoord demo: {settings.chargers} chargers in a simulated Wolfsburg-like city, "
-        f"broker {broker.name} on 127.0.0.1:{broker.port}, embedded store {store_path}; "
+        f"broker {broker.name} on 127.0.0.1:{broker.port}, embedded store {store_path} "
+        f"(its configuration: {config_path}); "
         f"{'until Ctrl-C' if hours is None else f'{hours:g} simulated hours'} at "
         f"{'full speed' if speed == 0 else f'{speed:g}x'}"
     )
@@ -97,6 +100,28 @@ def demo_command(hours: float | None, speed: float, json_output: bool) -> int:
     print(json.dumps(result.as_json()) if json_output else summary(result), file=real_stdout)
     real_stdout.flush()
     return 0
+
+
+def write_config(config: Config, path: Path) -> Path:
+    """The demo city's configuration as YAML, for the commands that read its store afterwards.
+
+    ``gridcoord export-open-data --config var/demo/gridcoord-demo.yaml ...`` exports the demo
+    run; the broker section is left out (the demo's broker lives only as long as the demo),
+    and the file holds no secret.
+    """
+    import yaml
+
+    data = config.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    data.pop("mqtt", None)
+    storage = data.setdefault("storage", {})
+    storage["path"] = str(config.storage.path.resolve())
+    storage["spool_dir"] = str(config.storage.spool_dir.resolve())
+    path.write_text(
+        "# Written by `gridcoord demo`: the simulated city of the last demo run.\n"
+        + yaml.safe_dump(data, sort_keys=False),
+        encoding="utf-8",
+    )
+    return path
 
 
 def summary(result: DemoResult) -> str:

@@ -22,10 +22,11 @@ from collections.abc import Sequence
 
 import urllib3
 
-from gridcoord.storage.base import StoreRejected
+from gridcoord.storage.base import Deletion, StoreRejected
 from gridcoord.storage.influx_http import (
     InfluxHttp,
     InfluxQLReads,
+    delete_statement,
     error_for,
     quote_identifier,
     split_url,
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 _UNPARSABLE = re.compile(r"unable to parse '((?:[^'\\]|\\.)*)'")
 _DROPPED = re.compile(r"dropped=(\d+)")
+_DELETES_PER_REQUEST = 100  # statements per /query request: a bounded request body
 
 
 class _PartialWrite(StoreRejected):
@@ -86,6 +88,18 @@ class InfluxV1Store(InfluxQLReads):
         """Write the points; see `gridcoord.storage.base.Store.write`."""
         self._ensure_database()
         write_all_or_isolate(points, self._send_lines, self._send_points)
+
+    def replace(self, points: Sequence[Point], deletions: Sequence[Deletion]) -> None:
+        """Write the points, then run one InfluxQL ``DELETE`` per deletion.
+
+        1.x has no transactions: the points are stored first, so a failure in between leaves
+        the raw data beside its aggregates (the retention job finishes the deletion next run).
+        """
+        if points:
+            self.write(points)
+        statements = [delete_statement(d) for d in deletions]
+        for first in range(0, len(statements), _DELETES_PER_REQUEST):
+            self._http.execute(statements[first : first + _DELETES_PER_REQUEST], self.database)
 
     def close(self) -> None:
         """Release pooled connections."""

@@ -1,8 +1,9 @@
 """A store wrapper that reports how long each write takes (for the metrics).
 
-Only `write` is wrapped; every other method of the `Store` protocol is handed to the inner
-store as it is, looked up by name from the protocol itself, so a method added to `Store`
-needs no code here (tests/unit/gridcoord/storage/test_timed.py checks each one arrives).
+Only `write` and `replace` (the retention job's write) are wrapped; every other method of
+the `Store` protocol is handed to the inner store as it is, looked up by name from the
+protocol itself, so a method added to `Store` needs no code here
+(tests/unit/gridcoord/storage/test_timed.py checks each one arrives).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gridcoord.storage.base import Store
+from gridcoord.storage.base import Deletion, Store
 from gridcoord.storage.points import Point
 
 #: The public methods of the `Store` protocol (what `TimedStore` passes on).
@@ -44,7 +45,7 @@ class TimedStore:
             self._observe(time.perf_counter() - began)
 
     def __getattr__(self, name: str) -> Any:
-        """The inner store's method `name` for every `Store` method but `write`.
+        """The inner store's method `name` for every `Store` method not wrapped here.
 
         Python calls this only for names the class lacks; anything outside the protocol (a
         typo, a private attribute of the inner store) stays an AttributeError.
@@ -52,3 +53,11 @@ class TimedStore:
         if name in STORE_METHODS:
             return getattr(self._inner, name)
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def replace(self, points: Sequence[Point], deletions: Sequence[Deletion]) -> None:
+        """Write and delete through the inner store, timing the attempt; see `Store.replace`."""
+        began = time.perf_counter()
+        try:
+            self._inner.replace(points, deletions)
+        finally:
+            self._observe(time.perf_counter() - began)
