@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 
 import urllib3
 
+from adapters.contract.reading import Reading
 from gridcoord.storage.base import StoreRejected
 from gridcoord.storage.influx_http import (
     InfluxHttp,
@@ -33,6 +34,7 @@ from gridcoord.storage.influx_http import (
     series_values,
     split_url,
     write_all_or_isolate,
+    write_readings_as_lines,
 )
 from gridcoord.storage.points import Point
 
@@ -89,6 +91,11 @@ class InfluxV1Store:
         """Write the points; see `gridcoord.storage.base.Store.write`."""
         self._ensure_database()
         write_all_or_isolate(points, self._send_lines, self._send_points)
+
+    def write_readings(self, readings: Sequence[Reading]) -> None:
+        """Write readings as line protocol; see `gridcoord.storage.base.Store.write_readings`."""
+        self._ensure_database()
+        write_readings_as_lines(readings, self._send, self.write)
 
     def series(
         self,

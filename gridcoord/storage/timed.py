@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 
+from adapters.contract.reading import Reading
 from gridcoord.storage.base import Store
 from gridcoord.storage.points import Point
 
@@ -29,6 +30,13 @@ class TimedStore:
         began = time.perf_counter()
         try:
             self._inner.write(points)
+        finally:
+            self._observe(time.perf_counter() - began)
+
+    def write_readings(self, readings: Sequence[Reading]) -> None:
+        began = time.perf_counter()
+        try:
+            self._inner.write_readings(readings)
         finally:
             self._observe(time.perf_counter() - began)
 
