@@ -180,6 +180,7 @@ def run_case(
         procs.append(proc.start())
     for proc in procs:
         proc.wait_connected()
+    cpu_before = sum(_cpu_s(proc) for proc in procs)
     spies = [
         _spy(proc, profile, f"{store}-{instances}-{batch}-{n}") for n, proc in enumerate(procs)
     ]
@@ -195,6 +196,7 @@ def run_case(
         time.sleep(0.5)  # the store offers no event; sample its count
         stored = count()
     done = time.monotonic()
+    cpu_s = sum(_cpu_s(proc) for proc in procs) - cpu_before
     for spy in spies:
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
@@ -223,12 +225,22 @@ def run_case(
         "publish_s": round(published_s, 1),
         "ingest_s": round(done - started, 1),
         "readings_per_s": round((total - gave_up) / (done - started)),
+        # CPU time of the gridcoord processes per stored reading: what a reading costs us,
+        # whatever else the machine runs (the wall-clock rate above depends on the load).
+        "cpu_us_per_reading": round(cpu_s / max(total - gave_up, 1) * 1e6, 1),
         "gave_up_missing": gave_up,
         "lost": total - stored,
         "spooled": stats.get("spooled", 0),
         "store_failures": stats.get("store_failures", 0),
         "reconnects": reconnects,
     }
+
+
+def _cpu_s(proc: GridcoordProcess) -> float:
+    """User + system CPU time of one process so far [s] (Linux /proc)."""
+    assert proc.process is not None
+    fields = Path(f"/proc/{proc.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _spy(proc: GridcoordProcess, profile: Path | None, name: str) -> subprocess.Popen[bytes] | None:
