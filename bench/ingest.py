@@ -179,7 +179,7 @@ def run_case(
         )
         procs.append(proc.start())
     for proc in procs:
-        proc.wait_connected()
+        proc.wait_connected(timeout=300)  # a loaded machine takes long to import the service
     cpu_before = sum(_cpu_s(proc) for proc in procs)
     spies = [
         _spy(proc, profile, f"{store}-{instances}-{batch}-{n}") for n, proc in enumerate(procs)
