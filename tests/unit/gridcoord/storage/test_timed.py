@@ -55,7 +55,7 @@ def test_writes_are_timed_and_reads_pass_through(tmp_path: Path) -> None:
     assert [value for _, value in series] == [float(s) for s in range(120)]
     totals = timed.bucket_totals("telemetry", "power_w", {}, T0, end, timedelta(minutes=1))
     assert totals == [(T0, 29.5), (T0 + timedelta(minutes=1), 89.5)]
-    assert len(observed) == 3  # reads are not writes
+    assert len(observed) == 4  # reads are not writes
     timed.close()
 
 
