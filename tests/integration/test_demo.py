@@ -42,7 +42,11 @@ def test_demo_with_mosquitto_prints_kpis_against_the_baseline(tmp_path: Path) ->
     out, err = process.communicate(timeout=240)
     assert process.returncode == 0, err[-2000:]
     result = json.loads(out)  # stdout is exactly the JSON object
-    assert set(result) == KEYS | {"baseline"}
+    assert set(result) == KEYS | {"baseline", "forecast_error"}
+    # The simulated weather service's forecast reached the plans and was judged by lead time.
+    wind = result["forecast_error"]["wind"]
+    assert set(wind) == {"blended", "day_ahead", "nowcast"}
+    assert wind["day_ahead"]["0-1h"]["n"] > 0 and wind["blended"]["1-3h"]["mae_kw"] >= 0
     check_kpis({k: result[k] for k in KEYS})
     check_kpis(result["baseline"])
     assert result["zone_overloads"] <= result["baseline"]["zone_overloads"]
