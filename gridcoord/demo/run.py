@@ -20,8 +20,10 @@ Before the service starts, the store gets a week of the city's past (PV, wind an
 as a running service would have left it), which the service's warm start reads back. The
 controlled KPIs are the city's physics under the setpoints the service sent; the count of
 plans is what the service stored. An uncontrolled baseline of the same city (same seed: same
-weather, loads and cars) runs alongside without MQTT. With ``speed`` > 0 ticks are paced to
-simulated seconds per real second.
+weather, loads and cars) runs alongside without MQTT; at the end, the perfect-foresight bound
+is solved on its realised data (`gridcoord.demo.bound`). All three are judged by the same
+KPI definitions (`gridcoord.outcomes`). With ``speed`` > 0 ticks are paced to simulated
+seconds per real second.
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ from adapters.contract.reading import Reading
 from adapters.contract.validation import build_reading
 from gridcoord.broker.files import Accounts
 from gridcoord.config import Config
+from gridcoord.demo.bound import Bound, perfect_foresight
 from gridcoord.demo.fleet import DeviceFleet
-from gridcoord.outcomes import DispatchOutcome, PlanOutcome
+from gridcoord.outcomes import OUTCOME_KPI_KEYS, DispatchOutcome, PlanOutcome
 from gridcoord.service import Service
 from gridcoord.service_thread import ServiceThread
 from gridcoord.simulation import CitySimulation, demo_city
@@ -56,7 +59,7 @@ log = logging.getLogger(__name__)
 TICK = timedelta(minutes=1)
 # A tick's messages normally arrive in milliseconds; this only bounds a stuck broker.
 TICK_DEADLINE_S = 10.0
-KPI_KEYS = ("renewable_share", "unmet_kwh", "peak_import_kw", "zone_overloads")
+KPI_KEYS = OUTCOME_KPI_KEYS
 
 Kpis = dict[str, float | int]
 
@@ -75,6 +78,9 @@ class DemoSettings:
         simulated seconds per real second, 0 = as fast as possible.
     seed
         city, weather and cars.
+    season
+        the season the start falls in (a label for the output; the weather follows
+        ``start``'s month).
     chargers
         chargers in the city.
     warmup_days
@@ -90,6 +96,7 @@ class DemoSettings:
     hours: float | None = 24.0
     speed: float = 0.0
     seed: int = 1
+    season: str = ""
     chargers: int = 300
     warmup_days: int = 7
     solver_time_limit_s: float = 20.0
@@ -98,7 +105,7 @@ class DemoSettings:
 
 @dataclass(frozen=True, slots=True)
 class DemoResult:
-    """The final KPIs of the controlled city and of the uncontrolled baseline."""
+    """The final KPIs of the controlled city, the uncontrolled baseline and the bound."""
 
     controlled: Kpis
     baseline: Kpis
@@ -107,13 +114,18 @@ class DemoResult:
     fallback_plans: int
     late_ticks: int
     floor_overloads: int = 0
+    bound: Bound | None = None
 
     def as_json(self) -> dict[str, object]:
-        """DESIGN 3.1's ``--json`` object."""
-        return {
+        """DESIGN 3.1's ``--json`` object (docs/cli.md)."""
+        out: dict[str, object] = {
             **{k: self.controlled[k] for k in KPI_KEYS},
             "baseline": {k: self.baseline[k] for k in KPI_KEYS},
         }
+        if self.bound is not None:
+            out["bound"] = {k: self.bound.kpis[k] for k in KPI_KEYS}
+            out["bound_status"] = self.bound.status
+        return out
 
 
 class DemoRun:
@@ -154,6 +166,7 @@ class DemoRun:
         )
         self.city = CitySimulation(self.layout, settings.seed, start)
         self.baseline = CitySimulation(self.layout, settings.seed, start, controlled=False)
+        self.bound: Bound | None = None
         self._now = start
         self._expected = len(self.city.telemetry())
         self._cond = threading.Condition()
@@ -240,6 +253,13 @@ class DemoRun:
             self._devices.stop()
             runner.stop()
         hours = (self._now - start).total_seconds() / 3600.0
+        if self.baseline.trace:
+            self.bound = perfect_foresight(
+                self.layout,
+                self.baseline.trace,
+                self.baseline.visits(),
+                self.baseline.energy_before,
+            )
         return DemoResult(
             self.city.kpis(),
             self.baseline.kpis(),
@@ -248,6 +268,7 @@ class DemoRun:
             fallbacks,
             int(late),
             self.floor_overloads,
+            self.bound,
         )
 
     def _clock(self) -> datetime:
@@ -316,6 +337,8 @@ class DemoRun:
                 )
                 self._floor_zones.add(overload.zone)
             self.floor_overloads += 1
+        with self._city_lock:
+            self.city.kpi.add_minima_over_limit(len(outcome.overloads))
         expected = len(outcome.order)
         return self._wait(lambda: self._setpoints >= expected, "setpoints")
 
@@ -360,7 +383,8 @@ class DemoRun:
             f"{outcome.solve_s:5.2f} s {outcome.sessions:4d} sessions, plans "
             f"{plan.get('unmet_kwh', math.nan):6.1f} kWh unmet{why} | so far: EV renewable "
             f"{city['renewable_share']:6.1%} (baseline {base['renewable_share']:6.1%}), "
-            f"unmet {city['unmet_kwh']:6.1f} ({base['unmet_kwh']:6.1f}) kWh, peak import "
+            f"unmet above floor {city['unmet_above_floor_kwh']:6.1f} "
+            f"({base['unmet_above_floor_kwh']:6.1f}) kWh, peak import "
             f"{city['peak_import_kw']:6.0f} ({base['peak_import_kw']:6.0f}) kW, zone overloads "
             f"{city['zone_overloads']} ({base['zone_overloads']})"
         )

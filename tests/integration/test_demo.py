@@ -16,7 +16,19 @@ from gridcoord.local_broker import find_mosquitto
 
 pytestmark = pytest.mark.integration
 
-KEYS = {"renewable_share", "unmet_kwh", "peak_import_kw", "zone_overloads"}
+KEYS = {
+    "renewable_share",
+    "renewable_share_prorata",
+    "unmet_kwh",
+    "unmet_above_floor_kwh",
+    "requests_met_pct",
+    "peak_import_kw",
+    "zone_overloads",
+    "minima_over_limit",
+    "requested_kwh",
+    "floor_kwh",
+    "ev_kwh",
+}
 
 
 def demo(tmp_path: Path, *args: str, broker: str) -> subprocess.Popen[str]:
@@ -33,9 +45,12 @@ def demo(tmp_path: Path, *args: str, broker: str) -> subprocess.Popen[str]:
 
 def check_kpis(kpis: object) -> None:
     assert isinstance(kpis, dict) and set(kpis) == KEYS
-    assert 0.0 <= kpis["renewable_share"] <= 1.0
-    assert kpis["unmet_kwh"] >= 0.0 and kpis["peak_import_kw"] >= 0.0
-    assert isinstance(kpis["zone_overloads"], int) and kpis["zone_overloads"] >= 0
+    assert 0.0 <= kpis["renewable_share"] <= kpis["renewable_share_prorata"] <= 1.0
+    assert kpis["unmet_kwh"] >= kpis["unmet_above_floor_kwh"] >= 0.0
+    assert kpis["peak_import_kw"] >= 0.0 and 0.0 <= kpis["requests_met_pct"] <= 100.0
+    assert kpis["requested_kwh"] >= kpis["floor_kwh"] >= 0.0 and kpis["ev_kwh"] >= 0.0
+    for key in ("zone_overloads", "minima_over_limit"):
+        assert isinstance(kpis[key], int) and kpis[key] >= 0
 
 
 def test_demo_with_mosquitto_prints_kpis_against_the_baseline(tmp_path: Path) -> None:
@@ -45,10 +60,21 @@ def test_demo_with_mosquitto_prints_kpis_against_the_baseline(tmp_path: Path) ->
     out, err = process.communicate(timeout=240)
     assert process.returncode == 0, err[-2000:]
     result = json.loads(out)  # stdout is exactly the JSON object
-    assert set(result) == KEYS | {"baseline"}
+    assert set(result) == KEYS | {"baseline", "bound", "bound_status"}
     check_kpis({k: result[k] for k in KEYS})
     check_kpis(result["baseline"])
+    check_kpis(result["bound"])
+    assert result["bound_status"] == "optimal"
     assert result["zone_overloads"] <= result["baseline"]["zone_overloads"]
+    # The same cars are judged in all three rows; the bound takes the most renewable energy.
+    bound, baseline = result["bound"], result["baseline"]
+    assert result["requested_kwh"] == baseline["requested_kwh"] == bound["requested_kwh"]
+    assert bound["zone_overloads"] == 0
+    renewable = {
+        name: row["renewable_share"] * row["ev_kwh"]
+        for name, row in (("bound", bound), ("baseline", baseline), ("ours", result))
+    }
+    assert renewable["bound"] >= max(renewable["baseline"], renewable["ours"]) - 1e-6
     # The run's story went to stderr: the broker, the dashboard, eight planning runs, no fallback.
     assert "broker mosquitto" in err and "dashboard at http://127.0.0.1:" in err
     assert err.count(" plan optimal ") + err.count(" plan time_limit ") == 8, err[-2000:]
@@ -82,12 +108,23 @@ def test_demo_without_hours_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err[-2000:]
-    assert "simulated hours" in out and "uncontrolled" in out
+    assert "simulated hours" in out
+    # Three rows a person can compare at a glance: uncontrolled, coordinated, bound.
+    header = next(line for line in out.splitlines() if "uncontrolled" in line)
+    assert header.split() == ["uncontrolled", "coordinated", "bound"]
+    share = next(line for line in out.splitlines() if line.startswith("renewable share"))
+    assert len(share.split("%")) == 4, share  # three percentages
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--hours", "-1"], "--hours must be a positive number"), (["--speed", "-2"], "--speed")],
+    [
+        (["--hours", "-1"], "--hours must be a positive number"),
+        (["--hours", "1000"], "at most 168"),
+        (["--speed", "-2"], "--speed"),
+        (["--season", "autumn"], "--season must be one of winter, spring, summer"),
+        (["--seed", "-3"], "--seed must be in"),
+    ],
 )
 def test_bad_options_are_refused_without_a_traceback(
     tmp_path: Path, args: list[str], message: str
