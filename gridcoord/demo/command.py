@@ -22,26 +22,14 @@ import signal
 import sys
 import threading
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
 from gridcoord.demo.broker import start_broker
 from gridcoord.demo.run import DemoResult, DemoRun, DemoSettings
+from gridcoord.demo.scenario import DEFAULT_SEASON, DEFAULT_SEED, SEASON_STARTS
 from gridcoord.local_broker import find_mosquitto
 
-# Fixed days, so that the demo's figures are reproducible: a Tuesday noon (UTC) in each
-# season, through two evening peaks and nights to Thursday noon at 48 hours. The weather
-# follows the month's climate (`gridcoord.simulation.weather`). The default, spring with
-# seed 1, was chosen for its weather alone (a windy first night for home charging, a bright
-# Wednesday midday for workplace charging); the other seasons and seeds are as they come.
-SEASON_STARTS = {
-    "winter": datetime(2026, 1, 20, 12, 0, tzinfo=UTC),
-    "spring": datetime(2026, 4, 21, 12, 0, tzinfo=UTC),
-    "summer": datetime(2026, 7, 21, 12, 0, tzinfo=UTC),
-}
-DEFAULT_SEASON = "spring"
-DEMO_START = SEASON_STARTS[DEFAULT_SEASON]
 MAX_HOURS = 24.0 * 7  # the bound's solve covers the whole run; a week fits its slot limit
 MAX_SEED = 2**31 - 1
 DATA_DIR = Path("var/demo")
@@ -52,7 +40,7 @@ def demo_command(
     speed: float,
     json_output: bool,
     season: str = DEFAULT_SEASON,
-    seed: int = 1,
+    seed: int = DEFAULT_SEED,
 ) -> int:
     """Run the demo; 0 after ``hours`` or a stop signal, 2 for bad options, 1 if no broker."""
     if hours is not None and not (math.isfinite(hours) and 0 < hours <= MAX_HOURS):
