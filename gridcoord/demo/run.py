@@ -60,6 +60,10 @@ TICK = timedelta(minutes=1)
 # A tick's messages normally arrive in milliseconds; this only bounds a stuck broker.
 TICK_DEADLINE_S = 10.0
 KPI_KEYS = OUTCOME_KPI_KEYS
+# A run stopped with Ctrl-C after longer than this gets no bound: one solve over the whole run
+# takes coarser slots the longer it is (30 minutes at four weeks; the optimizer's limit is
+# 2,016 slots), and its replay stops meaning much.
+MAX_BOUND_HOURS = 24.0 * 7 * 4
 
 Kpis = dict[str, float | int]
 
@@ -253,12 +257,18 @@ class DemoRun:
             self._devices.stop()
             runner.stop()
         hours = (self._now - start).total_seconds() / 3600.0
-        if self.baseline.trace:
+        if self.baseline.trace and hours <= MAX_BOUND_HOURS:
             self.bound = perfect_foresight(
                 self.layout,
                 self.baseline.trace,
                 self.baseline.visits(),
                 self.baseline.energy_before,
+            )
+        elif self.baseline.trace:
+            log.warning(
+                "no perfect-foresight bound for a run of %.0f h (at most %.0f h)",
+                hours,
+                MAX_BOUND_HOURS,
             )
         return DemoResult(
             self.city.kpis(),
