@@ -35,17 +35,26 @@ MONTHLY_CLOUD_COVER = (0.76, 0.72, 0.66, 0.58, 0.55, 0.52, 0.50, 0.50, 0.56, 0.6
 MONTHLY_WIND_MS = (8.2, 7.9, 7.6, 6.8, 6.2, 5.9, 5.7, 5.6, 6.2, 7.0, 7.6, 8.1)
 
 
-def clear_sky_index(seed: int, instant: datetime, tz: str = "Europe/Berlin") -> float:
-    """The simulated sky's clear-sky index at an instant [-], in [0.2, 1.0].
+def daily_cloudiness(seed: int, instant: datetime, tz: str = "Europe/Berlin") -> float:
+    """The simulated sky's cloudiness of the local day of ``instant`` [-], in [0, 1].
 
-    Each local day draws a cloudiness (some days clear, some overcast) whose mean is the
-    month's cloud cover (`MONTHLY_CLOUD_COVER`); clouds then pass on a 20-minute scale around it.
+    Its mean over many days is the month's cloud cover (`MONTHLY_CLOUD_COVER`). A weather
+    model resolves this part of the sky (`gridcoord.simulation.weather_service`).
     """
     day = local_date(instant, tz)
     mean_cover = MONTHLY_CLOUD_COVER[day.month - 1]
     # u**k with u uniform has mean 1 / (1 + k).
     exponent = 1.0 / mean_cover - 1.0
-    cloudiness = float(uniform(seed, "cloudiness", day.toordinal()) ** exponent)
+    return float(uniform(seed, "cloudiness", day.toordinal()) ** exponent)
+
+
+def clear_sky_index(seed: int, instant: datetime, tz: str = "Europe/Berlin") -> float:
+    """The simulated sky's clear-sky index at an instant [-], in [0.2, 1.0].
+
+    Each local day draws a cloudiness (`daily_cloudiness`: some days clear, some overcast);
+    clouds then pass on a 20-minute scale around it.
+    """
+    cloudiness = daily_cloudiness(seed, instant, tz)
     passing = smooth(seed, "clouds", as_utc(instant), timedelta(minutes=20)) - 0.5
     cover = min(1.0, max(0.0, cloudiness + 0.6 * passing))
     return 0.2 + 0.8 * (1.0 - cover)
@@ -58,18 +67,33 @@ def pv_kw(fleet: PvFleet, instants: Sequence[datetime], seed: int) -> FloatArray
     return np.asarray(clear * index, dtype=np.float64)
 
 
+def monthly_wind_ms(instant: datetime) -> float:
+    """The mean hub-height wind speed of ``instant``'s month [m/s] (`MONTHLY_WIND_MS`)."""
+    return MONTHLY_WIND_MS[as_utc(instant).month - 1]
+
+
+def synoptic_wind_ms(seed: int, instant: datetime, mean_ms: float | None = None) -> float:
+    """The synoptic (12-hour) part of the simulated wind speed [m/s]: what a weather model sees.
+
+    ``mean_ms`` is the mean it varies around [m/s]; None takes the month's (`monthly_wind_ms`).
+    """
+    t = as_utc(instant)
+    mean = monthly_wind_ms(t) if mean_ms is None else mean_ms
+    synoptic = smooth(seed, "wind-synoptic", t, timedelta(hours=12))
+    return max(0.0, mean * (0.25 + 1.5 * synoptic))
+
+
 def wind_speed_ms(seed: int, instant: datetime, mean_ms: float | None = None) -> float:
-    """Simulated wind speed at hub height [m/s].
+    """Simulated wind speed at hub height [m/s]: the synoptic part plus 1-hour gusts.
 
     ``mean_ms`` is the mean it varies around [m/s]; None takes the month's
     (`MONTHLY_WIND_MS`: inland Lower Saxony at ~100 m, ~7 m/s over the year).
     """
     t = as_utc(instant)
-    if mean_ms is None:
-        mean_ms = MONTHLY_WIND_MS[t.month - 1]
+    mean = monthly_wind_ms(t) if mean_ms is None else mean_ms
     synoptic = smooth(seed, "wind-synoptic", t, timedelta(hours=12))
     gusts = smooth(seed, "wind-gusts", t, timedelta(hours=1)) - 0.5
-    return max(0.0, mean_ms * (0.25 + 1.5 * synoptic) + 2.0 * gusts)
+    return max(0.0, mean * (0.25 + 1.5 * synoptic) + 2.0 * gusts)
 
 
 @lru_cache(maxsize=8)
