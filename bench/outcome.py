@@ -31,8 +31,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-# The repository first: bench/optimizer.py would otherwise shadow the optimizer package.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# The repository instead of bench/: bench/optimizer.py and bench/ocpp.py would shadow packages.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from adapters.contract.validation import build_reading
 from gridcoord.config import Config
@@ -186,7 +186,7 @@ def main() -> None:
     for season in args.seasons:
         for seed in args.seeds:
             results.append(cell(season, seed, args.hours, args.chargers))
-            print(f"{season} seed {seed} done", file=sys.stderr, flush=True)
+            print(table(results[-1:]), file=sys.stderr, flush=True)
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=1))
     print(

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from gridcoord.local_broker import find_mosquitto
+from tests.fixtures.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +33,8 @@ KEYS = {
 
 
 def demo(tmp_path: Path, *args: str, broker: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "GRIDCOORD_DEMO_BROKER": broker}
+    # Its own API port: other demos on the machine may hold the default 8080.
+    env = {**os.environ, "GRIDCOORD_DEMO_BROKER": broker, "GRIDCOORD_API__PORT": str(free_port())}
     return subprocess.Popen(
         [sys.executable, "-m", "gridcoord", "demo", *args],
         cwd=tmp_path,
