@@ -34,14 +34,14 @@ from pathlib import Path
 # The repository instead of bench/: bench/optimizer.py and bench/ocpp.py would shadow packages.
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from adapters.contract.validation import build_reading
-from gridcoord.config import Config
-from gridcoord.demo.bound import perfect_foresight
-from gridcoord.demo.scenario import SEASON_STARTS
-from gridcoord.planning.coordinator import Coordinator
-from gridcoord.simulation import CitySimulation, demo_city
-from gridcoord.simulation.city import CityLayout
-from gridcoord.timegrid import parse_rfc3339
+from adapters.contract.validation import build_reading  # noqa: E402
+from gridcoord.config import Config  # noqa: E402
+from gridcoord.demo.bound import perfect_foresight  # noqa: E402
+from gridcoord.demo.scenario import SEASON_STARTS  # noqa: E402
+from gridcoord.planning.coordinator import Coordinator  # noqa: E402
+from gridcoord.simulation import CitySimulation, demo_city  # noqa: E402
+from gridcoord.simulation.city import CityLayout  # noqa: E402
+from gridcoord.timegrid import parse_rfc3339  # noqa: E402
 
 Kpis = dict[str, float | int]
 COLUMNS = (
