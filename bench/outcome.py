@@ -9,7 +9,9 @@ definitions (`gridcoord.outcomes`):
   every quarter hour, dispatch every minute), driven in-process with the city's telemetry
   and setpoints — the demo without MQTT and the store, so that the matrix fits in minutes.
   Before the start the coordinator observes the same week of PV, wind and load history the
-  demo puts in its store;
+  demo puts in its store. Where the simulated weather service exists
+  (`gridcoord.simulation.weather_service`), its day-ahead forecasts reach the coordinator
+  every six hours through the service's own decoding, as in the demo;
 * **bound**: the perfect-foresight bound on the uncontrolled run's realised data
   (`gridcoord.demo.bound`).
 
@@ -23,6 +25,7 @@ machine is shared). Usage::
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -30,6 +33,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 # The repository instead of bench/: bench/optimizer.py and bench/ocpp.py would shadow packages.
 sys.path[0] = str(Path(__file__).resolve().parents[1])
@@ -72,6 +76,32 @@ def readings_of(config: Config, city: CitySimulation, chargers: bool = True) -> 
     return out
 
 
+FORECAST_EVERY = timedelta(hours=6)  # the demo's weather service issues four runs a day
+
+
+def weather_feed(layout: CityLayout, seed: int, config: Config) -> Any:
+    """A callable that hands the coordinator the weather service's forecasts at ``now``.
+
+    None where this checkout has no simulated weather service (before issue 12's forecasts).
+    """
+    try:
+        service_module = importlib.import_module("gridcoord.simulation.weather_service")
+        decode = importlib.import_module("gridcoord.forecast.subscription").decode_forecast
+        capacity = importlib.import_module("gridcoord.planning.planner").forecast_capacity_kw
+    except (ImportError, AttributeError):
+        return None
+    weather = service_module.WeatherService(layout, seed)
+    prefix = config.mqtt.topic_prefix
+    limit = capacity(config)
+
+    def feed(coordinator: Coordinator, now: datetime) -> None:
+        for topic, payload in weather.publications(now, prefix):
+            forecast = decode(topic, payload, prefix=prefix, now=now, capacity_kw=limit)
+            coordinator.observe_forecast(forecast)
+
+    return feed
+
+
 def coordinated(
     layout: CityLayout, seed: int, start: datetime, hours: float, warmup_days: int = 7
 ) -> tuple[Kpis, int]:
@@ -87,8 +117,11 @@ def coordinated(
     city = CitySimulation(layout, seed, start)
     end = start + timedelta(hours=hours)
     fallbacks = 0
+    feed = weather_feed(layout, seed, config)
     while city.now < end:
         now = city.now
+        if feed is not None and (now - start) % FORECAST_EVERY == timedelta(0):
+            feed(coordinator, now)
         for reading in readings_of(config, city):
             coordinator.observe(reading)  # type: ignore[arg-type]
         if now.minute % config.planning.interval_min == 0:
