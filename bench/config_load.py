@@ -2,7 +2,7 @@
 
 Writes a file of N assets in compact flow style (about 4 MB for 95,000) and times, each in a
 fresh subprocess so peak memory is its own: PyYAML's C loader (`yaml.load(CSafeLoader)`, what
-the loader used before), our bounded reader (`gridcoord.safe_yaml.parse`) and the whole
+the loader used before), our bounded reader (`adapters.safe_yaml.parse`) and the whole
 `load_config`. Prints a table. Usage::
 
     .venv/bin/python bench/config_load.py [--assets 95000] [--repeat 3]
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CASES = {
     "pyyaml CSafeLoader (reference)": "import yaml; yaml.load(text, Loader=yaml.CSafeLoader)",
-    "safe_yaml.parse": "from gridcoord.safe_yaml import parse; parse(text)",
+    "safe_yaml.parse": "from adapters.safe_yaml import parse; parse(text)",
     "load_config (parse + validate)": (
         "from gridcoord.config import load_config; load_config(path)"
     ),

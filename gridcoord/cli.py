@@ -220,6 +220,35 @@ def broker_config(
     )
 
 
+@app.command("privacy-retention")
+def privacy_retention(
+    config: ConfigOption,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would be aggregated and deleted.")
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Aggregate and delete raw household and charger series past privacy.raw_retention_days."""
+    from gridcoord.privacy.retention_command import retention_command
+
+    raise typer.Exit(retention_command(config, dry_run=dry_run, json_output=json_output))
+
+
+@app.command("export-open-data")
+def export_open_data(
+    config: ConfigOption,
+    first: Annotated[
+        str, typer.Option("--from", help="First local day (site.timezone), e.g. 2026-11-01.")
+    ],
+    last: Annotated[str, typer.Option("--to", help="Last local day, included.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for the CSV and metadata.")],
+) -> None:
+    """Per-zone aggregates as CSV with DCAT-AP.de metadata; small groups merged or suppressed."""
+    from gridcoord.open_data.command import export_command
+
+    raise typer.Exit(export_command(config, first, last, out))
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -37,9 +37,13 @@ from adapters.mqtt.settings import Mqtt as Mqtt
 from adapters.mqtt.settings import MqttSource as MqttSource
 from adapters.mqtt.settings import Tls as Tls
 from adapters.ocpp.settings import OcppServerSettings, OcppStation, station_problems
+from adapters.safe_yaml import YamlProblem, parse, read_text
 from gridcoord.config_errors import ConfigError, Problems, quote
-from gridcoord.config_secrets import refuse_file_secrets, resolve_secret_files
-from gridcoord.safe_yaml import YamlProblem, parse, read_text
+from gridcoord.config_secrets import (
+    private_key_problems,
+    refuse_file_secrets,
+    resolve_secret_files,
+)
 from gridcoord.sessions import SessionDefaults
 
 # Physical bounds (docs/configuration-limits.md): generous, but finite, so that a typo
@@ -340,6 +344,66 @@ class Api(_Section):
     )
 
 
+class OpenDataLicence(StrEnum):
+    """Licence the open-data export is published under (its DCAT-AP.de metadata names it)."""
+
+    DL_DE_BY_2_0 = "dl-de/by-2-0"
+    CC_BY_4_0 = "cc-by/4.0"
+
+
+class Privacy(_Section):
+    """Data protection by default (docs/data-protection.md): retention and open-data groups."""
+
+    raw_retention_days: int = Field(
+        30,
+        ge=1,
+        le=3650,
+        description="Days raw household-meter and charger series are kept; then only per-zone "
+        "15-minute aggregates remain [d].",
+    )
+    min_group_size: int = Field(
+        10,
+        ge=2,
+        le=10_000,
+        description="Fewest households an open-data row may be computed from; a smaller zone "
+        "is merged into its parent or suppressed.",
+    )
+    retention_in_service: bool = Field(
+        True,
+        description="Run the retention job in this `gridcoord run` instance; false on all "
+        "but one of several instances sharing a store.",
+    )
+    retention_interval_min: int = Field(
+        60,
+        ge=1,
+        le=1440,
+        description="How often the service runs the retention job [min] (`gridcoord run`).",
+    )
+    publisher: str = Field(
+        "Stadtwerk",
+        max_length=200,
+        description="Publisher named in the open-data metadata (an organisation, not a person).",
+    )
+    licence: OpenDataLicence = Field(
+        OpenDataLicence.DL_DE_BY_2_0,
+        description="Licence of the open-data export: `dl-de/by-2-0` (Datenlizenz Deutschland "
+        "Namensnennung 2.0) or `cc-by/4.0`.",
+    )
+    publish_url: str | None = Field(
+        None,
+        max_length=500,
+        pattern=r"^https?://\S+/$",
+        description="Where the export's files will be published (ending in `/`): the base of "
+        "their download URLs; relative to the metadata file when absent.",
+    )
+    spatial_uri: str | None = Field(
+        None,
+        max_length=500,
+        description="dct:spatial of the export, e.g. the municipality's URI in the "
+        "dcat-ap.de Geo vocabulary; the site's coordinates when absent.",
+    )
+
+
 class Config(BaseSettings):
     """A whole deployment."""
 
@@ -364,6 +428,9 @@ class Config(BaseSettings):
     api: Api = Field(default_factory=Api, description="HTTP API.")
     ocpp: OcppServerSettings | None = Field(
         None, description="OCPP central system (needed by assets with an `ocpp:` block)."
+    )
+    privacy: Privacy = Field(
+        default_factory=Privacy, description="Retention of personal data and open-data export."
     )
 
     @classmethod
@@ -512,7 +579,7 @@ def _duplicates(section: str, ids: list[str | None]) -> list[str]:
 
 
 def load_raw(path: Path) -> dict[str, Any]:
-    """Read the YAML file into a mapping, within the limits of `gridcoord.safe_yaml`.
+    """Read the YAML file into a mapping, within the limits of `adapters.safe_yaml`.
 
     Raises
     ------
@@ -544,6 +611,7 @@ def load_config(path: Path) -> Config:
     if config is None or problems:
         raise problems.error(path, text)
     config = resolve_secret_files(config, problems)
+    private_key_problems(config, problems)
     for i, asset in enumerate(config.assets):
         if asset.modbus is not None:
             for problem in asset.modbus.problems_for(asset.kind.value):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from gridcoord.safe_yaml import lines_of, quote
+from adapters.safe_yaml import lines_of, quote
 
 __all__ = ["MAX_SHOWN", "ConfigError", "Problems", "env_name", "format_loc", "quote"]
 

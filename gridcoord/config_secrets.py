@@ -86,6 +86,33 @@ def resolve_secret_files(config: _Settings, problems: Problems) -> _Settings:
     return config.model_copy(update=sections)
 
 
+def private_key_problems(config: BaseModel, problems: Problems) -> None:
+    """Record a problem for each TLS private key file others may read (or that is missing).
+
+    ``mqtt.tls.key_file`` and ``ocpp.tls.key_file`` are handed to the TLS library, which
+    reads any mode; a key others can read is a leaked key, so it is refused here, where
+    ``check-config`` sees it, as the secret files are.
+    """
+    for section in ("mqtt", "ocpp"):
+        tls = getattr(getattr(config, section, None), "tls", None)
+        key_file = getattr(tls, "key_file", None)
+        if key_file is None:
+            continue
+        loc = (section, "tls", "key_file")
+        try:
+            info = os.stat(key_file)
+        except OSError as exc:
+            problems.add(loc, f"{key_file}: cannot read file: {exc.strerror}")
+            continue
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o077:
+            problems.add(
+                loc,
+                f"{key_file}: mode {mode:04o} lets group or others access the private key; "
+                "only its owner may (chmod 600 or 400)",
+            )
+
+
 class SecretFileError(Exception):
     """A secret file is unsafe or unreadable; the message never contains its content."""
 

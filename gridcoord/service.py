@@ -204,6 +204,8 @@ class Service:
         self._start()
         self._start_watchdog(loop)
         tasks = [asyncio.create_task(self._log_stats())]
+        if self._scheduled and self.config.privacy.retention_in_service:
+            tasks.append(asyncio.create_task(self._retention_loop()))
         tasks += self._start_modbus()
         try:
             tasks += await self._start_ocpp()
@@ -511,6 +513,29 @@ class Service:
                 len(forecast.values_kw),
                 forecast.start.isoformat(),
             )
+
+    async def _retention_loop(self) -> None:
+        """Run the retention job now and every ``privacy.retention_interval_min``.
+
+        A store that cannot serve it is logged and retried next time; the job is resumable,
+        so an interrupted run loses nothing (docs/data-protection.md).
+        """
+        from gridcoord.privacy.retention import RetentionJob
+        from gridcoord.storage.base import StoreRejected, StoreUnavailable
+
+        assert self.store is not None
+        job = RetentionJob(self.store, self.config, self.clock)
+        while True:
+            try:
+                report = await asyncio.to_thread(job.run)
+            except (StoreUnavailable, StoreRejected) as exc:
+                log.warning("retention job not done this time: %s", exc)
+            except Exception as exc:
+                self._log_internal_error("the retention job", exc)
+            else:
+                if report.windows or report.late_assets:
+                    log.info("retention: %s", report.as_dict())
+            await asyncio.sleep(self.config.privacy.retention_interval_min * 60)
 
     async def _log_stats(self) -> None:
         while True:

@@ -12,6 +12,8 @@ import logging
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -46,12 +48,21 @@ def create_app(ctx: ApiContext, tokens: TokenRegistry) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def contained(request: Request, exc: Exception) -> JSONResponse:
-        # Counted and logged with the path only: query strings could carry anything.
+        # Counted and logged with the route's template only: a path parameter, the query
+        # string and the exception's message could carry anything a caller sent.
         ctx.instruments.api_requests.inc()
-        log.error(
-            "API %s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc
-        )
+        route = getattr(request.scope.get("route"), "path", "(no route)")
+        log.error("API %s %s failed: %s", request.method, route, type(exc).__name__)
         return JSONResponse({"detail": "internal error"}, status_code=500)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default answer echoes the refused value ("input"); whatever a caller
+        # sent stays out of answers (and out of any proxy's log of them): where and why only.
+        detail = [
+            {"type": e.get("type"), "loc": e.get("loc"), "msg": e.get("msg")} for e in exc.errors()
+        ]
+        return JSONResponse({"detail": jsonable_encoder(detail)}, status_code=422)
 
     @app.get("/health/live", tags=["health"])
     async def live() -> dict[str, str]:

@@ -67,7 +67,7 @@ class AuditLog:
         """Append one entry (file first: it must exist before the effect is reported)."""
         line = entry.model_dump_json()
         with self._lock:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             with self._path.open("a", encoding="utf-8") as handle:
                 handle.write(line + "\n")
             self._entries.append(entry)

@@ -192,7 +192,7 @@ class OverrideBook:
 
     def _save(self) -> None:
         """Write the file atomically (called under the lock)."""
-        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = self._path.with_suffix(".tmp")
         tmp.write_bytes(_LIST.dump_json(self._items, indent=1))
         os.replace(tmp, self._path)

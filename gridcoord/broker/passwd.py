@@ -41,7 +41,7 @@ def hash_password(password: str, *, salt: bytes | None = None, iterations: int =
 
 
 def verify_password(password: str, encoded: str) -> bool:
-    """True if `password` matches a `$7$` hash (the in-process demo broker checks with this)."""
+    """True if `password` matches a `$7$` hash (the tests check generated files with this)."""
     parts = encoded.split("$")
     if len(parts) != 5 or parts[0] != "" or parts[1] != "7":
         return False

@@ -6,9 +6,8 @@ the KPIs of three rows: uncontrolled charging, the coordinated city, and the per
 bound on the same realised data (`gridcoord.demo.bound`). SIGINT/SIGTERM end a run without
 ``--hours`` cleanly: the tick under way finishes, the store is flushed, exit 0.
 
-``GRIDCOORD_DEMO_BROKER=mosquitto|inprocess`` forces a broker (default: auto). The service's
-MQTT client speaks MQTT 5, which the in-process amqtt broker does not: without mosquitto the
-demo says so and exits 1.
+The demo needs a `mosquitto` binary (the service's MQTT client speaks MQTT 5): without one
+it says how to install it and exits 1.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
+from gridcoord.config import Config
 from gridcoord.demo.broker import start_broker
 from gridcoord.demo.run import DemoResult, DemoRun, DemoSettings
 from gridcoord.demo.scenario import DEFAULT_SEASON, DEFAULT_SEED, SEASON_STARTS
@@ -61,6 +61,13 @@ def demo_command(
     if not (math.isfinite(speed) and speed >= 0):
         print(f"demo: --speed must be >= 0 (0 = as fast as possible), got {speed}", file=sys.stderr)
         return 2
+    if find_mosquitto() is None:
+        print(
+            "demo: the demo runs the real service, which needs a mosquitto broker (MQTT 5). "
+            "Install mosquitto (Debian: apt-get install mosquitto).",
+            file=sys.stderr,
+        )
+        return 1
     from gridcoord.logging_setup import configure
 
     configure(logging.WARNING)
@@ -89,28 +96,21 @@ def demo_command(
         old.unlink()
     shutil.rmtree(DATA_DIR / "spool", ignore_errors=True)
     (DATA_DIR / "mosquitto" / "mosquitto.db").unlink(missing_ok=True)
-    choice = os.environ.get("GRIDCOORD_DEMO_BROKER", "auto")
-    if choice == "inprocess" or (choice == "auto" and find_mosquitto() is None):
-        print(
-            "demo: the demo runs the real service, whose MQTT client speaks MQTT 5; the "
-            "in-process broker (amqtt) speaks only 3.1.1. Install mosquitto "
-            "(Debian: apt-get install mosquitto).",
-            file=sys.stderr,
-        )
-        return 1
     settings = DemoSettings(
         start=SEASON_STARTS[season], hours=hours, speed=speed, seed=seed, season=season
     )
     demo_run = DemoRun(settings, store_path, say)
+    config_path = write_config(demo_run.config, DATA_DIR / "gridcoord-demo.yaml")
     try:
-        broker = start_broker(DATA_DIR, choice, demo_run.config)
+        broker = start_broker(DATA_DIR, demo_run.config)
     except (RuntimeError, ValueError) as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 1
     say(
         f"gridcoord demo: {settings.chargers} chargers in a simulated Wolfsburg-like city "
         f"({season}, seed {seed}), "
-        f"broker {broker.name} on 127.0.0.1:{broker.port}, embedded store {store_path}; "
+        f"broker {broker.name} on 127.0.0.1:{broker.port}, embedded store {store_path} "
+        f"(its configuration: {config_path}); "
         f"{'until Ctrl-C' if hours is None else f'{hours:g} simulated hours'} at "
         f"{'full speed' if speed == 0 else f'{speed:g}x'}"
     )
@@ -121,6 +121,28 @@ def demo_command(
     print(json.dumps(result.as_json()) if json_output else summary(result), file=real_stdout)
     real_stdout.flush()
     return 0
+
+
+def write_config(config: Config, path: Path) -> Path:
+    """The demo city's configuration as YAML, for the commands that read its store afterwards.
+
+    ``gridcoord export-open-data --config var/demo/gridcoord-demo.yaml ...`` exports the demo
+    run; the broker section is left out (the demo's broker lives only as long as the demo),
+    and the file holds no secret.
+    """
+    import yaml
+
+    data = config.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    data.pop("mqtt", None)
+    storage = data.setdefault("storage", {})
+    storage["path"] = str(config.storage.path.resolve())
+    storage["spool_dir"] = str(config.storage.spool_dir.resolve())
+    path.write_text(
+        "# Written by `gridcoord demo`: the simulated city of the last demo run.\n"
+        + yaml.safe_dump(data, sort_keys=False),
+        encoding="utf-8",
+    )
+    return path
 
 
 # The final table's rows: key, label, format.

@@ -74,7 +74,18 @@ class Coordinator:
         self.state.observe_forecast(forecast)
 
     def image(self, now: datetime) -> StateImage:
-        """The city's state frozen at ``now`` (read-only: changes nothing; for an API, a test)."""
+        """The city's state frozen at ``now`` (read-only: changes nothing; for an API, a test).
+
+        Parameters
+        ----------
+        now
+            the instant to freeze at, timezone-aware [UTC inside].
+
+        Returns
+        -------
+        StateImage
+            latest values, open sessions and staleness as seen at ``now``.
+        """
         return self.state.freeze(as_utc(now), prune=False)
 
     @property
@@ -92,6 +103,17 @@ class Coordinator:
 
         See `Planner.plan`. The outcome becomes the plan dispatched once its first slot
         begins. Runs are serialised.
+
+        Parameters
+        ----------
+        now
+            start of the run, timezone-aware; the plan's horizon starts at the next slot
+            boundary after it.
+
+        Returns
+        -------
+        PlanOutcome
+            the schedule (or the fallback plan, with the failure said) and its timing.
         """
         with self._plan_lock:
             started = time.monotonic()
@@ -101,7 +123,18 @@ class Coordinator:
             return outcome
 
     def dispatch(self, now: datetime) -> DispatchOutcome:
-        """The setpoints for ``now`` (see `DispatchPolicy.decide`)."""
+        """The setpoints for ``now`` (see `DispatchPolicy.decide`).
+
+        Parameters
+        ----------
+        now
+            the dispatch instant, timezone-aware.
+
+        Returns
+        -------
+        DispatchOutcome
+            every charger's setpoint after the safety layer [kW], and what limited each.
+        """
         image = self.state.freeze(as_utc(now))
         outcome = self._policy.decide(image, self.plans())
         self.state.note_setpoints(outcome.setpoints_kw)

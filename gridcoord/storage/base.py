@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -30,6 +31,36 @@ class StoreRejected(Exception):
     def __init__(self, message: str, rejected: Sequence[Point] = ()) -> None:
         super().__init__(message)
         self.rejected = list(rejected)
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """Points to delete: those of one measurement carrying all ``tags``, start ≤ time < end.
+
+    Attributes
+    ----------
+    measurement
+        e.g. ``telemetry``.
+    tags
+        exact tag values the points carry (e.g. ``{"asset_id": "meter-0412"}``); at least one,
+        so a deletion never selects a whole measurement by accident.
+    start
+        first instant deleted, timezone-aware.
+    end
+        first instant kept, timezone-aware.
+    """
+
+    measurement: str
+    tags: Mapping[str, str]
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        """Refuse a deletion without tags or with an empty time range."""
+        if not self.tags:
+            raise ValueError("a deletion names at least one tag")
+        if self.end <= self.start:
+            raise ValueError("a deletion needs start < end")
 
 
 class Store(Protocol):
@@ -126,6 +157,62 @@ class Store(Protocol):
             the store cannot be read right now.
         StoreRejected
             the store cannot serve this read (e.g. no InfluxQL endpoint).
+        """
+        ...
+
+    def oldest(
+        self,
+        measurement: str,
+        field: str,
+        tags: dict[str, str],
+        end: datetime,
+        group_by: Sequence[str],
+    ) -> list[tuple[dict[str, str], datetime]]:
+        """The series holding points of one field before ``end``, with their oldest point.
+
+        What the retention job (`gridcoord.privacy.retention`) asks to find the raw series it
+        has to aggregate and delete, without reading them whole.
+
+        Parameters
+        ----------
+        measurement
+            e.g. ``telemetry``.
+        field
+            a field the points carry, e.g. ``power_w``.
+        tags
+            only points carrying all of these tags (e.g. ``{"kind": "meter"}``).
+        end
+            first instant not looked at, timezone-aware.
+        group_by
+            tag keys that identify a series here (e.g. ``("asset_id", "zone")``).
+
+        Returns
+        -------
+        list[tuple[dict[str, str], datetime]]
+            per distinct combination of the ``group_by`` tags (a missing tag as ``""``), the
+            time of its oldest point [UTC]; in no particular order.
+
+        Raises
+        ------
+        StoreUnavailable
+            the store cannot be read right now.
+        StoreRejected
+            the store cannot serve this read (e.g. no InfluxQL endpoint).
+        """
+        ...
+
+    def replace(self, points: Sequence[Point], deletions: Sequence[Deletion]) -> None:
+        """Write ``points``, then delete what ``deletions`` select.
+
+        The points are stored before anything is deleted (in one transaction where the store
+        has them: the embedded store), so a crash in between leaves data twice, never lost.
+
+        Raises
+        ------
+        StoreUnavailable
+            transient failure: nothing, or only the points, may have been done.
+        StoreRejected
+            the store cannot delete (a server without a delete API) or refused the points.
         """
         ...
 

@@ -13,13 +13,14 @@ store (the pipeline writes from a worker thread, the API reads) behind a lock.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from gridcoord.storage.base import StoreUnavailable
+from gridcoord.storage.base import Deletion, StoreUnavailable
 from gridcoord.storage.points import Point, bucket_width_ns, datetime_to_ns, ns_to_datetime
 
 _SCHEMA = """
@@ -55,6 +56,14 @@ class EmbeddedStore:
     def __init__(self, path: Path | str) -> None:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                # Owner-only from the start (SQLite gives its -wal and -shm files the same
+                # mode): the file holds household series (docs/data-protection.md).
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            except OSError as exc:
+                raise StoreUnavailable(
+                    f"embedded store {path} cannot be opened: {exc.strerror}"
+                ) from None
         self.path = path
         self._lock = threading.Lock()
         try:
@@ -69,6 +78,9 @@ class EmbeddedStore:
             )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            # Deleted rows are overwritten, not left in free pages: what the retention job
+            # deletes is gone from the file, not just unlinked.
+            self._db.execute("PRAGMA secure_delete=ON")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"embedded store {path} cannot be opened: {exc}") from None
@@ -83,7 +95,20 @@ class EmbeddedStore:
         StoreUnavailable
             the file cannot be written (disk full, locked, read-only).
         """
-        if not points:
+        if points:
+            self.replace(points, ())
+
+    def replace(self, points: Sequence[Point], deletions: Sequence[Deletion]) -> None:
+        """Write the points and delete the deletions' points in one transaction.
+
+        See `gridcoord.storage.base.Store.replace`: either both happen or neither.
+
+        Raises
+        ------
+        StoreUnavailable
+            the file cannot be written (disk full, locked, read-only).
+        """
+        if not points and not deletions:
             return
         with self._lock:
             try:
@@ -94,6 +119,8 @@ class EmbeddedStore:
                         "INSERT OR REPLACE INTO samples (series_id, ts_ns, value) VALUES (?, ?, ?)",
                         rows,
                     )
+                    for deletion in deletions:
+                        self._delete(deletion)
                     self._db.execute("COMMIT")
                 except BaseException:
                     self._db.execute("ROLLBACK")
@@ -169,10 +196,59 @@ class EmbeddedStore:
                 raise StoreUnavailable(message) from None
         return [(ns_to_datetime(bucket * width_ns), float(total)) for bucket, total in rows]
 
+    def oldest(
+        self,
+        measurement: str,
+        field: str,
+        tags: dict[str, str],
+        end: datetime,
+        group_by: Sequence[str],
+    ) -> list[tuple[dict[str, str], datetime]]:
+        """Series with points before ``end`` and their oldest point; see `Store.oldest`."""
+        conditions = "".join(" AND json_extract(s.tags, ?) = ?" for _ in tags)
+        keys = ", ".join("coalesce(json_extract(s.tags, ?), '')" for _ in group_by)
+        parameters: list[object] = [f"$.{json.dumps(key)}" for key in group_by]
+        parameters += [measurement, field]
+        for key, value in tags.items():
+            parameters += [f"$.{json.dumps(key)}", value]
+        parameters.append(datetime_to_ns(end))
+        group = ", ".join(str(i + 1) for i in range(len(group_by))) or "NULL"
+        query = (
+            f"SELECT {keys}{', ' if group_by else ''}min(x.ts_ns) "
+            "FROM samples x JOIN series s ON s.id = x.series_id "
+            f"WHERE s.measurement = ? AND s.field = ?{conditions} AND x.ts_ns < ? "
+            f"GROUP BY {group}"
+        )
+        with self._lock:
+            try:
+                rows = self._db.execute(query, parameters).fetchall()
+            except sqlite3.Error as exc:
+                message = f"embedded store {self.path} cannot be read: {exc}"
+                raise StoreUnavailable(message) from None
+        found = []
+        for row in rows:
+            if row[-1] is None:  # an aggregate over no rows (group_by empty)
+                continue
+            found.append((dict(zip(group_by, row[:-1], strict=True)), ns_to_datetime(row[-1])))
+        return found
+
     def close(self) -> None:
         """Close the database file."""
         with self._lock:
             self._db.close()
+
+    def _delete(self, deletion: Deletion) -> None:
+        conditions = " AND ".join("json_extract(tags, ?) = ?" for _ in deletion.tags)
+        parameters: list[object] = [deletion.measurement]
+        for key, value in deletion.tags.items():
+            parameters += [f"$.{json.dumps(key)}", value]
+        parameters += [datetime_to_ns(deletion.start), datetime_to_ns(deletion.end)]
+        self._db.execute(
+            "DELETE FROM samples WHERE series_id IN "
+            f"(SELECT id FROM series WHERE measurement = ? AND {conditions}) "
+            "AND ts_ns >= ? AND ts_ns < ?",
+            parameters,
+        )
 
     def _rows(self, points: Sequence[Point]) -> list[tuple[int, int, object]]:
         rows: list[tuple[int, int, object]] = []

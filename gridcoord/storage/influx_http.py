@@ -17,7 +17,7 @@ from typing import Any
 
 import urllib3
 
-from gridcoord.storage.base import StoreRejected, StoreUnavailable
+from gridcoord.storage.base import Deletion, StoreRejected, StoreUnavailable
 from gridcoord.storage.points import Point, bucket_width_ns, datetime_to_ns, ns_to_datetime
 
 # Statuses after which the same request can succeed later: keep the data and retry.
@@ -158,6 +158,36 @@ class InfluxHttp:
         series: list[dict[str, Any]] = result.get("series", [])
         return series
 
+    def execute(self, statements: Sequence[str], database: str) -> None:
+        """Run InfluxQL statements (``DELETE``, say) in one ``/query`` request; all must pass.
+
+        Raises
+        ------
+        StoreUnavailable
+            unreachable, credentials refused, or a server error.
+        StoreRejected
+            a statement was refused (its error is named).
+        """
+        if not statements:
+            return
+        params = {"db": database, "q": ";".join(statements)}
+        response = self.request(
+            "POST",
+            "/query",
+            {},
+            body=urllib.parse.urlencode(params).encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        if not response.ok:
+            raise error_for(response, self.server, "a statement")
+        try:
+            results = json.loads(response.body)["results"]
+        except (ValueError, KeyError, TypeError):
+            raise StoreRejected(f"{self.server} did not answer /query with results") from None
+        for result in results:
+            if isinstance(result, dict) and "error" in result:
+                raise StoreRejected(f"InfluxQL refused by {self.server}: {result['error']}")
+
     def close(self) -> None:
         """Close the pooled connections."""
         self._pool.clear()
@@ -221,6 +251,54 @@ def select_bucket_totals(
         f'GROUP BY time({every}), "asset_id"'
     )
     return f'SELECT sum("value") FROM ({inner}) WHERE {span} GROUP BY time({every})'
+
+
+def select_oldest(
+    measurement: str, field: str, tags: Mapping[str, str], end: datetime, group_by: Sequence[str]
+) -> str:
+    """InfluxQL for `Store.oldest`: the first point of one field per series group."""
+    conditions = [f"{quote_identifier(k)} = {quote_string(v)}" for k, v in sorted(tags.items())]
+    conditions.append(f"time < {datetime_to_ns(end)}")
+    query = (
+        f"SELECT first({quote_identifier(field)}) FROM {quote_identifier(measurement)} "
+        f"WHERE {' AND '.join(conditions)}"
+    )
+    if group_by:
+        query += " GROUP BY " + ", ".join(quote_identifier(k) for k in group_by)
+    return query
+
+
+def oldest_values(
+    series: list[dict[str, Any]], group_by: Sequence[str], server: str
+) -> list[tuple[dict[str, str], datetime]]:
+    """(group tags, time of the first point) from the answer of `select_oldest`.
+
+    Raises
+    ------
+    StoreRejected
+        the answer is not that of a SELECT.
+    """
+    found = []
+    for one in series:
+        columns, values = one.get("columns"), one.get("values")
+        if not isinstance(columns, list) or not columns or columns[0] != "time" or not values:
+            raise StoreRejected(
+                f"{server} does not run InfluxQL SELECTs; reads need InfluxDB 1.x, 2.x or 3.x"
+            )
+        tags = one.get("tags") or {}
+        group = {key: str(tags.get(key) or "") for key in group_by}
+        found.append((group, ns_to_datetime(int(values[0][0]))))
+    return found
+
+
+def delete_statement(deletion: Deletion) -> str:
+    """InfluxQL ``DELETE`` of the points a `Deletion` selects (InfluxDB 1.x)."""
+    conditions = [
+        f"{quote_identifier(k)} = {quote_string(v)}" for k, v in sorted(deletion.tags.items())
+    ]
+    conditions.append(f"time >= {datetime_to_ns(deletion.start)}")
+    conditions.append(f"time < {datetime_to_ns(deletion.end)}")
+    return f"DELETE FROM {quote_identifier(deletion.measurement)} WHERE {' AND '.join(conditions)}"
 
 
 def series_values(series: list[dict[str, Any]], server: str) -> list[tuple[datetime, float]]:
@@ -303,6 +381,57 @@ def isolate_refused(
     write(points[:middle])
     write(points[middle:])
     return refused, reasons[0] if reasons else ""
+
+
+class InfluxQLReads:
+    """`Store.series`, `Store.bucket_totals` and `Store.oldest` through InfluxQL ``/query``.
+
+    InfluxDB 1.x serves InfluxQL on its database, 2.x and 3.x on the DBRP mapping of the
+    bucket: the reads are the same, only the writes differ. A subclass sets ``_http`` and
+    ``database``.
+    """
+
+    _http: InfluxHttp
+    database: str
+
+    def series(
+        self,
+        measurement: str,
+        field: str,
+        tags: dict[str, str],
+        start: datetime,
+        end: datetime,
+    ) -> list[tuple[datetime, float]]:
+        """Read one field through InfluxQL; see `gridcoord.storage.base.Store.series`."""
+        query = select_field(measurement, field, tags, start, end)
+        return series_values(self._http.query(query, self.database), self._http.server)
+
+    def bucket_totals(
+        self,
+        measurement: str,
+        field: str,
+        tags: dict[str, str],
+        start: datetime,
+        end: datetime,
+        width: timedelta,
+        exclude_assets: Collection[str] = (),
+    ) -> list[tuple[datetime, float]]:
+        """Per-bucket totals through one InfluxQL query; see `Store.bucket_totals`."""
+        query = select_bucket_totals(measurement, field, tags, start, end, width, exclude_assets)
+        return series_values(self._http.query(query, self.database), self._http.server)
+
+    def oldest(
+        self,
+        measurement: str,
+        field: str,
+        tags: dict[str, str],
+        end: datetime,
+        group_by: Sequence[str],
+    ) -> list[tuple[dict[str, str], datetime]]:
+        """The first point per series group through InfluxQL; see `Store.oldest`."""
+        query = select_oldest(measurement, field, tags, end, group_by)
+        series = self._http.query(query, self.database)
+        return oldest_values(series, group_by, self._http.server)
 
 
 def format_lines(points: Sequence[Point]) -> tuple[list[Point], list[str], list[Point]]:

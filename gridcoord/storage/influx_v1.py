@@ -18,19 +18,17 @@ from __future__ import annotations
 import logging
 import re
 import urllib.parse
-from collections.abc import Collection, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Sequence
 
 import urllib3
 
-from gridcoord.storage.base import StoreRejected
+from gridcoord.storage.base import Deletion, StoreRejected
 from gridcoord.storage.influx_http import (
     InfluxHttp,
+    InfluxQLReads,
+    delete_statement,
     error_for,
     quote_identifier,
-    select_bucket_totals,
-    select_field,
-    series_values,
     split_url,
     write_all_or_isolate,
 )
@@ -40,6 +38,7 @@ log = logging.getLogger(__name__)
 
 _UNPARSABLE = re.compile(r"unable to parse '((?:[^'\\]|\\.)*)'")
 _DROPPED = re.compile(r"dropped=(\d+)")
+_DELETES_PER_REQUEST = 100  # statements per /query request: a bounded request body
 
 
 class _PartialWrite(StoreRejected):
@@ -50,7 +49,7 @@ class _PartialWrite(StoreRejected):
         self.reply = reply  # the whole reply: it names every unparsable line
 
 
-class InfluxV1Store:
+class InfluxV1Store(InfluxQLReads):
     """A store on InfluxDB 1.x (also any server of the 1.x ``/write`` API).
 
     Parameters
@@ -90,31 +89,17 @@ class InfluxV1Store:
         self._ensure_database()
         write_all_or_isolate(points, self._send_lines, self._send_points)
 
-    def series(
-        self,
-        measurement: str,
-        field: str,
-        tags: dict[str, str],
-        start: datetime,
-        end: datetime,
-    ) -> list[tuple[datetime, float]]:
-        """Read one field through InfluxQL; see `gridcoord.storage.base.Store.series`."""
-        query = select_field(measurement, field, tags, start, end)
-        return series_values(self._http.query(query, self.database), self._http.server)
+    def replace(self, points: Sequence[Point], deletions: Sequence[Deletion]) -> None:
+        """Write the points, then run one InfluxQL ``DELETE`` per deletion.
 
-    def bucket_totals(
-        self,
-        measurement: str,
-        field: str,
-        tags: dict[str, str],
-        start: datetime,
-        end: datetime,
-        width: timedelta,
-        exclude_assets: Collection[str] = (),
-    ) -> list[tuple[datetime, float]]:
-        """Per-bucket totals through one InfluxQL query; see `Store.bucket_totals`."""
-        query = select_bucket_totals(measurement, field, tags, start, end, width, exclude_assets)
-        return series_values(self._http.query(query, self.database), self._http.server)
+        1.x has no transactions: the points are stored first, so a failure in between leaves
+        the raw data beside its aggregates (the retention job finishes the deletion next run).
+        """
+        if points:
+            self.write(points)
+        statements = [delete_statement(d) for d in deletions]
+        for first in range(0, len(statements), _DELETES_PER_REQUEST):
+            self._http.execute(statements[first : first + _DELETES_PER_REQUEST], self.database)
 
     def close(self) -> None:
         """Release pooled connections."""

@@ -14,8 +14,8 @@ request for one unparsable line, and one bad point must not cost the good ones.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import urllib3
 from influxdb_client.client.influxdb_client import InfluxDBClient
@@ -23,23 +23,21 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
-from gridcoord.storage.base import StoreRejected, StoreUnavailable
+from gridcoord.storage.base import Deletion, StoreRejected, StoreUnavailable
 from gridcoord.storage.influx_http import (
     TRANSIENT_STATUSES,
     InfluxHttp,
+    InfluxQLReads,
     describe_failure,
-    select_bucket_totals,
-    select_field,
-    series_values,
     split_url,
     write_all_or_isolate,
 )
-from gridcoord.storage.points import Point
+from gridcoord.storage.points import Point, datetime_to_ns
 
 _MESSAGE_CHARS = 300
 
 
-class InfluxV2Store:
+class InfluxV2Store(InfluxQLReads):
     """A store on InfluxDB 2.x/3.x, or any server of the v2 write API.
 
     Parameters
@@ -89,31 +87,39 @@ class InfluxV2Store:
         """Write the points; see `gridcoord.storage.base.Store.write`."""
         write_all_or_isolate(points, self._send_lines, self._send)
 
-    def series(
-        self,
-        measurement: str,
-        field: str,
-        tags: dict[str, str],
-        start: datetime,
-        end: datetime,
-    ) -> list[tuple[datetime, float]]:
-        """Read one field through InfluxQL (DBRP mapping); see `Store.series`."""
-        query = select_field(measurement, field, tags, start, end)
-        return series_values(self._http.query(query, self.database), self._http.server)
+    def replace(self, points: Sequence[Point], deletions: Sequence[Deletion]) -> None:
+        """Write the points, then delete through ``/api/v2/delete`` (influxdb-client).
 
-    def bucket_totals(
-        self,
-        measurement: str,
-        field: str,
-        tags: dict[str, str],
-        start: datetime,
-        end: datetime,
-        width: timedelta,
-        exclude_assets: Collection[str] = (),
-    ) -> list[tuple[datetime, float]]:
-        """Per-bucket totals through one InfluxQL query; see `Store.bucket_totals`."""
-        query = select_bucket_totals(measurement, field, tags, start, end, width, exclude_assets)
-        return series_values(self._http.query(query, self.database), self._http.server)
+        InfluxDB 2.x deletes by predicate and an inclusive time range, so ``stop`` is one
+        nanosecond before the deletion's end. Servers of the v2 write API without a delete
+        API (VictoriaMetrics deletes whole series only) refuse with `StoreRejected`.
+        """
+        if points:
+            self.write(points)
+        delete_api = self._client.delete_api()
+        for deletion in deletions:
+            predicate = " AND ".join(
+                [f'_measurement="{_predicate_value(deletion.measurement)}"']
+                + [f'{k}="{_predicate_value(v)}"' for k, v in sorted(deletion.tags.items())]
+            )
+            try:
+                delete_api.delete(
+                    _rfc3339_ns(datetime_to_ns(deletion.start)),
+                    _rfc3339_ns(datetime_to_ns(deletion.end) - 1),
+                    predicate,
+                    bucket=self.bucket,
+                    org=self.org,
+                )
+            except ApiException as exc:
+                status = int(exc.status or 0)
+                text = f"InfluxDB at {self._server} answered a delete with HTTP {status}: "
+                text += _server_message(exc.body)
+                if status in TRANSIENT_STATUSES or status >= 500 or status == 0:
+                    raise StoreUnavailable(text) from None
+                raise StoreRejected(text) from None
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                why = describe_failure(exc, self._timeout_s)
+                raise StoreUnavailable(f"InfluxDB at {self._server} unreachable: {why}") from None
 
     def close(self) -> None:
         """Release the client and pooled connections."""
@@ -143,6 +149,18 @@ class InfluxV2Store:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             why = describe_failure(exc, self._timeout_s)
             raise StoreUnavailable(f"InfluxDB at {self._server} unreachable: {why}") from None
+
+
+def _predicate_value(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _rfc3339_ns(ts_ns: int) -> str:
+    """An instant as RFC 3339 UTC with nanoseconds (the delete API's time format)."""
+    seconds, nanos = divmod(ts_ns, 1_000_000_000)
+
+    whole = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{whole}.{nanos:09d}Z"
 
 
 def _server_message(body: object) -> str:

@@ -65,7 +65,8 @@ class Spool:
         self.directory = Path(directory)
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self.directory.mkdir(parents=True, exist_ok=True)
+        # Owner-only: spooled readings are household data (docs/data-protection.md).
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         # seq → (file size [bytes], point count), oldest first (dicts keep insertion order).
         self._index: dict[int, tuple[int, int]] = {}
         self._bytes = 0

@@ -1,13 +1,24 @@
-"""A store wrapper that reports how long each write takes (for the metrics)."""
+"""A store wrapper that reports how long each write takes (for the metrics).
+
+Only `write` and `replace` (the retention job's write) are wrapped; every other method of
+the `Store` protocol is handed to the inner store as it is, looked up by name from the
+protocol itself, so a method added to `Store` needs no code here
+(tests/unit/gridcoord/storage/test_timed.py checks each one arrives).
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from gridcoord.storage.base import Store
+from gridcoord.storage.base import Deletion, Store
 from gridcoord.storage.points import Point
+
+#: The public methods of the `Store` protocol (what `TimedStore` passes on).
+STORE_METHODS = frozenset(
+    name for name, value in vars(Store).items() if not name.startswith("_") and callable(value)
+)
 
 
 class TimedStore:
@@ -26,35 +37,27 @@ class TimedStore:
         self._observe = observe
 
     def write(self, points: Sequence[Point]) -> None:
+        """Write through the inner store, timing the attempt; see `Store.write`."""
         began = time.perf_counter()
         try:
             self._inner.write(points)
         finally:
             self._observe(time.perf_counter() - began)
 
-    def series(
-        self,
-        measurement: str,
-        field: str,
-        tags: dict[str, str],
-        start: datetime,
-        end: datetime,
-    ) -> list[tuple[datetime, float]]:
-        return self._inner.series(measurement, field, tags, start, end)
+    def __getattr__(self, name: str) -> Any:
+        """The inner store's method `name` for every `Store` method not wrapped here.
 
-    def bucket_totals(
-        self,
-        measurement: str,
-        field: str,
-        tags: dict[str, str],
-        start: datetime,
-        end: datetime,
-        width: timedelta,
-        exclude_assets: Collection[str] = (),
-    ) -> list[tuple[datetime, float]]:
-        return self._inner.bucket_totals(
-            measurement, field, tags, start, end, width, exclude_assets
-        )
+        Python calls this only for names the class lacks; anything outside the protocol (a
+        typo, a private attribute of the inner store) stays an AttributeError.
+        """
+        if name in STORE_METHODS:
+            return getattr(self._inner, name)
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
-    def close(self) -> None:
-        self._inner.close()
+    def replace(self, points: Sequence[Point], deletions: Sequence[Deletion]) -> None:
+        """Write and delete through the inner store, timing the attempt; see `Store.replace`."""
+        began = time.perf_counter()
+        try:
+            self._inner.replace(points, deletions)
+        finally:
+            self._observe(time.perf_counter() - began)

@@ -32,9 +32,9 @@ KEYS = {
 }
 
 
-def demo(tmp_path: Path, *args: str, broker: str) -> subprocess.Popen[str]:
+def demo(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     # Its own API port: other demos on the machine may hold the default 8080.
-    env = {**os.environ, "GRIDCOORD_DEMO_BROKER": broker, "GRIDCOORD_API__PORT": str(free_port())}
+    env = {**os.environ, "GRIDCOORD_API__PORT": str(free_port())}
     return subprocess.Popen(
         [sys.executable, "-m", "gridcoord", "demo", *args],
         cwd=tmp_path,
@@ -68,7 +68,7 @@ def check_kpis(kpis: object) -> None:
 def test_demo_with_mosquitto_prints_kpis_against_the_baseline(tmp_path: Path) -> None:
     if find_mosquitto() is None:
         pytest.fail("mosquitto is not installed: run `make test` (installs it as root)")
-    process = demo(tmp_path, "--hours", "2", "--speed", "0", "--json", broker="mosquitto")
+    process = demo(tmp_path, "--hours", "2", "--speed", "0", "--json")
     out, err = finish(process, 600)  # a bound on a hang, not a performance figure
     assert process.returncode == 0, err[-2000:]
     result = json.loads(out)  # stdout is exactly the JSON object
@@ -98,16 +98,8 @@ def test_demo_with_mosquitto_prints_kpis_against_the_baseline(tmp_path: Path) ->
     assert measurements == {"telemetry", "setpoint", "plan"}
 
 
-def test_demo_on_the_in_process_broker_says_why_it_cannot_run(tmp_path: Path) -> None:
-    # The demo runs the real service, whose MQTT client speaks MQTT 5; amqtt speaks 3.1.1.
-    process = demo(tmp_path, "--hours", "0.5", "--speed", "0", broker="inprocess")
-    out, err = process.communicate(timeout=60)
-    assert process.returncode == 1 and out == ""
-    assert "MQTT 5" in err and "install mosquitto" in err.lower() and "Traceback" not in err
-
-
 def test_demo_without_hours_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    process = demo(tmp_path, "--speed", "3000", broker="mosquitto")
+    process = demo(tmp_path, "--speed", "3000")
     assert process.stdout is not None
     deadline = time.monotonic() + 120
     lines = []
@@ -141,7 +133,7 @@ def test_demo_without_hours_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
 def test_bad_options_are_refused_without_a_traceback(
     tmp_path: Path, args: list[str], message: str
 ) -> None:
-    process = demo(tmp_path, *args, broker="mosquitto")
+    process = demo(tmp_path, *args)
     _out, err = process.communicate(timeout=60)
     assert process.returncode == 2
     assert message in err and "Traceback" not in err

@@ -51,7 +51,7 @@ def publish(broker: LocalBroker, topic: str, payload: bytes) -> None:
     client.connect("127.0.0.1", broker.port)
     client.loop_start()
     try:
-        client.publish(topic, payload, qos=1, retain=True).wait_for_publish(10)
+        client.publish(topic, payload, qos=1, retain=True).wait_for_publish(60)
     finally:
         client.loop_stop()
         client.disconnect()
@@ -79,7 +79,7 @@ def broker_city(mosquitto: LocalBroker, tmp_path: Path) -> tuple[LocalBroker, Co
     return mosquitto, city(mosquitto, tmp_path)
 
 
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
@@ -113,7 +113,7 @@ def test_a_retained_forecast_reaches_the_next_plan_and_a_bad_one_is_rejected(
         wait_for(lambda: service.session is not None and service.session.connected, "connect")
         publish(broker, "gridcoord/forecast/pv", json.dumps(forecast).encode())
         publish(broker, "gridcoord/forecast/wind", json.dumps(forecast).encode())
-        notice = json.loads(rejected.get(timeout=30))
+        notice = json.loads(rejected.get(timeout=60))
     finally:
         watcher.loop_stop()
         watcher.disconnect()

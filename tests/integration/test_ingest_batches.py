@@ -103,7 +103,7 @@ def test_batches_store_good_elements_and_reject_bad_ones_by_index(rig: Rig) -> N
 
     expected = {"meter-d": 100 + 9 + 2 + 1, "meter-a": 5, "meter-b": 5, "pv-vendor": 4}
     eventually(lambda: sum(stored_by_asset(rig).values()), sum(expected.values()))
-    notices = observer.wait_for(11, timeout=30)
+    notices = observer.wait_for(11, timeout=60)
     observer.close()
     assert stored_by_asset(rig) == Counter(expected)
 

@@ -210,7 +210,7 @@ class Publisher:
         self._client.on_connect = lambda *args: connected.set()
         self._client.connect("127.0.0.1", port)
         self._client.loop_start()
-        assert connected.wait(10)
+        assert connected.wait(60)
 
     def publish(self, topic: str, payloads: list[bytes]) -> None:
         infos = [self._client.publish(topic, payload, qos=1) for payload in payloads]
@@ -259,7 +259,7 @@ def test_hostile_corpus_is_rejected_with_reasons_while_valid_readings_keep_flowi
     assert proc.terminate() == 0
     drained = proc.wait_for_log(r"ingest drained: .*; rejected (\{.*?\})")
     counters: dict[str, int] = ast.literal_eval(drained.group(1))
-    observer_notices = observer.wait_for(sum(counters.values()), timeout=30)
+    observer_notices = observer.wait_for(sum(counters.values()), timeout=60)
     observer.close()
     assert "internal_error" not in counters, counters
     assert "Traceback" not in proc.output

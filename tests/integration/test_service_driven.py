@@ -80,7 +80,7 @@ def publish_round(port: int, now: datetime) -> None:
     ]
     for asset, body in messages:
         payload = json.dumps({**body, "ts": now.isoformat()})
-        client.publish(f"gridcoord/telemetry/{asset}", payload, qos=1).wait_for_publish(10)
+        client.publish(f"gridcoord/telemetry/{asset}", payload, qos=1).wait_for_publish(60)
     client.loop_stop()
     client.disconnect()
 

@@ -87,8 +87,6 @@ def test_a_forbidden_import_breaks_a_contract(
 GOOGLE_SECTION = re.compile(
     r"^\s*(Args|Arguments|Returns|Raises|Attributes|Yields|Note|Example)s?:\s*$"
 )
-# Being split in parallel (issue 10 item 3); see the per-file ignores in pyproject.toml.
-NOT_YET_NUMPYDOC = {"gridcoord/planning/coordinator.py"}
 
 
 def test_docstrings_use_numpydoc_sections() -> None:
@@ -97,8 +95,6 @@ def test_docstrings_use_numpydoc_sections() -> None:
     for package in ("gridcoord", "adapters", "optimizer", "bench", "tests"):
         for path in sorted((ROOT / package).rglob("*.py")):
             relative = path.relative_to(ROOT).as_posix()
-            if relative in NOT_YET_NUMPYDOC:
-                continue
             tree = ast.parse(path.read_text(encoding="utf-8"))
             for node in ast.walk(tree):
                 if not isinstance(

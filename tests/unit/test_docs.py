@@ -76,3 +76,23 @@ def test_nothing_points_outside_the_repository() -> None:
 def test_the_licence_pyproject_names_is_there() -> None:
     assert 'license = "Apache-2.0"' in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert "Apache License" in (ROOT / "LICENSE").read_text(encoding="utf-8")
+
+
+def test_the_open_data_columns_are_documented_as_the_export_writes_them() -> None:
+    """docs/data-protection.md is the files' contract: each table row is a column, in order."""
+    from gridcoord.open_data.tables import CHARGE_POINT_COLUMNS, STATUS_COLUMNS, ZONE_COLUMNS
+
+    text = (ROOT / "docs" / "data-protection.md").read_text(encoding="utf-8")
+    tables: list[list[tuple[str, str, str]]] = []
+    current: list[tuple[str, str, str]] = []
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| `") and len(cells) == 3:
+            name, unit, meaning = cells
+            current.append((name.strip("`"), unit, meaning.replace("`", "'")))
+        elif current:
+            tables.append(current)
+            current = []
+    for columns in (ZONE_COLUMNS, CHARGE_POINT_COLUMNS, STATUS_COLUMNS):
+        wanted = [(c.name, c.unit, c.description) for c in columns]
+        assert wanted in tables, f"docs/data-protection.md lacks the table {wanted}"

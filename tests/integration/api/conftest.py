@@ -58,7 +58,7 @@ class RunningService:
 
     def publish(self, asset_id: str, payload: dict[str, object] | bytes) -> None:
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        self.publisher.publish(f"gridcoord/telemetry/{asset_id}", body, qos=1).wait_for_publish(10)
+        self.publisher.publish(f"gridcoord/telemetry/{asset_id}", body, qos=1).wait_for_publish(60)
 
     def report(self) -> None:
         """One round of telemetry from every device but charger-009 (never reports: stale)."""
@@ -72,7 +72,7 @@ class RunningService:
         self.publish("charger-002", {"power_w": 4_000.0, "connected": True})
 
     def wait_setpoint(
-        self, charger: str, predicate: Callable[[dict[str, object]], bool], timeout: float = 30.0
+        self, charger: str, predicate: Callable[[dict[str, object]], bool], timeout: float = 60.0
     ) -> dict[str, object]:
         """The first setpoint for ``charger`` (from now on) that satisfies ``predicate``."""
         with self.changed:

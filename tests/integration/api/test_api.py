@@ -16,7 +16,7 @@ from tests.integration.api.conftest import RunningService
 pytestmark = pytest.mark.integration
 
 
-def eventually(probe, timeout: float = 30.0):  # type: ignore[no-untyped-def]
+def eventually(probe, timeout: float = 60.0):  # type: ignore[no-untyped-def]
     """Poll an HTTP endpoint until ``probe`` returns a truthy value (no event to await there)."""
     deadline = time.monotonic() + timeout
     while True:

@@ -179,6 +179,23 @@ def test_own_register_map_path_is_relative_to_the_config_file(tmp_path: Path) ->
     assert "No such file" not in caught.value.report()
 
 
+def test_hostile_register_map_is_a_config_error_naming_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "maps").mkdir()
+    hostile = tmp_path / "maps" / "deep.yaml"
+    hostile.write_text("name: deep\nregisters: " + "[" * 10_000 + "\n", encoding="utf-8")
+    config = tmp_path / "city.yaml"
+    config.write_text(
+        "assets:\n  - {id: pv-1, kind: pv, rated_kw: 10,\n"
+        "     modbus: {host: 127.0.0.1, register_map: maps/deep.yaml}}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:  # PyYAML's safe_load: RecursionError
+        load_config(config)
+    report = caught.value.report()
+    assert "assets[0].modbus.register_map" in report
+    assert f"register map '{hostile}': line 2, column" in report
+
+
 def _numeric_fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, FieldInfo]]:
     for name, info in model.model_fields.items():
         annotation = info.annotation

@@ -165,3 +165,24 @@ def test_secrets_never_appear_in_any_config_error(
             with pytest.raises(ConfigError) as caught:
                 load_config(city)
         assert SECRET not in caught.value.report(), env
+
+
+@pytest.mark.parametrize("section", ["mqtt", "ocpp"])
+def test_a_tls_private_key_others_may_read_is_refused_by_check_config(
+    tmp_path: Path, section: str
+) -> None:
+    key = tmp_path / "client.key"
+    key.write_text("-----BEGIN PRIVATE KEY-----\n", encoding="utf-8")
+    cert = tmp_path / "client.crt"
+    cert.write_text("", encoding="utf-8")
+    tls = f"{{key_file: {key}, cert_file: {cert}}}"
+    extra = "\n  credentials_file: creds.csv" if section == "ocpp" else ""
+    config = tmp_path / "city.yaml"
+    config.write_text(f"{CITY}{section}:\n  tls: {tls}{extra}\n", encoding="utf-8")
+    key.chmod(0o644)
+    refused = gridcoord("check-config", str(config), env={})
+    assert refused.returncode == 2
+    assert f"{section}.tls.key_file" in refused.stderr and "chmod 600" in refused.stderr
+    assert "PRIVATE KEY" not in refused.stderr
+    key.chmod(0o600)
+    assert gridcoord("check-config", str(config), env={}).returncode == 0

@@ -113,4 +113,4 @@ def test_planning_loop_setpoint_reaches_the_modbus_charger(
     finally:
         service.kill()
         simulator.send_signal(signal.SIGTERM)
-        assert simulator.wait(timeout=30) == 0
+        assert simulator.wait(timeout=60) == 0

@@ -88,4 +88,4 @@ def test_modbus_assets_reach_the_store_through_gridcoord_run(
     finally:
         service.kill()
         simulator.send_signal(signal.SIGTERM)
-        assert simulator.wait(timeout=30) == 0
+        assert simulator.wait(timeout=60) == 0

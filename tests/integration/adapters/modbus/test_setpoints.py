@@ -90,7 +90,7 @@ def test_refreshed_inside_the_timeout_then_expires_to_the_failsafe(poll_interval
             await until(lambda: writes() >= first + 4, what="refreshes")
             assert sim.applied_current_a() == pytest.approx(10.1)
             # After valid_until nobody refreshes: the charger falls back to 4.2 kW → 6.0 A.
-            await until(lambda: sim.applied_current_a() == pytest.approx(6.0), timeout=6)
+            await until(lambda: sim.applied_current_a() == pytest.approx(6.0))
             assert datetime.now(UTC) >= valid_until
             assert poller.refresh_interval_s("charger-1") == pytest.approx(1 / 3)
 

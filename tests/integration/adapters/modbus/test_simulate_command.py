@@ -65,7 +65,7 @@ assets:
                 ],
                 capture_output=True,
                 text=True,
-                timeout=20,
+                timeout=60,
                 check=True,
             ).stdout
             assert "[40001]: \t21365" in out and "[40003]: \t1" in out
@@ -85,7 +85,7 @@ assets:
                 ],
                 capture_output=True,
                 text=True,
-                timeout=20,
+                timeout=60,
                 check=True,
             ).stdout
             assert f"[40071]: \t{model}" in out
@@ -108,13 +108,13 @@ assets:
             ],
             capture_output=True,
             text=True,
-            timeout=20,
+            timeout=60,
             check=True,
         ).stdout
         assert "[1041]: \t230" in out
     finally:
         process.send_signal(signal.SIGTERM)
-        out_b, err_b = process.communicate(timeout=20)
+        out_b, err_b = process.communicate(timeout=60)
     assert process.returncode == 0, err_b.decode()
     assert f"on 127.0.0.1:{pv_port}" in out_b.decode()
 

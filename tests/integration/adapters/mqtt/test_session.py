@@ -21,7 +21,7 @@ from tests.fixtures.ports import free_port
 pytestmark = pytest.mark.integration
 
 
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
@@ -61,7 +61,7 @@ class Device:
         self.client.loop_start()
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
-        self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
+        self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(60)
 
     def close(self) -> None:
         self.client.loop_stop()
@@ -92,10 +92,10 @@ def test_an_unacknowledged_message_comes_back_to_the_next_session_an_acknowledge
     inbox: queue.Queue[Message] = queue.Queue()
     first = session(mosquitto, inbox)
     first.start()
-    assert first.wait_connected(10)
+    assert first.wait_connected(60)
     device.publish("t/stored", b"1")
     device.publish("t/not-yet", b"2")
-    stored, pending = inbox.get(timeout=10), inbox.get(timeout=10)
+    stored, pending = inbox.get(timeout=60), inbox.get(timeout=60)
     assert (stored.topic, pending.topic) == ("t/stored", "t/not-yet")
     first.ack(stored)  # durable; `pending` is not, as if gridcoord died before the write
     first.stop()
@@ -104,12 +104,12 @@ def test_an_unacknowledged_message_comes_back_to_the_next_session_an_acknowledge
     second = session(mosquitto, again)
     second.start()
     try:
-        assert second.wait_connected(10)
+        assert second.wait_connected(60)
         device.publish("t/marker", b"3")
         # In order on one session: a redelivery comes before the marker, or not at all.
-        topics = [again.get(timeout=10).topic]
+        topics = [again.get(timeout=60).topic]
         while topics[-1] != "t/marker":
-            topics.append(again.get(timeout=10).topic)
+            topics.append(again.get(timeout=60).topic)
         assert topics == ["t/not-yet", "t/marker"]
     finally:
         second.stop()
@@ -122,7 +122,7 @@ def test_after_a_broker_restart_it_resubscribes_and_sends_what_was_queued_meanwh
     ours = session(mosquitto, inbox)
     ours.start()
     try:
-        assert ours.wait_connected(10)
+        assert ours.wait_connected(60)
         mosquitto.stop()
         wait_for(lambda: not ours.connected, "the session to notice the broker is gone")
         ours.publish("city/setpoint/c-1", b'{"max_power_w": 0.0}', qos=1, retain=True)
@@ -131,14 +131,14 @@ def test_after_a_broker_restart_it_resubscribes_and_sends_what_was_queued_meanwh
         watcher = Device(mosquitto, "watcher")
         try:
             watcher.client.subscribe("city/setpoint/#", qos=1)
-            queued = watcher.received.get(timeout=10)
+            queued = watcher.received.get(timeout=60)
             assert (queued.topic, queued.payload, queued.retain) == (
                 "city/setpoint/c-1",
                 b'{"max_power_w": 0.0}',
                 True,
             )
             watcher.publish("t/after-restart", b"4")
-            assert inbox.get(timeout=10).topic == "t/after-restart"
+            assert inbox.get(timeout=60).topic == "t/after-restart"
         finally:
             watcher.close()
     finally:

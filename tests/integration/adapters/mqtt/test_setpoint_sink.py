@@ -37,7 +37,7 @@ def retained(broker: LocalBroker, topic: str) -> paho.MQTTMessage:
     client.connect("127.0.0.1", broker.port)
     client.loop_start()
     try:
-        return received.get(timeout=10)
+        return received.get(timeout=60)
     finally:
         client.loop_stop()
         client.disconnect()
@@ -69,7 +69,7 @@ def test_setpoints_are_retained_qos1_contract_messages(city_broker: LocalBroker)
     )
     session = MqttSession(settings, ["city/none"], lambda message: None)
     session.start()
-    assert session.wait_connected(10)
+    assert session.wait_connected(60)
 
     def publish(topic: str, payload: bytes, qos: int, retain: bool) -> None:
         session.publish(topic, payload, qos=qos, retain=retain)

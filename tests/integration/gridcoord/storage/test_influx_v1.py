@@ -131,7 +131,7 @@ def test_hung_server_costs_the_timeout_not_a_hang(
         started = time.monotonic()
         with pytest.raises(StoreUnavailable, match=r"no answer within 0.5 s"):
             store.write(_telemetry(10, start=1))
-        assert time.monotonic() - started < 10  # bounded by the timeout, with slack for load
+        assert time.monotonic() - started < 60  # a hang guard: the 0.5 s timeout fired (match)
     finally:
         os.kill(server.process.pid, signal.SIGCONT)
     store.write(_telemetry(10, start=1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -68,7 +69,7 @@ def test_overlapping_registers_are_refused() -> None:
 
 
 def test_not_yaml_and_unknown_names() -> None:
-    with pytest.raises(MapError, match="not valid YAML at line"):
+    with pytest.raises(MapError, match="line 2, column 1: not valid YAML"):
         parse_map("registers: [\n", label="t")
     with pytest.raises(MapError, match="no such built-in map"):
         load_map("no-such-charger")
@@ -94,3 +95,48 @@ def test_source_problems_for_an_asset_kind() -> None:
     assert ModbusSource(host="h", register_map="sunspec").problems_for("meter") == []
     missing = ModbusSource(host="h", register_map="/nowhere/map.yaml")
     assert "cannot read" in missing.problems_for("pv")[0]
+
+
+# Hostile register maps: each is refused with a MapError naming the file and the line, fast
+# and in little memory (PyYAML's safe_load recursed into a RecursionError on deep nesting and
+# read a file of any size whole).
+_LAUGHS = "".join(f"l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 9)}]\n" for n in range(1, 10))
+HOSTILE_MAPS = {
+    "alias bomb": (
+        MINIMAL.replace("registers:", "x0: &l0 [lol]\n" + _LAUGHS + "registers:"),
+        "line 12: more than 1,000,000 values once aliases are expanded",
+    ),
+    # libyaml stops at 1,000 levels itself, naming the line; 40 levels reach our own limit.
+    "deep nesting": (MINIMAL + "extra: " + "[" * 10_000 + "\n", "line 8, column"),
+    "nesting": (MINIMAL + "extra: " + "[" * 40 + "]" * 40 + "\n", "line 8: nested deeper than 32"),
+    "list as a key": (MINIMAL + "? [a]\n: 1\n", "line 8: a mapping key must be text or an"),
+    "python tag": (MINIMAL + "extra: !!python/object/apply:os.system [id]\n", "line 8: tag"),
+    "duplicate key": (MINIMAL + "name: twice\n", "line 8: key 'name' appears twice"),
+    "huge file": (MINIMAL + "# " + "x" * (2 * 1024 * 1024) + "\n", "the limit is 1 MiB"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_MAPS))
+def test_hostile_map_file_is_refused_naming_file_and_line(tmp_path: Path, case: str) -> None:
+    text, expected = HOSTILE_MAPS[case]
+    path = tmp_path / "hostile.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(MapError) as error:
+        load_map(str(path))
+    assert f"register map '{path}'" in str(error.value)
+    assert expected in str(error.value)
+
+
+def test_hostile_map_text_is_refused() -> None:
+    text, expected = HOSTILE_MAPS["alias bomb"]
+    with pytest.raises(MapError, match=expected):
+        parse_map(text, label="bomb")
+    with pytest.raises(MapError, match="characters; the limit is"):
+        parse_map(HOSTILE_MAPS["huge file"][0], label="huge")
+
+
+def test_a_special_file_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(MapError, match="not a regular file"):
+        load_map(str(fifo))

@@ -1,4 +1,8 @@
-"""Bounded YAML reading for the configuration file: size, depth, alias expansion, one document.
+"""Bounded YAML reading for the files users write: size, depth, alias expansion, one document.
+
+Used for the configuration file (`gridcoord.config`) and for Modbus register maps
+(`adapters.modbus.maps`); it lives in `adapters` so both may import it (adapters never import
+gridcoord).
 
 PyYAML's loader first builds the whole node tree (two marks per node, ~350 MB for a 4 MiB
 file) and then recurses over it: 10,000 nested ``[`` end in RecursionError, and a 1 KB
@@ -90,18 +94,19 @@ def read_text(path: Path, limit: int = MAX_FILE_BYTES) -> str:
         raise YamlProblem(f"file is not UTF-8 text (byte {exc.start})") from None
 
 
-def parse(text: str) -> Any:
+def parse(text: str, *, number_keys: bool = False) -> Any:
     """The single YAML document in `text` as plain Python values (None for an empty file).
 
-    Mapping keys must be text and unique; merge keys (``<<``) are honoured; tags other than
-    the plain scalar types are refused.
+    Mapping keys must be text (or, with `number_keys`, also integers, as register maps key
+    SunSpec models and register values) and unique; merge keys (``<<``) are honoured; tags
+    other than the plain scalar types are refused.
 
     Raises
     ------
     YamlProblem
         ``line L, column C: ...`` for invalid YAML or a crossed limit.
     """
-    builder = _Builder()
+    builder = _Builder(number_keys=number_keys)
     try:
         for event in _events(text):
             builder.feed(event)
@@ -158,11 +163,11 @@ def _events(text: str) -> Iterator[yaml.Event]:
 
 @dataclass(slots=True)
 class _Frame:
-    value: dict[str, Any] | list[Any]
+    value: dict[Any, Any] | list[Any]
     anchor: str | None
     line: int
     size: int = 1
-    key: str | None = None
+    key: str | int | None = None
     key_line: int = 0
     merges: list[Any] = field(default_factory=list)
 
@@ -170,8 +175,9 @@ class _Frame:
 class _Builder:
     """Plain values from parser events, with every limit checked as the events arrive."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, number_keys: bool = False) -> None:
         self.result: Any = None
+        self._number_keys = number_keys
         self._stack: list[_Frame] = []
         self._anchors: dict[str, tuple[Any, int]] = {}
         self._nodes = 0
@@ -287,15 +293,16 @@ class _Builder:
             else:
                 top.value[key] = value
 
-    @staticmethod
-    def _take_key(top: _Frame, value: Any, line: int) -> None:
+    def _take_key(self, top: _Frame, value: Any, line: int) -> None:
         if value is _MergeKey:
             top.key = value
             return
-        if not isinstance(value, str):
-            raise YamlProblem(f"line {line}: a mapping key must be text, not {_kind(value)}")
+        number = self._number_keys and isinstance(value, int) and not isinstance(value, bool)
+        if not isinstance(value, str) and not number:
+            allowed = "text or an integer" if self._number_keys else "text"
+            raise YamlProblem(f"line {line}: a mapping key must be {allowed}, not {_kind(value)}")
         if value in top.value:
-            raise YamlProblem(f"line {line}: key {quote(value)} appears twice in one mapping")
+            raise YamlProblem(f"line {line}: key {quote(str(value))} appears twice in one mapping")
         if len(top.value) >= MAX_MAPPING_KEYS:
             raise YamlProblem(f"line {line}: more than {MAX_MAPPING_KEYS} keys in one mapping")
         top.key, top.key_line = value, line
@@ -398,7 +405,8 @@ def _at(mark: yaml.Mark | None) -> str:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", type(None): "null"}.get(type(value), "a number")
+    kinds = {dict: "a mapping", list: "a list", type(None): "null", bool: "a boolean"}
+    return kinds.get(type(value), "a number")
 
 
 def _file_type(mode: int) -> str:

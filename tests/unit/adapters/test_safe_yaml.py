@@ -16,9 +16,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adapters.safe_yaml import MAX_DEPTH, MAX_NODES, YamlProblem, lines_of, parse
 from gridcoord.config import Config, load_config
 from gridcoord.config_errors import ConfigError
-from gridcoord.safe_yaml import MAX_DEPTH, MAX_NODES, YamlProblem, lines_of, parse
 
 FIELD_NAMES = [
     "site", "mqtt", "storage", "influxdb", "zones", "assets", "planning", "api", "id", "kind",

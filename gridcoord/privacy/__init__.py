@@ -1,0 +1,1 @@
+"""Data protection by default: retention of personal series, open-data aggregates."""
