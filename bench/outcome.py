@@ -166,13 +166,16 @@ def cell(season: str, seed: int, hours: float, chargers: int) -> dict[str, objec
     }
 
 
-def targets(result: dict[str, object]) -> dict[str, bool]:
-    """The issue's targets for one cell: name → met."""
+def targets(result: dict[str, object]) -> dict[str, bool | None]:
+    """The issue's targets for one cell: name → met (None: not applicable, no surplus at all)."""
     u, c, b = (result[k] for k in ("uncontrolled", "coordinated", "bound"))
     assert isinstance(u, dict) and isinstance(c, dict) and isinstance(b, dict)
+    surplus = b["renewable_share"] > 0  # with no surplus in the run a share ratio means nothing
     return {
-        ">=90% of bound": c["renewable_share"] >= 0.9 * b["renewable_share"],
-        ">=1.5x uncontrolled": c["renewable_share"] >= 1.5 * u["renewable_share"],
+        ">=90% of bound": c["renewable_share"] >= 0.9 * b["renewable_share"] if surplus else None,
+        ">=1.5x uncontrolled": (
+            c["renewable_share"] >= 1.5 * u["renewable_share"] if surplus else None
+        ),
         "unmet>floor <=1%": c["unmet_above_floor_kwh"] <= 0.01 * c["requested_kwh"],
         "unmet>floor <=uncontrolled": c["unmet_above_floor_kwh"]
         <= u["unmet_above_floor_kwh"] + 1e-6,
@@ -195,7 +198,9 @@ def table(results: list[dict[str, object]]) -> str:
     lines += ["", "| season | seed | " + " | ".join(targets(results[0])) + " | wall s |"]
     lines.append("|---|---:|" + "---|" * len(targets(results[0])) + "---|")
     for r in results:
-        met = " | ".join("met" if ok else "**missed**" for ok in targets(r).values())
+        met = " | ".join(
+            "n/a" if ok is None else "met" if ok else "**missed**" for ok in targets(r).values()
+        )
         seconds = r["seconds"]
         assert isinstance(seconds, dict)
         lines.append(
