@@ -11,4 +11,4 @@ STOPSIGNAL SIGTERM
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=4 \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/health/ready', timeout=4)"
-CMD ["gridcoord", "run", "--config", "/etc/gridcoord/wolfsburg.yaml"]
+CMD ["gridcoord", "run", "--config", "/etc/gridcoord/gridcoord.yaml"]

@@ -3,6 +3,8 @@ VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
 CONFIG ?= config/wolfsburg.yaml
+# The city of the docker-compose stack (what it mounts unless GRIDCOORD_CONFIG says otherwise).
+STACK_CONFIG ?= config/production.example.yaml
 
 .PHONY: run demo test lint unit bench clean broker-config docs
 
@@ -43,7 +45,7 @@ lint: $(BIN)/.installed
 ## broker-config: the production broker's passwd, acl and credentials into config/mosquitto/
 ## (docker-compose's mount points); passwords kept, `ROTATE=--rotate` replaces them
 broker-config: $(BIN)/.installed
-	$(BIN)/gridcoord broker-config --config $(CONFIG) --out config/mosquitto \
+	$(BIN)/gridcoord broker-config --config $(STACK_CONFIG) --out config/mosquitto \
 	  --broker-dir /mosquitto/config --data-dir /mosquitto/data $(ROTATE)
 
 ## docs: regenerate docs/configuration.md, docs/schemas/ and the command reference in docs/cli.md

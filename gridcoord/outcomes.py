@@ -45,6 +45,9 @@ class PlanOutcome:
         ``renewable_share``, ``peak_import_kw``, ...); empty when no problem could be built.
     baseline
         the same KPIs for uncontrolled charging of the same sessions.
+    baseline_ev_kw
+        EV power of uncontrolled charging per slot from ``slot_start``, all sessions [kW];
+        empty when no problem was solved.
     binding
         what limited the plan (the schedule's ``binding``, as JSON objects).
     forecast_mae
@@ -80,6 +83,7 @@ class PlanOutcome:
     forecast_sources: dict[str, str] = field(default_factory=dict)
     history_buckets: dict[str, int] = field(default_factory=dict)
     forecast_mean_kw: dict[str, float] = field(default_factory=dict)
+    baseline_ev_kw: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

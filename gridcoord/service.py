@@ -31,7 +31,7 @@ from gridcoord.config import Config, load_config
 from gridcoord.config_errors import ConfigError
 from gridcoord.forecast.subscription import decode_forecast, forecast_topic_filter
 from gridcoord.ingest.inflight import InFlight, Token
-from gridcoord.ingest.pipeline import IngestPipeline
+from gridcoord.ingest.pipeline import IngestPipeline, stats_line
 from gridcoord.ingest.rejections import RejectionReporter
 from gridcoord.local_broker import LocalBroker, port_open
 from gridcoord.outcomes import DispatchOutcome, PlanOutcome
@@ -219,9 +219,10 @@ class Service:
             await asyncio.to_thread(self._shutdown)
             raise
         await self._start_planning()
-        self.started.set()
         try:
             self._start_api()
+            # After the API: a driver (the demo, a test) may read its address at once.
+            self.started.set()
             await self._stop.wait()
         finally:
             log.info("stopping: draining buffers")
@@ -541,23 +542,21 @@ class Service:
         while True:
             await asyncio.sleep(60)
             if self.pipeline is not None and self.rejections is not None:
-                log.info(
-                    "ingest %s; rejected %s",
-                    self.pipeline.stats.snapshot(),
-                    self.rejections.counts(),
-                )
+                log.info("%s", stats_line(self.pipeline.stats.snapshot(), self.rejections.counts()))
 
     def _shutdown(self) -> None:
         self._accepting = False
         if self.pipeline is not None:
             self.pipeline.close()
             rejected = self.rejections.counts() if self.rejections is not None else {}
+            snapshot = self.pipeline.stats.snapshot()
             log.info(
                 "ingest drained: %s; rejected %s; redelivered %d",
-                self.pipeline.stats.snapshot(),
+                snapshot,
                 rejected,
                 self._inflight.redelivered,
             )
+            log.info("at stop, %s", stats_line(snapshot, rejected))
         if self.session is not None:
             self.session.stop()
         if self.broker is not None:

@@ -40,6 +40,10 @@ class Baselines(_Out):
     """KPIs of reference plans for the same problem."""
 
     uncontrolled: Kpis = Field(description="Every session at its max from arrival, within limits.")
+    uncontrolled_ev_kw: list[float] = Field(
+        default_factory=list,
+        description="EV power of the uncontrolled plan per slot, all sessions [kW] (charts).",
+    )
     renewable_surplus_first: Kpis | None = Field(
         None, description="Greedy home-charger heuristic: surplus first, then cheapest slots."
     )

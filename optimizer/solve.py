@@ -234,6 +234,7 @@ def _schedule(
     chargers = dict(zip(compiled.charger_ids, compiled.charger_load(power).tolist(), strict=True))
     baseline = Baselines(
         uncontrolled=score(compiled, references.uncontrolled),
+        uncontrolled_ev_kw=references.uncontrolled.sum(axis=0).tolist(),
         renewable_surplus_first=(
             score(compiled, references.surplus_first)
             if references.surplus_first is not None

@@ -15,6 +15,9 @@ case "${1:-all}" in
       [mbpoll]=mbpoll [/usr/include/modbus/modbus.h]=libmodbus-dev [cc]=gcc
       [node]=nodejs [npm]=npm
       [chromium]=chromium
+      # Compose v1 (Python): `docker-compose config` validates the stack without an engine
+      # (docker.io is only recommended, so not installed).
+      [docker-compose]=docker-compose
     ) ;;
   *) echo "usage: $0 all|mosquitto" >&2; exit 64 ;;
 esac

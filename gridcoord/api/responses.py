@@ -6,6 +6,11 @@ milliseconds per request. Read endpoints therefore return ready JSON bytes made 
 thread by pydantic's serializer, and keep them for `TTL_S` under the request's path and query:
 fifty dashboards cost one serialisation per second. The state behind them changes at most
 once per second anyway (`service_view.FRAME_TTL_S`).
+
+`serve` answers a cached body on the event loop itself (a dictionary look-up) and goes to a
+worker thread (Starlette's pool, the one sync endpoints use) only to build one. Before, every
+request went through the thread pool: fifty clients kept forty threads waiting for the GIL,
+and the loop thread, which needs the GIL for every socket operation, queued behind them.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 
 from fastapi import Request, Response
 from pydantic import TypeAdapter
+from starlette.concurrency import run_in_threadpool
 
 TTL_S = 1.0
 MAX_ENTRIES = 512
@@ -30,6 +36,13 @@ class ResponseCache:
         self._entries: dict[str, tuple[float, bytes]] = {}
         self._adapters: dict[Any, TypeAdapter[Any]] = {}
         self._building: dict[str, threading.Lock] = {}
+
+    async def serve(self, request: Request, kind: Any, build: Callable[[], Any]) -> Response:
+        """`json` for an async endpoint: a fresh body at once, else built in a worker thread."""
+        hit = self._fresh(f"{request.url.path}?{request.url.query}")
+        if hit is not None:
+            return Response(hit, media_type="application/json")
+        return await run_in_threadpool(self.json, request, kind, build)
 
     def json(self, request: Request, kind: Any, build: Callable[[], Any]) -> Response:
         """The JSON response for ``request``: cached, or ``build()`` serialised as ``kind``."""

@@ -22,6 +22,7 @@ from gridcoord.api.context import context
 from gridcoord.api.summary import Summary, build_summary
 from gridcoord.api.view import (
     AssetState,
+    ChargerState,
     ChartSeries,
     ForecastView,
     PlanSummary,
@@ -30,7 +31,7 @@ from gridcoord.api.view import (
     SetpointState,
     ZoneStatus,
 )
-from gridcoord.config import Role
+from gridcoord.config import Config, Role
 from gridcoord.storage.base import StoreRejected, StoreUnavailable
 from gridcoord.timegrid import as_utc
 
@@ -55,6 +56,7 @@ router = APIRouter(dependencies=[requires(Role.VIEWER)])
 
 T = TypeVar("T")
 MAX_PAGE = 10_000
+MAX_CHARGER_PAGE = 500
 MAX_RANGE = timedelta(days=31)
 MAX_POINTS = 5_000
 FIELD_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
@@ -72,13 +74,13 @@ class Page(BaseModel, Generic[T]):
 
 
 @router.get("/summary", response_model=Summary, tags=["live"])
-def summary(request: Request) -> Response:
+async def summary(request: Request) -> Response:
     """Header KPIs, zones and alarms now (what the live stream sends)."""
     ctx = context(request)
     latest = ctx.broadcaster.latest
     if latest is not None:  # built every api.sse_interval_s anyway: the same for everyone
         return Response(latest, media_type="application/json")
-    return ctx.responses.json(
+    return await ctx.responses.serve(
         request,
         Summary,
         lambda: build_summary(ctx.view, ctx.overrides.active(ctx.view.now()), ctx.stale_grace_s),
@@ -104,7 +106,7 @@ async def events(request: Request) -> StreamingResponse:
 
 
 @router.get("/assets", response_model=Page[AssetState], tags=["state"])
-def assets(
+async def assets(
     request: Request,
     limit: Limit = 1000,
     offset: Offset = 0,
@@ -124,7 +126,7 @@ def assets(
         ]
         return Page(total=len(items), items=items[offset : offset + limit])
 
-    return context(request).responses.json(request, Page[AssetState], build)
+    return await context(request).responses.serve(request, Page[AssetState], build)
 
 
 @router.get("/assets/{asset_id}", response_model=AssetState, tags=["state"])
@@ -137,28 +139,28 @@ def asset(request: Request, asset_id: Annotated[str, PathParam(pattern=ID_PATTER
 
 
 @router.get("/zones", response_model=list[ZoneStatus], tags=["state"])
-def zones(request: Request) -> Response:
+async def zones(request: Request) -> Response:
     """Zones with load, capacity, headroom and the limit in force."""
     ctx = context(request)
-    return ctx.responses.json(request, list[ZoneStatus], ctx.view.zones)
+    return await ctx.responses.serve(request, list[ZoneStatus], ctx.view.zones)
 
 
 @router.get("/sessions", response_model=Page[SessionState], tags=["state"])
-def sessions(request: Request, limit: Limit = 1000, offset: Offset = 0) -> Response:
+async def sessions(request: Request, limit: Limit = 1000, offset: Offset = 0) -> Response:
     """Open charging sessions: energy so far, departure, requested."""
 
     def build() -> Page[SessionState]:
         items = context(request).view.sessions()
         return Page(total=len(items), items=items[offset : offset + limit])
 
-    return context(request).responses.json(request, Page[SessionState], build)
+    return await context(request).responses.serve(request, Page[SessionState], build)
 
 
 @router.get("/plans", response_model=list[PlanSummary], tags=["planning"])
-def plans(request: Request, limit: Annotated[int, Query(ge=1, le=10_000)] = 10) -> Response:
+async def plans(request: Request, limit: Annotated[int, Query(ge=1, le=10_000)] = 10) -> Response:
     """The last planning runs, newest first: status, solve time, KPIs, binding."""
     ctx = context(request)
-    return ctx.responses.json(request, list[PlanSummary], lambda: ctx.view.plans()[:limit])
+    return await ctx.responses.serve(request, list[PlanSummary], lambda: ctx.view.plans()[:limit])
 
 
 @router.get(
@@ -176,7 +178,7 @@ def current_plan(request: Request) -> PlanSummary:
 
 
 @router.get("/setpoints", response_model=Page[SetpointState], tags=["planning"])
-def setpoints(
+async def setpoints(
     request: Request,
     limit: Limit = 1000,
     offset: Offset = 0,
@@ -192,7 +194,45 @@ def setpoints(
         ]
         return Page(total=len(items), items=items[offset : offset + limit])
 
-    return context(request).responses.json(request, Page[SetpointState], build)
+    return await context(request).responses.serve(request, Page[SetpointState], build)
+
+
+@router.get("/chargers", response_model=Page[ChargerState], tags=["state"])
+async def chargers(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=MAX_CHARGER_PAGE, description="Most rows.")] = 50,
+    offset: Offset = 0,
+    zone: Annotated[
+        str | None,
+        Query(pattern=ID_PATTERN, description="Only chargers in this zone or below it."),
+    ] = None,
+    state: Literal["charging", "idle", "stale"] | None = None,
+    alarm: Annotated[bool | None, Query(description="Only with (or without) an alarm.")] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=64, pattern=r"^[A-Za-z0-9_.-]*$", description="Part of the id."),
+    ] = None,
+) -> Response:
+    """The chargers table: state, setpoint vs actual, expiry, session; filtered and paged.
+
+    Built once per second for everyone; a page of it per request, so a dashboard never loads
+    a city's 10,000 chargers at once.
+    """
+    needle = q.lower() if q else None
+    within = _zones_under(context(request).config, zone) if zone is not None else None
+
+    def build() -> Page[ChargerState]:
+        items = [
+            c
+            for c in context(request).view.chargers()
+            if (within is None or c.zone in within)
+            and (state is None or c.state == state)
+            and (alarm is None or (c.alarm is not None) == alarm)
+            and (needle is None or needle in c.id)
+        ]
+        return Page(total=len(items), items=items[offset : offset + limit])
+
+    return await context(request).responses.serve(request, Page[ChargerState], build)
 
 
 @router.get("/rejections", response_model=dict[str, int], tags=["ingest"])
@@ -208,10 +248,10 @@ def ingest(request: Request) -> dict[str, int]:
 
 
 @router.get("/chart", response_model=ChartSeries, tags=["live"])
-def chart(request: Request) -> Response:
+async def chart(request: Request) -> Response:
     """The last and next 12 hours per slot: renewable forecast/actual, EV planned/actual."""
     ctx = context(request)
-    return ctx.responses.json(request, ChartSeries, ctx.view.chart)
+    return await ctx.responses.serve(request, ChartSeries, ctx.view.chart)
 
 
 @router.get(
@@ -277,6 +317,23 @@ async def series(
 def audit(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[AuditEntry]:
     """Every write through the API, newest first: who, when, what, the clamped result."""
     return context(request).audit.entries(limit)
+
+
+def _zones_under(config: Config, zone: str) -> set[str]:
+    """``zone`` and every zone below it; 404 for an unknown zone."""
+    children: dict[str, list[str]] = {}
+    for z in config.zones:
+        if z.parent is not None:
+            children.setdefault(z.parent, []).append(z.id)
+    if not any(z.id == zone for z in config.zones):
+        raise HTTPException(404, f"unknown zone {zone!r}")
+    found, todo = {zone}, [zone]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
 
 
 def _buckets(

@@ -1,13 +1,13 @@
 """`CityView` over today's service: the one place that knows `Service`'s insides.
 
-The coordinator and planning loop are being reshaped (a frozen state image); until then this
-adapter reads their state under the coordinator's own lock, and `track` polls the planning
-loop's latest outcomes once a second to keep the history the API lists (plans, chart). When
-the refactor lands, only this module needs reconciling.
+It reads the coordinator through its public accessors (a frozen `StateImage`, the kept plans,
+the last forecast), and `track` polls the planning loop's latest outcomes once a second to keep
+the history the API lists (plans, chart).
 
-The frame (assets, zones, totals) is computed at most once per `FRAME_TTL_S`, whatever the
-number of clients: a city of 10,000 chargers costs one pass over the latest readings per
-second, not one per request.
+The frame (the image, assets, zones, totals) is computed at most once per `FRAME_TTL_S`,
+whatever the number of clients: a city of 10,000 chargers costs one freeze and one pass over
+the latest readings per second, not one per request. Sessions and setpoints read the same
+frame's image, so everything one frame shows comes from one instant.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from adapters.contract.reading import AssetKind, Reading
 from gridcoord.api.overrides import OverrideBook
 from gridcoord.api.view import (
     AssetState,
+    ChargerState,
     ChartSeries,
     ForecastView,
     Health,
@@ -42,6 +43,7 @@ from gridcoord.timegrid import floor_slot, local_date, slot_starts
 
 if TYPE_CHECKING:
     from gridcoord.planning.coordinator import DispatchOutcome, PlanOutcome
+    from gridcoord.planning.state import StateImage
     from gridcoord.service import Service
 
 FRAME_TTL_S = 1.0
@@ -54,6 +56,7 @@ _HISTORY_SLOTS = 200  # a bit more than the chart's 96 slots
 @dataclass(frozen=True)
 class _Frame:
     at: datetime
+    image: StateImage | None  # one freeze per frame: sessions and setpoints read it too
     assets: list[AssetState]
     zones: list[ZoneStatus]
     totals: Totals
@@ -108,6 +111,7 @@ class ServiceView:
         # and the mean of what was measured while it ran.
         self._forecast: dict[datetime, float] = {}
         self._planned: dict[datetime, float] = {}
+        self._baseline: dict[datetime, float] = {}  # uncontrolled EV power of the same sessions
         self._actual: dict[datetime, list[float]] = {}  # [renewable sum, ev sum, samples]
         # Today's EV energy and its renewable part (for the header), by the outcome KPIs'
         # one definition (docs/coordination.md, "Outcome KPIs").
@@ -160,10 +164,10 @@ class ServiceView:
             return value
 
     def _build_sessions(self) -> list[SessionState]:
-        coordinator = self._service.coordinator
-        if coordinator is None:
+        image = self._current().image
+        if image is None:
             return []
-        sessions = coordinator.image(self._clock()).sessions
+        sessions = image.sessions
         return [
             SessionState.model_construct(
                 id=s.id,
@@ -192,7 +196,8 @@ class ServiceView:
         outcome = planning.last_dispatch if planning is not None else None
         if outcome is None:
             return []
-        latest = self._latest()
+        image = self._current().image
+        latest = image.latest if image is not None else {}
         modbus = self._service.modbus
         modbus_ids = set(modbus.charger_ids) if modbus is not None else set()
         out = []
@@ -223,6 +228,34 @@ class ServiceView:
                     read_back_kw=read_back,
                     alarm=alarm,
                     actual_kw=_power_kw(latest.get(charger_id)),
+                )
+            )
+        return out
+
+    def chargers(self) -> list[ChargerState]:
+        return self._cached("chargers", self._build_chargers)
+
+    def _build_chargers(self) -> list[ChargerState]:
+        setpoints = {s.charger_id: s for s in self.setpoints()}
+        sessions = {s.charger_id: s for s in self.sessions()}
+        out = []
+        for a in sorted(self.assets(), key=lambda a: a.id):
+            if a.kind != AssetKind.CHARGER.value:
+                continue
+            sp, session = setpoints.get(a.id), sessions.get(a.id)
+            out.append(
+                ChargerState.model_construct(
+                    id=a.id,
+                    zone=a.zone,
+                    state="stale" if not a.available else "charging" if session else "idle",
+                    power_kw=a.power_kw,
+                    setpoint_kw=sp.max_power_kw if sp is not None else None,
+                    limited_by=sp.limited_by if sp is not None else None,
+                    valid_until=sp.valid_until if sp is not None else None,
+                    alarm=sp.alarm if sp is not None else None,
+                    delivered_kwh=session.delivered_kwh if session is not None else None,
+                    requested_kwh=session.requested_kwh if session is not None else None,
+                    departure=session.departure if session is not None else None,
                 )
             )
         return out
@@ -266,12 +299,14 @@ class ServiceView:
             actual = {k: (v[0] / v[2], v[1] / v[2]) for k, v in self._actual.items() if v[2]}
             forecast = dict(self._forecast)
             planned = dict(self._planned)
+            baseline = dict(self._baseline)
         return ChartSeries(
             starts=list(starts),
             renewable_forecast_kw=[forecast.get(s) for s in starts],
             renewable_actual_kw=[actual[s][0] if s in actual else None for s in starts],
             ev_planned_kw=[planned.get(s) for s in starts],
             ev_actual_kw=[actual[s][1] if s in actual else None for s in starts],
+            ev_baseline_kw=[baseline.get(s) for s in starts],
         )
 
     def forecast(self) -> ForecastView | None:
@@ -383,6 +418,14 @@ class ServiceView:
         )
         forecast: dict[datetime, float] = {}
         planned: dict[datetime, float] = {}
+        baseline = {
+            s: float(v)
+            for s, v in zip(
+                slot_starts(plan.slot_start, len(plan.baseline_ev_kw), self._slot),
+                plan.baseline_ev_kw,
+                strict=True,
+            )
+        }
         coordinator = self._service.coordinator
         if coordinator is not None:
             previous = coordinator.last_forecast
@@ -402,8 +445,10 @@ class ServiceView:
             # Only slots still ahead: what was expected of a slot is kept once it has begun.
             self._forecast.update({s: v for s, v in forecast.items() if s >= plan.slot_start})
             self._planned.update({s: v for s, v in planned.items() if s >= plan.slot_start})
+            self._baseline.update(baseline)
             _prune(self._forecast, _HISTORY_SLOTS)
             _prune(self._planned, _HISTORY_SLOTS)
+            _prune(self._baseline, _HISTORY_SLOTS)
 
     def _sample(self, totals: Totals) -> None:
         now = self._clock()
@@ -424,12 +469,6 @@ class ServiceView:
 
     # --- the frame ------------------------------------------------------------------------
 
-    def _latest(self) -> dict[str, Reading]:
-        coordinator = self._service.coordinator
-        if coordinator is None:
-            return {}
-        return dict(coordinator.image(self._clock()).latest)
-
     def _current(self) -> _Frame:
         with self._lock:
             if self._frame is not None and time.monotonic() - self._frame_mono < FRAME_TTL_S:
@@ -447,7 +486,9 @@ class ServiceView:
 
     def _build_frame(self) -> _Frame:
         now = self._clock()
-        latest = self._latest()
+        coordinator = self._service.coordinator
+        image = coordinator.image(now) if coordinator is not None else None
+        latest: Mapping[str, Reading] = image.latest if image is not None else {}
         config = self._config
         assets: list[AssetState] = []
         previous = self._asset_states
@@ -529,7 +570,7 @@ class ServiceView:
             online=online,
             stale=len(config.assets) - online,
         )
-        return _Frame(now, assets, zones, totals)
+        return _Frame(now, image, assets, zones, totals)
 
 
 def _prune(values: Mapping[datetime, object], keep: int) -> None:

@@ -105,6 +105,25 @@ class SetpointState(_Model):
     actual_kw: float | None = Field(description="What the charger reports drawing [kW].")
 
 
+class ChargerState(_Model):
+    """One charger for the control room's table: its state, setpoint and session together."""
+
+    id: str
+    zone: str | None
+    state: Literal["charging", "idle", "stale"] = Field(
+        description="stale: no fresh telemetry (unavailable, not 0 W); charging: a session is "
+        "open; idle: fresh, no session."
+    )
+    power_kw: float | None = Field(description="What the charger reports drawing [kW].")
+    setpoint_kw: float | None = Field(description="The latest limit sent [kW].")
+    limited_by: str | None = Field(description="What limited the setpoint.")
+    valid_until: datetime | None = Field(description="When the setpoint expires [UTC].")
+    alarm: str | None = Field(description="Why the setpoint is not known to be in force.")
+    delivered_kwh: float | None = Field(description="The open session's energy so far [kWh].")
+    requested_kwh: float | None = Field(description="The open session's request [kWh].")
+    departure: datetime | None = Field(description="The open session's departure [UTC].")
+
+
 class Health(_Model):
     """What readiness is judged on."""
 
@@ -134,6 +153,10 @@ class ChartSeries(_Model):
     renewable_actual_kw: list[float | None]
     ev_planned_kw: list[float | None]
     ev_actual_kw: list[float | None]
+    ev_baseline_kw: list[float | None] = Field(
+        description="Uncontrolled charging of the same sessions (every car at its max from "
+        "arrival), as each slot's latest plan expected it; None before a plan covered it."
+    )
 
 
 class ForecastView(_Model):
@@ -186,6 +209,10 @@ class CityView(Protocol):
 
     def setpoints(self) -> list[SetpointState]:
         """The latest setpoint of every charger."""
+        ...
+
+    def chargers(self) -> list[ChargerState]:
+        """Every charger with its state, setpoint and open session, by id."""
         ...
 
     def rejections(self) -> dict[str, int]:

@@ -16,7 +16,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,9 +33,17 @@ DurableCallback = Callable[[], None]
 
 @dataclass
 class IngestStats:
-    """Counters an operator reads in logs and the API; monotonic since start."""
+    """Counters an operator reads in logs and the API; monotonic since start.
+
+    ``accepted`` counts every point taken into a batch; of those, ``telemetry`` are the
+    devices' readings and ``own_points`` what the service writes itself (plans, setpoints,
+    audit entries), so neither hides the other in the stats line. The other counters are over
+    all points.
+    """
 
     accepted: int = 0
+    telemetry: int = 0
+    own_points: int = 0
     written: int = 0
     spooled: int = 0
     replayed: int = 0
@@ -58,7 +66,29 @@ class IngestStats:
                 "replayed": self.replayed,
                 "dead_lettered": self.dead_lettered,
                 "store_failures": self.store_failures,
+                "telemetry": self.telemetry,
+                "own_points": self.own_points,
             }
+
+
+def stats_line(stats: Mapping[str, int], rejected: Mapping[str, int]) -> str:
+    """The service's periodic stats line: telemetry, then its own points, then the store.
+
+    Parameters
+    ----------
+    stats
+        `IngestStats.snapshot`.
+    rejected
+        rejected readings by reason.
+    """
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(rejected.items()) if v)
+    return (
+        f"telemetry: {stats['telemetry']} readings accepted, {sum(rejected.values())} rejected"
+        f"{f' ({reasons})' if reasons else ''}; own points (plans, setpoints, audit): "
+        f"{stats['own_points']}; store: written {stats['written']}, spooled {stats['spooled']}, "
+        f"replayed {stats['replayed']}, dead-lettered {stats['dead_lettered']}, "
+        f"write failures {stats['store_failures']}"
+    )
 
 
 _Item = tuple[Reading | Point, DurableCallback | None]
@@ -228,7 +258,11 @@ class IngestPipeline:
         points = [
             reading_to_point(item) if isinstance(item, Reading) else item for item, _ in batch
         ]
-        self.stats.add("accepted", len(points))
+        readings = sum(isinstance(item, Reading) for item, _ in batch)
+        with self.stats.lock:
+            self.stats.accepted += len(points)
+            self.stats.telemetry += readings
+            self.stats.own_points += len(points) - readings
         while True:
             try:
                 self._write_or_spool(points)

@@ -154,6 +154,7 @@ class Planner:
             sessions=len(problem.sessions),
             kpis=_kpis(schedule.kpis) if schedule is not None else {},
             baseline=_kpis(schedule.baseline.uncontrolled) if schedule is not None else {},
+            baseline_ev_kw=tuple(schedule.baseline.uncontrolled_ev_kw) if schedule else (),
             binding=[b.model_dump(mode="json") for b in schedule.binding] if schedule else [],
             forecast_mae=mae,
             made_at=now,

@@ -79,6 +79,7 @@ function renderSummary(summary) {
   const plan = summary.last_plan;
   document.getElementById("kpi-plan").textContent = plan ? plan.status + ", " + age(plan.age_s) + " ago" : "none yet";
   renderZones(summary.zones);
+  renderZoneChoices(summary.zones);
   renderAlarms(summary.alarms);
 }
 
@@ -160,6 +161,7 @@ function renderChart(chart) {
   const box = document.getElementById("chart");
   const width = 800, height = 260, left = 44, bottom = 20, top = 8;
   const series = [
+    ["ev_baseline_kw", "s-ev-b"], // first: drawn beneath the plan it is compared with
     ["renewable_forecast_kw", "s-ren-f"],
     ["renewable_actual_kw", "s-ren-a"],
     ["ev_planned_kw", "s-ev-p"],
@@ -225,6 +227,7 @@ function renderPlans(plans) {
         el("span", { class: "status-" + p.status }, p.status),
         " " + localTime(p.slot_start) + " · " + p.sessions + " sessions · solve " + p.solve_s.toFixed(2) + " s" +
           (share !== undefined ? " · renewable " + (share * 100).toFixed(0) + " %" : "") +
+          (p.baseline.renewable_share !== undefined ? " (uncontrolled " + (p.baseline.renewable_share * 100).toFixed(0) + " %)" : "") +
           (p.kpis.unmet_kwh !== undefined ? " · unmet " + p.kpis.unmet_kwh.toFixed(1) + " kWh" : ""),
         el("div", { class: "why" }, p.failure ? "fallback: " + p.failure : explain(p)),
       );
@@ -232,43 +235,102 @@ function renderPlans(plans) {
   );
 }
 
-function renderChargers(setpoints, sessions) {
-  const byCharger = new Map(sessions.items.map((s) => [s.charger_id, s]));
-  const rows = setpoints.items.map((s) => {
-    const session = byCharger.get(s.charger_id);
-    const stale = s.limited_by === "stale";
-    return el(
-      "tr",
-      { "data-charger": s.charger_id },
-      el("td", {}, s.charger_id),
-      el("td", { class: stale ? "stale" : "" }, stale ? "stale" : session ? "charging" : "idle"),
-      el("td", {}, kw(s.max_power_kw)),
-      el("td", {}, kw(s.actual_kw)),
-      el("td", { class: s.alarm ? "alarm" : "" }, s.alarm || s.limited_by),
-      el("td", {}, localTime(s.valid_until)),
-      el("td", {}, session ? session.delivered_kwh.toFixed(1) + " / " + session.requested_kwh.toFixed(1) + " kWh" : "–"),
-      el("td", {}, session ? localTime(session.departure) : "–"),
-    );
-  });
-  document.getElementById("chargers").replaceChildren(...rows);
-  document.getElementById("chargers-note").textContent =
-    setpoints.total > setpoints.items.length ? "first " + setpoints.items.length + " of " + setpoints.total : setpoints.total + "";
+// The chargers table: one page at a time from /chargers, filtered by the server (a city has
+// ten thousand; the browser never loads them all). `?rows=N` in the address sets the page size
+// (1-500, e.g. more on a wall screen).
+const PAGE = Math.min(500, Math.max(1, parseInt(new URLSearchParams(location.search).get("rows"), 10) || 50));
+const table = { offset: 0, total: 0, zones: "" };
+
+function renderZoneChoices(zones) {
+  const ids = zones.map((z) => z.id);
+  if (ids.join(",") === table.zones) return;
+  table.zones = ids.join(",");
+  const select = document.getElementById("chargers-zone");
+  const chosen = select.value;
+  select.replaceChildren(el("option", { value: "" }, "all zones"), ...ids.map((id) => el("option", { value: id }, id)));
+  select.value = ids.includes(chosen) ? chosen : "";
 }
+
+function chargerQuery() {
+  const params = new URLSearchParams({ limit: String(PAGE), offset: String(table.offset) });
+  const q = document.getElementById("chargers-q").value.trim().replace(/[^A-Za-z0-9_.-]/g, "").slice(0, 64);
+  const zone = document.getElementById("chargers-zone").value;
+  const chargerState = document.getElementById("chargers-state").value;
+  if (q) params.set("q", q);
+  if (zone) params.set("zone", zone);
+  if (chargerState) params.set("state", chargerState);
+  if (document.getElementById("chargers-alarm").checked) params.set("alarm", "true");
+  return "/chargers?" + params.toString();
+}
+
+function renderChargers(page) {
+  table.total = page.total;
+  const rows = page.items.map((c) =>
+    el(
+      "tr",
+      { "data-charger": c.id },
+      el("td", {}, c.id),
+      el("td", {}, c.zone || "–"),
+      el("td", { class: c.state === "stale" ? "stale" : "" }, c.state),
+      el("td", {}, kw(c.setpoint_kw)),
+      el("td", {}, kw(c.power_kw)),
+      el("td", { class: c.alarm ? "alarm" : "" }, c.alarm || c.limited_by || "–"),
+      el("td", {}, localTime(c.valid_until)),
+      el("td", {}, c.delivered_kwh !== null ? c.delivered_kwh.toFixed(1) + " / " + c.requested_kwh.toFixed(1) + " kWh" : "–"),
+      el("td", {}, localTime(c.departure)),
+    ),
+  );
+  document.getElementById("chargers").replaceChildren(...rows);
+  const first = page.total ? table.offset + 1 : 0;
+  document.getElementById("chargers-range").textContent = first + "–" + (table.offset + page.items.length) + " of " + page.total;
+  document.getElementById("chargers-note").textContent = page.total + " match";
+  document.getElementById("chargers-prev").disabled = table.offset === 0;
+  document.getElementById("chargers-next").disabled = table.offset + PAGE >= page.total;
+}
+
+async function refreshChargers() {
+  try {
+    renderChargers(await getJson(chargerQuery()));
+  } catch (error) {
+    console.warn("chargers:", error);
+  }
+}
+
+function filterChanged() {
+  table.offset = 0;
+  refreshChargers();
+}
+
+let typing = null;
+document.getElementById("chargers-q").addEventListener("input", () => {
+  clearTimeout(typing);
+  typing = setTimeout(filterChanged, 300);
+});
+for (const id of ["chargers-zone", "chargers-state", "chargers-alarm"]) {
+  document.getElementById(id).addEventListener("change", filterChanged);
+}
+document.getElementById("chargers-filter").addEventListener("submit", (event) => {
+  event.preventDefault();
+  filterChanged();
+});
+document.getElementById("chargers-prev").addEventListener("click", () => {
+  table.offset = Math.max(0, table.offset - PAGE);
+  refreshChargers();
+});
+document.getElementById("chargers-next").addEventListener("click", () => {
+  if (table.offset + PAGE < table.total) table.offset += PAGE;
+  refreshChargers();
+});
 
 async function refreshAll() {
   try {
-    const [chart, plans, setpoints, sessions] = await Promise.all([
-      getJson("/chart"),
-      getJson("/plans?limit=12"),
-      getJson("/setpoints?limit=200"),
-      getJson("/sessions?limit=10000"),
-    ]);
+    const [chart, plans] = await Promise.all([getJson("/chart"), getJson("/plans?limit=12")]);
     renderChart(chart);
     renderPlans(plans);
-    renderChargers(setpoints, sessions);
   } catch (error) {
     console.warn("refresh:", error);
   }
+  await refreshChargers();
 }
 
 refreshAll();

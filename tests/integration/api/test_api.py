@@ -265,3 +265,46 @@ def test_sse_stream_sends_summaries(service: RunningService) -> None:
     first, second = (json.loads(e) for e in events)
     assert first["at"] != second["at"]
     assert {"totals", "zones", "alarms", "last_plan"} <= set(first)
+
+
+def test_chargers_table_is_paged_filtered_and_bounded(service: RunningService) -> None:
+    with service.client("viewer") as http:
+
+        def with_setpoints() -> dict[str, object] | None:
+            page = http.get("/api/v1/chargers").json()
+            return page if all(c["setpoint_kw"] is not None for c in page["items"]) else None
+
+        rows = eventually(with_setpoints)
+        assert rows["total"] == 3
+        by_id = {c["id"]: c for c in rows["items"]}
+        assert [c["id"] for c in rows["items"]] == ["charger-001", "charger-002", "charger-009"]
+        assert by_id["charger-009"]["state"] == "stale" and by_id["charger-009"]["power_kw"] is None
+        assert by_id["charger-001"]["state"] == "charging"
+        assert by_id["charger-001"]["power_kw"] == pytest.approx(7.0)
+        page = http.get("/api/v1/chargers", params={"limit": 1, "offset": 1}).json()
+        assert page["total"] == 3 and [c["id"] for c in page["items"]] == ["charger-002"]
+        stale = http.get("/api/v1/chargers", params={"state": "stale"}).json()
+        assert [c["id"] for c in stale["items"]] == ["charger-009"]
+        found = http.get("/api/v1/chargers", params={"q": "002"}).json()
+        assert [c["id"] for c in found["items"]] == ["charger-002"]
+        # A parent zone takes the chargers below it.
+        assert http.get("/api/v1/chargers", params={"zone": "sub-01"}).json()["total"] == 3
+        assert http.get("/api/v1/chargers", params={"zone": "lt-01"}).json()["total"] == 3
+        assert http.get("/api/v1/chargers", params={"zone": "nope-1"}).status_code == 404
+        for bad in ({"limit": 501}, {"limit": 0}, {"q": "x" * 65}, {"q": "<b>"}, {"state": "x"}):
+            assert http.get("/api/v1/chargers", params=bad).status_code == 422, bad
+
+
+def test_chart_has_the_uncontrolled_baseline_ahead(service: RunningService) -> None:
+    with service.client("viewer") as http:
+
+        def with_baseline() -> dict[str, list[float | None]] | None:
+            c = http.get("/api/v1/chart").json()
+            return c if any(v is not None for v in c["ev_baseline_kw"]) else None
+
+        chart = eventually(with_baseline)
+        n = len(chart["starts"])
+        assert len(chart["ev_baseline_kw"]) == len(chart["ev_planned_kw"]) == n
+        ahead = [v for v in chart["ev_baseline_kw"] if v is not None]
+        # Two cars plugged in at up to 11 kW each: uncontrolled, they draw at once.
+        assert 0.0 < max(ahead) <= 22.0 + 1e-6

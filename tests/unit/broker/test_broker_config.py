@@ -167,7 +167,7 @@ def test_shipped_mosquitto_conf_is_what_broker_config_writes_for_the_example(
     """config/mosquitto/mosquitto.conf must not drift from the generator (docker paths)."""
     out = tmp_path / "mosquitto"
     result = broker_config(
-        ROOT / "config" / "wolfsburg.yaml",
+        ROOT / "config" / "production.example.yaml",
         out,
         "--broker-dir",
         "/mosquitto/config",

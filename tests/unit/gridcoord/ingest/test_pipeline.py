@@ -178,3 +178,25 @@ def test_one_message_of_many_readings_is_acknowledged_once_after_all_are_stored(
     assert pipeline.flush(10)
     pipeline.close()
     assert seen_at_ack == [25]
+
+
+def test_stats_tell_telemetry_from_the_service_s_own_points(tmp_path: Path) -> None:
+    from gridcoord.ingest.pipeline import stats_line
+    from gridcoord.storage.points import Point
+
+    store = EmbeddedStore(tmp_path / "db.sqlite3")
+    pipeline = IngestPipeline(
+        store, Spool(tmp_path / "spool", 10_000_000), dead_letter=tmp_path / "dead.lp"
+    )
+    pipeline.start()
+    for i in range(5):
+        pipeline.submit(reading(i))
+    own = [Point("setpoint", {"asset_id": f"c-{i}"}, {"max_power_w": 1.0}, T0) for i in range(3)]
+    pipeline.submit_points(own)
+    assert pipeline.flush(10)
+    pipeline.close()
+    stats = pipeline.stats.snapshot()
+    assert (stats["telemetry"], stats["own_points"], stats["accepted"]) == (5, 3, 8)
+    line = stats_line(stats, {"invalid_json": 2, "unknown_asset": 0})
+    assert line.startswith("telemetry: 5 readings accepted, 2 rejected (invalid_json 2); ")
+    assert "own points (plans, setpoints, audit): 3; store: written 8," in line

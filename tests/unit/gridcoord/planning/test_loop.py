@@ -388,3 +388,40 @@ def test_all_decreases_are_delivered_before_any_increase_and_each_group_goes_at_
 
     asyncio.run(dispatch_twice())
     assert events[:2] == [("start", "c-modbus"), ("end", "c-modbus")]
+
+
+def test_no_zone_alarm_before_the_meters_have_had_time_to_report(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """At start every meter is silent: the zone is held at its limit, said once, not alarmed.
+
+    A charger with a guaranteed minimum makes the silent zone (limit 0) overloaded by its
+    floor. The alarm comes once the meter has had `zone_meter_stale_after_s` to report and
+    still has not.
+    """
+    config = Config(
+        zones=[{"id": "lt-1", "capacity_kw": 40.0, "meter": "meter-1"}],
+        assets=[
+            {"id": "meter-1", "kind": "meter", "zone": "lt-1", "rated_kw": 100.0},
+            {
+                "id": "c-home",
+                "kind": "charger",
+                "zone": "lt-1",
+                "rated_kw": 11.0,
+                "charger": {"type": "home", "guaranteed_kw": 4.2},
+            },
+        ],
+    )
+    r = Rig(config, Coordinator(config), FakeClock(T0))
+    loop = r.loop([FakeSink(frozenset({"c-home"}), r.sent)])
+    caplog.set_level(logging.INFO, logger="gridcoord.planning.loop")
+    asyncio.run(loop.dispatch_once())
+    assert loop.last_dispatch is not None and loop.last_dispatch.overloads  # held, safely
+    assert [m for m in caplog.records if m.levelno >= logging.WARNING] == []
+    assert any(
+        "held at their limit until their meters report" in m.getMessage() for m in caplog.records
+    )
+    r.clock.now = T0 + timedelta(seconds=config.planning.zone_meter_stale_after_s + 1)
+    asyncio.run(loop.dispatch_once())
+    errors = [m.getMessage() for m in caplog.records if m.levelno == logging.ERROR]
+    assert errors == ["zone lt-1: guaranteed minima and stale chargers need 4.2 kW, limit 0.0 kW"]
