@@ -272,6 +272,19 @@ class Planning(_Section):
     fallback: Literal["fair_share"] = Field(
         "fair_share", description="Plan dispatched when the solve fails or overruns."
     )
+    import_weights: Literal["net_load", "early"] = Field(
+        "net_load",
+        description="Cost of grid import per slot: `net_load` = the forecast non-EV load minus "
+        "PV and wind (charging moves off the peak, into windy nights and sunny middays); "
+        "`early` = flat, 10 % dearer at the horizon's end.",
+    )
+    import_weight_spread: float = Field(
+        1.0,
+        ge=0,
+        le=100,
+        description="With `net_load`: how much dearer the slot of the highest net load is than "
+        "that of the lowest [-].",
+    )
     dispatch_interval_s: float = Field(
         60.0, gt=0, le=600, description="How often setpoints are re-sent to chargers [s]."
     )

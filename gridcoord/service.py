@@ -29,6 +29,7 @@ from gridcoord.api.overrides import OverrideBook
 from gridcoord.broker.credentials import DEVICE_FILE
 from gridcoord.config import Config, load_config
 from gridcoord.config_errors import ConfigError
+from gridcoord.forecast.external import ExternalForecast, ForecastKind
 from gridcoord.forecast.subscription import decode_forecast, forecast_topic_filter
 from gridcoord.ingest.inflight import InFlight, Token
 from gridcoord.ingest.pipeline import IngestPipeline, stats_line
@@ -37,6 +38,7 @@ from gridcoord.local_broker import LocalBroker, port_open
 from gridcoord.outcomes import DispatchOutcome, PlanOutcome
 from gridcoord.planning.coordinator import Coordinator
 from gridcoord.planning.loop import Clock, PlanningLoop, utc_now
+from gridcoord.planning.planner import forecast_capacity_kw
 from gridcoord.planning.state import StateImage
 from gridcoord.planning.warmup import WarmStart, warm_from_store
 from gridcoord.sinks import setpoint_sinks
@@ -144,6 +146,10 @@ class Service:
         self.store: Store | None = None
         self.warm_start: WarmStart | None = None
         self._forecast_topics = forecast_topic_filter(config.mqtt.topic_prefix).removesuffix("+")
+        self._forecast_capacity = forecast_capacity_kw(config)
+        self._forecast_listeners: list[Callable[[ExternalForecast], None]] = []
+        self._forecast_lock = threading.Lock()
+        self._early_forecasts: dict[ForecastKind, ExternalForecast] = {}
 
     def city_state(self) -> StateImage | None:
         """The city's state frozen now (latest readings, sessions, learnt car limits).
@@ -171,6 +177,14 @@ class Service:
         per type and contained. Add listeners before `serve`.
         """
         self._listeners.append(listener)
+
+    def add_forecast_listener(self, listener: Callable[[ExternalForecast], None]) -> None:
+        """Call ``listener`` with every accepted external forecast, after the planner took it.
+
+        Called on the MQTT thread; it must be quick. An exception in it is logged once per
+        type and contained. Add listeners before `serve`.
+        """
+        self._forecast_listeners.append(listener)
 
     def request_stop(self) -> None:
         """Ask the service to drain and stop (signal handlers and tests call this)."""
@@ -366,7 +380,11 @@ class Service:
         self.warm_start = await asyncio.to_thread(
             warm_from_store, coordinator.state, self.store, self.config, self.clock()
         )
-        self.coordinator = coordinator
+        with self._forecast_lock:
+            for early in self._early_forecasts.values():
+                coordinator.observe_forecast(early)
+            self._early_forecasts.clear()
+            self.coordinator = coordinator
         self.planning = PlanningLoop(
             self.config,
             self.coordinator,
@@ -501,12 +519,24 @@ class Service:
         assert self.rejections is not None
         prefix = self.config.mqtt.topic_prefix
         try:
-            forecast = decode_forecast(message.topic, message.payload, prefix=prefix)
+            forecast = decode_forecast(
+                message.topic,
+                message.payload,
+                prefix=prefix,
+                now=self.clock(),
+                capacity_kw=self._forecast_capacity,
+            )
         except Rejected as exc:
             self.rejections.reject(UNKNOWN_ASSET, exc.reason, exc.detail, message.topic)
             return
-        if self.coordinator is not None:
-            self.coordinator.observe_forecast(forecast)
+        with self._forecast_lock:
+            coordinator = self.coordinator
+            if coordinator is None:
+                # A retained forecast arrives with the subscription, before the planner exists.
+                self._early_forecasts[forecast.kind] = forecast
+            else:
+                coordinator.observe_forecast(forecast)
+        if coordinator is not None:
             log.info(
                 "external %s forecast issued %s: %d slots from %s",
                 forecast.kind.value,
@@ -514,6 +544,11 @@ class Service:
                 len(forecast.values_kw),
                 forecast.start.isoformat(),
             )
+        for listener in self._forecast_listeners:
+            try:
+                listener(forecast)
+            except Exception as exc:  # a listener's bug must not cost the forecast
+                self._log_internal_error(f"forecast listener for {forecast.kind.value}", exc)
 
     async def _retention_loop(self) -> None:
         """Run the retention job now and every ``privacy.retention_interval_min``.

@@ -31,6 +31,7 @@ from gridcoord.api.view import (
     ChartSeries,
     ForecastView,
     Health,
+    LeadError,
     PlanSummary,
     SessionState,
     SetpointState,
@@ -323,7 +324,18 @@ class ServiceView:
             wind_kw=[float(v) for v in forecast.wind_kw],
             load_kw=[float(v) for v in forecast.load_kw],
             sources={k.value: v for k, v in forecast.sources.items()},
+            day_ahead_kw={
+                kind: [float(v) if math.isfinite(v) else None for v in values]
+                for kind, values in forecast.day_ahead.items()
+            },
             mae_kw=plans[0].forecast_mae if plans else {},
+            error_by_lead={
+                kind: {
+                    source: {bucket: LeadError(**cell) for bucket, cell in buckets.items()}
+                    for source, buckets in by_source.items()
+                }
+                for kind, by_source in coordinator.forecast_error().items()
+            },
         )
 
     def renewable_share_today(self) -> float | None:

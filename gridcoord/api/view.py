@@ -159,6 +159,14 @@ class ChartSeries(_Model):
     )
 
 
+class LeadError(_Model):
+    """How good forecasts made a given lead time ahead were, over every slot judged so far."""
+
+    mae_kw: float = Field(description="Mean absolute error [kW].")
+    bias_kw: float = Field(description="Mean of forecast minus measured [kW].")
+    n: int = Field(description="Slot values judged.")
+
+
 class ForecastView(_Model):
     """The latest planning run's forecast per slot [kW] and the previous one's measured error."""
 
@@ -166,10 +174,24 @@ class ForecastView(_Model):
     pv_kw: list[float]
     wind_kw: list[float]
     load_kw: list[float] = Field(description="Non-EV load.")
-    sources: dict[str, str] = Field(description="Per kind: model, external or external+model.")
+    sources: dict[str, str] = Field(
+        description="Per kind: model (the nowcast alone), external (every slot blended with a "
+        "day-ahead forecast) or external+model (some slots)."
+    )
+    day_ahead_kw: dict[str, list[float | None]] = Field(
+        default_factory=dict,
+        description="Per kind with a fresh external forecast: that forecast alone per slot, "
+        "null where it does not reach [kW].",
+    )
     mae_kw: dict[str, float] = Field(
         description="Mean absolute error of the previous run's forecast over the slots measured "
         "since, per kind [kW]."
+    )
+    error_by_lead: dict[str, dict[str, dict[str, LeadError]]] = Field(
+        default_factory=dict,
+        description="Since the start: kind (pv, wind, load) → source (blended = what was "
+        "planned with, day_ahead, nowcast) → lead-time bucket (0-1h, 1-3h, 3-6h, 6-12h, "
+        "12-24h, 24-48h, 48-72h) → MAE and bias of the values forecast that far ahead.",
     )
 
 

@@ -16,6 +16,11 @@ Every simulated minute (a *tick*):
    ``<prefix>/setpoint/<charger>``; the simulated chargers take them, obey them, and fall back
    after ``valid_until``; the tick waits until every charger has its own.
 
+At the start and every `FORECAST_EVERY` (6 h) a simulated weather service
+(`gridcoord.simulation.weather_service`) publishes day-ahead PV and wind forecasts to
+``<prefix>/forecast/<kind>`` as the broker's ``forecaster`` account, and the tick waits until
+the service has taken them.
+
 Before the service starts, the store gets a week of the city's past (PV, wind and loads,
 as a running service would have left it), which the service's warm start reads back. The
 controlled KPIs are the city's physics under the setpoints the service sent; the count of
@@ -34,7 +39,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -42,14 +47,17 @@ from pydantic import SecretStr
 
 from adapters.contract.reading import Reading
 from adapters.contract.validation import build_reading
+from gridcoord.broker.acl import FORECASTER_USER
 from gridcoord.broker.files import Accounts
 from gridcoord.config import Config
 from gridcoord.demo.bound import Bound, perfect_foresight
 from gridcoord.demo.fleet import DeviceFleet
+from gridcoord.forecast.external import ExternalForecast
 from gridcoord.outcomes import OUTCOME_KPI_KEYS, DispatchOutcome, PlanOutcome
 from gridcoord.service import Service
 from gridcoord.service_thread import ServiceThread
 from gridcoord.simulation import CitySimulation, demo_city
+from gridcoord.simulation.weather_service import WeatherService
 from gridcoord.storage.embedded import EmbeddedStore
 from gridcoord.storage.points import Point, reading_to_point
 from gridcoord.timegrid import as_utc, format_local, parse_rfc3339
@@ -57,6 +65,7 @@ from gridcoord.timegrid import as_utc, format_local, parse_rfc3339
 log = logging.getLogger(__name__)
 
 TICK = timedelta(minutes=1)
+ZERO = timedelta(0)
 # A tick's messages normally arrive in milliseconds; this only bounds a stuck broker.
 TICK_DEADLINE_S = 10.0
 KPI_KEYS = OUTCOME_KPI_KEYS
@@ -64,6 +73,8 @@ KPI_KEYS = OUTCOME_KPI_KEYS
 # takes coarser slots the longer it is (30 minutes at four weeks; the optimizer's limit is
 # 2,016 slots), and its replay stops meaning much.
 MAX_BOUND_HOURS = 24.0 * 7 * 4
+# How often the simulated weather service issues a forecast (operational models: 4 runs a day).
+FORECAST_EVERY = timedelta(hours=6)
 
 Kpis = dict[str, float | int]
 
@@ -94,6 +105,11 @@ class DemoSettings:
         the solver's budget per run [s].
     prefix
         MQTT topic prefix.
+    weather_service
+        a simulated weather service publishes day-ahead PV and wind forecasts (at the
+        start and every `FORECAST_EVERY`) as the broker's ``forecaster`` account.
+    import_weights
+        ``planning.import_weights`` of the service (``net_load`` or ``early``).
     """
 
     start: datetime
@@ -105,6 +121,8 @@ class DemoSettings:
     warmup_days: int = 7
     solver_time_limit_s: float = 20.0
     prefix: str = "gridcoord"
+    weather_service: bool = True
+    import_weights: str = "net_load"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +137,14 @@ class DemoResult:
     late_ticks: int
     floor_overloads: int = 0
     bound: Bound | None = None
+    forecast_error: dict[str, object] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, object]:
-        """DESIGN 3.1's ``--json`` object (docs/cli.md)."""
+        """DESIGN 3.1's ``--json`` object (docs/cli.md), with the forecast error by lead time."""
         out: dict[str, object] = {
             **{k: self.controlled[k] for k in KPI_KEYS},
             "baseline": {k: self.baseline[k] for k in KPI_KEYS},
+            "forecast_error": self.forecast_error,
         }
         if self.bound is not None:
             out["bound"] = {k: self.bound.kpis[k] for k in KPI_KEYS}
@@ -161,7 +181,10 @@ class DemoRun:
                 "topic_prefix": settings.prefix,
                 "client_id": "gridcoord-demo",
             },
-            planning={"solver_time_limit_s": settings.solver_time_limit_s},
+            planning={
+                "solver_time_limit_s": settings.solver_time_limit_s,
+                "import_weights": settings.import_weights,
+            },
             storage={
                 "kind": "embedded",
                 "path": store_path,
@@ -179,6 +202,10 @@ class DemoRun:
         self.floor_overloads = 0  # zone-minutes whose floors alone exceeded the headroom
         self._floor_zones: set[str] = set()
         self._city_lock = threading.Lock()
+        self.weather = (
+            WeatherService(self.layout, settings.seed) if settings.weather_service else None
+        )
+        self._forecasts_taken: set[tuple[str, datetime]] = set()
 
     # --- the run -------------------------------------------------------------------------
 
@@ -209,10 +236,13 @@ class DemoRun:
         self.config = self.config.model_copy(update={"mqtt": mqtt})
         self.service = Service(self.config, clock=self._clock, scheduled=False)
         self.service.add_reading_listener(self._on_reading)
+        self.service.add_forecast_listener(self._on_forecast)
         chargers = {c.id for c in self.layout.chargers}
         devices = {
             user.name: accounts.password(user.name) for user in accounts.users if user.device
         }
+        if self.weather is not None:
+            devices[FORECASTER_USER] = accounts.password(FORECASTER_USER)
         self._devices = DeviceFleet(
             port,
             devices,
@@ -234,6 +264,8 @@ class DemoRun:
                     due = began + (self._now - start).total_seconds() / settings.speed
                     if stop.wait(max(0.0, due - time.monotonic())):
                         break
+                if self.weather is not None and (self._now - start) % FORECAST_EVERY == ZERO:
+                    late += not self._publish_forecast(self.weather)
                 late += not self._publish_telemetry()
                 with self._cond:
                     self._setpoints = 0
@@ -279,6 +311,7 @@ class DemoRun:
             int(late),
             self.floor_overloads,
             self.bound,
+            self._forecast_error(),
         )
 
     def _clock(self) -> datetime:
@@ -318,6 +351,18 @@ class DemoRun:
             return len(store.series("plan", "solve_s", {}, start, self._now + TICK))
         finally:
             store.close()
+
+    def _forecast_error(self) -> dict[str, object]:
+        coordinator = self.service.coordinator
+        return dict(coordinator.forecast_error()) if coordinator is not None else {}
+
+    def _publish_forecast(self, weather: WeatherService) -> bool:
+        """The weather service issues its forecast now; True when the service took all of it."""
+        messages = weather.publications(self._now, self.settings.prefix)
+        for topic, payload in messages:
+            self._devices.publish(FORECASTER_USER, topic, payload, qos=1)
+        wanted = {(topic.rsplit("/", 1)[-1], self._now) for topic, _ in messages}
+        return self._wait(lambda: wanted <= self._forecasts_taken, "forecast")
 
     def _publish_telemetry(self) -> bool:
         """Every device publishes; True when the service took all of it in time."""
@@ -366,6 +411,11 @@ class DemoRun:
             with self._cond:
                 self._readings += 1
                 self._cond.notify_all()
+
+    def _on_forecast(self, forecast: ExternalForecast) -> None:
+        with self._cond:
+            self._forecasts_taken.add((forecast.kind.value, forecast.issued_at))
+            self._cond.notify_all()
 
     def _on_setpoint(self, topic: str, payload: bytes) -> None:
         charger_id = topic.rsplit("/", 1)[-1]

@@ -23,6 +23,12 @@ from gridcoord.forecast.series import FloatArray
 from gridcoord.timegrid import as_utc, check_slot_minutes, is_aligned, parse_rfc3339, slot_length
 
 MAX_VALUES = 7 * 24 * 60  # a week of minutes: anything longer is not a planning forecast
+MAX_SPAN = timedelta(days=7)  # likewise in time, whatever the slot length
+MAX_LEAD = timedelta(hours=72)  # the longest planning horizon (planning.horizon_h)
+CLOCK_SKEW = timedelta(minutes=5)  # an issuer's clock a little ahead of ours is no error
+# A forecast may exceed the installed capacity a little (a fleet's nameplate is rounded, cloud
+# enhancement); beyond this it is a unit error (W for kW) or a wrong site, not a forecast.
+CAPACITY_FACTOR = 1.5
 
 
 class ForecastKind(StrEnum):
@@ -95,6 +101,59 @@ def parse_external(payload: object) -> ExternalForecast:
             raise ForecastError(f"values_kw[{i}]: must be finite")
         checked.append(float(value))
     return ExternalForecast(kind, times["issued_at"], times["start"], slot_minutes, tuple(checked))
+
+
+def check_plausible(
+    forecast: ExternalForecast,
+    now: datetime,
+    capacity_kw: float | None,
+    max_age: timedelta = timedelta(hours=12),
+) -> None:
+    """Refuse a well-formed forecast that cannot be meant for this city now.
+
+    Parameters
+    ----------
+    forecast
+        the parsed forecast.
+    now
+        the receiving instant [UTC].
+    capacity_kw
+        the installed capacity of its kind (largest plausible load for ``load``) [kW];
+        None skips the magnitude check.
+    max_age
+        how old ``issued_at`` may be; older forecasts would be ignored anyway.
+
+    Raises
+    ------
+    ForecastError
+        naming the field: issued in the future or too long ago, a span beyond a week,
+        ending before now or starting beyond the longest horizon, a value beyond
+        ``CAPACITY_FACTOR`` x the capacity (or below minus a tenth of it).
+    """
+    now = as_utc(now)
+    if forecast.issued_at > now + CLOCK_SKEW:
+        raise ForecastError("issued_at: in the future")
+    if now - forecast.issued_at > max_age:
+        hours = max_age.total_seconds() / 3600
+        raise ForecastError(f"issued_at: older than {hours:g} h")
+    if forecast.end() - forecast.start > MAX_SPAN:
+        raise ForecastError("values_kw: covers more than 7 days")
+    if forecast.end() <= now:
+        raise ForecastError("start: the forecast ends before now")
+    if forecast.start > now + MAX_LEAD:
+        raise ForecastError("start: more than 72 h ahead")
+    if capacity_kw is None or not math.isfinite(capacity_kw):
+        return
+    upper = CAPACITY_FACTOR * max(0.0, capacity_kw)
+    lower = -0.1 * max(0.0, capacity_kw)
+    for i, value in enumerate(forecast.values_kw):
+        if value > upper:
+            raise ForecastError(
+                f"values_kw[{i}]: {value:g} kW is above {CAPACITY_FACTOR:g} x the installed "
+                f"{capacity_kw:g} kW"
+            )
+        if value < lower:
+            raise ForecastError(f"values_kw[{i}]: {value:g} kW is below {lower:g} kW")
 
 
 def overlay(

@@ -6,11 +6,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from gridcoord.forecast.external import ExternalForecast, ForecastKind, overlay
+import numpy as np
+
+from gridcoord.forecast.blend import (
+    EXTERNAL_MAX_AGE,
+    NOWCAST_TAU_H,
+    blend,
+    day_ahead_kw,
+    lead_hours,
+    nowcast_weight,
+)
+from gridcoord.forecast.external import ExternalForecast, ForecastKind
 from gridcoord.forecast.load import forecast_load_kw
 from gridcoord.forecast.pv import PvFleet, forecast_pv_kw
 from gridcoord.forecast.series import FloatArray, Series, clamp_kw
 from gridcoord.forecast.wind import forecast_wind_kw
+from gridcoord.timegrid import as_utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +60,13 @@ class ForecastInputs:
 
 @dataclass(frozen=True, slots=True)
 class Forecast:
-    """Per-slot forecasts of a horizon [kW] and where each came from."""
+    """Per-slot forecasts of a horizon [kW] and where each came from.
+
+    ``day_ahead`` holds, per kind that had a fresh external forecast, that forecast alone on
+    the horizon's slots (NaN where it does not reach) and ``nowcast`` the models alone, so
+    their errors can be tracked beside the blend's; ``made_at`` is the instant the lead times
+    count from.
+    """
 
     starts: tuple[datetime, ...]
     slot_minutes: int
@@ -57,6 +74,9 @@ class Forecast:
     wind_kw: FloatArray
     load_kw: FloatArray
     sources: dict[ForecastKind, str]
+    day_ahead: Mapping[str, FloatArray] = field(default_factory=dict)
+    nowcast: Mapping[str, FloatArray] = field(default_factory=dict)
+    made_at: datetime | None = None
 
     @property
     def renewable_kw(self) -> FloatArray:
@@ -73,12 +93,14 @@ def build_forecast(
     starts: Sequence[datetime],
     slot_minutes: int,
     now: datetime,
-    external_max_age: timedelta = timedelta(hours=12),
+    external_max_age: timedelta = EXTERNAL_MAX_AGE,
+    nowcast_tau_h: Mapping[ForecastKind, float] = NOWCAST_TAU_H,
 ) -> Forecast:
     """Forecast PV, wind and non-EV load for the slots of a horizon.
 
-    Models first, then a fresh external forecast overrides the slots it covers, then every
-    value is clamped to [0, capacity] (NaN to 0 for generation, to the mean for load).
+    Models (the nowcast) first, then blended by lead time with a fresh external (day-ahead)
+    forecast where it covers a slot (`gridcoord.forecast.blend`), then every value is clamped
+    to [0, capacity] (NaN to 0 for generation, to the mean for load).
     """
     pv_cap = inputs.pv.rated_kw if inputs.pv is not None else 0.0
     models: dict[ForecastKind, tuple[FloatArray, float]] = {
@@ -106,11 +128,19 @@ def build_forecast(
     }
     result: dict[ForecastKind, FloatArray] = {}
     sources: dict[ForecastKind, str] = {}
+    ahead: dict[str, FloatArray] = {}
+    nowcast: dict[str, FloatArray] = {}
+    leads = lead_hours(starts, slot_minutes, now)
     for kind, (model, upper) in models.items():
-        combined, used = overlay(
-            model, starts, slot_minutes, inputs.external.get(kind), now, external_max_age
+        external = day_ahead_kw(
+            starts, slot_minutes, inputs.external.get(kind), now, external_max_age
         )
-        result[kind] = clamp_kw(combined, upper)
+        used = int(np.isfinite(external).sum())
+        weight = nowcast_weight(leads, nowcast_tau_h.get(kind, 0.0))
+        result[kind] = clamp_kw(blend(model, external, weight), upper)
+        nowcast[kind.value] = clamp_kw(model, upper)
+        if used:
+            ahead[kind.value] = np.where(np.isfinite(external), clamp_kw(external, upper), np.nan)
         sources[kind] = (
             "model" if used == 0 else "external" if used == len(starts) else "external+model"
         )
@@ -121,4 +151,7 @@ def build_forecast(
         result[ForecastKind.WIND],
         result[ForecastKind.LOAD],
         sources,
+        ahead,
+        nowcast,
+        as_utc(now),
     )

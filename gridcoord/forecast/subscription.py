@@ -9,9 +9,17 @@ counted reason like bad telemetry, and the model forecast stays in use.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from datetime import datetime
 
 from adapters.contract.validation import Reason, Rejected
-from gridcoord.forecast.external import ExternalForecast, ForecastError, parse_external
+from gridcoord.forecast.external import (
+    ExternalForecast,
+    ForecastError,
+    ForecastKind,
+    check_plausible,
+    parse_external,
+)
 
 # A week of one-minute values in JSON is about 100 kB; four times that is still a forecast.
 FORECAST_MAX_BYTES = 400_000
@@ -22,7 +30,14 @@ def forecast_topic_filter(prefix: str) -> str:
     return f"{prefix}/forecast/+"
 
 
-def decode_forecast(topic: str, payload: bytes, *, prefix: str) -> ExternalForecast:
+def decode_forecast(
+    topic: str,
+    payload: bytes,
+    *,
+    prefix: str,
+    now: datetime | None = None,
+    capacity_kw: Mapping[ForecastKind, float] | None = None,
+) -> ExternalForecast:
     """Validate one forecast message.
 
     Parameters
@@ -33,6 +48,11 @@ def decode_forecast(topic: str, payload: bytes, *, prefix: str) -> ExternalForec
         The raw message.
     prefix : str
         The contract's first topic level (``mqtt.topic_prefix``).
+    now : datetime, optional
+        The receiving instant [UTC]: with it the forecast's times must fit now and its
+        values the installed capacity (`check_plausible`).
+    capacity_kw : mapping, optional
+        Installed capacity per kind (largest plausible load for ``load``) [kW].
 
     Returns
     -------
@@ -64,6 +84,12 @@ def decode_forecast(topic: str, payload: bytes, *, prefix: str) -> ExternalForec
     kind = topic.removeprefix(f"{prefix}/forecast/")
     if forecast.kind.value != kind:
         raise Rejected(Reason.BAD_FORECAST, f"kind: {forecast.kind.value} on the topic of {kind}")
+    if now is not None:
+        capacity = (capacity_kw or {}).get(forecast.kind)
+        try:
+            check_plausible(forecast, now, capacity)
+        except ForecastError as exc:
+            raise Rejected(Reason.BAD_FORECAST, str(exc)) from None
     return forecast
 
 

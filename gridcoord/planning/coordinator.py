@@ -93,6 +93,10 @@ class Coordinator:
         """The forecast the latest planning run used (None before the first)."""
         return self._planner.previous_forecast
 
+    def forecast_error(self) -> dict[str, dict[str, dict[str, dict[str, float | int]]]]:
+        """Forecast MAE and bias per kind, source and lead-time bucket (see `LeadTimeErrors`)."""
+        return self._planner.forecast_error()
+
     def plans(self) -> tuple[ActivePlan, ...]:
         """The plans kept for dispatch, oldest first."""
         with self._lock:

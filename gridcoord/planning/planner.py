@@ -8,7 +8,8 @@ make a run late; its thread is abandoned and no new solve starts until it has en
 Decisions where the issue and DESIGN are silent (see also `gridcoord.planning.coordinator`):
 
 - *Hedging guesses*: a default departure is planned a quarter of the stay early, and import
-  weights rise 10 % over the horizon so that of two equal plans the earlier-charging wins.
+  weights rise a little over the horizon so that of two equal plans the earlier-charging wins
+  (`gridcoord.planning.import_weights`; the weights themselves follow the forecast net load).
 - *Floors*: zones are planned net of the guaranteed minima of chargers without a session and
   the safe power of stale chargers, which the safety layer holds whatever the plan says.
 - *Forecast error*: each run reports the MAE per kind of the previous run's forecast over the
@@ -30,8 +31,18 @@ import optimizer
 from adapters.contract.reading import AssetKind, Reading
 from gridcoord.config import Config
 from gridcoord.dispatch import charger_limits, stale_chargers
-from gridcoord.forecast import Forecast, ForecastInputs, PvFleet, build_forecast, forecast_errors
+from gridcoord.forecast import (
+    Forecast,
+    ForecastInputs,
+    ForecastKind,
+    PvFleet,
+    build_forecast,
+    forecast_errors,
+)
+from gridcoord.forecast.error import LeadTimeErrors
+from gridcoord.forecast.series import Series
 from gridcoord.outcomes import ActivePlan, PlanOutcome
+from gridcoord.planning.import_weights import early_weights, net_load_weights
 from gridcoord.planning.problem_builder import PlanZone, build_problem
 from gridcoord.planning.snapshot import take_snapshot
 from gridcoord.planning.state import CityMeters, StateImage
@@ -47,8 +58,6 @@ Solver = Callable[[optimizer.Problem, float], optimizer.Schedule]
 # Time the solver's thread gets beyond its own limit to return (model building and the
 # schedule's KPIs come after HiGHS's limit); still well inside the margin before the slot.
 SOLVE_GRACE_S = 5.0
-# How much dearer the last slot's import is than the first's (see `_early_preference`).
-EARLY_PREFERENCE = 0.1
 # Share of a stay by which a default departure is planned early (see `_hedged`).
 DEFAULT_DEPARTURE_HEDGE = 0.25
 
@@ -78,12 +87,19 @@ class Planner:
         self._limits = charger_limits(config)
         self._inputs = _forecast_inputs(config)
         self._previous_forecast: Forecast | None = None
+        self._errors = LeadTimeErrors(self.slot_minutes)
+        self._errors_lock = threading.Lock()
         self._solving: threading.Thread | None = None
 
     @property
     def previous_forecast(self) -> Forecast | None:
         """The forecast the latest run used (None before the first)."""
         return self._previous_forecast
+
+    def forecast_error(self) -> dict[str, dict[str, dict[str, dict[str, float | int]]]]:
+        """MAE and bias per kind, source (blended, day_ahead) and lead-time bucket so far."""
+        with self._errors_lock:
+            return self._errors.summary()
 
     def plan(
         self, image: StateImage, *, started: float | None = None
@@ -120,15 +136,17 @@ class Planner:
             tz=self.config.site.timezone,
         )
         mae = self._forecast_mae(inputs)
+        actual = {"pv": image.pv_measured, "wind": image.wind_measured, "load": image.load_history}
         try:
             forecast = build_forecast(inputs, starts, self.slot_minutes, now)
+            self._track_errors(forecast, actual, now)
             planned = [_hedged(s, now) for s in image.sessions]
             snapshot = take_snapshot(self.config, image.latest, planned, forecast, now)
             snapshot = replace(
                 snapshot,
                 vehicle_max_kw=dict(image.vehicle_max_kw),
                 zones=self._reserve_floors(snapshot.zones, image.sessions, image.latest, now),
-                import_weight=_early_preference(self.slots),
+                import_weight=self._import_weights(forecast),
             )
             built = build_problem(snapshot)
             problem = built.problem
@@ -188,6 +206,15 @@ class Planner:
             session_ids,
             self.slots if chargers_kw is not None else 0,
             surplus_kw,
+        )
+
+    def _import_weights(self, forecast: Forecast) -> list[float]:
+        """The run's import weights from ``planning.import_weights`` (see `import_weights`)."""
+        planning = self.config.planning
+        if planning.import_weights == "early":
+            return early_weights(len(forecast.starts))
+        return net_load_weights(
+            forecast.load_kw, forecast.renewable_kw, spread=planning.import_weight_spread
         )
 
     def _reserve_floors(
@@ -256,6 +283,19 @@ class Planner:
             return None, f"solver returned {type(schedule).__name__}, not a schedule", solve_s
         return schedule, None, solve_s
 
+    def _track_errors(
+        self, forecast: Forecast, actual: Mapping[str, Series], now: datetime
+    ) -> None:
+        """Judge past forecasts against what was measured; remember this one's values."""
+        try:
+            with self._errors_lock:
+                self._errors.score(actual, now)
+                self._errors.record(
+                    now, forecast.starts, forecast.by_kind(), forecast.day_ahead, forecast.nowcast
+                )
+        except (ValueError, TypeError):  # a statistic must never cost the run its plan
+            log.exception("forecast error by lead time not tracked")
+
     def _forecast_mae(self, inputs: ForecastInputs) -> dict[str, float]:
         """MAE per kind of the previous run's forecast over the slots measured since."""
         previous = self._previous_forecast
@@ -274,6 +314,16 @@ class Planner:
             log.exception("forecast error not computed")
             return {}
         return {kind: value for kind, value in errors.items() if value is not None}
+
+
+def forecast_capacity_kw(config: Config) -> dict[ForecastKind, float]:
+    """Installed PV and wind, and the largest plausible non-EV load, of a deployment [kW]."""
+    inputs = _forecast_inputs(config)
+    return {
+        ForecastKind.PV: inputs.pv.rated_kw if inputs.pv is not None else 0.0,
+        ForecastKind.WIND: inputs.wind_rated_kw,
+        ForecastKind.LOAD: inputs.load_max_kw,
+    }
 
 
 def _forecast_inputs(config: Config) -> ForecastInputs:
@@ -352,18 +402,6 @@ def _hedged(session: ChargingSession, now: datetime) -> ChargingSession:
         return session
     stay = session.departure - session.plugged_in_at
     return replace(session, departure=max(now, session.departure - stay * DEFAULT_DEPARTURE_HEDGE))
-
-
-def _early_preference(slots: int) -> list[float]:
-    """Import weights rising by ``EARLY_PREFERENCE`` over the horizon [-].
-
-    With a flat price the LP is indifferent between importing now or later and may leave a
-    car's charging for its last slots; a car that leaves before its assumed departure (a
-    charger-type default, not a promise) then goes short. The rise makes earlier import the
-    cheaper of two otherwise equal plans, while a slot with renewable surplus (no import at
-    all) still wins over any slot with import.
-    """
-    return [1.0 + EARLY_PREFERENCE * t / max(1, slots - 1) for t in range(slots)]
 
 
 def _kpis(kpis: optimizer.Kpis) -> dict[str, float]:

@@ -72,7 +72,11 @@ def test_demo_with_mosquitto_prints_kpis_against_the_baseline(tmp_path: Path) ->
     out, err = finish(process, 600)  # a bound on a hang, not a performance figure
     assert process.returncode == 0, err[-2000:]
     result = json.loads(out)  # stdout is exactly the JSON object
-    assert set(result) == KEYS | {"baseline", "bound", "bound_status"}
+    assert set(result) == KEYS | {"baseline", "bound", "bound_status", "forecast_error"}
+    # The simulated weather service's forecast reached the plans and was judged by lead time.
+    wind = result["forecast_error"]["wind"]
+    assert set(wind) == {"blended", "day_ahead", "nowcast"}
+    assert wind["day_ahead"]["0-1h"]["n"] > 0 and wind["blended"]["1-3h"]["mae_kw"] >= 0
     check_kpis({k: result[k] for k in KEYS})
     check_kpis(result["baseline"])
     check_kpis(result["bound"])

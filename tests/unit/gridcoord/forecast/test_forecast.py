@@ -155,7 +155,7 @@ def payload(**changes: object) -> dict[str, object]:
     return base
 
 
-def test_external_forecast_parses_and_overrides_the_covered_slots() -> None:
+def test_external_forecast_without_a_nowcast_weight_overrides_the_covered_slots() -> None:
     ext = parse_external(payload())
     assert ext.kind is ForecastKind.WIND and ext.values_kw == (100.0, 200.5, -40.0)
     now = datetime(2026, 3, 1, 11, 50, tzinfo=UTC)
@@ -167,7 +167,7 @@ def test_external_forecast_parses_and_overrides_the_covered_slots() -> None:
         wind_measured=[(now - timedelta(minutes=5), 999.0)],
         external={ForecastKind.WIND: ext},
     )
-    fc = build_forecast(inputs, starts, 15, now)
+    fc = build_forecast(inputs, starts, 15, now, nowcast_tau_h={})  # no blending
     assert fc.wind_kw[:4].tolist() == [100.0] * 4
     assert fc.wind_kw[4:8].tolist() == [200.5] * 4
     assert fc.wind_kw[8:12].tolist() == [0.0] * 4  # negative external value clamped

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -68,3 +70,45 @@ def test_arbitrary_bytes_are_decoded_or_rejected_never_crash(payload: bytes) -> 
         decode(payload)
     except Rejected as exc:
         assert exc.reason in set(Reason)
+
+
+RECEIVED = datetime(2026, 11, 24, 16, 55, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("changes", "detail"),
+    [
+        ({"issued_at": "2026-11-24T17:30:00Z"}, "issued_at: in the future"),
+        ({"issued_at": "2026-11-24T03:00:00Z"}, "issued_at: older than 12 h"),
+        ({"start": "2026-11-23T17:00:00Z"}, "start: the forecast ends before now"),
+        ({"start": "2026-11-28T17:00:00Z"}, "start: more than 72 h ahead"),
+        ({"slot_minutes": 60, "values_kw": [1.0] * 200}, "values_kw: covers more than 7 days"),
+        ({"values_kw": [12.5, 151.0]}, r"values_kw\[1\]: 151 kW is above 1.5 x the installed 100"),
+        ({"values_kw": [-11.0]}, r"values_kw\[0\]: -11 kW is below -10 kW"),
+    ],
+)
+def test_an_implausible_forecast_is_rejected_with_the_field(
+    changes: dict[str, object], detail: str
+) -> None:
+    payload = json.dumps({**GOOD, **changes}).encode()
+    with pytest.raises(Rejected) as caught:
+        decode_forecast(
+            "city/forecast/pv",
+            payload,
+            prefix="city",
+            now=RECEIVED,
+            capacity_kw={ForecastKind.PV: 100.0},
+        )
+    assert caught.value.reason is Reason.BAD_FORECAST
+    assert re.search(detail, caught.value.detail)
+
+
+def test_a_plausible_forecast_passes_the_checks() -> None:
+    forecast = decode_forecast(
+        "city/forecast/pv",
+        json.dumps(GOOD).encode(),
+        prefix="city",
+        now=RECEIVED,
+        capacity_kw={ForecastKind.PV: 100.0},
+    )
+    assert forecast.values_kw == (12.5, 10.0, 0.0)
