@@ -22,7 +22,12 @@ def result(bound: Bound | None) -> DemoResult:
 
 def test_json_carries_every_kpi_for_ours_the_baseline_and_the_bound() -> None:
     out = json.loads(json.dumps(result(Bound(kpis(0.75), "optimal", 1, 0.5)).as_json()))
-    assert set(out) == set(OUTCOME_KPI_KEYS) | {"baseline", "bound", "bound_status"}
+    assert set(out) == set(OUTCOME_KPI_KEYS) | {
+        "baseline",
+        "bound",
+        "bound_status",
+        "forecast_error",
+    }
     assert set(out["baseline"]) == set(out["bound"]) == set(OUTCOME_KPI_KEYS)
     assert out["renewable_share"] == 0.5
     assert out["baseline"]["renewable_share"] == 0.25
