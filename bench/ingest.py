@@ -25,6 +25,8 @@ import json
 import os
 import platform
 import re
+import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -131,6 +133,7 @@ def run_case(
     assets: int,
     workdir: Path,
     deadline: float,
+    profile: Path | None = None,
 ) -> dict[str, float | int | str]:
     """Publish `readings` readings to `instances` gridcoord processes; one table row."""
     names = [f"meter-{i:04d}" for i in range(assets)]
@@ -176,7 +179,11 @@ def run_case(
         )
         procs.append(proc.start())
     for proc in procs:
-        proc.wait_connected()
+        proc.wait_connected(timeout=300)  # a loaded machine takes long to import the service
+    cpu_before = sum(_cpu_s(proc) for proc in procs)
+    spies = [
+        _spy(proc, profile, f"{store}-{instances}-{batch}-{n}") for n, proc in enumerate(procs)
+    ]
     per_asset = readings // assets
     total = per_asset * assets
     t0 = datetime.now(UTC) - timedelta(days=2)
@@ -189,6 +196,11 @@ def run_case(
         time.sleep(0.5)  # the store offers no event; sample its count
         stored = count()
     done = time.monotonic()
+    cpu_s = sum(_cpu_s(proc) for proc in procs) - cpu_before
+    for spy in spies:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
+            spy.wait(120)
     gave_up = total - stored if stored < total else 0
     if gave_up:
         print(f"GAVE UP after {deadline:.0f} s: {gave_up} readings not yet stored", file=sys.stderr)
@@ -213,12 +225,34 @@ def run_case(
         "publish_s": round(published_s, 1),
         "ingest_s": round(done - started, 1),
         "readings_per_s": round((total - gave_up) / (done - started)),
+        # CPU time of the gridcoord processes per stored reading: what a reading costs us,
+        # whatever else the machine runs (the wall-clock rate above depends on the load).
+        "cpu_us_per_reading": round(cpu_s / max(total - gave_up, 1) * 1e6, 1),
         "gave_up_missing": gave_up,
         "lost": total - stored,
         "spooled": stats.get("spooled", 0),
         "store_failures": stats.get("store_failures", 0),
         "reconnects": reconnects,
     }
+
+
+def _cpu_s(proc: GridcoordProcess) -> float:
+    """User + system CPU time of one process so far [s] (Linux /proc)."""
+    assert proc.process is not None
+    fields = Path(f"/proc/{proc.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _spy(proc: GridcoordProcess, profile: Path | None, name: str) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling one process (collapsed stacks, all threads), if asked to profile."""
+    if profile is None:
+        return None
+    assert proc.process is not None
+    profile.mkdir(parents=True, exist_ok=True)
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    command = [spy, "record", "--nonblocking", "--threads", "-r", "200", "-f", "raw"]
+    command += ["-o", str(profile / f"{name}.txt"), "--pid", str(proc.process.pid)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _feed(process: subprocess.Popen[str], body: str) -> None:
@@ -264,6 +298,9 @@ def main() -> None:
     parser.add_argument("--batches", default="1,10,100", help="readings per message")
     parser.add_argument("--cases", default="influxdb-1.6:1,influxdb-1.6:2,embedded:1,embedded:2")
     parser.add_argument("--deadline", type=float, default=900.0, help="give up after [s]")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy each gridcoord process into this directory"
+    )
     args = parser.parse_args()
     load_before = os.getloadavg()
     rows = []
@@ -284,6 +321,7 @@ def main() -> None:
                     args.assets,
                     Path(tmp),
                     args.deadline,
+                    args.profile,
                 )
             broker_readings = reference * batch
             row["broker_msgs_per_s"] = round(reference)

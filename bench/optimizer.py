@@ -14,8 +14,9 @@ Families (each with a seed, never one tuned instance):
 Paths (each in a fresh process, so that its peak memory is its own; the forked solver child's
 peak is added):
 
-* ``network``  `optimizer.solve` end to end (validation, network, OR-Tools, baselines,
-  explanation, JSON): the production path;
+* ``network``  `optimizer.solve` end to end (validation, network, the LEMON/OR-Tools race,
+  baselines, explanation, JSON): the production path; ``network-lemon`` / ``network-ortools``
+  the same with that solver leading the race whatever `optimizer.leader` says;
 * ``lp``       `optimizer.solve(method="lp")` end to end: PuLP + HiGHS, the general model;
 * ``ortools``, ``lemon``: the two exact flow solvers alone on the same network;
 * ``highs``    the LP alone in highspy (dual simplex unless ``--highs-solver``).
@@ -28,6 +29,7 @@ path's time and objectives as ratios to the first path listed (the reference).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -46,7 +48,113 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from optimizer import Problem
 
 FAMILIES = ("default", "substation", "feeders", "flat", "shared", "hourly", "5min")
-PATHS = ("network", "lp", "ortools", "lemon", "highs")
+PATHS = (
+    "network",
+    "network-lemon",
+    "network-ortools",
+    "lp",
+    "ortools",
+    "lemon",
+    "highs",
+    "incremental",
+)
+
+
+def small_changes(data: dict[str, Any], seed: int) -> list[tuple[str, dict[str, Any]]]:
+    """A sequence of small changes to a city, each applied to the previous problem.
+
+    A car leaves; a car arrives on a charger no session uses; the renewable forecast drops
+    20 % in the afternoon; one feeder's headroom drops to 60 %; the import weights of the
+    evening hours rise 10 %; a car's energy request changes.
+    """
+    rng = np.random.default_rng(seed)
+    steps: list[tuple[str, dict[str, Any]]] = []
+    current = json.loads(json.dumps(data))
+
+    def step(label: str) -> dict[str, Any]:
+        nonlocal current
+        current = json.loads(json.dumps(current))
+        steps.append((label, current))
+        return current
+
+    d = step("a car leaves")
+    del d["sessions"][int(rng.integers(0, len(d["sessions"])))]
+    d = step("a car arrives")
+    used = {s["charger"] for s in d["sessions"]}
+    free = [c["id"] for c in d["chargers"] if c["id"] not in used]
+    slots = d["slots"]
+    arrival = int(rng.integers(0, slots // 2))
+    d["sessions"].append(
+        {
+            "id": "s-arrived",
+            "charger": free[int(rng.integers(0, len(free)))] if free else d["chargers"][0]["id"],
+            "arrival_slot": arrival,
+            "departure_slot": min(slots, arrival + slots // 4),
+            "energy_kwh": 30.0,
+        }
+    )
+    d = step("forecast update")
+    d["renewable_kw"] = [
+        x * (0.8 if slots // 2 <= t < 3 * slots // 4 else 1.0)
+        for t, x in enumerate(d["renewable_kw"])
+    ]
+    d = step("one feeder's headroom")
+    zone = d["zones"][1 + int(rng.integers(0, len(d["zones"]) - 1))]
+    zone["capacity_kw"] = [round(0.6 * x, 1) for x in zone["capacity_kw"]]
+    d = step("import weights")
+    if isinstance(d["import_weight"], list):
+        d["import_weight"] = [
+            round(w * (1.1 if t >= 3 * slots // 4 else 1.0), 4)
+            for t, w in enumerate(d["import_weight"])
+        ]
+    else:
+        d["import_weight"] = [
+            d["import_weight"] * (1.1 if t >= 3 * slots // 4 else 1.0) for t in range(slots)
+        ]
+    d = step("energy request")
+    d["sessions"][int(rng.integers(0, len(d["sessions"])))]["energy_kwh"] = 55.0
+    return steps
+
+
+def run_incremental(family: str, sessions: int, seed: int, time_limit_s: float) -> dict[str, Any]:
+    """`IncrementalSolver` over `small_changes`, each re-plan checked against a cold `solve`."""
+    from optimizer import IncrementalSolver, solve
+
+    data = family_problem(family, sessions, seed)
+    t0 = time.perf_counter()
+    problem = Problem.model_validate(data)
+    rows = []
+    with IncrementalSolver() as planner:
+        schedule = planner.solve(problem, time_limit_s=time_limit_s)
+        cold_s = time.perf_counter() - t0
+        for label, changed in small_changes(data, seed):
+            t1 = time.perf_counter()
+            problem = Problem.model_validate(changed)
+            t2 = time.perf_counter()
+            cpu = _cpu_seconds(planner)
+            schedule = planner.solve(problem, time_limit_s=time_limit_s)
+            t3 = time.perf_counter()
+            cpu = _cpu_seconds(planner) - cpu
+            reference = solve(problem, time_limit_s=time_limit_s)
+            t4 = time.perf_counter()
+            rows.append(
+                {
+                    "change": label,
+                    "start": planner.last_start,
+                    "status": schedule.status,
+                    "validate_s": t2 - t1,
+                    "replan_s": t3 - t2,
+                    "cpu_s": cpu,
+                    "cold_s": t4 - t3,
+                    "d_unmet": schedule.unmet_kwh_total - reference.unmet_kwh_total,
+                    "cost_ratio": schedule.import_cost / reference.import_cost
+                    if reference.import_cost
+                    else 1.0,
+                    "load": os.getloadavg()[0],
+                }
+            )
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"first_s": cold_s, "steps": rows, "peak_mb": own / 1024.0}
 
 
 def city_problem(
@@ -161,13 +269,22 @@ def run_path(
     from optimizer.kpis import score
 
     data = family_problem(family, sessions, seed)
+    cpu0 = _process_cpu()
     t0 = time.perf_counter()
     problem = Problem.model_validate(data)
     figures: dict[str, Any] = {}
-    if path in ("network", "lp"):
+    if path.startswith("network") or path == "lp":
+        if path.startswith("network-"):
+            import optimizer.solve
+
+            forced = path.removeprefix("network-")
+            optimizer.solve.choose_leader = lambda compiled: forced  # type: ignore[assignment,return-value]
+        method = "lp" if path == "lp" else "network"
+        sampler = _MemorySampler()
         t1 = time.perf_counter()
-        schedule = solve(problem, time_limit_s=time_limit_s, method=path)  # type: ignore[arg-type]
+        schedule = solve(problem, time_limit_s=time_limit_s, method=method)
         t2 = time.perf_counter()
+        figures["sampled_mb"] = sampler.stop()
         schedule.model_dump_json()
         t3 = time.perf_counter()
         figures.update(
@@ -214,6 +331,7 @@ def run_path(
         )
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    figures["cpu_s"] = _process_cpu() - cpu0  # from validation on, solver children included
     figures["peak_mb"] = (own + child) / 1024.0  # [KiB] → MB; the child shares pages: high
     return figures
 
@@ -245,14 +363,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
     parser.add_argument("--sessions", type=int, nargs="+", default=[2_000])
-    parser.add_argument("--paths", nargs="+", default=["lp", "network", "ortools", "lemon"])
+    parser.add_argument(
+        "--paths", nargs="+", default=["lp", "network", "ortools", "lemon"], choices=PATHS
+    )
     parser.add_argument("--time-limit", type=float, default=120.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--one", nargs=3, metavar=("PATH", "FAMILY", "SESSIONS"), help="internal")
     args = parser.parse_args()
     if args.one:
         path, family, sessions = args.one
-        print(json.dumps(run_path(path, family, int(sessions), args.seed, args.time_limit)))
+        if path == "incremental":
+            result = run_incremental(family, int(sessions), args.seed, args.time_limit)
+        else:
+            result = run_path(path, family, int(sessions), args.seed, args.time_limit)
+        print(json.dumps(result))
         return
     print(
         f"# {platform.node()} · {platform.processor() or platform.machine()} · "
@@ -261,16 +385,20 @@ def main() -> None:
     )
     reference = args.paths[0]
     print(
-        f"| family | sessions | path | status | total s | solve s | × {reference} time "
-        f"| peak MB | unmet kWh | Δ unmet vs {reference} | import cost | cost / {reference} "
+        f"| family | sessions | path | status | total s | solve s | cpu s | × {reference} time "
+        f"| peak MB (max RSS sum / RSS+USS sampled) | unmet kWh | Δ unmet vs {reference} "
+        f"| import cost | cost / {reference} "
         "| peak import kW | load |"
     )
-    print("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for family in args.families:
         for sessions in args.sessions:
             ref: dict[str, Any] | None = None
             for path in args.paths:
                 f = _run_in_subprocess(path, family, sessions, args.seed, args.time_limit)
+                if path == "incremental":
+                    _print_incremental(family, sessions, f)
+                    continue
                 load = os.getloadavg()[0]
                 if "total_s" not in f:
                     print(f"| {family} | {sessions} | {path} | {f['status']} |")
@@ -281,11 +409,95 @@ def main() -> None:
                 cost_ratio = f["import_cost"] / ref["import_cost"] if ref["import_cost"] else 1.0
                 print(
                     f"| {family} | {sessions} | {path} | {f['status']} | {f['total_s']:.2f} "
-                    f"| {f['solve_s']:.2f} | {time_ratio:.2f} | {f['peak_mb']:.0f} "
+                    f"| {f['solve_s']:.2f} | {f.get('cpu_s', float('nan')):.2f} | {time_ratio:.2f} "
+                    f"| {f['peak_mb']:.0f} / {f.get('sampled_mb', float('nan')):.0f} "
                     f"| {f['unmet_kwh']:.3f} | {d_unmet:+.2e} | {f['import_cost']:.3f} "
                     f"| {cost_ratio:.8f} | {f['peak_import_kw']:.0f} | {load:.1f} |",
                     flush=True,
                 )
+
+
+class _MemorySampler:
+    """Peak of this process's RSS plus its children's *private* memory (USS), sampled.
+
+    A forked child's max RSS counts every page it shares with the parent copy-on-write (on
+    Linux ru_maxrss of a child of a 700 MB process is ≥ 700 MB), so the sum of max RSS
+    overstates; RSS + the children's unique set size, every 20 ms, is what the machine holds.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        import psutil
+
+        self._me = psutil.Process()
+        self._peak = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._done.wait(0.02):
+            try:
+                total = self._me.memory_info().rss
+                for child in self._me.children():
+                    with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                        total += child.memory_full_info().uss
+            except psutil.Error:
+                continue
+            self._peak = max(self._peak, total)
+
+    def stop(self) -> float:
+        """The peak [MB]."""
+        self._done.set()
+        self._thread.join()
+        return self._peak / 1e6
+
+
+def _process_cpu() -> float:
+    """CPU time [s] of this process and its reaped children (every solver child is reaped)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def _cpu_seconds(planner: Any) -> float:
+    """CPU time [s] of this process, its reaped children and the planner's LEMON child.
+
+    On a shared machine the CPU a re-plan needs is steadier than its wall time.
+    """
+    import psutil
+
+    total = _process_cpu()
+    state = getattr(planner, "_state", None)
+    worker = getattr(state, "worker", None)
+    if worker is not None and worker.alive:
+        try:
+            own = psutil.Process(worker.pid).cpu_times()
+            total += own.user + own.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def _print_incremental(family: str, sessions: int, f: dict[str, Any]) -> None:
+    if "steps" not in f:
+        print(f"| {family} | {sessions} | incremental | {f['status']} |")
+        return
+    print(
+        f"| {family} | {sessions} | incremental: first solve (cold) | | {f['first_s']:.2f} "
+        f"| | | {f['peak_mb']:.0f} |"
+    )
+    for row in f["steps"]:
+        print(
+            f"| {family} | {sessions} | re-plan after: {row['change']} ({row['start']}) "
+            f"| {row['status']} | {row['replan_s']:.3f} | cpu {row['cpu_s']:.3f}, "
+            f"cold solve {row['cold_s']:.2f} "
+            f"| {row['replan_s'] / row['cold_s']:.3f} | | | {row['d_unmet']:+.2e} | "
+            f"| {row['cost_ratio']:.8f} | validate {row['validate_s']:.2f} | {row['load']:.1f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -170,11 +170,22 @@ def demo(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the final KPIs as JSON (with --hours).")
     ] = False,
+    season: Annotated[
+        str,
+        typer.Option(
+            "--season", help="winter, spring or summer: the simulated days' time of year."
+        ),
+    ] = "spring",
+    seed: Annotated[
+        int, typer.Option("--seed", help="The city's seed: layout, weather, loads and cars.")
+    ] = 1,
 ) -> None:
-    """A simulated city end to end on embedded defaults; KPIs against uncontrolled charging."""
+    """A simulated city end to end on embedded defaults, with the perfect-foresight bound."""
     from gridcoord.demo.command import demo_command
 
-    raise typer.Exit(demo_command(hours=hours, speed=speed, json_output=json_output))
+    raise typer.Exit(
+        demo_command(hours=hours, speed=speed, json_output=json_output, season=season, seed=seed)
+    )
 
 
 @app.command("broker-config")

@@ -15,19 +15,39 @@ runs the given call on data it inherited, writes and exits with `os._exit`.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import select
 import signal
 import struct
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from optimizer.compiled import IntArray
 
 _HEADER = struct.Struct("<q")  # array length, or −1 when the call raised
+_PR_SET_PDEATHSIG = 1
+# Loaded before any fork: a child must not load libraries (it may not take the loader's lock).
+# CDLL(None): the symbols already loaded into this process, libc's `prctl` among them (Linux).
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def die_with_parent(parent: int) -> None:
+    """In a forked child: be killed (SIGKILL) when the parent process dies (Linux).
+
+    A solver child outlives a parent that was killed by a signal otherwise, computing for
+    minutes with nobody to read its answer. Elsewhere this does nothing (the child still ends at
+    its next write into the closed pipe).
+    """
+    if _LIBC is not None and hasattr(_LIBC, "prctl"):
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
 
 
 @dataclass(frozen=True)
@@ -55,6 +75,22 @@ class Outcome:
 Probe = Callable[[], bool]
 
 
+class Running(Protocol):
+    """A racer that is already running in a child of its own (`warm.WarmLemon`)."""
+
+    fd: int
+    last: IntArray | None
+
+    @property
+    def pending(self) -> bool:
+        """An answer is still to come."""
+        ...
+
+    def feed(self) -> bool:
+        """Read from `fd` (ready); True when the pending answer is complete (`last`)."""
+        ...
+
+
 def call_with_deadline(
     call: Callable[[], IntArray],
     deadline: float,
@@ -75,6 +111,7 @@ def race_with_deadline(
     deadline: float,
     meanwhile: Callable[[Probe], None] | None = None,
     delays: Sequence[float] = (),
+    running: Running | None = None,
 ) -> Outcome:
     """Run every call in its own child; the first complete answer wins, the others are killed.
 
@@ -84,7 +121,8 @@ def race_with_deadline(
     not end the race while another is running or still to start. `Outcome.winner` is the index
     of the call whose answer came back. `meanwhile` as in `call_with_deadline`; its probe also
     starts the delayed calls on time. Without `os.fork` only the first call runs, in-process
-    and without a deadline.
+    and without a deadline. `running`, a racer already at work with an answer pending, takes
+    part too (`Outcome.winner` -1 when it answers first); the race never stops or kills it.
     """
     if not hasattr(os, "fork"):
         try:
@@ -99,7 +137,7 @@ def race_with_deadline(
         if meanwhile is not None:
             meanwhile(lambda: True)
         return Outcome(None, "time_limit", forked=True)
-    race = _Race(calls, delays)
+    race = _Race(calls, delays, running if running is not None and running.pending else None)
     try:
         race.step(0.0)
         if meanwhile is not None:
@@ -112,8 +150,14 @@ def race_with_deadline(
 class _Race:
     """The children of one race, their pipes and what they have sent so far."""
 
-    def __init__(self, calls: Sequence[Callable[[], IntArray]], delays: Sequence[float]) -> None:
+    def __init__(
+        self,
+        calls: Sequence[Callable[[], IntArray]],
+        delays: Sequence[float],
+        running: Running | None = None,
+    ) -> None:
         started = time.monotonic()
+        self.running = running
         self.calls = calls
         self.waiting = sorted(
             (started + (delays[i] if i < len(delays) else 0.0), i) for i in range(len(calls))
@@ -127,7 +171,7 @@ class _Race:
     def answered(self) -> bool:
         """Without blocking: start due calls, read what arrived; True once the race is over."""
         self.step(0.0)
-        return self.result is not None or not (self.open_fds or self.waiting)
+        return self.result is not None or not (self.open_fds or self.waiting or self.running)
 
     def step(self, timeout: float) -> None:
         """Start due calls, then wait up to `timeout` [s] for data and read it."""
@@ -138,10 +182,21 @@ class _Race:
             self.children[read_fd] = (index, pid)
             self.chunks[read_fd] = []
             self.open_fds.add(read_fd)
-        if self.result is not None or not self.open_fds:
+        if self.result is not None or not (self.open_fds or self.running):
             return
-        ready, _, _ = select.select(sorted(self.open_fds), [], [], max(0.0, timeout))
+        watched = sorted(self.open_fds) + ([self.running.fd] if self.running else [])
+        ready, _, _ = select.select(watched, [], [], max(0.0, timeout))
         for fd in ready:
+            if self.running is not None and fd == self.running.fd:
+                if self.running.feed():
+                    values, self.running = self.running.last, None
+                    if values is not None:
+                        self.result = Outcome(values, "ok", forked=True, winner=-1)
+                        return
+                    self.failure = "solver failed: the warm solve failed"
+                    if not self.open_fds and self.waiting:
+                        self.waiting[0] = (time.monotonic(), self.waiting[0][1])
+                continue
             chunk = os.read(fd, 1 << 20)
             if chunk:
                 self.chunks[fd].append(chunk)
@@ -157,7 +212,7 @@ class _Race:
 
     def finish(self, deadline: float) -> Outcome:
         """Wait for the first answer until `deadline`."""
-        while self.result is None and (self.open_fds or self.waiting):
+        while self.result is None and (self.open_fds or self.waiting or self.running):
             now = time.monotonic()
             left = deadline - now
             if left <= 0:
@@ -172,17 +227,19 @@ class _Race:
         """Kill and reap every child, close every pipe."""
         for read_fd, (_, pid) in self.children.items():
             os.close(read_fd)
-            _reap(pid)
+            reap(pid)
 
 
 def _spawn(call: Callable[[], IntArray]) -> tuple[int, int]:
     """Fork a child that runs `call` and writes its answer; returns (read end, pid)."""
     read_fd, write_fd = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: compute, write, exit without running any Python cleanup
         os.close(read_fd)
         code = 0
         try:
+            die_with_parent(parent)
             try:
                 values = np.ascontiguousarray(call(), dtype=np.int64)
                 payload = _HEADER.pack(len(values)) + values.tobytes()
@@ -210,7 +267,7 @@ def _decode(data: bytes) -> tuple[IntArray | None, str]:
     return values.copy(), "ok"
 
 
-def _reap(pid: int) -> None:
+def reap(pid: int) -> None:
     """Make sure the child is gone and waited for (killing one that already exited is harmless)."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)

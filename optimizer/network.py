@@ -21,7 +21,7 @@ of the costs (docs/optimizer.md). Ranks are small exact integers whatever the we
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -61,6 +61,15 @@ class Network:
         the largest import cost (number of distinct import weights).
     dt
         slot length [h].
+    charger_arc0, charger_arc_charger, charger_arc_slot
+        first (charger, slot) → above arc, and the charger and slot of each.
+    zone_arc0, zone_arc_zone, zone_arc_slot
+        first (zone, slot) → above arc, and the zone and slot of each.
+    spare_arc0, spare_zone
+        spare sessions (`build_network(..., spares_per_zone=K)`, for `incremental`): their
+        source arcs start at `spare_arc0`, followed by each spare's arc to its zone's node in
+        every slot (spare-major); `spare_zone` is each spare's zone (-1: chargers without one).
+        All their capacities are 0 as built.
     """
 
     n_nodes: int
@@ -77,6 +86,14 @@ class Network:
     total_supply: int
     max_rank: int
     dt: float
+    charger_arc0: int = 0
+    charger_arc_charger: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    charger_arc_slot: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    zone_arc0: int = 0
+    zone_arc_zone: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    zone_arc_slot: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    spare_arc0: int = 0
+    spare_zone: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def n_arcs(self) -> int:
@@ -112,8 +129,14 @@ def import_ranks(weight: FloatArray) -> tuple[IntArray, int]:
     return rank.astype(np.int64) + 1, len(distinct)
 
 
-def build_network(compiled: Compiled) -> Network:
-    """The flow network of `compiled` (see the module docstring)."""
+def build_network(compiled: Compiled, spares_per_zone: int = 0) -> Network:
+    """The flow network of `compiled` (see the module docstring).
+
+    With `spares_per_zone` K > 0 (the incremental solver's network), every (zone, slot) node
+    exists, and K spare sessions per zone that has chargers (and K for the chargers without a
+    zone) get an arc to their zone's node in every slot, all of capacity 0: a session that
+    arrives later can take one by setting capacities only (`incremental`).
+    """
     slots, dt = compiled.slots, compiled.dt
     unit = units_per_kwh(compiled)
     energy_units = _units(compiled.energy_kwh, unit, int(_MAX_TOTAL_UNITS))
@@ -132,7 +155,7 @@ def build_network(compiled: Compiled) -> Network:
     cs_charger, cs_slot = (a.astype(np.int64) for a in np.nonzero(need))
 
     # (zone, slot) nodes where some power can flow.
-    active = np.zeros((compiled.n_zones, slots), dtype=bool)
+    active = np.full((compiled.n_zones, slots), spares_per_zone > 0, dtype=bool)
     at_depth = compiled.session_zone_at_depth[power_session]
     for depth in range(at_depth.shape[1]):
         zone = at_depth[:, depth]
@@ -144,7 +167,12 @@ def build_network(compiled: Compiled) -> Network:
     charger0 = session0 + compiled.n_sessions
     zone0 = charger0 + len(cs_charger)
     slot0 = zone0 + len(zs_zone)
-    n_nodes = slot0 + slots
+    spare_node0 = slot0 + slots
+    spare_zone = np.zeros(0, dtype=np.int64)
+    if spares_per_zone > 0:
+        pools = np.unique(compiled.charger_zone)  # zones with chargers directly in them, -1
+        spare_zone = np.repeat(pools, spares_per_zone).astype(np.int64)
+    n_nodes = spare_node0 + len(spare_zone)
     zone_node = np.full((compiled.n_zones + 1, slots), -1, dtype=np.int64)  # row -1: no zone
     zone_node[zs_zone, zs_slot] = zone0 + np.arange(len(zs_zone))
     charger_node = np.full((compiled.n_chargers, slots), -1, dtype=np.int64)
@@ -172,6 +200,17 @@ def build_network(compiled: Compiled) -> Network:
     tails.append(zone0 + np.arange(len(zs_zone), dtype=np.int64))
     heads.append(np.where(parent >= 0, zone_node[parent, zs_slot], slot0 + zs_slot))
     caps.append(_units(compiled.zone_capacity_kw[zs_zone, zs_slot] * dt, unit, big))
+    # Spare sessions: source → spare, spare → its zone's node (or the slot node) in every slot.
+    n_spares = len(spare_zone)
+    spare_nodes = spare_node0 + np.arange(n_spares, dtype=np.int64)
+    tails += [np.full(n_spares, SOURCE, dtype=np.int64), np.repeat(spare_nodes, slots)]
+    spare_slot = np.tile(np.arange(slots, dtype=np.int64), n_spares)
+    spare_of_arc = np.repeat(spare_zone, slots)
+    heads += [
+        spare_nodes,
+        np.where(spare_of_arc >= 0, zone_node[spare_of_arc, spare_slot], slot0 + spare_slot),
+    ]
+    caps += [np.zeros(n_spares, dtype=np.int64), np.zeros(n_spares * slots, dtype=np.int64)]
     # Slot → sink: free renewable surplus, then priced import.
     slot_nodes = slot0 + np.arange(slots, dtype=np.int64)
     surplus = np.maximum(0.0, compiled.renewable_kw - compiled.base_load_kw) * dt
@@ -180,7 +219,8 @@ def build_network(compiled: Compiled) -> Network:
     caps += [_units(surplus, unit, big), np.full(slots, big, dtype=np.int64)]
 
     rank, max_rank = import_ranks(compiled.import_weight)
-    n_before_terminal = sum(len(t) for t in tails[:-2])
+    starts = np.cumsum([0] + [len(t) for t in tails])
+    n_before_terminal = int(starts[-3])
     cost = np.zeros(n_before_terminal + 2 * slots, dtype=np.int64)
     cost[n_before_terminal + slots :] = rank
     return Network(
@@ -198,4 +238,12 @@ def build_network(compiled: Compiled) -> Network:
         total_supply=total,
         max_rank=max_rank,
         dt=dt,
+        charger_arc0=int(starts[2]),
+        charger_arc_charger=cs_charger,
+        charger_arc_slot=cs_slot,
+        zone_arc0=int(starts[3]),
+        zone_arc_zone=zs_zone,
+        zone_arc_slot=zs_slot,
+        spare_arc0=int(starts[4]),
+        spare_zone=spare_zone,
     )

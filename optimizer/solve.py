@@ -30,6 +30,7 @@ from optimizer.explain import binding
 from optimizer.flow_solvers import lemon_flow, ortools_flow
 from optimizer.kpis import score
 from optimizer.layout import build_layout
+from optimizer.leader import choose_leader
 from optimizer.lp import build_model, solve_model
 from optimizer.max_delivery import max_delivery_plan
 from optimizer.network import build_network
@@ -44,9 +45,11 @@ Method = Literal["network", "lp"]
 # half of it (docs/optimizer.md, "Time limit").
 FINISH_SECONDS_PER_CELL = 3e-7
 FINISH_PER_PREPARATION = 4.0
-# LEMON's head start over OR-Tools [s per arc]: 3 s at 20,000 sessions (565,000 arcs), about
-# what LEMON needs there on a busy machine unless the substation binds everywhere.
-RACE_HEAD_START_S_PER_ARC = 5.3e-6
+# The leader's head start over the other solver [s per arc]. LEMON leading: 3 s at 20,000
+# sessions (565,000 arcs), about what LEMON needs there on a busy machine. OR-Tools leading (a
+# short substation, `leader`): 9 s, since LEMON is 5–10× slower there; it only hedges against
+# OR-Tools stalling.
+RACE_HEAD_START_S_PER_ARC = {"lemon": 5.3e-6, "ortools": 16e-6}
 # Above this many sessions `solve` leaves the surplus-first baseline out (null): it is a
 # sequential Python loop of ~0.1 ms per session, computed on demand by `baselines`.
 SURPLUS_FIRST_MAX_SESSIONS = 5_000
@@ -104,10 +107,12 @@ def solve(problem: Problem, *, time_limit_s: float = 60.0, method: Method = "net
         message = f"network build failed: {exc}"
         return _schedule(compiled, fallback, "fallback", started, references, message)
     # Two exact solvers race, each in its own child: LEMON's network simplex is several times
-    # faster on most cities, OR-Tools' cost scaling when the substation binds everywhere. OR-Tools
-    # starts only once LEMON has had about the time it needs on an easy city of this size.
-    racers = [lambda: lemon_flow(network), lambda: ortools_flow(network)]
-    head_start = RACE_HEAD_START_S_PER_ARC * network.n_arcs
+    # faster on most cities, OR-Tools' cost scaling when a substation is short of what is asked
+    # below it (`leader`). The other solver starts only after the leader's head start.
+    lemon, ortools = (lambda: lemon_flow(network)), (lambda: ortools_flow(network))
+    leader = choose_leader(compiled)
+    racers = [lemon, ortools] if leader == "lemon" else [ortools, lemon]
+    head_start = RACE_HEAD_START_S_PER_ARC[leader] * network.n_arcs
     outcome = race_with_deadline(racers, deadline, baseline_meanwhile, delays=(0.0, head_start))
     references = _References(fallback, surplus_first[0], explain_by)
     if outcome.values is not None:

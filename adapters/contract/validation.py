@@ -59,6 +59,7 @@ BOOLEAN_FIELDS = frozenset({"connected"})
 TIMESTAMP_FIELDS = frozenset({"departure"})
 # Personal or unbounded identifiers a charger might send; never stored (DESIGN 6).
 DROPPED_FIELDS = frozenset({"ts", "vehicle_id", "user_id", "id_tag", "rfid", "vin", "contract_id"})
+_SPECIAL_FIELDS = DROPPED_FIELDS | BOOLEAN_FIELDS | TIMESTAMP_FIELDS
 MAX_FIELDS = 64
 # A tuple, not `int | float`: that expression builds a union object on every call (hot path).
 _NUMBERS = (int, float)
@@ -78,6 +79,11 @@ KNOWN_NUMERIC = frozenset(
 def field_range(asset: AssetInfo, name: str) -> tuple[float, float] | None:
     """The accepted range of a known numeric field, or None for an unknown field."""
     return _field_ranges(asset.kind, asset.rated_kw).get(name)
+
+
+def field_ranges(kind: AssetKind, rated_kw: float) -> dict[str, tuple[float, float]]:
+    """Every known numeric field's accepted range for assets of this kind and rating [unit]."""
+    return dict(_field_ranges(kind, rated_kw))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -105,15 +111,29 @@ def _field_ranges(kind: AssetKind, rated_kw: float) -> dict[str, tuple[float, fl
     }
 
 
-def parse_timestamp(value: object, *, now: datetime) -> datetime:
+def timestamp_window(now: datetime) -> tuple[datetime, datetime]:
+    """The accepted range of `ts` at receive time ``now``: (oldest, newest), both included."""
+    return now - MAX_AGE, now + MAX_CLOCK_SKEW
+
+
+def parse_timestamp(
+    value: object, *, now: datetime, window: tuple[datetime, datetime] | None = None
+) -> datetime:
     """Parse RFC 3339 with offset, or epoch milliseconds, into aware UTC within sane bounds.
 
     Every value, however large or odd, ends as a timestamp or as `Rejected` (`bad_timestamp`):
     a 400-digit integer or ``0001-01-01T00:00:00+14:00`` (before year 1 in UTC) included.
+    ``window`` is `timestamp_window(now)`, computed once for all readings of a message.
     """
-    if isinstance(value, bool) or value is None:
+    oldest, newest = window or timestamp_window(now)
+    if type(value) is int:  # the common case first (a bool is not `int` here)
+        try:
+            ts = datetime.fromtimestamp(value / 1000.0, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise Rejected(Reason.BAD_TIMESTAMP, "ts epoch milliseconds out of range") from None
+    elif isinstance(value, bool) or value is None:
         raise Rejected(Reason.BAD_TIMESTAMP, "ts must be RFC 3339 with offset or epoch ms")
-    if isinstance(value, int | float):
+    elif isinstance(value, _NUMBERS):
         try:
             if not math.isfinite(value):
                 raise Rejected(Reason.BAD_TIMESTAMP, "ts is not finite")
@@ -124,9 +144,9 @@ def parse_timestamp(value: object, *, now: datetime) -> datetime:
         ts = _parse_rfc3339("ts", value)
     else:
         raise Rejected(Reason.BAD_TIMESTAMP, "ts must be RFC 3339 with offset or epoch ms")
-    if ts > now + MAX_CLOCK_SKEW:
+    if ts > newest:
         raise Rejected(Reason.BAD_TIMESTAMP, "ts is in the future")
-    if ts < now - MAX_AGE:
+    if ts < oldest:
         raise Rejected(Reason.BAD_TIMESTAMP, "ts is older than 31 days")
     return ts
 
@@ -178,14 +198,15 @@ def build_reading(
     fields: dict[str, FieldValue] = {}
     ranges = _field_ranges(asset.kind, asset.rated_kw)  # once per reading, not per field
     for name, value in values.items():
-        if name in DROPPED_FIELDS:
-            continue
-        if name in BOOLEAN_FIELDS:
-            if not isinstance(value, bool):
-                raise Rejected(Reason.WRONG_TYPE, f"{name} must be true or false")
-            fields[name] = value
-            continue
-        if name in TIMESTAMP_FIELDS:
+        if name in _SPECIAL_FIELDS:
+            if name in DROPPED_FIELDS:
+                continue
+            if name in BOOLEAN_FIELDS:
+                if not isinstance(value, bool):
+                    raise Rejected(Reason.WRONG_TYPE, f"{name} must be true or false")
+                fields[name] = value
+                continue
+            # a timestamp field
             if not isinstance(value, str):
                 raise Rejected(Reason.WRONG_TYPE, f"{name} must be an RFC 3339 string")
             parsed = _parse_rfc3339(name, value)
@@ -193,23 +214,30 @@ def build_reading(
                 raise Rejected(Reason.BAD_TIMESTAMP, f"{name} is more than 31 days from now")
             fields[name] = parsed.isoformat()
             continue
-        if not _is_field_name(name):
+        if name not in _VALID_NAMES and not _is_field_name(name):
             raise Rejected(Reason.WRONG_TYPE, "field names are short snake_case identifiers")
-        if isinstance(value, bool) or not isinstance(value, _NUMBERS):
+        number: float
+        if type(value) is float:  # what JSON numbers with a point decode to: no conversion
+            number = value
+        elif type(value) is int:
+            number = as_float(name, value)
+        elif isinstance(value, bool) or not isinstance(value, _NUMBERS):
             if name in KNOWN_NUMERIC:
                 raise Rejected(Reason.WRONG_TYPE, f"{name} must be a number")
             # Only unknown *numeric* fields are kept; text could carry personal data.
             continue
-        number = as_float(name, value)
+        else:
+            number = as_float(name, value)  # a subclass of int or float
         if not math.isfinite(number):
             raise Rejected(Reason.NOT_FINITE, f"{name} is not a finite number")
         bounds = ranges.get(name)
-        if bounds is not None and not bounds[0] <= number <= bounds[1]:
-            raise Rejected(
-                Reason.OUT_OF_RANGE,
-                f"{name}={number:g} outside [{bounds[0]:g}, {bounds[1]:g}] for this asset",
-            )
-        if bounds is None and abs(number) > 1e15:
+        if bounds is not None:
+            if not bounds[0] <= number <= bounds[1]:
+                raise Rejected(
+                    Reason.OUT_OF_RANGE,
+                    f"{name}={number:g} outside [{bounds[0]:g}, {bounds[1]:g}] for this asset",
+                )
+        elif abs(number) > 1e15:
             raise Rejected(Reason.OUT_OF_RANGE, f"{name} magnitude above 1e15")
         fields[name] = number
     if not fields:
@@ -226,6 +254,8 @@ def as_float(name: str, value: int | float) -> float:
 
 
 _FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# Checked with one set lookup before any call: the contract's own names.
+_VALID_NAMES = KNOWN_NUMERIC
 
 
 @functools.lru_cache(maxsize=4096)

@@ -25,9 +25,11 @@ from adapters.contract.validation import (
     as_float,
     build_reading,
     parse_timestamp,
+    timestamp_window,
 )
 from adapters.mqtt.json_payload import MAX_DEPTH, decode_json
 from adapters.mqtt.settings import Mqtt, MqttSource
+from adapters.mqtt.typed_payload import NOT_TYPED, TypedDecoder
 
 UNKNOWN_ASSET = "_unknown"
 
@@ -68,7 +70,7 @@ class TelemetrySettings(Protocol):
 class TelemetryDecoder:
     """Turns (topic, payload) into a `Reading` for the assets of one configuration."""
 
-    def __init__(self, config: TelemetrySettings) -> None:
+    def __init__(self, config: TelemetrySettings, *, typed: bool = True) -> None:
         self._prefix = f"{config.mqtt.topic_prefix}/telemetry/"
         self._gateway_prefix = f"{config.mqtt.topic_prefix}/gateway/"
         self._max_bytes = config.mqtt.max_payload_bytes
@@ -77,6 +79,9 @@ class TelemetryDecoder:
         self._contract: dict[str, MqttAsset] = {}
         self._mapped: dict[str, MqttAsset] = {}
         self._gateways: dict[str, dict[str, MqttAsset]] = {}
+        # Contract payloads are tried on a typed struct first (validated while parsed); what
+        # it does not take is judged by the general path below. `typed=False`: general only.
+        self._typed: dict[str, TypedDecoder] | None = {} if typed else None
         for asset in config.assets:
             if asset.modbus is not None:
                 continue
@@ -159,23 +164,38 @@ class TelemetryDecoder:
         limit = self._max_batch_bytes if batch else self._max_bytes
         if len(payload) > limit:
             raise Rejected(Reason.OVERSIZED, f"payload above {limit} bytes")
+        window = timestamp_window(now)
+        if self._typed is not None and asset.mqtt is None:
+            typed = self._typed.get(asset.id)
+            if typed is None:
+                typed = self._typed[asset.id] = TypedDecoder(asset)
+            try:
+                if batch:
+                    limit = self._max_batch_readings
+                    return Decoded(typed.decode_many(payload, now, window, limit), [])
+                return Decoded([typed.decode_one(payload, now, window)], [])
+            except NOT_TYPED:
+                pass  # judged below, with the exact reason of each element
         document = decode_json(payload)
         if isinstance(document, dict):
             self._check_depth(payload, document)
-            return Decoded([self._element(asset, document, now)], [])
+            return Decoded([self._element(asset, document, now, window)], [])
         if not isinstance(document, list):
             raise Rejected(Reason.NOT_OBJECT, "payload must be a JSON object or an array of them")
         self._check_batch(document)
+        deep = _may_nest(payload, document, outer=1)
         decoded = Decoded([], [])
+        readings, element_of = decoded.readings, self._element
         for index, element in enumerate(document):
             try:
-                if not isinstance(element, dict):
+                if type(element) is not dict:
                     raise Rejected(Reason.NOT_OBJECT, "must be a JSON object")
                 named = element.get("asset")
                 if named is not None and named != asset.id:
                     raise Rejected(Reason.UNKNOWN_ASSET, "names another asset than its topic")
-                _check_element_depth(element)
-                decoded.readings.append(self._element(asset, element, now))
+                if deep:
+                    _check_element_depth(element)
+                readings.append(element_of(asset, element, now, window))
             except Rejected as exc:
                 decoded.rejected.append(ElementRejected.of(index, asset.id, exc))
         return decoded
@@ -191,11 +211,13 @@ class TelemetryDecoder:
         if not isinstance(elements, list):
             raise Rejected(Reason.NOT_OBJECT, "gateway payload must be an object with `readings`")
         self._check_batch(elements)
+        window = timestamp_window(now)
+        deep = _may_nest(payload, elements, outer=2)
         decoded = Decoded([], [])
         for index, element in enumerate(elements):
             asset_id = UNKNOWN_ASSET
             try:
-                if not isinstance(element, dict):
+                if type(element) is not dict:
                     raise Rejected(Reason.NOT_OBJECT, "must be a JSON object")
                 named = element.get("asset")
                 if not isinstance(named, str):
@@ -206,8 +228,9 @@ class TelemetryDecoder:
                         asset_id = named
                     raise Rejected(Reason.UNKNOWN_ASSET, "asset not configured for this gateway")
                 asset_id = asset.id
-                _check_element_depth(element)
-                decoded.readings.append(self._element(asset, element, now))
+                if deep:
+                    _check_element_depth(element)
+                decoded.readings.append(self._element(asset, element, now, window))
             except Rejected as exc:
                 decoded.rejected.append(ElementRejected.of(index, asset_id, exc))
         return decoded
@@ -226,12 +249,17 @@ class TelemetryDecoder:
             raise Rejected(Reason.OVERSIZED, f"nested deeper than {MAX_DEPTH} levels")
 
     @staticmethod
-    def _element(asset: MqttAsset, document: dict[str, object], now: datetime) -> Reading:
+    def _element(
+        asset: MqttAsset,
+        document: dict[str, object],
+        now: datetime,
+        window: tuple[datetime, datetime],
+    ) -> Reading:
         if asset.mqtt is not None:
             values, raw_ts = _extract_mapped(asset.mqtt, document)
         else:
             values, raw_ts = document, document.get("ts")
-        ts = now if raw_ts is None else parse_timestamp(raw_ts, now=now)
+        ts = now if raw_ts is None else parse_timestamp(raw_ts, now=now, window=window)
         return build_reading(asset, values, ts=ts, now=now)
 
 
@@ -259,6 +287,19 @@ class Decoded:
 
 # A tuple, not `dict | list`: that expression builds a union object on every call (hot path).
 _CONTAINERS = (dict, list)
+
+
+def _may_nest(payload: bytes, elements: list[object], *, outer: int) -> bool:
+    """False when no element of the batch can hold a container at all, by counting brackets.
+
+    Every object or array has its opening bracket in the raw bytes (brackets inside strings
+    only add to the count), so the batch's ``outer`` containers and one per element object
+    leave the rest for anything nested. Fewer than one element could need to reach the depth
+    bound means none can exceed it: the per-element walk is skipped for flat batches.
+    """
+    brackets = payload.count(b"{") + payload.count(b"[")
+    objects = sum(type(element) is dict for element in elements)
+    return brackets - outer - objects >= MAX_DEPTH - 2
 
 
 def _check_element_depth(element: dict[str, object]) -> None:

@@ -39,6 +39,7 @@ from gridcoord.api.view import (
     ZoneStatus,
 )
 from gridcoord.dispatch.inputs import zone_state
+from gridcoord.outcomes import KpiAccumulator
 from gridcoord.timegrid import floor_slot, local_date, slot_starts
 
 if TYPE_CHECKING:
@@ -113,10 +114,10 @@ class ServiceView:
         self._planned: dict[datetime, float] = {}
         self._baseline: dict[datetime, float] = {}  # uncontrolled EV power of the same sessions
         self._actual: dict[datetime, list[float]] = {}  # [renewable sum, ev sum, samples]
-        # Today's EV energy and its renewable part (for the header) [kWh].
+        # Today's EV energy and its renewable part (for the header), by the outcome KPIs'
+        # one definition (docs/coordination.md, "Outcome KPIs").
         self._day: object = None
-        self._ev_kwh = 0.0
-        self._ev_renewable_kwh = 0.0
+        self._today = KpiAccumulator({})
         self._last_sample: datetime | None = None
         self._zone_meters = {z.meter for z in self._config.zones if z.meter is not None}
         stale_meter = self._config.planning.zone_meter_stale_after_s
@@ -340,7 +341,9 @@ class ServiceView:
     def renewable_share_today(self) -> float | None:
         """Share of today's (Europe/Berlin) EV energy covered by renewable surplus [-]."""
         with self._lock:
-            return self._ev_renewable_kwh / self._ev_kwh if self._ev_kwh > 0 else None
+            if self._today.ev_kwh <= 0:
+                return None
+            return float(self._today.result()["renewable_share"])
 
     def series(
         self, measurement: str, field: str, tags: dict[str, str], start: datetime, end: datetime
@@ -462,7 +465,6 @@ class ServiceView:
     def _sample(self, totals: Totals) -> None:
         now = self._clock()
         slot = floor_slot(now, self._slot)
-        surplus = max(0.0, totals.renewable_kw - totals.load_kw)
         with self._lock:
             bucket = self._actual.setdefault(slot, [0.0, 0.0, 0])
             bucket[0] += totals.renewable_kw
@@ -471,11 +473,10 @@ class ServiceView:
             _prune(self._actual, _HISTORY_SLOTS)
             day = local_date(now, self._config.site.timezone)
             if day != self._day:
-                self._day, self._ev_kwh, self._ev_renewable_kwh = day, 0.0, 0.0
+                self._day, self._today = day, KpiAccumulator({})
             elif self._last_sample is not None:
                 hours = max(0.0, min((now - self._last_sample).total_seconds(), 300.0)) / 3600
-                self._ev_kwh += totals.ev_kw * hours
-                self._ev_renewable_kwh += min(totals.ev_kw, surplus) * hours
+                self._today.add(hours, totals.ev_kw, totals.load_kw, totals.renewable_kw, {})
             self._last_sample = now
 
     # --- the frame ------------------------------------------------------------------------

@@ -1,9 +1,10 @@
-"""`gridcoord demo [--hours H] [--speed S] [--json]` (DESIGN 3.1): the simulated city end to end.
+"""`gridcoord demo [--hours H] [--speed S] [--season S] [--seed N] [--json]` (DESIGN 3.1).
 
 Starts a local mosquitto, runs the simulated city and the real service over it on a
 simulated clock (`gridcoord.demo.run`), prints one KPI line per planning run and, at the end,
-the KPIs against uncontrolled charging. SIGINT/SIGTERM end a run without ``--hours``
-cleanly: the tick under way finishes, the store is flushed, exit 0.
+the KPIs of three rows: uncontrolled charging, the coordinated city, and the perfect-foresight
+bound on the same realised data (`gridcoord.demo.bound`). SIGINT/SIGTERM end a run without
+``--hours`` cleanly: the tick under way finishes, the store is flushed, exit 0.
 
 The demo needs a `mosquitto` binary (the service's MQTT client speaks MQTT 5): without one
 it says how to install it and exits 1.
@@ -19,26 +20,43 @@ import shutil
 import signal
 import sys
 import threading
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
 from gridcoord.config import Config
 from gridcoord.demo.broker import start_broker
 from gridcoord.demo.run import DemoResult, DemoRun, DemoSettings
+from gridcoord.demo.scenario import DEFAULT_SEASON, DEFAULT_SEED, SEASON_STARTS
 from gridcoord.local_broker import find_mosquitto
 
-# A fixed day, so that the demo's figures are reproducible: a Tuesday in January from noon UTC,
-# through the winter evening peak (when uncontrolled charging overloads transformers) and a
-# windy night, to the next noon.
-DEMO_START = datetime(2026, 1, 20, 12, 0, tzinfo=UTC)
+MAX_HOURS = 24.0 * 7  # the bound's solve covers the whole run; a week fits its slot limit
+MAX_SEED = 2**31 - 1
 DATA_DIR = Path("var/demo")
 
 
-def demo_command(hours: float | None, speed: float, json_output: bool) -> int:
+def demo_command(
+    hours: float | None,
+    speed: float,
+    json_output: bool,
+    season: str = DEFAULT_SEASON,
+    seed: int = DEFAULT_SEED,
+) -> int:
     """Run the demo; 0 after ``hours`` or a stop signal, 2 for bad options, 1 if no broker."""
-    if hours is not None and not (math.isfinite(hours) and hours > 0):
-        print(f"demo: --hours must be a positive number, got {hours}", file=sys.stderr)
+    if hours is not None and not (math.isfinite(hours) and 0 < hours <= MAX_HOURS):
+        print(
+            f"demo: --hours must be a positive number of at most {MAX_HOURS:g}, got {hours}",
+            file=sys.stderr,
+        )
+        return 2
+    if season not in SEASON_STARTS:
+        print(
+            f"demo: --season must be one of {', '.join(SEASON_STARTS)}, got {season!r}",
+            file=sys.stderr,
+        )
+        return 2
+    if not 0 <= seed <= MAX_SEED:
+        print(f"demo: --seed must be in 0..{MAX_SEED}, got {seed}", file=sys.stderr)
         return 2
     if not (math.isfinite(speed) and speed >= 0):
         print(f"demo: --speed must be >= 0 (0 = as fast as possible), got {speed}", file=sys.stderr)
@@ -78,7 +96,9 @@ def demo_command(hours: float | None, speed: float, json_output: bool) -> int:
         old.unlink()
     shutil.rmtree(DATA_DIR / "spool", ignore_errors=True)
     (DATA_DIR / "mosquitto" / "mosquitto.db").unlink(missing_ok=True)
-    settings = DemoSettings(start=DEMO_START, hours=hours, speed=speed)
+    settings = DemoSettings(
+        start=SEASON_STARTS[season], hours=hours, speed=speed, seed=seed, season=season
+    )
     demo_run = DemoRun(settings, store_path, say)
     config_path = write_config(demo_run.config, DATA_DIR / "gridcoord-demo.yaml")
     try:
@@ -87,7 +107,8 @@ def demo_command(hours: float | None, speed: float, json_output: bool) -> int:
         print(f"demo: {exc}", file=sys.stderr)
         return 1
     say(
-        f"gridcoord demo: {settings.chargers} chargers in a simulated Wolfsburg-like city, "
+        f"gridcoord demo: {settings.chargers} chargers in a simulated Wolfsburg-like city "
+        f"({season}, seed {seed}), "
         f"broker {broker.name} on 127.0.0.1:{broker.port}, embedded store {store_path} "
         f"(its configuration: {config_path}); "
         f"{'until Ctrl-C' if hours is None else f'{hours:g} simulated hours'} at "
@@ -124,32 +145,57 @@ def write_config(config: Config, path: Path) -> Path:
     return path
 
 
+# The final table's rows: key, label, format.
+ROWS = (
+    ("renewable_share", "renewable share of EV energy (surplus)", "{:.1%}"),
+    ("renewable_share_prorata", "renewable share of EV energy (pro rata)", "{:.1%}"),
+    ("unmet_kwh", "unmet energy [kWh]", "{:,.1f}"),
+    ("unmet_above_floor_kwh", "unmet above the physical floor [kWh]", "{:,.1f}"),
+    ("requests_met_pct", "requests met by departure [%]", "{:.1f}"),
+    ("peak_import_kw", "peak import [kW]", "{:,.0f}"),
+    ("zone_overloads", "zone overloads [zone-minutes]", "{}"),
+    ("minima_over_limit", "minima above a zone limit [zone-min]", "{}"),
+    ("ev_kwh", "EV energy delivered in the run [kWh]", "{:,.0f}"),
+)
+
+
 def summary(result: DemoResult) -> str:
-    """The final KPIs against the uncontrolled baseline, as a table for people."""
-    c, b = result.controlled, result.baseline
-    formats = {
-        "renewable_share": "{:.1%}",
-        "unmet_kwh": "{:,.1f}",
-        "peak_import_kw": "{:,.0f}",
-        "zone_overloads": "{}",
-    }
-    names = {
-        "renewable_share": "renewable share of EV energy",
-        "unmet_kwh": "unmet energy [kWh]",
-        "peak_import_kw": "peak import (feeder load) [kW]",
-        "zone_overloads": "zone overloads [zone-minutes]",
-    }
-    rows = [(names[k], fmt.format(c[k]), fmt.format(b[k])) for k, fmt in formats.items()]
+    """The final KPIs in three columns (uncontrolled, coordinated, bound), for people."""
+    columns: list[tuple[str, Mapping[str, float | int] | None]] = [
+        ("uncontrolled", result.baseline),
+        ("coordinated", result.controlled),
+        ("bound", result.bound.kpis if result.bound is not None else None),
+    ]
+    header = f"{'':40}" + "".join(f"{name:>14}" for name, _ in columns)
     lines = [
         f"after {result.simulated_hours:g} simulated hours, {result.plans} planning runs "
         f"({result.fallback_plans} fallback):",
-        f"{'':32}{'coordinated':>14}{'uncontrolled':>14}",
-        *(f"{name:32}{ours:>14}{theirs:>14}" for name, ours, theirs in rows),
+        header,
     ]
+    for key, label, fmt in ROWS:
+        cells = "".join(
+            f"{fmt.format(kpis[key]) if kpis is not None else '-':>14}" for _, kpis in columns
+        )
+        lines.append(f"{label:40}{cells}")
+    b, c = result.baseline, result.controlled
+    lines.append(
+        f"(requested {c['requested_kwh']:,.0f} kWh, of which {c['floor_kwh']:,.1f} kWh beyond "
+        "what the chargers and vehicles could deliver in the stays: the physical floor)"
+    )
+    if result.bound is not None:
+        share = result.bound.kpis["renewable_share"]
+        ratio = f"{c['renewable_share'] / share:.0%}" if share > 0 else "-"
+        vs = f"{c['renewable_share'] / b['renewable_share']:.2f}x" if b["renewable_share"] else "-"
+        lines.append(
+            f"(coordinated renewable share: {ratio} of the bound's, {vs} uncontrolled; the "
+            f"bound is one {result.bound.status} solve on the realised weather, loads and "
+            f"departures, {result.bound.slot_minutes}-minute slots, "
+            f"{result.bound.solve_s:.1f} s)"
+        )
     if result.floor_overloads:
         lines.append(
             f"({result.floor_overloads} zone-minutes in which §14a guaranteed minima alone "
-            "exceeded a transformer's headroom: setpoints reserved, reported; see the log)"
+            "exceeded a transformer's headroom: reported; see the log)"
         )
     if result.late_ticks:
         lines.append(f"({result.late_ticks} ticks waited past their deadline for MQTT messages)")

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from adapters.contract.reading import Reading
 from gridcoord.ingest.backoff import Backoff
@@ -91,7 +92,9 @@ def stats_line(stats: Mapping[str, int], rejected: Mapping[str, int]) -> str:
     )
 
 
-_Item = tuple[Reading | Point, DurableCallback | None]
+# One entry per message (its readings, in order) or per point; the callback of a message
+# runs once all of its readings are durable. No tuple per reading.
+_Item = tuple[Sequence[Reading] | Point, DurableCallback | None]
 
 
 class IngestPipeline:
@@ -141,6 +144,7 @@ class IngestPipeline:
         # the whole list out. A queue.Queue costs a condition notify per item.
         self._lock = threading.Lock()
         self._pending: list[_Item] = []
+        self._queued = 0  # readings and points in `_pending` (entries hold many readings)
         self._space = threading.Condition(self._lock)
         self._progress = threading.Condition(self._lock)
         self._submitted = 0
@@ -158,7 +162,7 @@ class IngestPipeline:
 
         Blocks while `max_queued` readings wait in memory (back-pressure). Thread-safe.
         """
-        self._put((reading, on_durable))
+        self._put((reading,), on_durable, 1)
 
     def submit_many(
         self, readings: Sequence[Reading], on_durable: DurableCallback | None = None
@@ -171,33 +175,25 @@ class IngestPipeline:
         """
         if not readings:
             raise ValueError("submit_many needs at least one reading")
-        items: list[_Item] = [(reading, None) for reading in readings[:-1]]
-        items.append((readings[-1], on_durable))
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("pipeline is closed")
-            while len(self._pending) >= self._max_queued:
-                self._space.wait()
-            self._pending.extend(items)
-            self._submitted += len(items)
-            full = len(self._pending) >= self._batch_size
-        if full:
-            self._wake.set()
+        self._put(readings, on_durable, len(readings))
 
     def submit_points(self, points: Sequence[Point]) -> None:
         """Accept already-built points (setpoints, plans); same guarantees as `submit`."""
         for point in points:
-            self._put((point, None))
+            self._put(point, None, 1)
 
-    def _put(self, item: _Item) -> None:
+    def _put(
+        self, entry: Sequence[Reading] | Point, on_durable: DurableCallback | None, size: int
+    ) -> None:
         with self._lock:
             if self._closed:
                 raise RuntimeError("pipeline is closed")
-            while len(self._pending) >= self._max_queued:
+            while self._queued >= self._max_queued:
                 self._space.wait()
-            self._pending.append(item)
-            self._submitted += 1
-            full = len(self._pending) >= self._batch_size
+            self._pending.append((entry, on_durable))
+            self._queued += size
+            self._submitted += size
+            full = self._queued >= self._batch_size
         if full:
             self._wake.set()
 
@@ -242,11 +238,11 @@ class IngestPipeline:
             self._wake.wait(timeout)
             self._wake.clear()
             with self._lock:
-                items, self._pending = self._pending, []
+                items, self._pending, self._queued = self._pending, [], 0
                 closing = self._closed
                 self._space.notify_all()
-            for start in range(0, len(items), self._batch_size):
-                self._persist(items[start : start + self._batch_size])
+            for batch in _batches(items, self._batch_size):
+                self._persist(batch)
             if self._spool.batches_pending:
                 self._replay(force=closing)
             if closing:
@@ -255,45 +251,60 @@ class IngestPipeline:
                         return
 
     def _persist(self, batch: list[_Item]) -> None:
-        points = [
-            reading_to_point(item) if isinstance(item, Reading) else item for item, _ in batch
-        ]
-        readings = sum(isinstance(item, Reading) for item, _ in batch)
+        readings: list[Reading] = []
+        points: list[Point] = []
+        for entry, _ in batch:
+            if isinstance(entry, Point):
+                points.append(entry)
+            else:
+                readings.extend(entry)
         with self.stats.lock:
-            self.stats.accepted += len(points)
-            self.stats.telemetry += readings
-            self.stats.own_points += len(points) - readings
-        while True:
-            try:
-                self._write_or_spool(points)
-                break
-            except SpoolFull:
-                # Neither store nor disk can take it: hold it, stop taking more, retry later.
-                log.error("store unavailable and spool full: holding %d readings", len(points))
-                wait = self._backoff.next_attempt - time.monotonic()
-                time.sleep(min(max(wait, 0.05), 5.0))  # back-off wait, not synchronisation
-                self._replay(force=False)
+            self.stats.accepted += len(readings) + len(points)
+            self.stats.telemetry += len(readings)
+            self.stats.own_points += len(points)
+        # Telemetry in one write straight from the readings; setpoints and plans (few) apart.
+        for part, write in ((readings, self._store.write_readings), (points, self._store.write)):
+            if part:
+                self._hold_until_durable(part, write)
         for _, on_durable in batch:
             if on_durable is not None:
                 on_durable()
         with self._lock:
-            self._durable += len(batch)
+            self._durable += len(readings) + len(points)
             self._progress.notify_all()
 
-    def _write_or_spool(self, points: list[Point]) -> None:
+    def _hold_until_durable(
+        self, part: list[Reading] | list[Point], write: Callable[[Any], None]
+    ) -> None:
+        while True:
+            try:
+                self._write_or_spool(part, write)
+                return
+            except SpoolFull:
+                # Neither store nor disk can take it: hold it, stop taking more, retry later.
+                log.error("store unavailable and spool full: holding %d readings", len(part))
+                wait = self._backoff.next_attempt - time.monotonic()
+                time.sleep(min(max(wait, 0.05), 5.0))  # back-off wait, not synchronisation
+                self._replay(force=False)
+
+    def _write_or_spool(
+        self, part: list[Reading] | list[Point], write: Callable[[Any], None]
+    ) -> None:
         if not self._spool.batches_pending and self._backoff.due(time.monotonic()):
             try:
-                self._store.write(points)
+                write(part)
             except StoreUnavailable as exc:
                 self._store_failed(exc)
             except StoreRejected as exc:
                 self._backoff.succeeded()  # it answered
-                self._dead_letter_batch(points, exc)
+                self._dead_letter_batch(_as_points(part), exc)
                 return
             else:
                 self._store_succeeded()
-                self.stats.add("written", len(points))
+                self.stats.add("written", len(part))
                 return
+        # The rare path (the store is away): the spool keeps points' line protocol.
+        points = _as_points(part)
         try:
             self._spool.append(points)
         except ValueError as exc:
@@ -360,6 +371,26 @@ class IngestPipeline:
         self.stats.add("written", len(points) - len(refused))
         self.stats.add("dead_lettered", len(refused))
         log.error("store refused %d points (%s); kept in %s", len(refused), exc, self._dead_letter)
+
+
+def _batches(items: list[_Item], size: int) -> list[list[_Item]]:
+    """Consecutive runs of about `size` readings; a message's readings are never split."""
+    batches: list[list[_Item]] = []
+    current: list[_Item] = []
+    count = 0
+    for item in items:
+        current.append(item)
+        count += 1 if isinstance(item[0], Point) else len(item[0])
+        if count >= size:
+            batches.append(current)
+            current, count = [], 0
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _as_points(part: Sequence[Reading] | Sequence[Point]) -> list[Point]:
+    return [item if isinstance(item, Point) else reading_to_point(item) for item in part]
 
 
 def _carriable(point: Point) -> bool:

@@ -4,11 +4,12 @@ Weather-driven PV and wind, household and commercial load, EV visits, and charge
 setpoints.
 """
 
+from gridcoord.outcomes import KpiAccumulator
 from gridcoord.simulation.charger import SimulatedCharger
 from gridcoord.simulation.city import CityLayout, demo_city
 from gridcoord.simulation.ev import EvVisit, visits_on
 from gridcoord.simulation.load import bdew_dynamisation, commercial_kw, household_kw
-from gridcoord.simulation.stepper import CitySimulation, KpiAccumulator
+from gridcoord.simulation.stepper import CitySimulation
 from gridcoord.simulation.weather import WindFarm, clear_sky_index, pv_kw, wind_kw, wind_speed_ms
 
 __all__ = [

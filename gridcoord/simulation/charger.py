@@ -67,11 +67,15 @@ class SimulatedCharger:
             return min(self.max_kw, self.setpoint_kw)
         return min(self.max_kw, self.failsafe_kw)
 
-    def plug_in(self, visit: EvVisit) -> None:
-        """A vehicle arrives (a vehicle still plugged in leaves first)."""
+    def plug_in(self, visit: EvVisit, energy_kwh: float = 0.0) -> None:
+        """A vehicle arrives (a vehicle still plugged in leaves first).
+
+        ``energy_kwh`` is what the session already got [kWh] (a car in progress when a
+        simulation starts); it is not counted in `delivered_total_kwh`.
+        """
         if self.visit is not None:
             self._unplug()
-        self.visit, self.session_energy_kwh = visit, 0.0
+        self.visit, self.session_energy_kwh = visit, max(0.0, energy_kwh)
 
     def advance(self, start: datetime, end: datetime) -> float:
         """Charge from ``start`` to ``end``; return the energy delivered [kWh].

@@ -5,6 +5,12 @@ so the demo can run at any speed (or as fast as possible) and a test can drive i
 minute. Run one *controlled* simulation (its chargers obey setpoints) and one *uncontrolled*
 baseline (every car charges at full power from arrival) with the same seed: they see the same
 weather, loads and cars, and their `kpis()` compare like with like (DESIGN 3.1 ``--json``).
+
+No start-up artefact: a car already plugged in at ``start`` arrives with the energy it got
+since its plug-in (at its full rate, as before any coordination) and keeps its true request
+and departure. Every step's realised non-EV data (base load, renewable output, each zone's
+net load without EVs) is kept in `trace`, from which the demo computes the perfect-foresight
+bound (`gridcoord.demo.bound`).
 """
 
 from __future__ import annotations
@@ -12,12 +18,14 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
 
 from gridcoord.forecast.pv import PvFleet, clear_sky_kw
+from gridcoord.outcomes import KpiAccumulator, SessionRecord
 from gridcoord.simulation.charger import SimulatedCharger
 from gridcoord.simulation.city import CityLayout
 from gridcoord.simulation.ev import EvVisit, visits_on
@@ -65,7 +73,7 @@ class CitySimulation:
         }
         self._zone_of_charger = {c.id: c.zone for c in layout.chargers}
         self._types = {c.id: c.type for c in layout.chargers}
-        self._ancestors = _ancestors(layout)
+        self._ancestors = zone_ancestors(layout)
         self._fleet = PvFleet(layout.latitude, layout.longitude, rated_kw=1.0)
         self._clear_sky: dict[date, tuple[np.ndarray, np.ndarray]] = {}
         self._pending: list[EvVisit] = []
@@ -74,8 +82,12 @@ class CitySimulation:
         self._power_kw: dict[str, float] = {}
         self._zone_kw: dict[str, float] = {}
         self.kpi = KpiAccumulator({z.id: z.rating_kw for z in layout.zones})
+        self.trace: list[TraceStep] = []
+        # Energy each visit had before the run began [kWh] (cars plugged in at the start).
+        self.energy_before: dict[EvVisit, float] = {}
         self._load_visits(local_date(self.now, tz) - timedelta(days=1))
         self._load_visits(local_date(self.now, tz))
+        self._plug_in_arrived()
         self._sample(self.now)
 
     # --- driving it -------------------------------------------------------------------------
@@ -89,10 +101,7 @@ class CitySimulation:
         if end <= self.now:
             return
         self._load_visits(local_date(end, self.tz))
-        while self._pending and self._pending[0].arrival <= self.now:
-            visit = self._pending.pop(0)
-            if visit.departure > self.now:
-                self.chargers[visit.charger_id].plug_in(visit)
+        self._plug_in_arrived()
         hours = (end - self.now).total_seconds() / 3600.0
         ev_by_zone: dict[str, float] = defaultdict(float)
         for cid, charger in self.chargers.items():
@@ -103,6 +112,9 @@ class CitySimulation:
         ev_kw = math.fsum(self._power_kw[c] for c in self.chargers)
         zone_kw = {z: self._zone_kw[z] + ev_by_zone[z] for z in self._zone_kw}
         self.kpi.add(hours, ev_kw, self._base_kw, self._renewable_kw, zone_kw)
+        self.trace.append(
+            TraceStep(self.now, end, self._base_kw, self._renewable_kw, dict(self._zone_kw))
+        )
         for asset, kw in self._power_kw.items():
             if asset not in self.chargers:
                 self._energy_wh[asset] += max(0.0, kw) * hours * 1000.0
@@ -139,18 +151,49 @@ class CitySimulation:
         return out
 
     def kpis(self) -> dict[str, float | int]:
-        """``renewable_share``, ``unmet_kwh``, ``peak_import_kw``, ``zone_overloads`` so far.
+        """The outcome KPIs so far (`gridcoord.outcomes.OUTCOME_KPI_KEYS`).
 
-        Unmet energy counts the visits that have left; cars still plugged in are not judged yet.
+        Every visit plugged in during the run is judged: one that left on its request, one
+        still plugged in on the shortfall already certain (`SessionRecord.unmet_kwh`).
         """
-        unmet = math.fsum(
-            max(0.0, visit.energy_kwh - delivered)
-            for charger in self.chargers.values()
-            for visit, delivered in charger.finished
-        )
-        return self.kpi.result(unmet)
+        return self.kpi.result(self.session_records())
+
+    def session_records(self) -> list[SessionRecord]:
+        """Every visit plugged in since the start, as the outcome KPIs judge it."""
+        records = []
+        for charger in self.chargers.values():
+            for visit, delivered in charger.finished:
+                records.append(session_record(visit, charger.max_kw, delivered, self.now))
+            if charger.visit is not None:
+                records.append(
+                    session_record(
+                        charger.visit, charger.max_kw, charger.session_energy_kwh, self.now
+                    )
+                )
+        return records
+
+    def visits(self) -> list[EvVisit]:
+        """Every visit plugged in since the start (left or still plugged in), in time order."""
+        out = [v for c in self.chargers.values() for v, _ in c.finished]
+        out += [c.visit for c in self.chargers.values() if c.visit is not None]
+        return sorted(out, key=lambda v: (v.arrival, v.charger_id))
 
     # --- internals --------------------------------------------------------------------------
+
+    def _plug_in_arrived(self) -> None:
+        """Plug in every visit that has arrived by `now` and not yet left."""
+        while self._pending and self._pending[0].arrival <= self.now:
+            visit = self._pending.pop(0)
+            if visit.departure <= self.now:
+                continue
+            charger = self.chargers[visit.charger_id]
+            before = 0.0
+            if visit.arrival < self.now:
+                # In progress at the start: what it got since plug-in at its full rate.
+                hours = (self.now - visit.arrival).total_seconds() / 3600.0
+                before = min(visit.energy_kwh, min(charger.max_kw, visit.max_kw) * hours)
+                self.energy_before[visit] = before
+            charger.plug_in(visit, before)
 
     def _load_visits(self, day: date) -> None:
         for d in (day, day + timedelta(days=1)):
@@ -211,53 +254,40 @@ class CitySimulation:
         return float(np.interp(instant.timestamp(), cached[0], cached[1]))
 
 
-class KpiAccumulator:
-    """City KPIs over the steps of a simulation.
+@dataclass(frozen=True, slots=True)
+class TraceStep:
+    """One step's realised non-EV data.
 
-    Parameters
+    Attributes
     ----------
-    zone_ratings
-        zone id → rating [kW]; a step with a zone's net load above it counts as
-        one overload.
+    start, end
+        the step [UTC].
+    base_kw
+        non-EV consumption [kW].
+    renewable_kw
+        renewable output [kW].
+    zone_kw
+        zone id → net load without EVs [kW] (negative where generation exceeds load).
     """
 
-    def __init__(self, zone_ratings: Mapping[str, float]) -> None:
-        self._ratings = dict(zone_ratings)
-        self.ev_kwh = 0.0
-        self.renewable_ev_kwh = 0.0
-        self.peak_import_kw = 0.0
-        self.zone_overloads = 0
-
-    def add(
-        self,
-        hours: float,
-        ev_kw: float,
-        base_kw: float,
-        renewable_kw: float,
-        zone_kw: Mapping[str, float],
-    ) -> None:
-        """Record one step of ``hours`` with average EV, non-EV and renewable power [kW]."""
-        self.ev_kwh += ev_kw * hours
-        # Renewables serve the non-EV load first; EV charging gets what is left.
-        surplus = max(0.0, renewable_kw - base_kw)
-        self.renewable_ev_kwh += min(ev_kw, surplus) * hours
-        self.peak_import_kw = max(self.peak_import_kw, base_kw + ev_kw - renewable_kw)
-        self.zone_overloads += sum(
-            1 for zone, kw in zone_kw.items() if kw > self._ratings.get(zone, math.inf) + 1e-9
-        )
-
-    def result(self, unmet_kwh: float) -> dict[str, float | int]:
-        """The KPIs of DESIGN 3.1 (``gridcoord demo --json``)."""
-        share = self.renewable_ev_kwh / self.ev_kwh if self.ev_kwh > 0 else 0.0
-        return {
-            "renewable_share": share,
-            "unmet_kwh": unmet_kwh,
-            "peak_import_kw": self.peak_import_kw,
-            "zone_overloads": self.zone_overloads,
-        }
+    start: datetime
+    end: datetime
+    base_kw: float
+    renewable_kw: float
+    zone_kw: dict[str, float]
 
 
-def _ancestors(layout: CityLayout) -> dict[str, list[str]]:
+def session_record(
+    visit: EvVisit, charger_max_kw: float, delivered_kwh: float, now: datetime
+) -> SessionRecord:
+    """A visit judged at ``now``, with ``delivered_kwh`` over its whole stay so far."""
+    stay = (visit.departure - visit.arrival).total_seconds() / 3600.0
+    left = max(0.0, (visit.departure - now).total_seconds() / 3600.0)
+    rate = min(charger_max_kw, visit.max_kw)
+    return SessionRecord(visit.energy_kwh, delivered_kwh, rate, stay, left)
+
+
+def zone_ancestors(layout: CityLayout) -> dict[str, list[str]]:
     """Zone id → itself and every zone above it."""
     parents = parents_of(layout.zones)
     return {zone: ancestors(zone, parents) for zone in parents}

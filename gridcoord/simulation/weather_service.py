@@ -30,8 +30,9 @@ import numpy as np
 from gridcoord.forecast.pv import PvFleet, clear_sky_kw
 from gridcoord.forecast.series import FloatArray
 from gridcoord.simulation.city import CityLayout
-from gridcoord.simulation.noise import smooth, stream_seed, uniform
-from gridcoord.timegrid import as_utc, floor_slot, local_date, to_rfc3339
+from gridcoord.simulation.noise import stream_seed
+from gridcoord.simulation.weather import daily_cloudiness, synoptic_wind_ms
+from gridcoord.timegrid import as_utc, floor_slot, to_rfc3339
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,10 +139,9 @@ class WeatherService:
 
     # The parts of `gridcoord.simulation.weather` a weather model resolves (same streams).
 
-    def _synoptic_ms(self, instant: datetime, mean_ms: float = 7.0) -> float:
-        synoptic = smooth(self.seed, "wind-synoptic", as_utc(instant), timedelta(hours=12))
-        return max(0.0, mean_ms * (0.25 + 1.5 * synoptic))
+    def _synoptic_ms(self, instant: datetime) -> float:
+        # The simulated sky's own synoptic wind and daily cloudiness (the seasonal climate).
+        return synoptic_wind_ms(self.seed, instant)
 
     def _cloudiness(self, instant: datetime) -> float:
-        day = local_date(instant, self.tz)
-        return float(uniform(self.seed, "cloudiness", day.toordinal()) ** 1.3)
+        return daily_cloudiness(self.seed, instant, self.tz)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from adapters.contract.reading import Reading
 from gridcoord.storage.points import Point
 
 
@@ -75,6 +76,22 @@ class Store(Protocol):
             transient failure, the caller keeps the points and retries.
         StoreRejected
             the data was refused; retrying the same points cannot succeed.
+        """
+        ...
+
+    def write_readings(self, readings: Sequence[Reading]) -> None:
+        """Write telemetry readings as `telemetry` points, with `write`'s guarantees.
+
+        The ingest hot path: stores build their own form straight from each reading (line
+        protocol, rows) instead of going through a `Point` per reading; `StoreRejected`
+        still names the refused ones as points (`reading_to_point`).
+
+        Raises
+        ------
+        StoreUnavailable
+            as `write`.
+        StoreRejected
+            as `write`.
         """
         ...
 

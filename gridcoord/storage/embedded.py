@@ -16,12 +16,19 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from adapters.contract.reading import Reading
 from gridcoord.storage.base import Deletion, StoreUnavailable
-from gridcoord.storage.points import Point, bucket_width_ns, datetime_to_ns, ns_to_datetime
+from gridcoord.storage.points import (
+    Point,
+    bucket_width_ns,
+    datetime_to_ns,
+    ns_to_datetime,
+    reading_to_point,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (
@@ -110,11 +117,18 @@ class EmbeddedStore:
         """
         if not points and not deletions:
             return
+        self._write_rows(lambda: self._rows(points), deletions)
+
+    def _write_rows(
+        self,
+        make_rows: Callable[[], list[tuple[int, int, object]]],
+        deletions: Sequence[Deletion],
+    ) -> None:
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    rows = self._rows(points)
+                    rows = make_rows()  # inside the transaction: new series ids are ours
                     self._db.executemany(
                         "INSERT OR REPLACE INTO samples (series_id, ts_ns, value) VALUES (?, ?, ?)",
                         rows,
@@ -129,6 +143,17 @@ class EmbeddedStore:
             except sqlite3.Error as exc:
                 message = f"embedded store {self.path} cannot be written: {exc}"
                 raise StoreUnavailable(message) from None
+
+    def write_readings(self, readings: Sequence[Reading]) -> None:
+        """Write readings in one transaction, rows straight from them; see `Store.write_readings`.
+
+        Raises
+        ------
+        StoreUnavailable
+            as `write`.
+        """
+        if readings:
+            self._write_rows(lambda: self._reading_rows(readings), ())
 
     def series(
         self,
@@ -264,6 +289,27 @@ class EmbeddedStore:
                 if series_id is None:
                     series_id = self._new_series(key)
                 rows.append((series_id, point.ts_ns, value))
+        return rows
+
+    def _reading_rows(self, readings: Sequence[Reading]) -> list[tuple[int, int, object]]:
+        rows: list[tuple[int, int, object]] = []
+        tag_cache: dict[tuple[str, str, str | None], str] = {}
+        series_ids = self._series
+        for reading in readings:
+            identity = (reading.asset_id, reading.kind, reading.zone)
+            tags = tag_cache.get(identity)
+            if tags is None:
+                # As `_rows` makes of `reading_to_point(reading)`: sorted, empty values left out.
+                tag_items = sorted(reading_to_point(reading).tags.items())
+                tags = json.dumps({k: v for k, v in tag_items if v}, separators=(",", ":"))
+                tag_cache[identity] = tags
+            ts_ns = datetime_to_ns(reading.ts)
+            for field, value in reading.fields.items():
+                key = ("telemetry", tags, field)
+                series_id = series_ids.get(key)
+                if series_id is None:
+                    series_id = self._new_series(key)
+                rows.append((series_id, ts_ns, value))
         return rows
 
     def _new_series(self, key: _SeriesKey) -> int:

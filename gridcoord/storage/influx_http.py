@@ -17,8 +17,16 @@ from typing import Any
 
 import urllib3
 
+from adapters.contract.reading import Reading
 from gridcoord.storage.base import Deletion, StoreRejected, StoreUnavailable
-from gridcoord.storage.points import Point, bucket_width_ns, datetime_to_ns, ns_to_datetime
+from gridcoord.storage.points import (
+    Point,
+    bucket_width_ns,
+    datetime_to_ns,
+    ns_to_datetime,
+    reading_to_point,
+    telemetry_lines,
+)
 
 # Statuses after which the same request can succeed later: keep the data and retry.
 # 401/403 count as transient on purpose: an operator fixes the credentials, the data waits.
@@ -446,6 +454,36 @@ def format_lines(points: Sequence[Point]) -> tuple[list[Point], list[str], list[
         except ValueError:
             refused.append(point)
     return good, lines, refused
+
+
+def write_readings_as_lines(
+    readings: Sequence[Reading],
+    send_lines: Callable[[list[str]], None],
+    write_points: Callable[[Sequence[Point]], None],
+) -> None:
+    """Send readings as line protocol built straight from them; any refusal goes the point way.
+
+    The common case is one request with no `Point` per reading. If the server refuses any of
+    it, the whole batch is written again through `write_points` (`write_all_or_isolate`),
+    which names exactly the refused points and stores the rest: rewriting the points a
+    partial write already stored is harmless (same series and time, same values).
+
+    Raises
+    ------
+    StoreRejected
+        from `write_points`, with exactly the refused points.
+    StoreUnavailable
+        from the senders, untouched.
+    """
+    try:
+        lines = telemetry_lines(readings)
+    except ValueError:  # a name or value line protocol cannot carry: sorted out point by point
+        write_points([reading_to_point(reading) for reading in readings])
+        return
+    try:
+        send_lines(lines)
+    except StoreRejected:
+        write_points([reading_to_point(reading) for reading in readings])
 
 
 def write_all_or_isolate(

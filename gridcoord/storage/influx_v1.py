@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 import urllib3
 
+from adapters.contract.reading import Reading
 from gridcoord.storage.base import Deletion, StoreRejected
 from gridcoord.storage.influx_http import (
     InfluxHttp,
@@ -31,6 +32,7 @@ from gridcoord.storage.influx_http import (
     quote_identifier,
     split_url,
     write_all_or_isolate,
+    write_readings_as_lines,
 )
 from gridcoord.storage.points import Point
 
@@ -88,6 +90,11 @@ class InfluxV1Store(InfluxQLReads):
         """Write the points; see `gridcoord.storage.base.Store.write`."""
         self._ensure_database()
         write_all_or_isolate(points, self._send_lines, self._send_points)
+
+    def write_readings(self, readings: Sequence[Reading]) -> None:
+        """Write readings as line protocol; see `gridcoord.storage.base.Store.write_readings`."""
+        self._ensure_database()
+        write_readings_as_lines(readings, self._send, self.write)
 
     def replace(self, points: Sequence[Point], deletions: Sequence[Deletion]) -> None:
         """Write the points, then run one InfluxQL ``DELETE`` per deletion.

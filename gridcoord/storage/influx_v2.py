@@ -23,6 +23,7 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
+from adapters.contract.reading import Reading
 from gridcoord.storage.base import Deletion, StoreRejected, StoreUnavailable
 from gridcoord.storage.influx_http import (
     TRANSIENT_STATUSES,
@@ -31,6 +32,7 @@ from gridcoord.storage.influx_http import (
     describe_failure,
     split_url,
     write_all_or_isolate,
+    write_readings_as_lines,
 )
 from gridcoord.storage.points import Point, datetime_to_ns
 
@@ -86,6 +88,10 @@ class InfluxV2Store(InfluxQLReads):
     def write(self, points: Sequence[Point]) -> None:
         """Write the points; see `gridcoord.storage.base.Store.write`."""
         write_all_or_isolate(points, self._send_lines, self._send)
+
+    def write_readings(self, readings: Sequence[Reading]) -> None:
+        """Write readings as line protocol; see `gridcoord.storage.base.Store.write_readings`."""
+        write_readings_as_lines(readings, lambda lines: self._send_lines((), lines), self.write)
 
     def replace(self, points: Sequence[Point], deletions: Sequence[Deletion]) -> None:
         """Write the points, then delete through ``/api/v2/delete`` (influxdb-client).

@@ -87,6 +87,73 @@ def reading_to_point(reading: Reading) -> Point:
     return Point("telemetry", tags, reading.fields, datetime_to_ns(reading.ts))
 
 
+def telemetry_line(reading: Reading) -> str:
+    """The line `reading_to_point(reading).to_line()` gives, built without the `Point`.
+
+    The ingest hot path: the series head (measurement and escaped tags) is built once per
+    (asset, kind, zone), each field key's ``key=`` once per name, and a float (what validation
+    makes of every number) is formatted directly.
+
+    Raises
+    ------
+    ValueError
+        as `Point.to_line`: a name line protocol cannot carry, a non-finite number, or no
+        fields.
+    """
+    series = (reading.asset_id, reading.kind, reading.zone)
+    head = _TELEMETRY_HEADS.get(series)
+    if head is None:
+        head = _telemetry_head(series)
+    fields = reading.fields
+    if not fields:
+        raise ValueError("point of 'telemetry' has no fields")
+    parts = []
+    for key, value in fields.items():
+        prefix = _FIELD_PREFIXES.get(key)
+        if prefix is None:
+            prefix = _field_prefix(key)
+        # `type(...) is float` (not isinstance): a bool or int goes the general way.
+        if type(value) is float and value - value == 0.0:  # finite: inf - inf and nan are nan
+            parts.append(prefix + repr(value))
+        else:
+            parts.append(prefix + _format_field(key, value))
+    delta = reading.ts - _EPOCH
+    ts_ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    return f"{head} {','.join(parts)} {ts_ns}"
+
+
+def telemetry_lines(readings: Iterable[Reading]) -> list[str]:
+    """`telemetry_line` of each reading, in order (one store write's body)."""
+    return [telemetry_line(reading) for reading in readings]
+
+
+# Plain dicts in front of the escaping (a lookup, no call): ids and names come from the
+# configuration and the contract, so they are few; cleared if a bug ever made them many.
+_CACHE_LIMIT = 65_536
+_TELEMETRY_HEADS: dict[tuple[str, str, str | None], str] = {}
+_FIELD_PREFIXES: dict[str, str] = {}
+
+
+def _telemetry_head(series: tuple[str, str, str | None]) -> str:
+    asset_id, kind, zone = series
+    tags = {"asset_id": asset_id, "kind": str(kind)}
+    if zone:
+        tags["zone"] = zone
+    head = _series_head("telemetry", tuple(tags.items()))
+    if len(_TELEMETRY_HEADS) >= _CACHE_LIMIT:
+        _TELEMETRY_HEADS.clear()
+    _TELEMETRY_HEADS[series] = head
+    return head
+
+
+def _field_prefix(key: str) -> str:
+    prefix = _field_key(key) + "="
+    if len(_FIELD_PREFIXES) >= _CACHE_LIMIT:
+        _FIELD_PREFIXES.clear()
+    _FIELD_PREFIXES[key] = prefix
+    return prefix
+
+
 def bucket_width_ns(width: timedelta) -> int:
     """A time bucket's width in whole nanoseconds.
 

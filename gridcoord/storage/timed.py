@@ -1,8 +1,8 @@
 """A store wrapper that reports how long each write takes (for the metrics).
 
-Only `write` and `replace` (the retention job's write) are wrapped; every other method of
-the `Store` protocol is handed to the inner store as it is, looked up by name from the
-protocol itself, so a method added to `Store` needs no code here
+Only `write`, `write_readings` (telemetry) and `replace` (the retention job's write) are
+wrapped; every other method of the `Store` protocol is handed to the inner store as it is,
+looked up by name from the protocol itself, so a method added to `Store` needs no code here
 (tests/unit/gridcoord/storage/test_timed.py checks each one arrives).
 """
 
@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from adapters.contract.reading import Reading
 from gridcoord.storage.base import Deletion, Store
 from gridcoord.storage.points import Point
 
@@ -41,6 +42,14 @@ class TimedStore:
         began = time.perf_counter()
         try:
             self._inner.write(points)
+        finally:
+            self._observe(time.perf_counter() - began)
+
+    def write_readings(self, readings: Sequence[Reading]) -> None:
+        """Write readings through the inner store, timed; see `Store.write_readings`."""
+        began = time.perf_counter()
+        try:
+            self._inner.write_readings(readings)
         finally:
             self._observe(time.perf_counter() - began)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -12,44 +13,84 @@ from pathlib import Path
 import pytest
 
 from gridcoord.local_broker import find_mosquitto
+from tests.fixtures.ports import free_port
 
 pytestmark = pytest.mark.integration
 
-KEYS = {"renewable_share", "unmet_kwh", "peak_import_kw", "zone_overloads"}
+KEYS = {
+    "renewable_share",
+    "renewable_share_prorata",
+    "unmet_kwh",
+    "unmet_above_floor_kwh",
+    "requests_met_pct",
+    "peak_import_kw",
+    "zone_overloads",
+    "minima_over_limit",
+    "requested_kwh",
+    "floor_kwh",
+    "ev_kwh",
+}
 
 
 def demo(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    # Its own API port: other demos on the machine may hold the default 8080.
+    env = {**os.environ, "GRIDCOORD_API__PORT": str(free_port())}
     return subprocess.Popen(
         [sys.executable, "-m", "gridcoord", "demo", *args],
         cwd=tmp_path,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
 
 
+def finish(process: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
+    """The process's output; killed (not left running) if it overruns ``timeout`` [s]."""
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise
+
+
 def check_kpis(kpis: object) -> None:
     assert isinstance(kpis, dict) and set(kpis) == KEYS
-    assert 0.0 <= kpis["renewable_share"] <= 1.0
-    assert kpis["unmet_kwh"] >= 0.0 and kpis["peak_import_kw"] >= 0.0
-    assert isinstance(kpis["zone_overloads"], int) and kpis["zone_overloads"] >= 0
+    assert 0.0 <= kpis["renewable_share"] <= kpis["renewable_share_prorata"] <= 1.0
+    assert kpis["unmet_kwh"] >= kpis["unmet_above_floor_kwh"] >= 0.0
+    assert kpis["peak_import_kw"] >= 0.0 and 0.0 <= kpis["requests_met_pct"] <= 100.0
+    assert kpis["requested_kwh"] >= kpis["floor_kwh"] >= 0.0 and kpis["ev_kwh"] >= 0.0
+    for key in ("zone_overloads", "minima_over_limit"):
+        assert isinstance(kpis[key], int) and kpis[key] >= 0
 
 
 def test_demo_with_mosquitto_prints_kpis_against_the_baseline(tmp_path: Path) -> None:
     if find_mosquitto() is None:
         pytest.fail("mosquitto is not installed: run `make test` (installs it as root)")
     process = demo(tmp_path, "--hours", "2", "--speed", "0", "--json")
-    out, err = process.communicate(timeout=240)
+    out, err = finish(process, 600)  # a bound on a hang, not a performance figure
     assert process.returncode == 0, err[-2000:]
     result = json.loads(out)  # stdout is exactly the JSON object
-    assert set(result) == KEYS | {"baseline", "forecast_error"}
+    assert set(result) == KEYS | {"baseline", "bound", "bound_status", "forecast_error"}
     # The simulated weather service's forecast reached the plans and was judged by lead time.
     wind = result["forecast_error"]["wind"]
     assert set(wind) == {"blended", "day_ahead", "nowcast"}
     assert wind["day_ahead"]["0-1h"]["n"] > 0 and wind["blended"]["1-3h"]["mae_kw"] >= 0
     check_kpis({k: result[k] for k in KEYS})
     check_kpis(result["baseline"])
+    check_kpis(result["bound"])
+    assert result["bound_status"] == "optimal"
     assert result["zone_overloads"] <= result["baseline"]["zone_overloads"]
+    # The same cars are judged in all three rows; the bound takes the most renewable energy.
+    bound, baseline = result["bound"], result["baseline"]
+    assert result["requested_kwh"] == baseline["requested_kwh"] == bound["requested_kwh"]
+    assert bound["zone_overloads"] == 0
+    renewable = {
+        name: row["renewable_share"] * row["ev_kwh"]
+        for name, row in (("bound", bound), ("baseline", baseline), ("ours", result))
+    }
+    assert renewable["bound"] >= max(renewable["baseline"], renewable["ours"]) - 1e-6
     # The run's story went to stderr: the broker, the dashboard, eight planning runs, no fallback.
     assert "broker mosquitto" in err and "dashboard at http://127.0.0.1:" in err
     assert err.count(" plan optimal ") + err.count(" plan time_limit ") == 8, err[-2000:]
@@ -75,12 +116,23 @@ def test_demo_without_hours_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err[-2000:]
-    assert "simulated hours" in out and "uncontrolled" in out
+    assert "simulated hours" in out
+    # Three rows a person can compare at a glance: uncontrolled, coordinated, bound.
+    header = next(line for line in out.splitlines() if "uncontrolled" in line)
+    assert header.split() == ["uncontrolled", "coordinated", "bound"]
+    share = next(line for line in out.splitlines() if line.startswith("renewable share"))
+    assert len(share.split("%")) == 4, share  # three percentages
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--hours", "-1"], "--hours must be a positive number"), (["--speed", "-2"], "--speed")],
+    [
+        (["--hours", "-1"], "--hours must be a positive number"),
+        (["--hours", "1000"], "at most 168"),
+        (["--speed", "-2"], "--speed"),
+        (["--season", "autumn"], "--season must be one of winter, spring, summer"),
+        (["--seed", "-3"], "--seed must be in"),
+    ],
 )
 def test_bad_options_are_refused_without_a_traceback(
     tmp_path: Path, args: list[str], message: str

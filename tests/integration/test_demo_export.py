@@ -38,7 +38,19 @@ def gridcoord(cwd: Path, *args: str, timeout: float) -> subprocess.CompletedProc
 def test_a_demo_run_exports_to_csv_and_dcat_metadata(tmp_path: Path) -> None:
     if find_mosquitto() is None:
         pytest.fail("mosquitto is not installed: run `make test` (installs it as root)")
-    demo = gridcoord(tmp_path, "demo", "--hours", "1", "--speed", "0", "--json", timeout=300)
+    # The winter scenario: a Tuesday from 2026-01-20 12:00 UTC (gridcoord/demo/scenario.py).
+    demo = gridcoord(
+        tmp_path,
+        "demo",
+        "--hours",
+        "1",
+        "--speed",
+        "0",
+        "--season",
+        "winter",
+        "--json",
+        timeout=300,
+    )
     assert demo.returncode == 0, demo.stderr[-2000:]
     config = tmp_path / "var" / "demo" / "gridcoord-demo.yaml"
     out = tmp_path / "open-data"

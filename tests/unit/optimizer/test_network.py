@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +16,7 @@ from hypothesis import strategies as st
 
 from bench.optimizer import city_problem
 from optimizer import Problem, solve
+from optimizer.baselines import uncontrolled
 from optimizer.compiled import IntArray, compile_problem
 from optimizer.deadline import call_with_deadline, race_with_deadline
 from optimizer.flow_solvers import lemon_flow, ortools_flow
@@ -101,6 +104,29 @@ def test_import_costs_are_ranks_that_keep_the_order_and_the_ties() -> None:
     assert top == 4
 
 
+def _stretch(problem: Problem) -> float:
+    """How much the machine slows this process now: wall / CPU time of a fixed CPU-bound step.
+
+    The contract "budget + 1 s" is for a machine that gives the solve a core; on a shared one
+    the work after the deadline takes `stretch` times its CPU time. Measured on the same city
+    (compile, baseline, score: the kind of work that follows the deadline), no sleeping.
+    """
+    wall, cpu = time.perf_counter(), time.process_time()
+    compiled = compile_problem(problem)
+    score(compiled, uncontrolled(compiled))
+    return max(1.0, (time.perf_counter() - wall) / max(time.process_time() - cpu, 1e-3))
+
+
+def _within_budget(problem: Problem, budget: float, run: Callable[[], object]) -> None:
+    """`run()` returns within `budget` + 1 s of this process's time (see `_stretch`)."""
+    before = _stretch(problem)
+    started = time.monotonic()
+    run()
+    elapsed = time.monotonic() - started
+    stretch = max(before, _stretch(problem))
+    assert elapsed <= budget + 1.0 * stretch, f"{elapsed:.2f} s, machine stretch {stretch:.1f}"
+
+
 def test_a_tiny_budget_on_a_large_city_is_kept() -> None:
     """The deadline contract (returns by budget + 1 s, feasible, not optimal), not a speed."""
     # A quarter of the 20,000-session city, its substation binding in every slot: the exact
@@ -110,10 +136,9 @@ def test_a_tiny_budget_on_a_large_city_is_kept() -> None:
     data["zones"][0]["capacity_kw"] = 4_500.0
     problem = Problem.model_validate(data)
     budget = 0.05
-    started = time.monotonic()
-    schedule = solve(problem, time_limit_s=budget)
-    elapsed = time.monotonic() - started
-    assert elapsed <= budget + 1.0
+    schedules: list[Any] = []
+    _within_budget(problem, budget, lambda: schedules.append(solve(problem, time_limit_s=budget)))
+    (schedule,) = schedules
     assert schedule.status == "time_limit"
     assert schedule.message and "time limit of 0.05 s" in schedule.message
     compiled = compile_problem(problem)
@@ -126,9 +151,9 @@ def test_a_solve_that_would_overrun_is_cut_at_the_deadline() -> None:
     data["zones"][0]["capacity_kw"] = 4_500.0  # the substation binds in every slot
     problem = Problem.model_validate(data)
     budget = 1.0
-    started = time.monotonic()
-    schedule = solve(problem, time_limit_s=budget)
-    assert time.monotonic() - started <= budget + 1.0
+    schedules: list[Any] = []
+    _within_budget(problem, budget, lambda: schedules.append(solve(problem, time_limit_s=budget)))
+    (schedule,) = schedules
     compiled = compile_problem(problem)
     assert compiled.max_violation(_power(problem, schedule)) <= FEASIBLE
     if schedule.status != "optimal":  # a fast machine may prove the optimum within 1.5 s
@@ -219,3 +244,42 @@ def test_session_plans_are_built_like_model_construct() -> None:
     assert fast.model_dump_json() == slow.model_dump_json()
     assert fast.model_fields_set == slow.model_fields_set
     assert fast.power_kw == [1.0, 2.5]
+
+
+def test_short_sessions_are_built_like_model_construct() -> None:
+    from optimizer.explain import _session_short
+    from optimizer.schedule import BindingSession
+
+    fast = _session_short("s-1", 2.5, "zone_headroom", ["z-1"])
+    slow = BindingSession.model_construct(
+        session="s-1", unmet_kwh=2.5, reason="zone_headroom", limited_by=["z-1"]
+    )
+    assert fast == slow
+    assert fast.model_dump_json() == slow.model_dump_json()
+    assert fast.model_fields_set == slow.model_fields_set
+
+
+def test_a_solver_child_dies_with_its_parent() -> None:
+    """A parent killed by a signal takes its solver children with it (no orphan computing)."""
+    script = (
+        "import os, sys, time\n"
+        "from optimizer.deadline import call_with_deadline\n"
+        "def long():\n"
+        "    time.sleep(60)\n"
+        "    return None\n"
+        "print(os.getpid(), flush=True)\n"
+        "call_with_deadline(long, time.monotonic() + 120)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    parent.stdout.readline()
+    me = psutil.Process(parent.pid)
+    children: list[psutil.Process] = []
+    while not children:  # the fork follows the print: wait for it without sleeping blindly
+        children = me.children()
+        if parent.poll() is not None:
+            pytest.fail("the parent ended early")
+    parent.kill()
+    parent.wait()
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, "a solver child outlived its parent"

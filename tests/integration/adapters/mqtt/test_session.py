@@ -143,3 +143,35 @@ def test_after_a_broker_restart_it_resubscribes_and_sends_what_was_queued_meanwh
             watcher.close()
     finally:
         ours.stop()
+
+
+def test_a_flood_of_queued_messages_of_any_size_arrives_whole_and_in_order(
+    mosquitto: LocalBroker, device: Device
+) -> None:
+    # Queued while we are away, the broker sends them back to back on reconnect: many
+    # packets per read-ahead buffer (paho handles several per turn of its loop, see
+    # `_Client.loop_read`), and packets split across buffers (70 kB > one 64 KiB recv).
+    inbox: queue.Queue[Message] = queue.Queue()
+    first = session(mosquitto, inbox)
+    first.start()
+    assert first.wait_connected(10)
+    first.stop()
+    sizes = [5, 3_000, 70_000, 1, 200]
+    payloads = [bytes([65 + i % 26]) * sizes[i % len(sizes)] for i in range(600)]
+    for i, payload in enumerate(payloads):
+        device.client.publish(f"t/flood/{i}", payload, qos=1)
+    device.publish("t/flood/end", b"end")
+
+    flooded: queue.Queue[Message] = queue.Queue()
+    second = session(mosquitto, flooded)
+    second.start()
+    try:
+        got = []
+        while not got or got[-1].topic != "t/flood/end":
+            got.append(flooded.get(timeout=30))
+        assert [m.topic for m in got[:-1]] == [f"t/flood/{i}" for i in range(600)]
+        assert [m.payload for m in got[:-1]] == payloads
+        for message in got:
+            second.ack(message)
+    finally:
+        second.stop()

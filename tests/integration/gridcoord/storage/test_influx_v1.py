@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from adapters.contract.reading import AssetKind, Reading
 from gridcoord.storage.base import StoreRejected, StoreUnavailable
 from gridcoord.storage.influx_v1 import InfluxV1Store
-from gridcoord.storage.points import Point, datetime_to_ns
+from gridcoord.storage.points import Point, datetime_to_ns, reading_to_point
 from gridcoord.storage.spool import Spool
 from tests.fixtures.influx import InfluxdServer
 
@@ -228,3 +229,48 @@ def test_points_beyond_the_retention_policy_are_refused_the_recent_stored(
         store.write([*old[:150], *recent, *old[150:]])
     assert caught.value.rejected == old
     assert influxd_server.count("kpi", "v", influx_database) == 10
+
+
+def _readings(count: int) -> list[Reading]:
+    return [
+        Reading("pv-1", AssetKind.PV, "z-1", T0 + timedelta(seconds=i), {"power_w": float(i)})
+        for i in range(count)
+    ]
+
+
+def test_readings_are_written_as_their_points_would_be(
+    store: InfluxV1Store, influxd_server: InfluxdServer, influx_database: str
+) -> None:
+    readings = _readings(30)
+    store.write_readings(readings)
+    got = store.series(
+        "telemetry", "power_w", {"asset_id": "pv-1", "zone": "z-1"}, T0, T0 + timedelta(minutes=1)
+    )
+    assert got == [(r.ts, r.fields["power_w"]) for r in readings]
+
+
+def test_a_refused_reading_is_named_as_its_point_and_costs_no_other(
+    store: InfluxV1Store, influxd_server: InfluxdServer, influx_database: str
+) -> None:
+    # The fast path sends lines; on a refusal the batch goes the point way, which names it.
+    # Text in `status` first (type conflicts are per shard: the same week as the readings).
+    text = Point(
+        "telemetry", {"asset_id": "pv-9", "kind": "pv"}, {"status": "ok"}, datetime_to_ns(T0)
+    )
+    store.write([text])
+    readings = _readings(40)
+    bad = Reading("pv-9", AssetKind.PV, None, T0, {"status": 3.0})  # float where text is
+    with pytest.raises(StoreRejected, match=r"refused 1 of 41 points") as caught:
+        store.write_readings([*readings[:10], bad, *readings[10:]])
+    assert caught.value.rejected == [reading_to_point(bad)]
+    assert influxd_server.count("telemetry", "power_w", influx_database) == 40
+
+
+def test_a_reading_line_protocol_cannot_carry_is_refused_alone(
+    store: InfluxV1Store, influxd_server: InfluxdServer, influx_database: str
+) -> None:
+    bad = Reading("line\nbreak", AssetKind.PV, None, T0, {"power_w": 1.0})
+    with pytest.raises(StoreRejected) as caught:
+        store.write_readings([*_readings(3), bad])
+    assert caught.value.rejected == [reading_to_point(bad)]
+    assert influxd_server.count("telemetry", "power_w", influx_database) == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -167,7 +168,7 @@ def test_one_message_of_many_readings_is_acknowledged_once_after_all_are_stored(
         store,
         Spool(tmp_path / "spool", 10_000_000),
         dead_letter=tmp_path / "dead.lp",
-        batch_size=7,  # a message's 25 readings span four writes
+        batch_size=7,  # below one message's 25 readings
         flush_interval_s=0.05,
     )
     pipeline.start()
@@ -178,6 +179,39 @@ def test_one_message_of_many_readings_is_acknowledged_once_after_all_are_stored(
     assert pipeline.flush(10)
     pipeline.close()
     assert seen_at_ack == [25]
+
+
+class _CountingStore(EmbeddedStore):
+    """The real embedded store, remembering how many readings each write carried."""
+
+    writes: list[int]
+
+    def write_readings(self, readings: Sequence[Reading]) -> None:
+        self.writes.append(len(readings))
+        super().write_readings(readings)
+
+
+def test_writes_take_whole_messages_up_to_the_batch_size_in_one_request(tmp_path: Path) -> None:
+    store = _CountingStore(tmp_path / "db.sqlite3")
+    store.writes = []
+    pipeline = IngestPipeline(
+        store,
+        Spool(tmp_path / "spool", 10_000_000),
+        dead_letter=tmp_path / "dead.lp",
+        batch_size=100,
+        flush_interval_s=60,  # only a full batch or the flush writes
+    )
+    acks: list[int] = []
+    for message in range(10):  # 10 messages of 30 readings, queued before the writer runs
+        batch = [reading(message * 30 + i) for i in range(30)]
+        pipeline.submit_many(batch, lambda m=message: acks.append(m))
+    pipeline.start()
+    assert pipeline.flush(10)
+    assert stored(store) == [float(i) for i in range(300)]
+    pipeline.close()
+    # A message is never split: writes of 4 messages (120 readings), 4, then the last 2.
+    assert store.writes == [120, 120, 60]
+    assert acks == list(range(10))
 
 
 def test_stats_tell_telemetry_from_the_service_s_own_points(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from adapters.contract.validation import build_reading
 from gridcoord.config import ChargerType, Config
 from gridcoord.dispatch import setpoint_payload, valid_until
 from gridcoord.simulation.city import demo_city
-from gridcoord.simulation.stepper import CitySimulation, KpiAccumulator
+from gridcoord.simulation.stepper import CitySimulation
 from gridcoord.timegrid import parse_rfc3339
 
 LAYOUT = demo_city(seed=3, chargers=120, feeders=2, transformers_per_feeder=3)
@@ -87,19 +87,35 @@ def test_the_same_seed_replays_the_same_city() -> None:
     assert runs[0] == runs[1]
 
 
-def test_kpi_accumulator() -> None:
-    kpi = KpiAccumulator({"z": 100.0})
-    kpi.add(0.5, ev_kw=40.0, base_kw=50.0, renewable_kw=70.0, zone_kw={"z": 90.0})
-    kpi.add(0.5, ev_kw=20.0, base_kw=50.0, renewable_kw=0.0, zone_kw={"z": 120.0})
-    result = kpi.result(unmet_kwh=3.0)
-    # EV 30 kWh, of which 10 kWh from the 20 kW renewable surplus of the first half hour.
-    assert result == {
-        "renewable_share": pytest.approx(10.0 / 30.0),
-        "unmet_kwh": 3.0,
-        "peak_import_kw": 70.0,
-        "zone_overloads": 1,
-    }
-    assert KpiAccumulator({}).result(0.0)["renewable_share"] == 0.0
+def test_cars_in_progress_at_the_start_arrive_with_their_energy_so_far() -> None:
+    # Cars plugged in before the start keep their true request and departure and bring what
+    # they got since plug-in at full rate: no start-up artefact of 0 kWh in a shortened stay.
+    sim = CitySimulation(LAYOUT, 3, START, controlled=False)
+    assert sim.energy_before, "some cars are plugged in at 17:00"
+    for visit, before in sim.energy_before.items():
+        charger = sim.chargers[visit.charger_id]
+        assert charger.visit == visit  # plugged in from the first instant
+        hours = (START - visit.arrival).total_seconds() / 3600.0
+        rate = min(charger.max_kw, visit.max_kw)
+        assert before == pytest.approx(min(visit.energy_kwh, rate * hours))
+        assert charger.telemetry(START)["session_energy_wh"] == pytest.approx(1000 * before)
+    assert sim.kpi.ev_kwh == 0.0  # energy before the run is not the run's
+
+
+def test_sessions_still_plugged_in_are_judged_on_their_certain_shortfall() -> None:
+    sim = CitySimulation(LAYOUT, 3, START)  # controlled, never sent a setpoint: fail-safe power
+    end = START + timedelta(hours=3)
+    for minute in range(1, 181):
+        sim.step(START + timedelta(minutes=minute))
+    records = sim.session_records()
+    assert len(records) == len(sim.visits())
+    still = [r for r in records if not r.departed]
+    assert still and any(r.departed for r in records)
+    for r in still:
+        assert r.unmet_kwh == pytest.approx(
+            max(0.0, r.request_kwh - r.delivered_kwh - r.rate_kw * r.left_h)
+        )
+    assert sim.now == end
 
 
 def test_a_day_uncontrolled_overloads_a_transformer_somewhere() -> None:

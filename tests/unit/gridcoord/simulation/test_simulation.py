@@ -30,6 +30,7 @@ from gridcoord.simulation import (
     wind_kw,
     wind_speed_ms,
 )
+from gridcoord.simulation.weather import daily_cloudiness, synoptic_wind_ms
 from gridcoord.timegrid import local_day_slots
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -206,3 +207,21 @@ def test_draw_never_exceeds_the_limit_in_force(
             assert energy * 60 <= max(limits) + 1e-9
             assert c.power_kw <= min(22.0, vehicle_kw, max(limits)) + 1e-9
             now = nxt
+
+
+def test_weather_follows_the_seasons() -> None:
+    # Northern Germany: windier and greyer in winter, calmer and brighter in summer.
+    def month(m: int) -> list[datetime]:
+        first = datetime(2026, m, 1, 11, 0, tzinfo=UTC)
+        return [first + timedelta(hours=6 * i) for i in range(4 * 28)]
+
+    for seed in (1, 2):
+        january, july = month(1), month(7)
+        wind_jan = np.mean([wind_speed_ms(seed, t) for t in january])
+        wind_jul = np.mean([wind_speed_ms(seed, t) for t in july])
+        assert wind_jan > 7.0 > 6.0 > wind_jul
+        cloud_jan = np.mean([daily_cloudiness(seed, t) for t in january])
+        cloud_jul = np.mean([daily_cloudiness(seed, t) for t in july])
+        assert cloud_jan > 0.6 > cloud_jul
+        # What a weather model sees is the wind without its gusts.
+        assert all(abs(wind_speed_ms(seed, t) - synoptic_wind_ms(seed, t)) <= 1.0 for t in july)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,8 +10,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapters.contract.reading import AssetKind, Reading
 from gridcoord.storage.embedded import EmbeddedStore
-from gridcoord.storage.points import Point, datetime_to_ns
+from gridcoord.storage.points import Point, datetime_to_ns, reading_to_point
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 NS0 = datetime_to_ns(T0)
@@ -147,3 +149,43 @@ def test_two_stores_on_one_file_create_the_same_series_without_failing(tmp_path:
             (T0, 1.0),
             (T0 + timedelta(seconds=1), 2.0),
         ]
+
+
+_readings = st.lists(
+    st.builds(
+        Reading,
+        asset_id=st.sampled_from(["pv-1", "meter-2", "cp 3,x"]),
+        kind=st.sampled_from(AssetKind),
+        zone=st.sampled_from([None, "", "z-1"]),
+        ts=st.integers(min_value=0, max_value=10**6).map(
+            lambda s: datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=s)
+        ),
+        fields=st.dictionaries(
+            st.sampled_from(["power_w", "connected", "departure", "x_y"]),
+            st.one_of(
+                st.floats(allow_nan=False, allow_infinity=False), st.booleans(), st.text(max_size=5)
+            ),
+            min_size=1,
+            max_size=3,
+        ),
+    ),
+    max_size=20,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_readings)
+def test_readings_are_stored_as_their_points_are(readings: list[Reading]) -> None:
+    # write_readings builds rows straight from readings: the same rows as via their points.
+    with tempfile.TemporaryDirectory() as tmp:
+        direct = EmbeddedStore(Path(tmp) / "direct.sqlite3")
+        via_points = EmbeddedStore(Path(tmp) / "points.sqlite3")
+        direct.write_readings(readings)
+        via_points.write([reading_to_point(r) for r in readings])
+        query = (
+            "SELECT s.measurement, s.tags, s.field, v.ts_ns, v.value FROM samples v "
+            "JOIN series s ON s.id = v.series_id ORDER BY 1, 2, 3, 4"
+        )
+        assert direct._db.execute(query).fetchall() == via_points._db.execute(query).fetchall()
+        direct.close()
+        via_points.close()

@@ -15,6 +15,8 @@ from gridcoord.storage.points import (
     ns_to_datetime,
     parse_line,
     reading_to_point,
+    telemetry_line,
+    telemetry_lines,
 )
 
 # Names line protocol can carry: anything but line breaks and backslashes, never empty.
@@ -90,3 +92,38 @@ def test_reading_becomes_a_telemetry_point() -> None:
 @given(st.datetimes(timezones=st.just(UTC)))
 def test_datetime_ns_round_trip(ts: datetime) -> None:
     assert ns_to_datetime(datetime_to_ns(ts)) == ts
+
+
+# Readings as adapters make them, and odder: names with separators, quotes in strings, no zone.
+readings = st.builds(
+    Reading,
+    asset_id=st.text(st.characters(blacklist_categories=("Cs",)), max_size=12),
+    kind=st.sampled_from(AssetKind),
+    zone=st.one_of(st.none(), st.text(st.characters(blacklist_categories=("Cs",)), max_size=8)),
+    ts=st.datetimes(
+        min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+    ),
+    fields=st.dictionaries(
+        st.text(st.characters(blacklist_categories=("Cs",)), max_size=8),
+        st.one_of(
+            values,
+            st.sampled_from([float("nan"), float("inf"), -0.0, 5e-324, 1e308]),
+        ),
+        max_size=5,
+    ),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(readings)
+def test_telemetry_line_is_the_point_path_byte_for_byte(reading: Reading) -> None:
+    # The hot path builds lines without a Point: it must write exactly what the Point did,
+    # and refuse (ValueError) exactly what the Point refused.
+    try:
+        expected = reading_to_point(reading).to_line()
+    except ValueError:
+        with pytest.raises(ValueError):
+            telemetry_line(reading)
+        return
+    assert telemetry_line(reading) == expected
+    assert telemetry_lines([reading, reading]) == [expected, expected]

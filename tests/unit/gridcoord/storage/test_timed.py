@@ -28,7 +28,7 @@ def test_the_protocol_methods_are_found() -> None:
 
 
 #: The methods `TimedStore` times itself (everything that writes).
-TIMED = {"write", "replace"}
+TIMED = {"write", "write_readings", "replace"}
 
 
 def test_every_store_method_but_the_timed_ones_is_the_inner_stores_own(tmp_path: Path) -> None:
@@ -48,12 +48,14 @@ def test_writes_are_timed_and_reads_pass_through(tmp_path: Path) -> None:
     assert len(observed) == 2 and all(seconds >= 0.0 for seconds in observed)
     timed.replace([], [])
     assert len(observed) == 3  # the retention job's write is timed too
+    timed.write_readings([])
+    assert len(observed) == 4  # and the telemetry path's
     end = T0 + timedelta(minutes=2)
     series = timed.series("telemetry", "power_w", {"kind": "pv"}, T0, end)
     assert [value for _, value in series] == [float(s) for s in range(120)]
     totals = timed.bucket_totals("telemetry", "power_w", {}, T0, end, timedelta(minutes=1))
     assert totals == [(T0, 29.5), (T0 + timedelta(minutes=1), 89.5)]
-    assert len(observed) == 3  # reads are not writes
+    assert len(observed) == 4  # reads are not writes
     timed.close()
 
 
