@@ -1,9 +1,10 @@
 """The retention job: raw household and charger series older than the retention, aggregated.
 
 Raw ``telemetry`` of household meters (kind ``meter``, not a zone's meter) and of chargers,
-and the chargers' ``setpoint`` points, are kept for ``privacy.raw_retention_days``; then
-their per-zone 15-minute aggregates (`gridcoord.privacy.aggregate`) are written and the raw
-points deleted. PV, wind and zone meters are grid infrastructure, not personal data, and are
+and the chargers' ``setpoint`` and completed ``stay`` points, are kept for
+``privacy.raw_retention_days``; then the telemetry's per-zone 15-minute aggregates
+(`gridcoord.privacy.aggregate`) are written and the raw points deleted (setpoints and stays
+without an aggregate). PV, wind and zone meters are grid infrastructure, not personal data, and are
 left alone.
 
 One implementation for every store, on the `Store` methods ``oldest``, ``series`` and
@@ -37,6 +38,8 @@ MARKER = "retention"
 WINDOW = timedelta(days=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _GROUP = ("asset_id", "zone")
+#: Per-charger series deleted after the retention without an aggregate: (measurement, field).
+DELETED_ONLY = (("setpoint", "max_power_w"), ("stay", "stay_h"))
 
 
 @dataclass
@@ -123,14 +126,14 @@ class RetentionJob:
         cutoff = self.cutoff()
         report = RetentionReport(cutoff=cutoff, dry_run=dry_run)
         found = self._find(cutoff)
-        setpoints = self._setpoint_series(cutoff)
+        setpoints = self._deleted_only_series(cutoff)
         done = self._done_until(cutoff)
         deleted: set[str] = set()
         if done is not None:
             late = [f for f in found if f.oldest < done]
             late_setpoints = [a for a, oldest in setpoints.items() if oldest < done]
             if late or late_setpoints:
-                ids = sorted({f.asset_id for f in late} | set(late_setpoints))
+                ids = sorted({f.asset_id for f in late} | {a for _, a in late_setpoints})
                 report.late_assets = len(ids)
                 log.info("retention: deleting raw points of %d assets behind %s", len(ids), done)
                 if not dry_run:
@@ -155,7 +158,7 @@ class RetentionJob:
             report.windows.append((start, end))
             report.aggregates += len(aggregates)
             deleted.update(f.asset_id for f in members)
-            deleted.update(member_setpoints)
+            deleted.update(a for _, a in member_setpoints)
             start = end
         report.assets = len(deleted)
         return report
@@ -176,9 +179,15 @@ class RetentionJob:
                 found.append(_Found(asset_id, tags["zone"], oldest, source))
         return sorted(found, key=lambda f: (f.source, f.asset_id, f.zone))
 
-    def _setpoint_series(self, cutoff: datetime) -> dict[str, datetime]:
-        groups = self._store.oldest("setpoint", "max_power_w", {}, cutoff, ("asset_id",))
-        return {tags["asset_id"]: oldest for tags, oldest in groups if tags["asset_id"]}
+    def _deleted_only_series(self, cutoff: datetime) -> dict[tuple[str, str], datetime]:
+        """(measurement, asset) → its oldest point, for series deleted without an aggregate."""
+        series: dict[tuple[str, str], datetime] = {}
+        for measurement, field_name in DELETED_ONLY:
+            groups = self._store.oldest(measurement, field_name, {}, cutoff, ("asset_id",))
+            for tags, oldest in groups:
+                if tags["asset_id"]:
+                    series[(measurement, tags["asset_id"])] = oldest
+        return series
 
     def _done_until(self, cutoff: datetime) -> datetime | None:
         markers = self._store.series(MARKER, "end_s", {}, _EPOCH, cutoff + WINDOW)
@@ -214,13 +223,17 @@ class RetentionJob:
 
 
 def _deletions(
-    members: Iterable[_Found], setpoint_assets: Iterable[str], start: datetime, end: datetime
+    members: Iterable[_Found],
+    deleted_only: Iterable[tuple[str, str]],
+    start: datetime,
+    end: datetime,
 ) -> list[Deletion]:
     deletions = [
         Deletion("telemetry", {"asset_id": a}, start, end)
         for a in sorted({m.asset_id for m in members})
     ]
     deletions += [
-        Deletion("setpoint", {"asset_id": a}, start, end) for a in sorted(set(setpoint_assets))
+        Deletion(measurement, {"asset_id": a}, start, end)
+        for measurement, a in sorted(set(deleted_only))
     ]
     return deletions

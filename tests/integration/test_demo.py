@@ -94,12 +94,12 @@ def test_demo_with_mosquitto_prints_kpis_against_the_baseline(tmp_path: Path) ->
     # The run's story went to stderr: the broker, the dashboard, eight planning runs, no fallback.
     assert "broker mosquitto" in err and "dashboard at http://127.0.0.1:" in err
     assert err.count(" plan optimal ") + err.count(" plan time_limit ") == 8, err[-2000:]
-    # Telemetry, setpoints and plans reached the embedded store.
+    # Telemetry, setpoints, plans and the completed stays (learnt departures) reached the store.
     import sqlite3
 
     db = sqlite3.connect(tmp_path / "var" / "demo" / "gridcoord-demo.sqlite3")
     measurements = {row[0] for row in db.execute("SELECT DISTINCT measurement FROM series")}
-    assert measurements == {"telemetry", "setpoint", "plan"}
+    assert measurements == {"telemetry", "setpoint", "plan", "stay"}
 
 
 def test_demo_without_hours_stops_cleanly_on_sigterm(tmp_path: Path) -> None:

@@ -78,6 +78,9 @@ def raw_points(start: datetime, days: float) -> list[Point]:
         out.append(Point("telemetry", tags, fields, ns))
         out.append(Point("setpoint", {"asset_id": "charger-1", "schedule_id": "s"},
                          {"max_power_w": 7000.0}, ns))  # fmt: skip
+        if i % 24 == 23:  # a stay completed (learnt departures): personal, deleted too
+            out.append(Point("stay", {"asset_id": "charger-1", "charger_type": "public"},
+                             {"stay_h": 2.0}, ns))  # fmt: skip
     return out
 
 
@@ -122,6 +125,8 @@ def test_raw_personal_points_past_retention_are_gone_and_aggregated(store: Store
         assert len(stored(store, asset, "power_w", cutoff, FAR)) == 144  # the recent half day kept
     setpoints = store.series("setpoint", "max_power_w", {"asset_id": "charger-1"}, EPOCH, cutoff)
     assert setpoints == []
+    assert store.series("stay", "stay_h", {"asset_id": "charger-1"}, EPOCH, cutoff) == []
+    assert store.series("stay", "stay_h", {"asset_id": "charger-1"}, cutoff, FAR) != []
     for asset, before in infrastructure_before.items():
         assert stored(store, asset, "power_w") == before, asset  # grid infrastructure untouched
 
