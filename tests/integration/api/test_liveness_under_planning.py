@@ -59,11 +59,11 @@ class Held:
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def __call__(self, *args: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self.entered.set()
         # Bounded so that a failing test cannot hang the suite; the test releases it first.
         self.release.wait(120)
-        return self.method(*args)
+        return self.method(*args, **kwargs)
 
 
 @pytest.mark.parametrize("held_call", ["plan", "dispatch"])
