@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -351,11 +352,13 @@ class GatedSink:
 
 
 async def _until(condition: Callable[[], bool]) -> None:
-    for _ in range(1000):  # event-loop turns, not time
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition never held")
+    # The dispatch decides in a worker thread, so event-loop turns alone do not wait for it:
+    # poll the condition (the synchronisation) with a 60 s hang guard.
+    deadline = time.monotonic() + 60.0
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition never held")
+        await asyncio.sleep(0.001)
 
 
 def test_all_decreases_are_delivered_before_any_increase_and_each_group_goes_at_once() -> None:
