@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import queue
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -17,16 +16,9 @@ from gridcoord.broker.acl import BrokerUser, Rule
 from gridcoord.broker.files import Accounts
 from gridcoord.local_broker import LocalBroker
 from tests.fixtures.ports import free_port
+from tests.fixtures.waiting import wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 PASSWORDS = {"gridcoord": "gc-session-pw", "device-1": "dev-1-pw", "watcher": "watch-pw"}
@@ -124,7 +116,7 @@ def test_after_a_broker_restart_it_resubscribes_and_sends_what_was_queued_meanwh
     try:
         assert ours.wait_connected(60)
         mosquitto.stop()
-        wait_for(lambda: not ours.connected, "the session to notice the broker is gone")
+        wait_until(lambda: not ours.connected, "the session to notice the broker is gone")
         ours.publish("city/setpoint/c-1", b'{"max_power_w": 0.0}', qos=1, retain=True)
         mosquitto.start()
         assert ours.wait_connected(30), "the session did not reconnect"

@@ -9,8 +9,7 @@ import asyncio
 import json
 import logging
 import math
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,6 +30,7 @@ from gridcoord.planning.coordinator import Coordinator
 from gridcoord.planning.loop import PlanningLoop
 from gridcoord.sinks import setpoint_sinks
 from gridcoord.storage.points import Point
+from tests.fixtures.waiting import until
 
 T0 = datetime(2026, 11, 24, 17, 0, 20, tzinfo=UTC)
 MODBUS = {"host": "127.0.0.1", "port": 1502, "unit_id": 1, "register_map": "generic-charger"}
@@ -351,16 +351,6 @@ class GatedSink:
         return Delivery(setpoint.charger_id, "read_back")
 
 
-async def _until(condition: Callable[[], bool]) -> None:
-    # The dispatch decides in a worker thread, so event-loop turns alone do not wait for it:
-    # poll the condition (the synchronisation) with a 60 s hang guard.
-    deadline = time.monotonic() + 60.0
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition never held")
-        await asyncio.sleep(0.001)
-
-
 def test_all_decreases_are_delivered_before_any_increase_and_each_group_goes_at_once() -> None:
     r = rig(transformer_kw=25.0)
     events: list[tuple[str, str]] = []
@@ -377,12 +367,12 @@ def test_all_decreases_are_delivered_before_any_increase_and_each_group_goes_at_
         r.clock.now = T0 + timedelta(minutes=1)
         r.observe(connected=("c-mqtt", "c-own"))
         task = asyncio.ensure_future(loop.dispatch_once())
-        await _until(lambda: ("start", "c-modbus") in events)
+        await until(lambda: ("start", "c-modbus") in events)
         for _ in range(20):
             await asyncio.sleep(0)
         assert events == [("start", "c-modbus")]  # the increases wait for the decrease
         sink.gate("c-modbus").set()
-        await _until(lambda: len(events) == 4)
+        await until(lambda: len(events) == 4)
         # Both increases under way at once, neither finished: one round trip, not two.
         assert sorted(events[2:]) == [("start", "c-mqtt"), ("start", "c-own")]
         sink.gate("c-mqtt").set()
