@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from adapters.contract.reading import Reading
 from gridcoord.storage.base import Deletion, StoreUnavailable
@@ -164,10 +165,8 @@ class EmbeddedStore:
         end: datetime,
     ) -> list[tuple[datetime, float]]:
         """Read one numeric field; see `gridcoord.storage.base.Store.series`."""
-        conditions = "".join(" AND json_extract(s.tags, ?) = ?" for _ in tags)
-        parameters: list[object] = [measurement, field]
-        for key, value in tags.items():
-            parameters += [f"$.{json.dumps(key)}", value]
+        conditions, tag_values = _tag_conditions(tags)
+        parameters: list[object] = [measurement, field, *tag_values]
         parameters += [datetime_to_ns(start), datetime_to_ns(end)]
         query = (
             "SELECT x.ts_ns, x.value FROM samples x JOIN series s ON s.id = x.series_id "
@@ -175,12 +174,7 @@ class EmbeddedStore:
             "AND x.ts_ns >= ? AND x.ts_ns < ? AND typeof(x.value) IN ('integer', 'real') "
             "ORDER BY x.ts_ns"
         )
-        with self._lock:
-            try:
-                rows = self._db.execute(query, parameters).fetchall()
-            except sqlite3.Error as exc:
-                message = f"embedded store {self.path} cannot be read: {exc}"
-                raise StoreUnavailable(message) from None
+        rows = self._read(query, parameters)
         return [(ns_to_datetime(ts_ns), float(value)) for ts_ns, value in rows]
 
     def bucket_totals(
@@ -195,10 +189,8 @@ class EmbeddedStore:
     ) -> list[tuple[datetime, float]]:
         """Sum over assets of their mean per bucket; see `Store.bucket_totals`."""
         width_ns = bucket_width_ns(width)
-        conditions = "".join(" AND json_extract(s.tags, ?) = ?" for _ in tags)
-        parameters: list[object] = [width_ns, measurement, field]
-        for key, value in tags.items():
-            parameters += [f"$.{json.dumps(key)}", value]
+        conditions, tag_values = _tag_conditions(tags)
+        parameters: list[object] = [width_ns, measurement, field, *tag_values]
         excluded = sorted(set(exclude_assets))
         if excluded:
             marks = ", ".join("?" for _ in excluded)
@@ -213,12 +205,7 @@ class EmbeddedStore:
             "AND x.ts_ns >= ? AND x.ts_ns < ? AND typeof(x.value) IN ('integer', 'real') "
             "GROUP BY a, b) GROUP BY b ORDER BY b"
         )
-        with self._lock:
-            try:
-                rows = self._db.execute(query, parameters).fetchall()
-            except sqlite3.Error as exc:
-                message = f"embedded store {self.path} cannot be read: {exc}"
-                raise StoreUnavailable(message) from None
+        rows = self._read(query, parameters)
         return [(ns_to_datetime(bucket * width_ns), float(total)) for bucket, total in rows]
 
     def oldest(
@@ -230,12 +217,10 @@ class EmbeddedStore:
         group_by: Sequence[str],
     ) -> list[tuple[dict[str, str], datetime]]:
         """Series with points before ``end`` and their oldest point; see `Store.oldest`."""
-        conditions = "".join(" AND json_extract(s.tags, ?) = ?" for _ in tags)
+        conditions, tag_values = _tag_conditions(tags)
         keys = ", ".join("coalesce(json_extract(s.tags, ?), '')" for _ in group_by)
-        parameters: list[object] = [f"$.{json.dumps(key)}" for key in group_by]
-        parameters += [measurement, field]
-        for key, value in tags.items():
-            parameters += [f"$.{json.dumps(key)}", value]
+        parameters: list[object] = [_json_path(key) for key in group_by]
+        parameters += [measurement, field, *tag_values]
         parameters.append(datetime_to_ns(end))
         group = ", ".join(str(i + 1) for i in range(len(group_by))) or "NULL"
         query = (
@@ -244,18 +229,22 @@ class EmbeddedStore:
             f"WHERE s.measurement = ? AND s.field = ?{conditions} AND x.ts_ns < ? "
             f"GROUP BY {group}"
         )
-        with self._lock:
-            try:
-                rows = self._db.execute(query, parameters).fetchall()
-            except sqlite3.Error as exc:
-                message = f"embedded store {self.path} cannot be read: {exc}"
-                raise StoreUnavailable(message) from None
+        rows = self._read(query, parameters)
         found = []
         for row in rows:
             if row[-1] is None:  # an aggregate over no rows (group_by empty)
                 continue
             found.append((dict(zip(group_by, row[:-1], strict=True)), ns_to_datetime(row[-1])))
         return found
+
+    def _read(self, query: str, parameters: Sequence[object]) -> list[Any]:
+        """Rows of one read query; `StoreUnavailable` if the file cannot be read."""
+        with self._lock:
+            try:
+                return self._db.execute(query, parameters).fetchall()
+            except sqlite3.Error as exc:
+                message = f"embedded store {self.path} cannot be read: {exc}"
+                raise StoreUnavailable(message) from None
 
     def close(self) -> None:
         """Close the database file."""
@@ -330,3 +319,17 @@ class EmbeddedStore:
     def _load_series(self) -> None:
         rows = self._db.execute("SELECT id, measurement, tags, field FROM series")
         self._series = {(m, t, f): i for i, m, t, f in rows}
+
+
+def _json_path(key: str) -> str:
+    """The JSON path of one tag in the ``series.tags`` column."""
+    return f"$.{json.dumps(key)}"
+
+
+def _tag_conditions(tags: dict[str, str]) -> tuple[str, list[object]]:
+    """SQL conditions matching every tag of ``tags``, and their parameters."""
+    conditions = "".join(" AND json_extract(s.tags, ?) = ?" for _ in tags)
+    values: list[object] = []
+    for key, value in tags.items():
+        values += [_json_path(key), value]
+    return conditions, values
