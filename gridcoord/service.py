@@ -482,8 +482,10 @@ class Service:
         for element in decoded.rejected:
             error = element.error
             rejections.reject(element.asset_id, error.reason, error.detail, message.topic)
-        for reading in decoded.readings:
-            self._observe(reading)
+        if self.coordinator is not None or self._listeners:
+            # Only then a `Reading` per reading: the store takes the typed decoder's rows.
+            for reading in decoded.readings:
+                self._observe(reading)
         if not decoded.readings:
             self._durable(message, key)
             return

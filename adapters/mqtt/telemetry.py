@@ -173,7 +173,7 @@ class TelemetryDecoder:
                 if batch:
                     limit = self._max_batch_readings
                     return Decoded(typed.decode_many(payload, now, window, limit), [])
-                return Decoded([typed.decode_one(payload, now, window)], [])
+                return Decoded(typed.decode_one(payload, now, window), [])
             except NOT_TYPED:
                 pass  # judged below, with the exact reason of each element
         document = decode_json(payload)
@@ -184,8 +184,9 @@ class TelemetryDecoder:
             raise Rejected(Reason.NOT_OBJECT, "payload must be a JSON object or an array of them")
         self._check_batch(document)
         deep = _may_nest(payload, document, outer=1)
-        decoded = Decoded([], [])
-        readings, element_of = decoded.readings, self._element
+        readings: list[Reading] = []
+        decoded = Decoded(readings, [])
+        element_of = self._element
         for index, element in enumerate(document):
             try:
                 if type(element) is not dict:
@@ -213,7 +214,8 @@ class TelemetryDecoder:
         self._check_batch(elements)
         window = timestamp_window(now)
         deep = _may_nest(payload, elements, outer=2)
-        decoded = Decoded([], [])
+        readings: list[Reading] = []
+        decoded = Decoded(readings, [])
         for index, element in enumerate(elements):
             asset_id = UNKNOWN_ASSET
             try:
@@ -230,7 +232,7 @@ class TelemetryDecoder:
                 asset_id = asset.id
                 if deep:
                     _check_element_depth(element)
-                decoded.readings.append(self._element(asset, element, now, window))
+                readings.append(self._element(asset, element, now, window))
             except Rejected as exc:
                 decoded.rejected.append(ElementRejected.of(index, asset_id, exc))
         return decoded
@@ -279,9 +281,13 @@ class ElementRejected:
 
 @dataclass(slots=True)
 class Decoded:
-    """What one message yields: readings to store and, for a batch, rejected elements."""
+    """What one message yields: readings to store and, for a batch, rejected elements.
 
-    readings: list[Reading]
+    ``readings`` is a list from the general path, `ReadingRows` from the typed one (readings
+    built only when asked for; the stores take the rows as they are).
+    """
+
+    readings: Sequence[Reading]
     rejected: list[ElementRejected]
 
 

@@ -3,8 +3,9 @@
 The fast path for the common message: a device's contract payload (one reading object or an
 array of them) with only contract fields. Per asset rating there is one msgspec struct whose
 fields carry the contract's types and the asset's ranges, so parsing, type checks and range
-checks happen in one C pass; Python then only turns `ts` into a datetime and builds the
-`Reading`. A payload it cannot take as it is — an unknown field (kept by the contract if
+checks happen in one C pass; Python then only turns `ts` into integer nanoseconds and keeps
+each reading as a row (`ReadingRows`: no `Reading` object or `datetime` per reading unless
+someone asks for one). A payload it cannot take as it is — an unknown field (kept by the contract if
 numeric, so judged by the general path), a wrong type, a value out of range, invalid JSON, a
 bad timestamp, an element without values — is not judged here: the caller decodes it again
 on the general path (orjson and `build_reading`), which gives the exact reason for each
@@ -16,13 +17,13 @@ general path on generated payloads).
 from __future__ import annotations
 
 import functools
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
 
 from adapters.contract.asset import AssetInfo
-from adapters.contract.reading import AssetKind, Reading
+from adapters.contract.reading import AssetKind, ReadingRows, Row, Series, ns_to_utc, row_of
 from adapters.contract.validation import (
     BOOLEAN_FIELDS,
     DROPPED_FIELDS,
@@ -60,14 +61,15 @@ class TypedDecoder:
 
     def __init__(self, asset: AssetInfo) -> None:
         self._asset = asset
+        self._series: Series = (asset.id, asset.kind, asset.zone)
         struct = _struct_for(asset.kind, float(asset.rated_kw))
         self._one = msgspec.json.Decoder(struct)
         self._many = msgspec.json.Decoder(list[struct])  # type: ignore[valid-type]
 
     def decode_one(
         self, payload: bytes, now: datetime, window: tuple[datetime, datetime]
-    ) -> Reading:
-        """The reading of a single-object payload.
+    ) -> ReadingRows:
+        """The reading of a single-object payload (one row).
 
         Raises
         ------
@@ -76,11 +78,11 @@ class TypedDecoder:
         """
         values = msgspec.to_builtins(self._one.decode(payload))
         values.pop("asset", None)  # not a number: the general path leaves it out as well
-        return self._reading(values, now, window)
+        return ReadingRows(self._rows([values], now, window))
 
     def decode_many(
         self, payload: bytes, now: datetime, window: tuple[datetime, datetime], limit: int
-    ) -> list[Reading]:
+    ) -> ReadingRows:
         """The readings of an array payload of at most `limit` elements, in order.
 
         Raises
@@ -92,27 +94,54 @@ class TypedDecoder:
         if not 0 < len(elements) <= limit:
             raise Untyped("batch size")
         asset_id = self._asset.id
-        readings = []
         for values in elements:
-            named = values.pop("asset", None)
-            if named is not None and named != asset_id:
+            if "asset" in values and values.pop("asset") not in (None, asset_id):
                 raise Untyped("names another asset")
-            readings.append(self._reading(values, now, window))
-        return readings
+        return ReadingRows(self._rows(elements, now, window))
 
-    def _reading(
-        self, values: dict[str, Any], now: datetime, window: tuple[datetime, datetime]
-    ) -> Reading:
-        asset = self._asset
-        raw_ts = values.pop("ts", None)
-        ts = now if raw_ts is None else parse_timestamp(raw_ts, now=now, window=window)
-        if _SPECIAL.isdisjoint(values):
+    def _rows(
+        self, elements: list[dict[str, Any]], now: datetime, window: tuple[datetime, datetime]
+    ) -> list[Row]:
+        """Each element's row: the struct checked types and ranges; here the instant.
+
+        Epoch milliseconds inside the window (the common `ts`) become nanoseconds by integer
+        arithmetic: the same instant `parse_timestamp` gives (whole milliseconds are exact
+        microseconds), without a `datetime`. Anything else about `ts` is `parse_timestamp`'s.
+        """
+        oldest, newest = window
+        low_ms = -(-_micros(oldest) // 1000)  # the first whole millisecond inside
+        high_ms = _micros(newest) // 1000
+        now_ns = _micros(now) * 1000
+        series = self._series
+        rows: list[Row] = []
+        append = rows.append
+        for values in elements:
+            raw_ts = values.pop("ts", None)
+            if type(raw_ts) is int and low_ms <= raw_ts <= high_ms:
+                ts_ns = raw_ts * 1_000_000
+            elif raw_ts is None:
+                ts_ns = now_ns
+            else:
+                ts_ns = _micros(parse_timestamp(raw_ts, now=now, window=window)) * 1000
             if not values:
                 raise Untyped("no values")
-            # Every value is a float the struct has range-checked: the reading as it is.
-            return Reading(asset.id, asset.kind, asset.zone, ts, values)
-        # Identifiers to drop, `connected`, `departure`: the general rules.
-        return build_reading(asset, values, ts=ts, now=now)
+            if _SPECIAL.isdisjoint(values):
+                # Every value is a float the struct has range-checked: the row as it is.
+                append((series, ts_ns, values))
+            else:
+                # Identifiers to drop, `connected`, `departure`: the general rules.
+                reading = build_reading(self._asset, values, ts=ns_to_utc(ts_ns), now=now)
+                append(row_of(reading))
+        return rows
+
+
+def _micros(ts: datetime) -> int:
+    """Microseconds since the Unix epoch of an aware datetime, exact."""
+    delta = ts - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @functools.lru_cache(maxsize=1024)

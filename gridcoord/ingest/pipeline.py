@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adapters.contract.reading import Reading
+from adapters.contract.reading import Reading, ReadingRows, Row
 from gridcoord.ingest.backoff import Backoff
 from gridcoord.storage.base import Store, StoreRejected, StoreUnavailable
 from gridcoord.storage.points import Point, reading_to_point
@@ -251,13 +251,16 @@ class IngestPipeline:
                         return
 
     def _persist(self, batch: list[_Item]) -> None:
-        readings: list[Reading] = []
+        rows: list[Row] = []
         points: list[Point] = []
         for entry, _ in batch:
             if isinstance(entry, Point):
                 points.append(entry)
             else:
-                readings.extend(entry)
+                # Rows, not readings: the typed decoder's `ReadingRows` go to the store as
+                # they are (no `Reading` per reading); other adapters' readings become rows.
+                rows += ReadingRows.of(entry).rows
+        readings = ReadingRows(rows)
         with self.stats.lock:
             self.stats.accepted += len(readings) + len(points)
             self.stats.telemetry += len(readings)
@@ -274,7 +277,7 @@ class IngestPipeline:
             self._progress.notify_all()
 
     def _hold_until_durable(
-        self, part: list[Reading] | list[Point], write: Callable[[Any], None]
+        self, part: Sequence[Reading] | list[Point], write: Callable[[Any], None]
     ) -> None:
         while True:
             try:
@@ -288,7 +291,7 @@ class IngestPipeline:
                 self._replay(force=False)
 
     def _write_or_spool(
-        self, part: list[Reading] | list[Point], write: Callable[[Any], None]
+        self, part: Sequence[Reading] | list[Point], write: Callable[[Any], None]
     ) -> None:
         if not self._spool.batches_pending and self._backoff.due(time.monotonic()):
             try:

@@ -21,14 +21,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from adapters.contract.reading import Reading
+from adapters.contract.reading import Reading, ReadingRows, Series
 from gridcoord.storage.base import Deletion, StoreUnavailable
 from gridcoord.storage.points import (
     Point,
     bucket_width_ns,
     datetime_to_ns,
     ns_to_datetime,
-    reading_to_point,
+    telemetry_tags,
 )
 
 _SCHEMA = """
@@ -282,18 +282,17 @@ class EmbeddedStore:
 
     def _reading_rows(self, readings: Sequence[Reading]) -> list[tuple[int, int, object]]:
         rows: list[tuple[int, int, object]] = []
-        tag_cache: dict[tuple[str, str, str | None], str] = {}
+        tag_cache: dict[Series, str] = {}
         series_ids = self._series
-        for reading in readings:
-            identity = (reading.asset_id, reading.kind, reading.zone)
-            tags = tag_cache.get(identity)
+        # `ReadingRows` (the typed decoder's) as they are: no `Reading` per reading.
+        for series, ts_ns, fields in ReadingRows.of(readings).rows:
+            tags = tag_cache.get(series)
             if tags is None:
                 # As `_rows` makes of `reading_to_point(reading)`: sorted, empty values left out.
-                tag_items = sorted(reading_to_point(reading).tags.items())
+                tag_items = sorted(telemetry_tags(series).items())
                 tags = json.dumps({k: v for k, v in tag_items if v}, separators=(",", ":"))
-                tag_cache[identity] = tags
-            ts_ns = datetime_to_ns(reading.ts)
-            for field, value in reading.fields.items():
+                tag_cache[series] = tags
+            for field, value in fields.items():
                 key = ("telemetry", tags, field)
                 series_id = series_ids.get(key)
                 if series_id is None:

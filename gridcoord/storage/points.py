@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from adapters.contract.reading import FieldValue, Reading
+from adapters.contract.reading import FieldValue, Reading, ReadingRows, Series
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +81,7 @@ def _field_key(key: str) -> str:
 
 def reading_to_point(reading: Reading) -> Point:
     """Map a reading onto the `telemetry` measurement of DESIGN 3.4."""
-    tags = {"asset_id": reading.asset_id, "kind": reading.kind.value}
-    if reading.zone:
-        tags["zone"] = reading.zone
+    tags = telemetry_tags((reading.asset_id, reading.kind, reading.zone))
     return Point("telemetry", tags, reading.fields, datetime_to_ns(reading.ts))
 
 
@@ -100,46 +98,61 @@ def telemetry_line(reading: Reading) -> str:
         as `Point.to_line`: a name line protocol cannot carry, a non-finite number, or no
         fields.
     """
-    series = (reading.asset_id, reading.kind, reading.zone)
-    head = _TELEMETRY_HEADS.get(series)
-    if head is None:
-        head = _telemetry_head(series)
-    fields = reading.fields
-    if not fields:
-        raise ValueError("point of 'telemetry' has no fields")
-    parts = []
-    for key, value in fields.items():
-        prefix = _FIELD_PREFIXES.get(key)
-        if prefix is None:
-            prefix = _field_prefix(key)
-        # `type(...) is float` (not isinstance): a bool or int goes the general way.
-        if type(value) is float and value - value == 0.0:  # finite: inf - inf and nan are nan
-            parts.append(prefix + repr(value))
-        else:
-            parts.append(prefix + _format_field(key, value))
-    delta = reading.ts - _EPOCH
-    ts_ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
-    return f"{head} {','.join(parts)} {ts_ns}"
+    return telemetry_lines(ReadingRows.of((reading,)))[0]
 
 
-def telemetry_lines(readings: Iterable[Reading]) -> list[str]:
-    """`telemetry_line` of each reading, in order (one store write's body)."""
-    return [telemetry_line(reading) for reading in readings]
+def telemetry_lines(readings: Sequence[Reading]) -> list[str]:
+    """`telemetry_line` of each reading, in order (one store write's body).
+
+    `ReadingRows` (the typed decoder's readings) are formatted from their rows as they are:
+    no `Reading` or `datetime` per reading.
+
+    Raises
+    ------
+    ValueError
+        as `telemetry_line`, for any of them.
+    """
+    heads, prefixes = _TELEMETRY_HEADS, _FIELD_PREFIXES
+    lines: list[str] = []
+    append = lines.append
+    for series, ts_ns, fields in ReadingRows.of(readings).rows:
+        head = heads.get(series)
+        if head is None:
+            head = _telemetry_head(series)
+        if not fields:
+            raise ValueError("point of 'telemetry' has no fields")
+        parts = []
+        for key, value in fields.items():
+            prefix = prefixes.get(key)
+            if prefix is None:
+                prefix = _field_prefix(key)
+            # `type(...) is float` (not isinstance): a bool or int goes the general way.
+            if type(value) is float and value - value == 0.0:  # finite: inf - inf, nan: nan
+                parts.append(prefix + repr(value))
+            else:
+                parts.append(prefix + _format_field(key, value))
+        append(f"{head} {','.join(parts)} {ts_ns}")
+    return lines
+
+
+def telemetry_tags(series: Series) -> dict[str, str]:
+    """The tags of a reading's `telemetry` point: asset id, kind, and the zone if any."""
+    asset_id, kind, zone = series
+    tags = {"asset_id": asset_id, "kind": str(kind)}
+    if zone:
+        tags["zone"] = zone
+    return tags
 
 
 # Plain dicts in front of the escaping (a lookup, no call): ids and names come from the
 # configuration and the contract, so they are few; cleared if a bug ever made them many.
 _CACHE_LIMIT = 65_536
-_TELEMETRY_HEADS: dict[tuple[str, str, str | None], str] = {}
+_TELEMETRY_HEADS: dict[Series, str] = {}
 _FIELD_PREFIXES: dict[str, str] = {}
 
 
-def _telemetry_head(series: tuple[str, str, str | None]) -> str:
-    asset_id, kind, zone = series
-    tags = {"asset_id": asset_id, "kind": str(kind)}
-    if zone:
-        tags["zone"] = zone
-    head = _series_head("telemetry", tuple(tags.items()))
+def _telemetry_head(series: Series) -> str:
+    head = _series_head("telemetry", tuple(telemetry_tags(series).items()))
     if len(_TELEMETRY_HEADS) >= _CACHE_LIMIT:
         _TELEMETRY_HEADS.clear()
     _TELEMETRY_HEADS[series] = head

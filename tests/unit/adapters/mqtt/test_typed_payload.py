@@ -11,10 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adapters.contract.reading import ReadingRows
 from adapters.contract.validation import Rejected, field_ranges, timestamp_window
 from adapters.mqtt.telemetry import Decoded, TelemetryDecoder
 from adapters.mqtt.typed_payload import NOT_TYPED, TypedDecoder
 from gridcoord.config import Config
+from gridcoord.storage.points import parse_line, reading_to_point, telemetry_lines
 
 NOW = datetime(2026, 6, 21, 10, 0, tzinfo=UTC)
 CONFIG = Config(
@@ -196,3 +198,41 @@ def test_the_typed_path_takes_clean_contract_payloads() -> None:
     ]
     assert [r.ts for r in readings] == [NOW - timedelta(minutes=1), NOW]
     assert type(readings[0].fields["power_w"]) is float
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(["meter-c", "cp-1", "pv-1"]),
+    st.one_of(good_elements, st.lists(good_elements, min_size=1, max_size=25)),
+)
+def test_the_typed_paths_rows_are_stored_as_the_general_paths_readings(
+    asset: str, document: Any
+) -> None:
+    # The stores take the typed path's rows as they are (no `Reading` in between): the lines
+    # they make must be the general path's readings' points, instants to the nanosecond
+    # included. (Field order may differ: the struct's order, which line protocol ignores.)
+    topic = f"gridcoord/telemetry/{asset}"
+    payload = json.dumps(document).encode()
+    try:
+        typed = TYPED.decode_message(topic, payload, now=NOW)
+        general = GENERAL.decode_message(topic, payload, now=NOW)
+    except Rejected:
+        return
+    assert isinstance(general.readings, list)
+    expected = [reading_to_point(reading) for reading in general.readings]
+    assert [parse_line(line) for line in telemetry_lines(typed.readings)] == expected
+    if isinstance(typed.readings, ReadingRows):
+        assert all(ts_ns % 1000 == 0 for _, ts_ns, _ in typed.readings.rows)
+
+
+def test_reading_rows_are_a_sequence_of_the_readings() -> None:
+    ts = int((NOW - timedelta(minutes=1)).timestamp() * 1000)
+    payload = json.dumps([{"power_w": 1.0, "ts": ts}, {"power_w": 2.0}]).encode()
+    rows = TYPED.decode_message("gridcoord/telemetry/meter-c", payload, now=NOW).readings
+    assert isinstance(rows, ReadingRows)
+    readings = GENERAL.decode_message("gridcoord/telemetry/meter-c", payload, now=NOW).readings
+    assert len(rows) == 2 and rows == readings and list(rows) == readings
+    assert rows[1] == readings[1] and rows[-1].ts == NOW
+    assert rows[:1] == readings[:1] and isinstance(rows[:1], ReadingRows)
+    assert ReadingRows.of(readings).rows == rows.rows and ReadingRows.of(rows) is rows
+    assert rows != readings[:1] and rows != "not readings"
