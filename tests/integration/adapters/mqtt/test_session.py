@@ -10,7 +10,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from adapters.mqtt.client import Message, MqttSession
+from adapters.mqtt.client import ACKS_PER_WRITE, Message, MqttSession
 from adapters.mqtt.settings import Mqtt
 from gridcoord.broker.acl import BrokerUser, Rule
 from gridcoord.broker.files import Accounts
@@ -165,5 +165,42 @@ def test_a_flood_of_queued_messages_of_any_size_arrives_whole_and_in_order(
         assert [m.payload for m in got[:-1]] == payloads
         for message in got:
             second.ack(message)
+    finally:
+        second.stop()
+
+
+def test_acknowledgements_written_together_each_reach_the_broker(
+    mosquitto: LocalBroker, device: Device
+) -> None:
+    # Acks queued together leave as few writes of many PUBACKs (`ACKS_PER_WRITE` each): the
+    # broker must take every one of them, and only those. Messages not acknowledged come back
+    # to the next session; a malformed or lost PUBACK in a write would bring others back too.
+    inbox: queue.Queue[Message] = queue.Queue()
+    first = session(mosquitto, inbox)
+    first.start()
+    assert first.wait_connected(60)
+    count = 2 * ACKS_PER_WRITE + 300
+    for i in range(count):
+        device.client.publish(f"t/many/{i}", b"x", qos=1)
+    device.publish("t/many/end", b"end")
+    got = []
+    while not got or got[-1].topic != "t/many/end":
+        got.append(inbox.get(timeout=60))
+    kept = {f"t/many/{i}" for i in range(0, count, 97)}  # "not durable": never acknowledged
+    for message in got:
+        if message.topic not in kept:
+            first.ack(message)
+    first.stop()
+
+    again: queue.Queue[Message] = queue.Queue()
+    second = session(mosquitto, again)
+    second.start()
+    try:
+        assert second.wait_connected(60)
+        device.publish("t/marker", b"m")
+        topics = [again.get(timeout=60).topic]
+        while topics[-1] != "t/marker":
+            topics.append(again.get(timeout=60).topic)
+        assert topics == [f"t/many/{i}" for i in range(0, count, 97)] + ["t/marker"]
     finally:
         second.stop()
