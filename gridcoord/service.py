@@ -24,6 +24,7 @@ from adapters.mqtt.settings import Mqtt
 from adapters.mqtt.telemetry import UNKNOWN_ASSET, TelemetryDecoder
 from adapters.ocpp.credentials import CredentialsError
 from adapters.ocpp.server import OcppServer
+from gridcoord import heap
 from gridcoord.api.metrics import Instruments
 from gridcoord.api.overrides import OverrideBook
 from gridcoord.broker.credentials import DEVICE_FILE
@@ -73,8 +74,10 @@ def run_service(config_path: Path, config: Config | None = None) -> int:
             print(exc.report(), file=sys.stderr)
             return 2
     configure_logging()
+    service = Service(config)
+    heap.settle()  # after the imports and the configuration: see gridcoord/heap.py
     try:
-        asyncio.run(Service(config).serve())
+        asyncio.run(service.serve())
     except StartupError as exc:
         log.error("%s", exc)
         return 1

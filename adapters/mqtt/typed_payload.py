@@ -157,4 +157,5 @@ def _struct_for(kind: AssetKind, rated_kw: float) -> Any:
     fields.append(("ts", int | float | str | _Unset, msgspec.UNSET))
     fields.append(("asset", str | None | _Unset, msgspec.UNSET))
     fields += [(name, _Scalar, msgspec.UNSET) for name in sorted(DROPPED_FIELDS - {"ts"})]
-    return msgspec.defstruct("ContractReading", fields, forbid_unknown_fields=True)
+    # gc=False: only scalars inside, so no cycles; untracked, they do not wake the collector.
+    return msgspec.defstruct("ContractReading", fields, forbid_unknown_fields=True, gc=False)
