@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -41,6 +41,10 @@ GATEWAY = "gridcoord/gateway/"
 
 def reading(second: int, power: float = 500.0, **extra: Any) -> dict[str, Any]:
     return {"power_w": power, "ts": (T0 + timedelta(seconds=second)).isoformat(), **extra}
+
+
+def epoch_reading(second: int, power: float = 500.0) -> dict[str, Any]:
+    return {"power_w": power, "ts": int((T0 + timedelta(seconds=second)).timestamp() * 1000)}
 
 
 def publish(rig: Rig, topic: str, payload: bytes) -> None:
@@ -93,6 +97,12 @@ def test_batches_store_good_elements_and_reject_bad_ones_by_index(rig: Rig) -> N
     send(
         "vendor/x/state", [{"ac": {"p_kw": 3.5}, "time": reading(4000 + i)["ts"]} for i in range(4)]
     )
+    # Epoch milliseconds (the typed path's rows, instants by integer arithmetic): 50 good;
+    # then 5 of which index 2 is ten minutes ahead (beyond the 5 min allowed): the others kept.
+    send(TELEMETRY + "meter-d", [epoch_reading(8000 + i) for i in range(50)])
+    ahead = [epoch_reading(8100 + i) for i in range(5)]
+    ahead[2]["ts"] = int((datetime.now(UTC) + timedelta(minutes=10)).timestamp() * 1000)
+    send(TELEMETRY + "meter-d", ahead)
     # Beyond the bounds, refused whole: 501 elements, and 300 KB (above max_batch_bytes).
     send(TELEMETRY + "meter-d", [reading(5000 + i) for i in range(501)])
     padded = [reading(6000 + i, note="x" * 1000) for i in range(300)]
@@ -101,11 +111,21 @@ def test_batches_store_good_elements_and_reject_bad_ones_by_index(rig: Rig) -> N
     send(GATEWAY + "gw-99", {"readings": [reading(7000, asset="meter-a")]})
     send(GATEWAY + "gw-01", [reading(7001, asset="meter-a")])
 
-    expected = {"meter-d": 100 + 9 + 2 + 1, "meter-a": 5, "meter-b": 5, "pv-vendor": 4}
+    expected = {"meter-d": 100 + 9 + 2 + 1 + 50 + 4, "meter-a": 5, "meter-b": 5, "pv-vendor": 4}
     eventually(lambda: sum(stored_by_asset(rig).values()), sum(expected.values()))
-    notices = observer.wait_for(11, timeout=60)
+    notices = observer.wait_for(12, timeout=60)
     observer.close()
     assert stored_by_asset(rig) == Counter(expected)
+    # At their instants: the 50 epoch-ms readings and the 4 kept of 5 each in their second.
+    start, end = (
+        (T0 + timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%SZ") for second in (8000, 8105)
+    )
+    [row] = rig.influx.rows(
+        f'SELECT count("power_w") FROM "telemetry" WHERE "asset_id" = \'meter-d\' '
+        f"AND time >= '{start}' AND time < '{end}'",
+        rig.database,
+    )
+    assert int(row["count"]) == 54
 
     got = sorted((topic, n["reason"], n["detail"].split(":")[0]) for topic, n in notices)
     rejected = "gridcoord/rejected/"
@@ -118,6 +138,7 @@ def test_batches_store_good_elements_and_reject_bad_ones_by_index(rig: Rig) -> N
             (rejected + "meter-d", "not_object", "element 1"),
             (rejected + "_unknown", "unknown_asset", "element 0"),
             (rejected + "meter-d", "unknown_asset", "element 1"),
+            (rejected + "meter-d", "bad_timestamp", "element 2"),
             (rejected + "meter-d", "oversized", "more than 500 readings in one message"),
             (rejected + "meter-d", "oversized", "payload above 262144 bytes"),
             (
