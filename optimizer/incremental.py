@@ -51,6 +51,7 @@ from optimizer.solve import (
     _best_of,
     _References,
     _schedule,
+    build_fits,
 )
 from optimizer.warm import WarmLemon
 
@@ -147,6 +148,10 @@ class IncrementalSolver:
         references = _References(fallback, surplus_first, started + budget)
         state = self._state
         fit = _fit(state, compiled) if state is not None else None
+        if fit is None and not build_fits(prepared, deadline):  # no time to build a network
+            self.last_start = "cold"
+            quick = {"the uncontrolled plan": fallback}
+            return _best_of(compiled, quick, time_limit_s, started, references)
         try:
             if state is not None and fit is not None:
                 self.last_start = "same_network"

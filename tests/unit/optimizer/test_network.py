@@ -235,8 +235,7 @@ def test_a_race_of_failures_reports_the_failure() -> None:
 
 
 def test_session_plans_are_built_like_model_construct() -> None:
-    from optimizer.schedule import SessionPlan
-    from optimizer.solve import session_plan
+    from optimizer.schedule import SessionPlan, session_plan
 
     fast = session_plan([1.0, 2.5], 0.875, 0.125)
     slow = SessionPlan.model_construct(power_kw=[1.0, 2.5], delivered_kwh=0.875, unmet_kwh=0.125)
