@@ -47,13 +47,17 @@ def session_plan(power_kw: list[float], delivered_kwh: float, unmet_kwh: float) 
 
 
 class _ArrayRows:
-    """Rows of a read-only [N, T] float array by id; Python lists are made once, on first read."""
+    """Rows of a read-only [N, T] float array by id; Python lists are made once, on first read.
+
+    The array is kept, not copied (77 MB at 100,000 sessions): whoever passes it in must not
+    change it afterwards. Readers get a read-only view.
+    """
 
     def __init__(self, ids: Sequence[str], rows: npt.NDArray[np.float64]) -> None:
-        if rows.shape[0] != len(ids):
+        if rows.ndim != 2 or rows.shape[0] != len(ids):
             raise ValueError(f"{len(ids)} ids for {rows.shape[0]} rows")
-        self._ids = list(ids)
-        self._array = np.array(rows, dtype=np.float64)  # our own copy: nothing can change it
+        self._ids = ids if isinstance(ids, list) else list(ids)
+        self._array = np.asarray(rows, dtype=np.float64).view()
         self._array.setflags(write=False)
         self._index: dict[str, int] | None = None
         self._lists: list[list[float]] | None = None

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from optimizer import Problem, Schedule, solve
+from optimizer.compiled import compile_problem
 from optimizer.schedule import PowerRows, SessionPlan, SessionPlans
 from tests.unit.optimizer.strategies import problems
 
@@ -50,7 +51,6 @@ def test_a_schedule_serialises_and_validates_like_plain_dicts(data: dict[str, ob
 def test_the_mappings_read_like_dicts_and_cannot_be_changed() -> None:
     power = np.array([[1.0, 2.5], [0.0, 3.0]])
     plans = SessionPlans(["a", "b"], power, np.array([0.875, 0.75]), np.array([0.125, 0.0]))
-    power[0, 0] = 99.0  # the mapping holds its own copy
     assert list(plans) == ["a", "b"] and len(plans) == 2 and "b" in plans and "c" not in plans
     assert plans["a"] == SessionPlan(power_kw=[1.0, 2.5], delivered_kwh=0.875, unmet_kwh=0.125)
     assert plans == {
@@ -101,3 +101,21 @@ def _kpis() -> dict[str, float]:
         "peak_ev_kw",
     )
     return {**dict.fromkeys(names, 0.0), "zone_overloads": 0}
+
+
+@settings(max_examples=60, deadline=None)
+@given(problems(max_slots=5, max_sessions=8), st.integers(0, 2**31))
+def test_zone_load_is_the_sum_over_every_zone_below(data: dict[str, object], seed: int) -> None:
+    """`Compiled.zone_load` (rolled up a level at a time) against the definition, zone by zone."""
+    problem = Problem.model_validate(data)
+    compiled = compile_problem(problem)
+    power = np.random.default_rng(seed).uniform(0.0, 10.0, compiled.window.shape)
+    parent = {z.id: z.parent for z in problem.zones}
+    zone_of = {c.id: c.zone for c in problem.chargers}
+    expected = np.zeros((compiled.n_zones, compiled.slots))
+    for s, session in enumerate(problem.sessions):
+        zone = zone_of[session.charger]
+        while zone is not None:  # the session's zone and every zone above it
+            expected[compiled.zone_ids.index(zone)] += power[s]
+            zone = parent[zone]
+    assert np.allclose(compiled.zone_load(power), expected, rtol=1e-12, atol=1e-12)
