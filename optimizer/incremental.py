@@ -37,7 +37,14 @@ import numpy as np
 
 from optimizer.allocation import repair
 from optimizer.baselines import uncontrolled
-from optimizer.compiled import BoolArray, Compiled, FloatArray, IntArray, compile_problem
+from optimizer.compiled import (
+    BoolArray,
+    Compiled,
+    FloatArray,
+    IntArray,
+    compile_problem,
+    group_sum,
+)
 from optimizer.deadline import race_with_deadline
 from optimizer.flow_solvers import ortools_flow
 from optimizer.leader import choose_leader
@@ -364,8 +371,7 @@ def _fit(state: _State | None, compiled: Compiled) -> _Fit | None:
 
     # Chargers: wherever sessions could together exceed one, all of them must pass its node.
     bound = np.where(usable, compiled.session_max_kw[:, None], 0.0)
-    charger_sum = np.zeros((compiled.n_chargers, compiled.slots))
-    np.add.at(charger_sum, compiled.session_charger, bound)
+    charger_sum = group_sum(compiled.session_charger, bound, compiled.n_chargers)
     need = charger_sum > compiled.charger_max_kw[:, None]
     if (need & ~state.charger_node).any():
         return None
