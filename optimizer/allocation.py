@@ -17,9 +17,11 @@ _SAFETY = 1.0 - 1e-12
 
 
 def _factor(load: FloatArray, limit: FloatArray) -> FloatArray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        factor = np.where(load > limit, limit * _SAFETY / load, 1.0)
-    return np.clip(factor, 0.0, 1.0)
+    """Per group and slot: 1, or limit/load (a little less) where the load is over the limit."""
+    over = load > limit  # load > limit ≥ 0: the quotient is in [0, 1), NaN loads stay at 1
+    factor = np.ones(load.shape)
+    np.divide(np.maximum(limit, 0.0) * _SAFETY, load, out=factor, where=over)
+    return factor
 
 
 def fit_power_limits(compiled: Compiled, request: FloatArray) -> FloatArray:
@@ -34,9 +36,11 @@ def fit_power_limits(compiled: Compiled, request: FloatArray) -> FloatArray:
     -------
     [S, T] power [kW] within session, charger and zone limits.
     """
-    power = np.where(compiled.window, request, 0.0)
-    power = np.clip(power, 0.0, compiled.session_max_kw[:, None])
-    return _fit(compiled, power, slice(None))
+    # In place on one copy (ufuncs, not np.where/np.clip: 1.9 M cells at 20,000 sessions).
+    power = np.minimum(request, compiled.session_max_kw[:, None])
+    np.maximum(power, 0.0, out=power)
+    power = np.where(compiled.window, power, 0.0)  # not `*= window`: NaN · 0 is NaN
+    return _fit(compiled, power)
 
 
 def fit_sessions_at(
@@ -70,22 +74,37 @@ def _sum_by(index: IntArray, weights: FloatArray, size: int) -> FloatArray:
     return np.asarray(np.bincount(index, weights=weights, minlength=size), dtype=np.float64)
 
 
-def _fit(compiled: Compiled, power: FloatArray, columns: slice) -> FloatArray:
-    charger_cap = compiled.charger_max_kw[:, None]
+def _fit(compiled: Compiled, power: FloatArray) -> FloatArray:
+    """Scale `power` (in place) into the charger limits, then the zones', deepest first."""
     load = group_sum(compiled.session_charger, power, compiled.n_chargers)
-    power = power * _factor(load, charger_cap)[compiled.session_charger]
-    capacity = compiled.zone_capacity_kw[:, columns]
+    _scale(power, compiled.session_charger, _factor(load, compiled.charger_max_kw[:, None]))
     at_depth = compiled.session_zone_at_depth
     # Deepest zones first: scaling a subtree only lowers its ancestors' loads.
     for depth in range(at_depth.shape[1] - 1, -1, -1):
         zone = at_depth[:, depth]
-        member = zone >= 0
-        if not member.any():
+        member = np.nonzero(zone >= 0)[0]
+        if member.size == 0:
             continue
         load = group_sum(zone[member], power[member], compiled.n_zones)
-        factor = _factor(load, capacity)
-        power[member] *= factor[zone[member]]
+        factor = _factor(load, compiled.zone_capacity_kw)
+        _scale(power, np.where(zone >= 0, zone, 0), factor, member)
     return power
+
+
+def _scale(
+    power: FloatArray, group: IntArray, factor: FloatArray, rows: IntArray | None = None
+) -> None:
+    """power[s] *= factor[group[s]] for the sessions `rows` (all) whose group is curtailed.
+
+    Only the rows of curtailed groups are touched: a solver's plan is within its limits almost
+    everywhere, and a gather-multiply of every cell costs more than all the sums.
+    """
+    cut = np.asarray((factor < 1.0).any(axis=1), dtype=bool)
+    if not cut.any():
+        return
+    candidates = rows if rows is not None else np.arange(len(group))
+    hit = candidates[cut[group[candidates]]]
+    power[hit] *= factor[group[hit]]
 
 
 def fit_energy(compiled: Compiled, power: FloatArray) -> FloatArray:
@@ -95,7 +114,7 @@ def fit_energy(compiled: Compiled, power: FloatArray) -> FloatArray:
         factor = np.where(
             delivered > compiled.energy_kwh, compiled.energy_kwh * _SAFETY / delivered, 1.0
         )
-    fitted: FloatArray = power * np.clip(factor, 0.0, 1.0)[:, None]
+    fitted: FloatArray = power * np.minimum(np.maximum(factor, 0.0), 1.0)[:, None]
     return fitted
 
 

@@ -115,10 +115,11 @@ class Compiled:
         """[Z, T] power of all sessions on chargers in each zone or below it [kW]."""
         zoned = self.session_zone >= 0
         load = group_sum(self.session_zone[zoned], power[zoned], self.n_zones)
-        for z in range(self.n_zones):  # descendants come first: push each total up once
-            parent = self.zone_parent[z]
-            if parent >= 0:
-                load[parent] += load[z]
+        # Deepest level first, a level at a time (not zone by zone: 2,000 feeders at 100,000
+        # sessions): each level's totals, complete by then, go up to their parents.
+        for depth in range(int(self.zone_depth.max(initial=0)), 0, -1):
+            level = np.nonzero(self.zone_depth == depth)[0]
+            load += group_sum(self.zone_parent[level], load[level], self.n_zones)
         return load
 
     def max_violation(self, power: FloatArray) -> float:

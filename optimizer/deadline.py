@@ -242,13 +242,15 @@ def _spawn(call: Callable[[], IntArray]) -> tuple[int, int]:
             die_with_parent(parent)
             try:
                 values = np.ascontiguousarray(call(), dtype=np.int64)
-                payload = _HEADER.pack(len(values)) + values.tobytes()
+                # The array's own buffer after the header: no copy of it (13 MB at 20,000 × 288).
+                body = memoryview(values.view(np.uint8))  # type: ignore[arg-type]
+                parts = [memoryview(_HEADER.pack(len(values))), body]
             except BaseException:  # reported to the parent as a failure
-                payload, code = _HEADER.pack(-1), 1
-            view = memoryview(payload)
-            while view:
-                written = os.write(write_fd, view)
-                view = view[written:]
+                parts, code = [memoryview(_HEADER.pack(-1))], 1
+            for view in parts:
+                while view:
+                    written = os.write(write_fd, view)
+                    view = view[written:]
         finally:
             os._exit(code)
     os.close(write_fd)

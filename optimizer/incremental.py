@@ -37,7 +37,14 @@ import numpy as np
 
 from optimizer.allocation import repair
 from optimizer.baselines import uncontrolled
-from optimizer.compiled import BoolArray, Compiled, FloatArray, IntArray, compile_problem
+from optimizer.compiled import (
+    BoolArray,
+    Compiled,
+    FloatArray,
+    IntArray,
+    compile_problem,
+    group_sum,
+)
 from optimizer.deadline import race_with_deadline
 from optimizer.flow_solvers import ortools_flow
 from optimizer.leader import choose_leader
@@ -51,6 +58,7 @@ from optimizer.solve import (
     _best_of,
     _References,
     _schedule,
+    build_fits,
 )
 from optimizer.warm import WarmLemon
 
@@ -147,6 +155,10 @@ class IncrementalSolver:
         references = _References(fallback, surplus_first, started + budget)
         state = self._state
         fit = _fit(state, compiled) if state is not None else None
+        if fit is None and not build_fits(prepared, deadline):  # no time to build a network
+            self.last_start = "cold"
+            quick = {"the uncontrolled plan": fallback}
+            return _best_of(compiled, quick, time_limit_s, started, references)
         try:
             if state is not None and fit is not None:
                 self.last_start = "same_network"
@@ -359,8 +371,7 @@ def _fit(state: _State | None, compiled: Compiled) -> _Fit | None:
 
     # Chargers: wherever sessions could together exceed one, all of them must pass its node.
     bound = np.where(usable, compiled.session_max_kw[:, None], 0.0)
-    charger_sum = np.zeros((compiled.n_chargers, compiled.slots))
-    np.add.at(charger_sum, compiled.session_charger, bound)
+    charger_sum = group_sum(compiled.session_charger, bound, compiled.n_chargers)
     need = charger_sum > compiled.charger_max_kw[:, None]
     if (need & ~state.charger_node).any():
         return None

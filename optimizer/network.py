@@ -149,8 +149,10 @@ def build_network(compiled: Compiled, spares_per_zone: int = 0) -> Network:
     charger_of = compiled.session_charger[power_session]
 
     # (charger, slot) nodes only where the sessions' own bounds could exceed the charger.
-    charger_sum = np.zeros((compiled.n_chargers, slots))
-    np.add.at(charger_sum, (charger_of, power_slot), bound_kw)
+    cells = compiled.n_chargers * slots  # one bincount, not np.add.at (~10× slower)
+    charger_sum = np.bincount(
+        charger_of * slots + power_slot, weights=bound_kw, minlength=cells
+    ).reshape(compiled.n_chargers, slots)
     need = charger_sum > compiled.charger_max_kw[:, None]
     cs_charger, cs_slot = (a.astype(np.int64) for a in np.nonzero(need))
 
