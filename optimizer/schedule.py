@@ -62,6 +62,34 @@ class _ArrayRows:
         self._index: dict[str, int] | None = None
         self._lists: list[list[float]] | None = None
 
+    # What the rows validate and serialise as (the same JSON Schema); set by each subclass.
+    _PLAIN: Any
+
+    def __iter__(self) -> Iterator[str]:
+        """The ids, in order."""
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        """Number of rows."""
+        return len(self._ids)
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        """Validated and serialised as the plain dict `_PLAIN`, whose JSON Schema it keeps."""
+        plain = handler.generate_schema(cls._PLAIN)
+        return core_schema.no_info_after_validator_function(
+            cls._of_dict,
+            plain,
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                dict, return_schema=plain
+            ),
+        )
+
+    @classmethod
+    def _of_dict(cls, value: Any) -> Any:
+        """The rows of their plain dict (validated by pydantic already)."""
+        raise NotImplementedError
+
     def _position(self, key: str) -> int:
         if self._index is None:
             self._index = {name: k for k, name in enumerate(self._ids)}
@@ -81,29 +109,11 @@ class _ArrayRows:
 class PowerRows(_ArrayRows, Mapping[str, list[float]]):
     """Power per id and slot [kW] (`Schedule.chargers`): a read-only mapping id → list."""
 
+    _PLAIN = dict[str, list[float]]
+
     def __getitem__(self, key: str) -> list[float]:
         """The row of `key` (the same list on every read: do not modify it)."""
         return self._rows()[self._position(key)]
-
-    def __iter__(self) -> Iterator[str]:
-        """The ids, in order."""
-        return iter(self._ids)
-
-    def __len__(self) -> int:
-        """Number of rows."""
-        return len(self._ids)
-
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        """Validated and serialised as ``dict[str, list[float]]`` (the same JSON Schema)."""
-        plain = handler.generate_schema(dict[str, list[float]])
-        return core_schema.no_info_after_validator_function(
-            cls._of_dict,
-            plain,
-            serialization=core_schema.plain_serializer_function_ser_schema(
-                dict, return_schema=plain
-            ),
-        )
 
     @classmethod
     def _of_dict(cls, value: dict[str, list[float]]) -> PowerRows:
@@ -117,6 +127,8 @@ class PowerRows(_ArrayRows, Mapping[str, list[float]]):
 
 class SessionPlans(_ArrayRows, Mapping[str, "SessionPlan"]):
     """`Schedule.sessions`: a read-only mapping session id → `SessionPlan`, kept as arrays."""
+
+    _PLAIN = dict[str, SessionPlan]
 
     def __init__(
         self,
@@ -145,26 +157,6 @@ class SessionPlans(_ArrayRows, Mapping[str, "SessionPlan"]):
     def __getitem__(self, key: str) -> SessionPlan:
         """The plan of session `key`."""
         return self._all()[self._position(key)]
-
-    def __iter__(self) -> Iterator[str]:
-        """The session ids, in order."""
-        return iter(self._ids)
-
-    def __len__(self) -> int:
-        """Number of sessions."""
-        return len(self._ids)
-
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        """Validated and serialised as ``dict[str, SessionPlan]`` (the same JSON Schema)."""
-        plain = handler.generate_schema(dict[str, SessionPlan])
-        return core_schema.no_info_after_validator_function(
-            cls._of_dict,
-            plain,
-            serialization=core_schema.plain_serializer_function_ser_schema(
-                dict, return_schema=plain
-            ),
-        )
 
     @classmethod
     def _of_dict(cls, value: dict[str, SessionPlan]) -> SessionPlans:
