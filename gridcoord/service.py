@@ -74,9 +74,9 @@ def run_service(config_path: Path, config: Config | None = None) -> int:
             print(exc.report(), file=sys.stderr)
             return 2
     configure_logging()
-    service = Service(config)
-    heap.settle()  # after the imports and the configuration: see gridcoord/heap.py
     try:
+        service = Service(config)
+        heap.settle()  # after the imports and the configuration: see gridcoord/heap.py
         asyncio.run(service.serve())
     except StartupError as exc:
         log.error("%s", exc)
