@@ -112,12 +112,12 @@ class ReadingRows(Sequence[Reading]):
         if isinstance(index, slice):
             return ReadingRows(self.rows[index])
         (asset_id, kind, zone), ts_ns, fields = self.rows[index]
-        return Reading(asset_id, kind, zone, ns_to_utc(ts_ns), fields)
+        return Reading(asset_id, kind, zone, ns_to_datetime(ts_ns), fields)
 
     def __iter__(self) -> Iterator[Reading]:
         """Each reading, built as it is reached."""
         for (asset_id, kind, zone), ts_ns, fields in self.rows:
-            yield Reading(asset_id, kind, zone, ns_to_utc(ts_ns), fields)
+            yield Reading(asset_id, kind, zone, ns_to_datetime(ts_ns), fields)
 
     def __eq__(self, other: object) -> bool:
         """Equal to any sequence of the same readings (a list from the general path)."""
@@ -134,11 +134,21 @@ class ReadingRows(Sequence[Reading]):
 
 def row_of(reading: Reading) -> Row:
     """A reading as a row (its instant in integer nanoseconds, exact)."""
-    delta = reading.ts - _EPOCH
-    ts_ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
-    return (reading.asset_id, reading.kind, reading.zone), ts_ns, reading.fields
+    return (
+        (reading.asset_id, reading.kind, reading.zone),
+        datetime_to_ns(reading.ts),
+        reading.fields,
+    )
 
 
-def ns_to_utc(ts_ns: int) -> datetime:
+def datetime_to_ns(ts: datetime) -> int:
+    """An aware datetime as integer nanoseconds since the epoch, without float rounding."""
+    if ts.tzinfo is None:
+        raise ValueError("datetime must be timezone-aware")
+    delta = ts - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
+def ns_to_datetime(ts_ns: int) -> datetime:
     """Nanoseconds since the epoch as an aware UTC datetime, exact to the microsecond."""
-    return _EPOCH + timedelta(microseconds=ts_ns // 1000)
+    return _EPOCH + timedelta(microseconds=int(ts_ns) // 1000)

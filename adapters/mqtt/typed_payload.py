@@ -17,13 +17,21 @@ general path on generated payloads).
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
 
 from adapters.contract.asset import AssetInfo
-from adapters.contract.reading import AssetKind, ReadingRows, Row, Series, ns_to_utc, row_of
+from adapters.contract.reading import (
+    AssetKind,
+    ReadingRows,
+    Row,
+    Series,
+    datetime_to_ns,
+    ns_to_datetime,
+    row_of,
+)
 from adapters.contract.validation import (
     BOOLEAN_FIELDS,
     DROPPED_FIELDS,
@@ -109,9 +117,9 @@ class TypedDecoder:
         microseconds), without a `datetime`. Anything else about `ts` is `parse_timestamp`'s.
         """
         oldest, newest = window
-        low_ms = -(-_micros(oldest) // 1000)  # the first whole millisecond inside
-        high_ms = _micros(newest) // 1000
-        now_ns = _micros(now) * 1000
+        low_ms = -(-datetime_to_ns(oldest) // 1_000_000)  # the first whole millisecond inside
+        high_ms = datetime_to_ns(newest) // 1_000_000
+        now_ns = datetime_to_ns(now)
         series = self._series
         rows: list[Row] = []
         append = rows.append
@@ -122,7 +130,7 @@ class TypedDecoder:
             elif raw_ts is None:
                 ts_ns = now_ns
             else:
-                ts_ns = _micros(parse_timestamp(raw_ts, now=now, window=window)) * 1000
+                ts_ns = datetime_to_ns(parse_timestamp(raw_ts, now=now, window=window))
             if not values:
                 raise Untyped("no values")
             if _SPECIAL.isdisjoint(values):
@@ -130,18 +138,9 @@ class TypedDecoder:
                 append((series, ts_ns, values))
             else:
                 # Identifiers to drop, `connected`, `departure`: the general rules.
-                reading = build_reading(self._asset, values, ts=ns_to_utc(ts_ns), now=now)
+                reading = build_reading(self._asset, values, ts=ns_to_datetime(ts_ns), now=now)
                 append(row_of(reading))
         return rows
-
-
-def _micros(ts: datetime) -> int:
-    """Microseconds since the Unix epoch of an aware datetime, exact."""
-    delta = ts - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -18,9 +18,13 @@ import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from adapters.contract.reading import FieldValue, Reading, ReadingRows, Series
+
+# The one conversion of instants lives with the reading contract; the stores import it here.
+from adapters.contract.reading import datetime_to_ns as datetime_to_ns
+from adapters.contract.reading import ns_to_datetime as ns_to_datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,20 +184,6 @@ def bucket_width_ns(width: timedelta) -> int:
     return (width.days * 86_400 + width.seconds) * 1_000_000_000 + width.microseconds * 1000
 
 
-def datetime_to_ns(ts: datetime) -> int:
-    """Convert an aware datetime to integer nanoseconds since the epoch without float rounding."""
-    if ts.tzinfo is None:
-        raise ValueError("datetime must be timezone-aware")
-    delta = ts - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
-
-
-def ns_to_datetime(ts_ns: int) -> datetime:
-    """Convert nanoseconds since the epoch to an aware UTC datetime (microsecond resolution)."""
-    seconds, rest = divmod(int(ts_ns), 1_000_000_000)
-    return datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=rest // 1000)
-
-
 def parse_line(line: str) -> Point:
     """Parse one line written by `Point.to_line` back into a point.
 
@@ -221,9 +211,6 @@ def parse_line(line: str) -> Point:
 def parse_lines(lines: Iterable[str]) -> list[Point]:
     """Parse lines written by `Point.to_line`, skipping empty ones."""
     return [parse_line(line) for line in lines if line]
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class _Escapes(dict[int, str]):
