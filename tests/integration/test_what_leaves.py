@@ -29,6 +29,7 @@ from tests.fixtures.gridcoord_process import GridcoordProcess
 from tests.fixtures.mosquitto import FIELD_USER, rig_accounts
 from tests.fixtures.ocpp_station import NodeStation
 from tests.fixtures.ports import find_binary, free_port
+from tests.fixtures.service_thread import Watcher
 
 pytestmark = pytest.mark.integration
 
@@ -117,22 +118,22 @@ def test_no_secret_id_token_or_free_text_leaves_the_process(
                                  "password": OCPP_PASSWORD, "version": "2.0.1"})  # fmt: skip
         station.wait(lambda e: e["event"] == "booted")
         station.wait(lambda e: e["event"] == "meter")
-        watcher = subprocess.Popen(
-            [
-                find_binary("mosquitto_sub"),
-                *("-h", "127.0.0.1", "-p", str(auth_broker.port), "-u", OPERATOR_USER),
-                *("-P", auth_broker.accounts.password(OPERATOR_USER)),
-                *("-t", "gridcoord/rejected/#", "-C", "3", "-W", "60", "-v"),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
+        # Subscribed before the first publish (a subscriber started alongside missed some).
+        watcher = Watcher(auth_broker.port, "gridcoord/rejected/#",
+                          auth_broker.accounts.password(OPERATOR_USER))  # fmt: skip
+        try:
+            _publish(auth_broker, json.dumps({"power_w": 1200, "note": FREE_TEXT}))
+            _publish(auth_broker, json.dumps({"power_w": FREE_TEXT}))
+            _publish(auth_broker, json.dumps({"power_w": 900, "ts": FREE_TEXT}))
+            _publish(auth_broker, "{" + FREE_TEXT)  # not JSON at all
+            published = watcher.wait_for(3, timeout=90)  # the three rejections
+        finally:
+            watcher.close()
+        assert [topic for topic, _ in published] == ["gridcoord/rejected/meter-0001"] * 3
+        # As published: `ensure_ascii=False` keeps any leaked text searchable below.
+        rejections = "\n".join(
+            f"{topic} {json.dumps(body, ensure_ascii=False)}" for topic, body in published
         )
-        _publish(auth_broker, json.dumps({"power_w": 1200, "note": FREE_TEXT}))
-        _publish(auth_broker, json.dumps({"power_w": FREE_TEXT}))
-        _publish(auth_broker, json.dumps({"power_w": 900, "ts": FREE_TEXT}))
-        _publish(auth_broker, "{" + FREE_TEXT)  # not JSON at all
-        rejections, _ = watcher.communicate(timeout=90)  # the three rejections, published
-        assert rejections.count("gridcoord/rejected/meter-0001") == 3, rejections
         answers.append(rejections)
         station.wait(lambda e: e["event"] == "profile" and e["status"] == "Accepted")
 
