@@ -311,6 +311,26 @@ def limit_of(case: Case, z: ZoneLimit) -> float:
     return z.headroom_kw
 
 
+def incoming_floors(case: Case) -> dict[str, float]:
+    """Per zone: the floors that reach it once every measured zone below has cut its own.
+
+    A measured zone whose floors exceed its limit passes only its limit up (the zone limit
+    wins there), so a parent may still have room for its own chargers' plans.
+    """
+    direct = {z.id: 0.0 for z in case.zones}
+    for c in case.chargers:
+        if c.zone is not None:
+            direct[c.zone] += floor_of(case, c)
+    incoming = dict(direct)
+    for z in reversed(case.zones):  # a child's index is above its parent's (`cases`)
+        passed = incoming[z.id]
+        if z.id not in case.stale_zones:
+            passed = min(passed, limit_of(case, z))
+        if z.parent is not None:
+            incoming[z.parent] += passed
+    return incoming
+
+
 def measured(case: Case, zone_ids: list[str]) -> list[str]:
     return [z for z in zone_ids if z not in case.stale_zones]
 
@@ -327,10 +347,11 @@ def test_no_setpoint_above_any_limit_and_minima_met_where_they_fit(case: Case) -
         for z in case.zones
     }
     limits = {z.id: limit_of(case, z) for z in case.zones}
+    incoming = incoming_floors(case)
     for c in case.chargers:
         assert math.isfinite(sp[c.id])
         assert 0.0 <= sp[c.id] <= c.max_kw
-        fits = all(floors[z] <= limits[z] for z in measured(case, zones_above(case, c)))
+        fits = all(incoming[z] <= limits[z] for z in measured(case, zones_above(case, c)))
         if fits:
             # Minima (and a stale charger's safe power) are met whenever they fit.
             assert sp[c.id] >= floor_of(case, c)
@@ -375,6 +396,17 @@ def test_a_plan_within_every_limit_is_left_alone(case: Case) -> None:
     for c in case.chargers:
         if c.id not in case.stale_chargers and lower[c.id] >= floor_of(case, c):
             assert again.setpoints_kw[c.id] == lower[c.id]
+
+
+def test_a_child_zone_cut_leaves_its_parent_room_for_its_own_chargers() -> None:
+    """The case hypothesis found: zone 1's limit (0) wins over c5's safe power, so zone 0 (1 kW)
+    still has room for c1's planned 1 kW.
+    """
+    zones = [ZoneLimit("0", None, 1.0), ZoneLimit("1", "0", 0.0)]
+    cs = chargers(("c1", "0", 3.7, 0.0, 0.0), ("c5", "1", 11.0, 4.2, 0.0))
+    out = apply_limits({"c1": 1.0}, cs, zones, stale_chargers={"c5"})
+    assert out.setpoints_kw == {"c1": 1.0, "c5": 0.0}
+    assert [o.zone for o in out.shortfalls] == ["1"]
 
 
 def test_rounding_never_lifts_a_zone_above_its_limit() -> None:

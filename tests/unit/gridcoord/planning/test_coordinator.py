@@ -296,7 +296,9 @@ def test_no_setpoint_above_any_limit(
     ratings = {"feeder": 60.0, "lt-1": 40.0, "lt-2": 40.0}
     headroom = {}
     for (zone, rating), kw, ok in zip(ratings.items(), meters, fresh[:3], strict=True):
-        non_ev = max(0.0, kw - ev[zone])
+        # The meter's power as its reading carries it (W) and the coordinator reads it back
+        # (kW): `kw * 1000 / 1000` may differ from `kw` by an ulp, and so may the headroom.
+        non_ev = max(0.0, (kw * 1000.0) / 1000.0 - ev[zone])
         headroom[zone] = min(rating, max(0.0, rating - non_ev)) if ok else 0.0
     stale_meters = {zone for zone, ok in zip(ratings, fresh[:3], strict=True) if not ok}
     assert_within_limits(config, dispatch, headroom, stale_meters)
