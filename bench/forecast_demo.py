@@ -16,7 +16,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shutil
 import sys
@@ -28,9 +27,10 @@ from pathlib import Path
 # The repository instead of bench/: bench/optimizer.py and bench/ocpp.py would shadow packages.
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
+from bench.forecast_replay import print_variants  # noqa: E402
 from gridcoord.demo.broker import start_broker  # noqa: E402
-from gridcoord.demo.command import DEMO_START  # noqa: E402
 from gridcoord.demo.run import DemoRun, DemoSettings  # noqa: E402
+from gridcoord.demo.scenario import DEMO_START  # noqa: E402
 
 VARIANTS = {
     "before": {"weather_service": False, "import_weights": "early"},
@@ -47,7 +47,7 @@ def run_one(seed: int, hours: float, variant: str) -> dict[str, object]:
         # Any free port for the dashboard: several benchmark or demo runs may be under way.
         api = demo.config.api.model_copy(update={"port": 0, "state_dir": directory / "api"})
         demo.config = demo.config.model_copy(update={"api": api})
-        broker = start_broker(directory, "mosquitto", demo.config)
+        broker = start_broker(directory, demo.config)
         began = time.monotonic()
         try:
             result = demo.run(threading.Event(), broker.port, broker.accounts)
@@ -67,37 +67,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write every result here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    results: dict[str, dict[str, object]] = {}
-    print(
-        "| seed | variant | EV renewable | unmet [kWh] | peak import [kW] | overloads | wall [s] |"
+    print_variants(
+        args.seeds,
+        args.variants,
+        lambda seed, variant: run_one(seed, args.hours, variant),
+        args.json,
     )
-    print("|---|---|---|---|---|---|---|")
-    for seed in args.seeds:
-        for variant in args.variants:
-            out = run_one(seed, args.hours, variant)
-            results[f"{seed}/{variant}"] = out
-            base = out["baseline"]
-            assert isinstance(base, dict)
-            print(
-                f"| {seed} | {variant} | {out['renewable_share']:.1%} "
-                f"(uncontrolled {base['renewable_share']:.1%}) | {out['unmet_kwh']:.1f} "
-                f"({base['unmet_kwh']:.1f}) | {out['peak_import_kw']:.0f} "
-                f"({base['peak_import_kw']:.0f}) | {out['zone_overloads']} | {out['wall_s']} |",
-                flush=True,
-            )
-            if args.json is not None:
-                args.json.write_text(json.dumps(results, indent=1))
-    for key, out in results.items():
-        print(f"\nforecast error {key} (MAE kW / bias kW / n per lead bucket):")
-        errors = out.get("forecast_error")
-        assert isinstance(errors, dict)
-        for kind, by_source in errors.items():
-            for source, buckets in by_source.items():
-                cells = ", ".join(
-                    f"{b} {v['mae_kw']:.0f}/{v['bias_kw']:+.0f}/{v['n']}"
-                    for b, v in buckets.items()
-                )
-                print(f"  {kind:<5} {source:<9} {cells}")
 
 
 if __name__ == "__main__":

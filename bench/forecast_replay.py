@@ -22,6 +22,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -125,14 +126,29 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, help="also write every result here")
     args = parser.parse_args()
+    print_variants(
+        args.seeds,
+        args.variants,
+        lambda seed, variant: replay(seed, args.hours, args.chargers, variant),
+        args.json,
+    )
+
+
+def print_variants(
+    seeds: Sequence[int],
+    variants: Sequence[str],
+    run: Callable[[int, str], dict[str, object]],
+    json_path: Path | None,
+) -> None:
+    """Run every seed in every variant; print the KPI table, then the forecast error per lead."""
     results: dict[str, dict[str, object]] = {}
     print(
         "| seed | variant | EV renewable | unmet [kWh] | peak import [kW] | overloads | wall [s] |"
     )
     print("|---|---|---|---|---|---|---|")
-    for seed in args.seeds:
-        for variant in args.variants:
-            out = replay(seed, args.hours, args.chargers, variant)
+    for seed in seeds:
+        for variant in variants:
+            out = run(seed, variant)
             results[f"{seed}/{variant}"] = out
             base = out["baseline"]
             assert isinstance(base, dict)
@@ -143,8 +159,8 @@ def main() -> None:
                 f"({base['peak_import_kw']:.0f}) | {out['zone_overloads']} | {out['wall_s']} |",
                 flush=True,
             )
-            if args.json is not None:
-                args.json.write_text(json.dumps(results, indent=1))
+            if json_path is not None:
+                json_path.write_text(json.dumps(results, indent=1))
     for key, out in results.items():
         print(f"\nforecast error {key} (MAE kW / bias kW / n per lead bucket):")
         errors = out.get("forecast_error")
