@@ -21,7 +21,9 @@ Decisions where the issue and DESIGN are silent:
   slack is the energy it could still draw at its power before its departure over the energy
   it needs; below `TIGHT_SLACK` it ranks 2 (cut last), below `SOME_SLACK` 1, else 0. A car
   whose need is met ranks 0.
-- *Minima*: only chargers with a car plugged in (an open session) get their §14a minimum.
+- *Minima*: only chargers with a car plugged in (an open session) get their §14a minimum,
+  and (``planning.guaranteed_minimum: when_limited``) only under a zone that binds in this
+  dispatch: the plan may defer a car below its minimum where the grid has room.
 """
 
 from __future__ import annotations
@@ -135,6 +137,7 @@ class DispatchPolicy:
             "stale_zones": state.stale_zones,
             "connected": connected,
             "cut_rank": cut_ranks(open_sessions, power, now),
+            "minimum": planning.guaranteed_minimum,
         }
         plan = self._plan_for(plans, image)
         result: Dispatch | None = None
