@@ -64,9 +64,9 @@ from gridcoord.timegrid import floor_slot, slot_index
 from gridcoord.zones import ancestors, parents_of
 
 # A new car no plan knows is paced to meet its need in half the time to its planned departure:
-# a margin for a guessed need or departure until the next plan (issue 12: at 1x the unmet
-# energy rose by 2-6 kWh a day against full power, at 2x by 1-3 kWh, for 1.5 points less
-# renewable share).
+# a margin for a guessed need or departure until the next plan (issue 12, seed 1: at 1x the
+# unmet energy rose by 2-6 kWh a day against full power, at 2x by 1-3 kWh, for 1-1.5 points
+# less renewable share).
 PACE_MARGIN = 2.0
 
 # A new car's first minutes at full power: what it draws then tells its own limit (a 3.7 kW
