@@ -85,7 +85,7 @@ def paced_kw(
     slot: timedelta,
     margin: float = PACE_MARGIN,
 ) -> float:
-    """The even power that meets ``session``'s need by its planned departure, at most ``full_kw``.
+    """The power that meets ``session``'s need in 1/``margin`` of the time to its departure.
 
     Parameters
     ----------
@@ -164,9 +164,9 @@ class DispatchPolicy:
         cars that arrived since). A car whose session the plan does not know asks, in the
         same safety pass as the planned cars, for its rating during its first `PROBE`
         minutes, then for the power that meets its need with a margin by its departure
-        (`paced_kw`). No plan → fair share of each
-        zone's headroom among connected chargers. Stale chargers get their safe power; zones
-        with a stale meter are held at their limit (DESIGN 4).
+        (`paced_kw`). No plan → fair share of each zone's headroom among connected
+        chargers. Stale chargers get their safe power; zones with a stale meter are held at
+        their limit (DESIGN 4).
 
         Parameters
         ----------
@@ -201,9 +201,10 @@ class DispatchPolicy:
         if plan is not None:
             requested = current_slot_kw(plan.chargers_kw, plan.start, self._slot_minutes, now)
             if requested is not None:
-                # Cars that arrived after the plan was made compete with it for the zones
-                # at the pace that meets their need by their departure (the next plan may be
-                # up to two slots away; the plan's value for their charger was another car's);
+                # Cars that arrived after the plan was made compete with it for the zones,
+                # after their first minutes at full power, at the pace that meets their need
+                # by their departure (the next plan may be up to two slots away; the plan's
+                # value for their charger was another car's);
                 # cars past the energy a default assumed for them (a guess, not their need)
                 # charge from what the plan leaves; the others, arrivals too, may take
                 # renewable surplus the plan leaves.
