@@ -288,6 +288,15 @@ class Planning(_Section):
     dispatch_interval_s: float = Field(
         60.0, gt=0, le=600, description="How often setpoints are re-sent to chargers [s]."
     )
+    guaranteed_minimum: Literal["when_limited", "always"] = Field(
+        "when_limited",
+        description="When a connected charger's `guaranteed_kw` (§14a EnWG) holds: "
+        "`when_limited` = under a zone whose headroom binds in the dispatch (its setpoints, "
+        "with its connected cars raised to their minima, exceed it; a stale zone always "
+        "binds) — a zone cut never goes below the minimum, elsewhere the plan's value stands "
+        "even below it (a plan that shifts charging is not dimming); `always` = every "
+        "connected charger at least at its minimum (the rule before issue 12).",
+    )
     zone_meter_stale_after_s: float = Field(
         120.0,
         gt=0,

@@ -2,15 +2,17 @@
 
 An override only ever lowers a limit: a charger's rating, or a zone's EV headroom. Every
 dispatch passes its setpoints through `gridcoord.dispatch.apply_limits` once more with the caps
-in force, so an override cannot raise anything, a §14a guaranteed minimum is still never cut
-(a cap below it is held at the minimum, and the clamped result says so) and a stale charger
-keeps its safe power. Overrides are kept in a JSON file and reloaded on start; at expiry the
-next dispatch simply no longer applies them.
+in force, each charger's rating capped at its dispatched setpoint, so an override cannot raise
+anything, a §14a guaranteed minimum is still never cut (a cap below it is held at the minimum,
+and the clamped result says so; a car the plan left below its minimum keeps what it had) and a
+stale charger keeps its safe power. Overrides are kept in a JSON file and reloaded on start; at
+expiry the next dispatch simply no longer applies them.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 from dataclasses import replace
@@ -160,10 +162,18 @@ class OverrideBook:
         chargers, zones = self.charger_caps(now), self.zone_caps(now)
         if not chargers and not zones:
             return outcome
+        # Each charger's rating is capped at what dispatch gave it, so no pass here can raise
+        # it (dispatch may leave a car below its minimum where no zone bound: the plan's
+        # deferral, `planning.guaranteed_minimum`); its floor is then the lesser of the two.
         limits = [
-            replace(c, max_kw=min(c.max_kw, max(chargers[c.id], c.guaranteed_kw)))
-            if c.id in chargers
-            else c
+            replace(
+                c,
+                max_kw=min(
+                    c.max_kw,
+                    outcome.setpoints_kw.get(c.id, c.max_kw),
+                    max(chargers[c.id], c.guaranteed_kw) if c.id in chargers else math.inf,
+                ),
+            )
             for c in self._chargers.values()
         ]
         zone_limits = [

@@ -7,10 +7,19 @@ respect, in layers a lower one cannot override:
 2. fixed powers: a *stale* charger (telemetry older than its limit) gets its configured safe
    power — we cannot know what it draws, so it is held at the power it falls back to anyway;
 3. guaranteed minima (§14a EnWG, e.g. 4.2 kW) for *connected* chargers (a car plugged in, by
-   the charger's ``connected`` telemetry): a connected charger's setpoint is not below its
-   ``guaranteed_kw`` unless the zone rule below bites. A charger without a car gets no minimum:
-   its headroom goes to the cars that are there; a car that plugs in triggers a dispatch
-   within seconds (`gridcoord.planning.loop`), which gives it its minimum at once;
+   the charger's ``connected`` telemetry): the floor a zone cut can never take away. §14a
+   limits how far a grid operator may *dim* a device under congestion; it is no obligation to
+   draw. So with ``minimum="when_limited"`` (the default, ``planning.guaranteed_minimum``) a
+   connected charger is raised to and held at its ``guaranteed_kw`` only under a zone that
+   *binds* in this dispatch — its setpoints, with every connected charger in it not yet held
+   raised to its minimum, exceed its headroom (a stale zone always binds). Elsewhere the
+   plan's value stands, even below the minimum: a plan that moves a car's charging to later
+   (the customer's smart-charging agreement) is not dimming. Zones are judged children before
+   parents, so a raise in a child counts in its parent's sum (raising only grows sums: one
+   pass reaches the fixed point), and a zone that does not bind stays within its limit with
+   every charger in it raised, so a parent that binds later can raise them without a cut.
+   ``minimum="always"`` is the old rule: every connected charger at least at its minimum. A
+   charger without a car gets no minimum: its headroom goes to the cars that are there;
 4. zones, bottom-up through the tree: the setpoints of all chargers in a zone and the zones
    below it sum to no more than the zone's EV headroom for the slot. A zone whose meter is
    stale is assumed at its limit: no headroom beyond the floors, which it keeps (an unknown
@@ -42,6 +51,7 @@ import math
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Literal
 
 from gridcoord.zones import ancestors, parents_of
 
@@ -105,6 +115,9 @@ class ZoneLimit:
     parent: str | None
     headroom_kw: float
 
+
+# When a connected charger's §14a minimum applies: under a zone that binds, or everywhere.
+MinimumRule = Literal["when_limited", "always"]
 
 RULE_ZONE_CUT = "zone_cut"  # a zone's headroom cut setpoints above their floors
 RULE_MINIMA_SCALED = "minima_scaled"  # the zone limit won over guaranteed minima (an alarm)
@@ -200,6 +213,7 @@ def apply_limits(
     stale_zones: Collection[str] = (),
     connected: Collection[str] | None = None,
     cut_rank: Mapping[str, int] | None = None,
+    minimum: MinimumRule = "when_limited",
 ) -> Dispatch:
     """Clamp requested charger powers to every charger and zone limit.
 
@@ -222,6 +236,10 @@ def apply_limits(
     cut_rank
         charger id → its rank in a zone cut (default 0): lower ranks are cut to
         their floors before a higher rank is touched (a short stay ranks high).
+    minimum
+        ``when_limited``: a connected charger's guaranteed minimum holds under a zone that
+        binds (see the module docstring), elsewhere the request stands even below it;
+        ``always``: every connected charger is raised to its minimum.
 
     Returns
     -------
@@ -254,6 +272,8 @@ def apply_limits(
     setpoint: dict[str, float] = {}
     floor: dict[str, float] = {}
     limiter: dict[str, Limiter] = {}
+    # when_limited: connected chargers whose minimum no binding zone has applied yet → it.
+    pending: dict[str, float] = {}
     for c in charger_list:
         top = c.max_kw
         guaranteed = min(c.guaranteed_kw, top)
@@ -266,6 +286,10 @@ def apply_limits(
         if plugged is not None and c.id not in plugged:
             guaranteed = 0.0
         value, why = _sanitise(requested_kw.get(c.id, 0.0), top)
+        if minimum == "when_limited" and guaranteed > 0:
+            pending[c.id] = guaranteed
+            setpoint[c.id], floor[c.id], limiter[c.id] = value, 0.0, why
+            continue
         if value < guaranteed:
             value, why = guaranteed, Limiter.GUARANTEED
         setpoint[c.id], floor[c.id], limiter[c.id] = value, guaranteed, why
@@ -284,6 +308,15 @@ def apply_limits(
     for zone_id in order:
         ids = members[zone_id]
         limit = 0.0 if zone_id in stale_zones else _nonneg(zone_map[zone_id].headroom_kw)
+        waiting = [i for i in ids if i in pending]
+        if waiting:
+            deficit = math.fsum(max(0.0, pending[i] - setpoint[i]) for i in waiting)
+            if zone_id in stale_zones or math.fsum(setpoint[i] for i in ids) + deficit > limit:
+                # The zone binds: its minima become floors no cut (here or above) goes below.
+                for i in waiting:
+                    floor[i] = pending.pop(i)
+                    if setpoint[i] < floor[i]:
+                        setpoint[i], limiter[i] = floor[i], Limiter.GUARANTEED
         if math.fsum(setpoint[i] for i in ids) <= limit:
             continue
         floors = math.fsum(floor[i] for i in ids)

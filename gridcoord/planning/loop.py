@@ -17,8 +17,9 @@ APScheduler (3.x, asyncio flavour, on the service's event loop) runs two jobs:
 
 Events (the coordinator's `on_event`, from any thread):
 
-- a **plug-in** dispatches at once (a one-off job), so the car gets its §14a minimum and its
-  share within seconds instead of waiting for the next minute's refresh at 0 kW;
+- a **plug-in** dispatches at once (a one-off job), so the car gets its share (and its §14a
+  minimum where a zone binds) within seconds instead of waiting for the next minute's refresh
+  at 0 kW;
 - a plug-in, a **plug-out** or a new **external forecast** asks for a re-plan
   (`planning.replan_on_events`), coalesced and debounced: at most one planning run per
   `planning.replan_min_interval_s` (any run counts, the quarter-hour ones too). An event

@@ -59,7 +59,7 @@ Solver = Callable[[optimizer.Problem, float], optimizer.Schedule]
 # Time the solver's thread gets beyond its own limit to return (model building and the
 # schedule's KPIs come after HiGHS's limit); still well inside the margin before the slot.
 SOLVE_GRACE_S = 5.0
-# Share of a stay by which a default departure is planned early (see `_hedged`).
+# Share of a stay by which a default departure is planned early (see `hedged`).
 DEFAULT_DEPARTURE_HEDGE = 0.25
 
 
@@ -141,7 +141,7 @@ class Planner:
         try:
             forecast = build_forecast(inputs, starts, self.slot_minutes, now)
             self._track_errors(forecast, actual, now)
-            planned = [_hedged(s, now) for s in image.sessions]
+            planned = [hedged(s, now) for s in image.sessions]
             snapshot = take_snapshot(self.config, image.latest, planned, forecast, now)
             snapshot = replace(
                 snapshot,
@@ -387,7 +387,7 @@ def _surplus_kw(
     return tuple(max(0.0, float(spare[t]) - ev[t]) for t in range(slots))
 
 
-def _hedged(session: ChargingSession, now: datetime) -> ChargingSession:
+def hedged(session: ChargingSession, now: datetime) -> ChargingSession:
     """The session as planned: a default departure brought forward by a quarter of the stay.
 
     A charger-type default ("home until 07:00") is a guess; planning to finish a little before

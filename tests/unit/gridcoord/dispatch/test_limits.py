@@ -111,11 +111,66 @@ def test_stale_zone_meter_leaves_only_floors() -> None:
     assert out.rules == {RULE_ZONE_CUT: 1}
 
 
-def test_guaranteed_minimum_is_never_cut_even_when_the_plan_says_zero() -> None:
+def test_guaranteed_minimum_always_raises_even_when_the_plan_says_zero() -> None:
     cs = chargers(("c", "feeder-a", 11, 0, 4.2))
-    out = apply_limits({"c": 0.0}, cs, TREE)
+    out = apply_limits({"c": 0.0}, cs, TREE, minimum="always")
     assert out.setpoints_kw["c"] == 4.2
     assert out.limiter["c"] is Limiter.GUARANTEED
+
+
+def test_a_plan_that_defers_a_car_stands_where_no_zone_binds() -> None:
+    # §14a limits dimming under congestion; it is no obligation to draw. 4.2 kW fit easily.
+    cs = chargers(("c", "feeder-a", 11, 0, 4.2), ("d", "feeder-a", 11, 0, 4.2))
+    out = apply_limits({"c": 0.0, "d": 1.5}, cs, TREE)
+    assert out.setpoints_kw == {"c": 0.0, "d": 1.5}
+    assert out.limiter == {"c": Limiter.PLAN, "d": Limiter.PLAN}
+    assert out.rules == {}
+
+
+def test_a_zone_that_binds_raises_its_connected_cars_and_cuts_the_others() -> None:
+    # 8 kW planned fit the 10 kW zone, but not with the deferred car at its minimum: it binds.
+    zones = [ZoneLimit("z", None, 10.0)]
+    cs = chargers(
+        ("deferred", "z", 11, 0, 4.2), ("busy", "z", 11, 0, 0), ("empty", "z", 11, 0, 4.2)
+    )
+    out = apply_limits({"deferred": 0.0, "busy": 8.0}, cs, zones, connected={"deferred", "busy"})
+    assert out.setpoints_kw == {"deferred": 4.2, "busy": pytest.approx(5.8), "empty": 0.0}
+    assert out.limiter["deferred"] is Limiter.GUARANTEED
+    assert out.limiter["busy"] is Limiter.ZONE
+    # A car above its minimum in a binding zone is cut no lower than it.
+    out = apply_limits({"deferred": 11.0, "busy": 11.0}, cs, zones, connected={"deferred", "busy"})
+    assert out.setpoints_kw["deferred"] >= 4.2
+    assert out.setpoints_kw["deferred"] + out.setpoints_kw["busy"] == pytest.approx(10.0)
+
+
+def test_a_raise_in_a_child_zone_can_make_its_parent_bind() -> None:
+    zones = [ZoneLimit("p", None, 8.5), ZoneLimit("c", "p", 5.0)]
+    cs = chargers(("a", "c", 11, 0, 4.2), ("b", "c", 11, 0, 0), ("d", "p", 11, 0, 4.2))
+    out = apply_limits({"a": 0.0, "b": 4.0, "d": 0.0}, cs, zones)
+    # The plan (4 kW) fits both zones; "c" binds with a's minimum (8.2 > 5), which cuts b to
+    # 0.8; then "p" has 5 + d's 4.2 > 8.5: it binds too, d gets its minimum, b gives way.
+    assert out.setpoints_kw["a"] == 4.2
+    assert out.setpoints_kw["d"] == 4.2
+    assert out.setpoints_kw["b"] == pytest.approx(0.1)
+    assert out.zone_of_cut["b"] == "p"
+
+
+def test_a_parent_that_binds_raises_the_cars_of_a_child_that_does_not() -> None:
+    zones = [ZoneLimit("p", None, 6.0), ZoneLimit("c", "p", 100.0)]
+    cs = chargers(("a", "c", 11, 0, 4.2), ("e", "p", 11, 0, 0))
+    out = apply_limits({"a": 0.0, "e": 5.0}, cs, zones)
+    assert out.setpoints_kw == {"a": 4.2, "e": pytest.approx(1.8)}
+
+
+def test_a_stale_zone_binds_and_holds_the_minima_of_deferred_cars() -> None:
+    cs = chargers(("a1", "feeder-a", 22, 0, 4.2), ("b1", "feeder-b", 22, 0, 4.2))
+    out = apply_limits({"a1": 0.0, "b1": 0.0}, cs, TREE, stale_zones={"feeder-a"})
+    assert out.setpoints_kw == {"a1": 4.2, "b1": 0.0}
+
+
+def test_a_charger_under_no_zone_has_no_limit_that_binds() -> None:
+    out = apply_limits({"free": 0.0}, chargers(("free", None, 11, 0, 4.2)), [])
+    assert out.setpoints_kw == {"free": 0.0}
 
 
 def test_minima_above_a_zone_are_scaled_into_it_and_reported() -> None:
@@ -178,8 +233,13 @@ def test_zone_cuts_the_lowest_rank_first() -> None:
 
 
 def test_guaranteed_above_rating_is_capped_at_the_rating() -> None:
-    out = apply_limits({}, chargers(("small", None, 3.7, 0, 4.2)), [])
+    out = apply_limits({}, chargers(("small", None, 3.7, 0, 4.2)), [], minimum="always")
     assert out.setpoints_kw["small"] == 3.7
+    zones = [ZoneLimit("z", None, 5.0)]
+    out = apply_limits(
+        {"x": 5.0}, chargers(("small", "z", 3.7, 0, 4.2), ("x", "z", 11, 0, 0)), zones
+    )
+    assert out.setpoints_kw == {"small": 3.7, "x": pytest.approx(1.3)}
 
 
 @pytest.mark.parametrize(
@@ -268,13 +328,27 @@ def cases(draw: st.DrawFn) -> Case:
     return Case(zones, cs, plan, stale_c, stale_z, plugged, ranks)
 
 
-def kwargs_of(case: Case) -> dict[str, object]:
+MODES = ["when_limited", "always"]
+
+
+def kwargs_of(case: Case, minimum: str = "when_limited") -> dict[str, object]:
     return {
         "stale_chargers": case.stale_chargers,
         "stale_zones": case.stale_zones,
         "connected": case.connected,
         "cut_rank": case.ranks,
+        "minimum": minimum,
     }
+
+
+def sanitised(case: Case, c: ChargerLimit) -> float:
+    """What the plan asks of ``c`` once the layer has read it (0 for junk, at most the rating)."""
+    value = case.plan.get(c.id, 0.0)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0
+    if math.isnan(value) or value < 0:
+        return 0.0
+    return min(float(value), c.max_kw)
 
 
 def zones_above(case: Case, c: ChargerLimit) -> list[str]:
@@ -335,10 +409,13 @@ def measured(case: Case, zone_ids: list[str]) -> list[str]:
     return [z for z in zone_ids if z not in case.stale_zones]
 
 
-@given(cases())
+@pytest.mark.parametrize("minimum", MODES)
+@given(case=cases())
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_no_setpoint_above_any_limit_and_minima_met_where_they_fit(case: Case) -> None:
-    out = apply_limits(case.plan, case.chargers, case.zones, **kwargs_of(case))  # type: ignore[arg-type]
+def test_no_setpoint_above_any_limit_and_minima_met_where_they_fit(
+    minimum: str, case: Case
+) -> None:
+    out = apply_limits(case.plan, case.chargers, case.zones, **kwargs_of(case, minimum))  # type: ignore[arg-type]
     sp = out.setpoints_kw
     assert set(sp) == {c.id for c in case.chargers}
     short = {o.zone for o in out.shortfalls}
@@ -351,12 +428,13 @@ def test_no_setpoint_above_any_limit_and_minima_met_where_they_fit(case: Case) -
     for c in case.chargers:
         assert math.isfinite(sp[c.id])
         assert 0.0 <= sp[c.id] <= c.max_kw
-        fits = all(incoming[z] <= limits[z] for z in measured(case, zones_above(case, c)))
-        if fits:
-            # Minima (and a stale charger's safe power) are met whenever they fit.
-            assert sp[c.id] >= floor_of(case, c)
+        if fits_everywhere(case, c, incoming, limits):
+            # Minima (and a stale charger's safe power) are met whenever they fit; with
+            # `when_limited` a minimum only where a zone above binds (checked below).
             if c.id in case.stale_chargers:
                 assert sp[c.id] == floor_of(case, c)
+            elif minimum == "always":
+                assert sp[c.id] >= floor_of(case, c)
         else:
             assert sp[c.id] <= floor_of(case, c)
     for z in case.zones:
@@ -374,21 +452,74 @@ def test_no_setpoint_above_any_limit_and_minima_met_where_they_fit(case: Case) -
         assert o.floors_kw > o.limit_kw
         assert floors[o.zone] >= o.floors_kw
     assert out.ignored_ids == sorted({k for k in case.plan if k not in sp})
+    if minimum == "when_limited":
+        minima_only_where_a_zone_binds(case, sp, incoming, limits)
 
 
-@given(cases())
+def fits_everywhere(
+    case: Case, c: ChargerLimit, incoming: dict[str, float], limits: dict[str, float]
+) -> bool:
+    """Whether the floors reaching every measured zone above ``c`` fit in it."""
+    return all(incoming[z] <= limits[z] for z in measured(case, zones_above(case, c)))
+
+
+def minima_only_where_a_zone_binds(
+    case: Case, sp: dict[str, float], incoming: dict[str, float], limits: dict[str, float]
+) -> None:
+    """`when_limited`: the plan stands where nothing binds; below a minimum only where it may be.
+
+    A zone *surely does not bind* when even every request raised to its charger's floor fits
+    it (the layer's own test sums values after the cuts below, which are no larger): then the
+    plan's value stands for every charger under no such zone. A fresh connected charger below
+    its minimum (which fits) must be at its plan's value, under zones that are measured and
+    would still fit with it — and every other charger that may be short of its minimum —
+    raised to the minimum: it was not raised because no zone above it bound.
+    """
+    raised_sum = {
+        z.id: math.fsum(
+            max(sanitised(case, c), floor_of(case, c))
+            for c in case.chargers
+            if c.id in members(case, z.id)
+        )
+        for z in case.zones
+    }
+    for c in case.chargers:
+        if c.id in case.stale_chargers:
+            continue
+        above = zones_above(case, c)
+        if not any(z in case.stale_zones or raised_sum[z] > limits[z] for z in above):
+            assert sp[c.id] == sanitised(case, c), "no zone binds: the plan's value stands"
+        minimum = floor_of(case, c)
+        if not (sp[c.id] < minimum and fits_everywhere(case, c, incoming, limits)):
+            continue
+        assert sp[c.id] == sanitised(case, c), "below its minimum only by the plan"
+        for z in above:
+            assert z not in case.stale_zones, "a stale zone binds: its minima hold"
+            with_minima = math.fsum(
+                max(sp[j.id], floor_of(case, j))
+                if j.id not in case.stale_chargers and fits_everywhere(case, j, incoming, limits)
+                else sp[j.id]
+                for j in case.chargers
+                if j.id in members(case, z)
+            )
+            assert with_minima <= limits[z] * (1 + 1e-9) + 1e-12, f"zone {z} binds"
+
+
+@pytest.mark.parametrize("minimum", MODES)
+@given(case=cases())
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_applying_the_layer_twice_changes_nothing(case: Case) -> None:
-    kwargs = kwargs_of(case)
+def test_applying_the_layer_twice_changes_nothing(minimum: str, case: Case) -> None:
+    kwargs = kwargs_of(case, minimum)
     once = apply_limits(case.plan, case.chargers, case.zones, **kwargs)  # type: ignore[arg-type]
     twice = apply_limits(once.setpoints_kw, case.chargers, case.zones, **kwargs)  # type: ignore[arg-type]
     assert twice.setpoints_kw == pytest.approx(once.setpoints_kw, rel=1e-12, abs=1e-12)
 
 
-@given(cases())
+@pytest.mark.parametrize("minimum", MODES)
+@given(case=cases())
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_a_plan_within_every_limit_is_left_alone(case: Case) -> None:
-    kwargs = kwargs_of(case)
+def test_a_plan_within_every_limit_is_left_alone(minimum: str, case: Case) -> None:
+    kwargs = kwargs_of(case, minimum)
     safe = apply_limits(case.plan, case.chargers, case.zones, **kwargs).setpoints_kw  # type: ignore[arg-type]
     # Any plan below a safe plan (and above the floors) is itself safe: nothing to cut.
     lower = {c.id: max(min(floor_of(case, c), safe[c.id]), safe[c.id] * 0.5) for c in case.chargers}

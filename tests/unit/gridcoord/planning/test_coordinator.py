@@ -21,6 +21,7 @@ import optimizer
 from adapters.contract.reading import AssetKind, Reading
 from gridcoord.config import Config
 from gridcoord.planning.coordinator import Coordinator, PlanOutcome
+from gridcoord.planning.dispatch_policy import PROBE
 from gridcoord.storage.outcomes import plan_points, setpoint_points
 from gridcoord.timegrid import floor_slot, local_day_slots, next_slot_start, to_rfc3339
 
@@ -384,7 +385,7 @@ def test_naive_times_are_refused_clearly() -> None:
         coordinator.dispatch(datetime(2026, 11, 24, 17, 0))
 
 
-def test_a_car_arriving_after_the_plan_charges_at_once() -> None:
+def test_a_car_arriving_after_the_plan_charges_at_once_at_its_pace() -> None:
     config = city()
     coordinator = Coordinator(config)
     for meter in ("meter-feeder", "meter-lt-1", "meter-lt-2"):
@@ -396,7 +397,32 @@ def test_a_car_arriving_after_the_plan_charges_at_once() -> None:
     dispatch = coordinator.dispatch(later)
     assert not dispatch.fallback
     assert_within_limits(config, dispatch, {"feeder": 50.0, "lt-1": 30.0, "lt-2": 30.0})
+    # Its first minutes at full power (what a car draws then tells its own limit): the
+    # feeder's 50 kW are all taken.
     assert math.fsum(dispatch.setpoints_kw.values()) == pytest.approx(50.0)
+    # Then each asks for the power that meets its default need (15 kWh) in half the time to
+    # its departure as planned (hedged a quarter of the stay early): home until 07:00 Berlin
+    # (06:00 UTC) from 17:20 UTC → 02:50 UTC, 9.5 h at 17:20; public 2 h → 1.5 h, at most
+    # its rating. lt-1 (c0-c2, home) does not bind and neither does the feeder, so c0's
+    # §14a minimum (4.2 kW) does not apply to its 3.2 kW; lt-2 (c3 home, c4 and c5 public:
+    # 35.6 kW asked) is cut to its 30 kW.
+    paced = later + PROBE + timedelta(minutes=1)
+    feed(coordinator, paced)
+    dispatch = coordinator.dispatch(paced)
+    sp = dispatch.setpoints_kw
+    assert_within_limits(config, dispatch, {"feeder": 50.0, "lt-1": 30.0, "lt-2": 30.0})
+    home = 2.0 * 15.0 / (9.5 - (paced - later).total_seconds() / 3600.0)
+    assert [sp["c0"], sp["c1"], sp["c2"]] == pytest.approx([home] * 3)
+    assert sp["c0"] < 4.2
+    assert sp["c3"] + sp["c4"] + sp["c5"] == pytest.approx(30.0)
+    # With the old rule the minimum holds everywhere.
+    old = Coordinator(city(guaranteed_minimum="always"))
+    for meter in ("meter-feeder", "meter-lt-1", "meter-lt-2"):
+        old.observe(reading(meter, AssetKind.METER, NOW, power_w=10_000.0))
+    old.plan(NOW)
+    feed(old, later)
+    feed(old, paced)
+    assert old.dispatch(paced).setpoints_kw["c0"] == 4.2
 
 
 def test_an_external_forecast_is_used_and_recorded() -> None:

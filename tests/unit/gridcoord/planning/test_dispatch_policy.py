@@ -1,10 +1,15 @@
-"""The dispatch policy's cut ranks: who gives way in a full zone."""
+"""The dispatch policy's cut ranks (who gives way in a full zone) and a new car's pace."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from gridcoord.planning.dispatch_policy import cut_ranks
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gridcoord.planning.dispatch_policy import cut_ranks, paced_kw
 from gridcoord.sessions import ChargingSession, Source
 
 NOW = datetime(2026, 11, 24, 17, 0, tzinfo=UTC)
@@ -36,3 +41,41 @@ def test_the_most_slack_gives_way_first() -> None:
     power = {s.charger_id: 11.0 for s in sessions}
     ranks = cut_ranks(sessions, power, NOW)
     assert ranks == {"home": 0, "work": 1, "public": 2, "gone": 2}
+
+
+SLOT = timedelta(minutes=15)
+
+
+def test_a_new_car_is_paced_to_meet_its_need_by_its_departure() -> None:
+    # 20 kWh in half of the 4 h left (PACE_MARGIN 2).
+    assert paced_kw(session("c", 4.0, 20.0), NOW, 11.0, SLOT) == pytest.approx(10.0)
+    assert paced_kw(session("c", 4.0, 20.0), NOW, 11.0, SLOT, margin=1.0) == pytest.approx(5.0)
+    assert paced_kw(session("c", 1.0, 20.0), NOW, 11.0, SLOT) == 11.0  # cannot: its rating
+    assert paced_kw(session("c", 0.2, 1.0), NOW, 11.0, SLOT) == 11.0  # leaves within a slot
+    assert paced_kw(session("c", -1.0, 5.0), NOW, 11.0, SLOT) == 11.0  # overdue
+    assert paced_kw(session("c", 4.0, 0.0), NOW, 11.0, SLOT) == 0.0  # nothing needed
+
+
+def test_a_default_departure_is_paced_as_the_planner_hedges_it() -> None:
+    # Plugged in an hour ago until 3 h from now (a default): planned a quarter of the 4 h
+    # stay early, 2 h from now; 10 kWh in half of that.
+    guessed = replace(session("c", 3.0, 10.0), departure_source=Source.DEFAULT)
+    assert paced_kw(guessed, NOW, 11.0, SLOT) == pytest.approx(10.0)
+
+
+@given(
+    hours=st.floats(-5, 48),
+    need=st.floats(0, 200),
+    full=st.floats(0, 350),
+    margin=st.floats(1, 4),
+)
+def test_the_pace_is_within_the_rating_and_meets_the_need_when_it_can(
+    hours: float, need: float, full: float, margin: float
+) -> None:
+    kw = paced_kw(session("c", hours, need), NOW, full, SLOT, margin=margin)
+    assert 0.0 <= kw <= full
+    if need > 0 and hours * 3600 > SLOT.total_seconds():
+        # Delivered at this pace to the departure: the need with its margin, or all the
+        # rating allows.
+        expected = min(margin * need, full * hours)
+        assert kw * hours == pytest.approx(expected, rel=1e-9, abs=1e-9)
