@@ -88,6 +88,10 @@ class IncrementalSolver:
             ...
             schedule = planner.solve(changed_problem, time_limit_s=5)
 
+    Call `solve` from one thread that outlives the planner's use: the LEMON child dies with
+    the thread that forked it (`deadline.die_with_parent`: Linux's ``PR_SET_PDEATHSIG`` is
+    per thread), and a planner whose child is gone solves cold.
+
     `last_start` says how the last `solve` went: ``cold`` (a new network), ``warm`` (LEMON
     answered from its last basis), ``same_network`` (the problem fit the network, but the
     answer came from a cold solve: OR-Tools, because LEMON had no basis ready or was slower,
