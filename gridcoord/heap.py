@@ -21,8 +21,9 @@ YOUNG_THRESHOLD = 100_000
 def settle() -> None:
     """Collect once, freeze what survives (it lives as long as the process), collect less.
 
-    For the service's own process only (`run_service`): frozen objects are never freed, so
-    a process that starts many services one after another (tests, the demo) must not call it.
+    For a process that runs one service only (`run_service`, and the `gridcoord demo`
+    command once its service is up): frozen objects are never freed, so a process that
+    starts many services one after another (tests) must not call it.
     """
     gc.collect()
     gc.freeze()

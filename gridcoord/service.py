@@ -252,6 +252,9 @@ class Service:
                 await self.api.stop()
             if self.planning is not None:
                 await self.planning.stop()
+            if self.coordinator is not None:
+                # Its planner's incremental solver keeps a LEMON child between runs.
+                await asyncio.to_thread(self.coordinator.close)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

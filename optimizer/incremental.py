@@ -88,9 +88,14 @@ class IncrementalSolver:
             ...
             schedule = planner.solve(changed_problem, time_limit_s=5)
 
+    Call `solve` from one thread that outlives the planner's use: the LEMON child dies with
+    the thread that forked it (`deadline.die_with_parent`: Linux's ``PR_SET_PDEATHSIG`` is
+    per thread), and a planner whose child is gone solves cold.
+
     `last_start` says how the last `solve` went: ``cold`` (a new network), ``warm`` (LEMON
     answered from its last basis), ``same_network`` (the problem fit the network, but the
-    answer came from an OR-Tools cold solve: LEMON had no basis ready, or was slower).
+    answer came from a cold solve: OR-Tools, because LEMON had no basis ready or was slower,
+    or LEMON itself when pylmcf could not repair its basis and re-solved from scratch).
     """
 
     def __init__(self, *, spares_per_zone: int = SPARES_PER_ZONE) -> None:
@@ -236,7 +241,9 @@ class IncrementalSolver:
             if outcome.values is None and worker.pending:
                 worker.close()  # stuck on our request: a cold solve next time
                 state.worker = None
-            if outcome.winner == -1 and outcome.values is not None:
+            # LEMON answered; "warm" only if it really restarted from its basis (pylmcf
+            # re-solves cold, silently, when it cannot repair it).
+            if outcome.winner == -1 and outcome.values is not None and not worker.last_cold:
                 self.last_start = "warm"
         if outcome.values is None:
             return outcome.detail

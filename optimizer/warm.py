@@ -37,7 +37,8 @@ from optimizer.network import SINK, SOURCE, Network
 # way the simplex then pivots to a proven optimum: only the time differs.
 WARM_REPAIR = "dual_greedy"
 _REQUEST = struct.Struct("<qqqq")  # sequence, arcs, supply, costs follow (0/1)
-_ANSWER = struct.Struct("<qq")  # sequence, arcs (−1: the solve failed)
+# sequence, arcs (−1: the solve failed), cold (1: pylmcf re-solved from scratch, no warm start)
+_ANSWER = struct.Struct("<qqq")
 
 
 class WarmLemon:
@@ -76,6 +77,9 @@ class WarmLemon:
         self._buffer = bytearray()
         self.alive = True
         self.last: IntArray | None = None  # flows of the last answer (None: failed)
+        # Whether the last answer came from a cold solve inside the child: the first one, or
+        # a re-solve whose basis pylmcf could not repair (it then starts afresh, silently).
+        self.last_cold = True
 
     @property
     def idle(self) -> bool:
@@ -104,8 +108,9 @@ class WarmLemon:
     def feed(self) -> bool:
         """Read what is available (the fd is ready); True when the answer to the last request is in.
 
-        `last` then holds its flows, or None if that solve failed. An EOF (the child died)
-        closes the worker and counts as a failed answer.
+        `last` then holds its flows, or None if that solve failed, and `last_cold` whether the
+        child solved it cold. An EOF (the child died) closes the worker and counts as a failed
+        answer.
         """
         try:
             chunk = os.read(self.fd, 1 << 20)
@@ -117,13 +122,14 @@ class WarmLemon:
             return True
         self._buffer += chunk
         while len(self._buffer) >= _ANSWER.size:
-            sequence, arcs = _ANSWER.unpack_from(self._buffer)
+            sequence, arcs, cold = _ANSWER.unpack_from(self._buffer)
             size = _ANSWER.size + max(arcs, 0) * 8
             if len(self._buffer) < size:
                 break
             payload = bytes(self._buffer[_ANSWER.size : size])
             del self._buffer[:size]
             self.received = sequence
+            self.last_cold = bool(cold)
             self.last = np.frombuffer(payload, dtype=np.int64).copy() if arcs >= 0 else None
         return self.received == self.sent
 
@@ -176,13 +182,17 @@ def _serve(network: Network, request_fd: int, answer_fd: int) -> None:
         graph.set_edge_capacities(np.ascontiguousarray(capacity[order]))
         if cost is not None:
             graph.set_edge_costs(np.ascontiguousarray(cost[order]))
+        # pylmcf counts its warm restarts (and repairs); a re-solve that counts in none of them
+        # went cold (its basis could not be repaired), which the parent reports as such.
+        before = _warm_count(graph)
         try:
             graph.solve()
             flow = np.empty(len(order), dtype=np.int64)
             flow[order] = graph.result()
-            answer = _ANSWER.pack(sequence, n_arcs) + flow[:n_arcs].tobytes()
+            cold = int(sequence == 0 or _warm_count(graph) == before)
+            answer = _ANSWER.pack(sequence, n_arcs, cold) + flow[:n_arcs].tobytes()
         except Exception:  # reported; the next request solves cold
-            answer = _ANSWER.pack(sequence, -1)
+            answer = _ANSWER.pack(sequence, -1, 1)
         _write_all(answer_fd, answer)
         header = _read_exact(request_fd, _REQUEST.size)
         if header is None:
@@ -200,6 +210,11 @@ def _serve(network: Network, request_fd: int, answer_fd: int) -> None:
             cost = np.append(costs, int(costs.max(initial=0)) + 1)
         else:
             cost = None
+
+
+def _warm_count(graph: pylmcf.Graph) -> int:
+    """Re-solves pylmcf started from the retained basis (directly or after a repair)."""
+    return int(graph.warm_start_count() + graph.dual_repair_count() + graph.primal_repair_count())
 
 
 def _max_fd() -> int:

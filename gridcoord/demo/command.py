@@ -99,7 +99,8 @@ def demo_command(
     settings = DemoSettings(
         start=SEASON_STARTS[season], hours=hours, speed=speed, seed=seed, season=season
     )
-    demo_run = DemoRun(settings, store_path, say)
+    # One demo per process: `gridcoord run`'s collector settings apply (gridcoord/heap.py).
+    demo_run = DemoRun(settings, store_path, say, settle_heap=True)
     config_path = write_config(demo_run.config, DATA_DIR / "gridcoord-demo.yaml")
     try:
         broker = start_broker(DATA_DIR, demo_run.config)

@@ -47,6 +47,7 @@ from pydantic import SecretStr
 
 from adapters.contract.reading import Reading
 from adapters.contract.validation import build_reading
+from gridcoord import heap
 from gridcoord.broker.acl import FORECASTER_USER
 from gridcoord.broker.files import Accounts
 from gridcoord.config import Config
@@ -163,13 +164,23 @@ class DemoRun:
         the embedded store's file (its directory also holds the spool).
     say
         prints one line for people (a planning run's KPIs).
+    settle_heap
+        once the service and the devices are up, apply `gridcoord run`'s collector settings
+        (`gridcoord.heap.settle`: freeze what lives as long as the process, young collections
+        rarer). Only for a process that runs one demo (the command), never in a test's.
     """
 
     def __init__(
-        self, settings: DemoSettings, store_path: Path, say: Callable[[str], None]
+        self,
+        settings: DemoSettings,
+        store_path: Path,
+        say: Callable[[str], None],
+        *,
+        settle_heap: bool = False,
     ) -> None:
         self.settings = settings
         self._say = say
+        self._settle_heap = settle_heap
         start = as_utc(settings.start)
         self.layout = demo_city(settings.seed, settings.chargers)
         self.store_path = store_path
@@ -259,6 +270,10 @@ class DemoRun:
         fallbacks = late = 0
         try:
             self._devices.start()
+            if self._settle_heap:
+                # After the service's start-up (imports, API, warm start) and the devices'
+                # logins: what exists now lives as long as the run.
+                heap.settle()
             while not stop.is_set() and (end is None or self._now < end):
                 if settings.speed > 0:
                     due = began + (self._now - start).total_seconds() / settings.speed

@@ -7,6 +7,7 @@ the index measured over the last hours of daylight.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,11 +62,22 @@ class PvFleet:
     temp_air_c: float = 15.0
 
 
+# Clear-sky output per (fleet, instant) [kW], remembered: it is a pure function of both, pvlib
+# takes milliseconds per call (and reads the Linke turbidity file each time), and consecutive
+# planning runs ask for nearly the same instants (the horizon moves on by one slot, the
+# index's lookback window by one reading). Cleared when full; a few MB at most.
+_CLEAR_SKY_CACHE_MAX = 100_000
+_clear_sky_cache: dict[tuple[PvFleet, datetime], float] = {}
+_clear_sky_lock = threading.Lock()
+
+
 def clear_sky_kw(fleet: PvFleet, instants: Sequence[datetime]) -> FloatArray:
     """AC output of the fleet under a clear sky at each instant [kW].
 
     Ineichen clear-sky irradiance (pvlib, Linke turbidity from its climatology), transposed to
-    the module plane (isotropic sky), cell temperature by Faiman, DC by PVWatts.
+    the module plane (isotropic sky), cell temperature by Faiman, DC by PVWatts. Each
+    instant's value is computed once per fleet and remembered (pvlib computes every instant
+    on its own, so a value does not depend on the instants asked with it).
 
     Parameters
     ----------
@@ -81,7 +93,26 @@ def clear_sky_kw(fleet: PvFleet, instants: Sequence[datetime]) -> FloatArray:
     """
     if not instants:
         return np.zeros(0)
-    times = pd.DatetimeIndex([as_utc(t) for t in instants])
+    keys = [as_utc(t) for t in instants]
+    with _clear_sky_lock:
+        known = [_clear_sky_cache.get((fleet, t)) for t in keys]
+    missing = sorted({t for t, value in zip(keys, known, strict=True) if value is None})
+    computed: dict[datetime, float] = {}
+    if missing:
+        computed = dict(zip(missing, _clear_sky(fleet, missing).tolist(), strict=True))
+        with _clear_sky_lock:
+            if len(_clear_sky_cache) + len(computed) > _CLEAR_SKY_CACHE_MAX:
+                _clear_sky_cache.clear()
+            _clear_sky_cache.update(((fleet, t), v) for t, v in computed.items())
+    return np.array(
+        [computed[t] if value is None else value for t, value in zip(keys, known, strict=True)],
+        dtype=np.float64,
+    )
+
+
+def _clear_sky(fleet: PvFleet, instants: Sequence[datetime]) -> FloatArray:
+    """`clear_sky_kw` computed by pvlib, for aware UTC instants [kW]."""
+    times = pd.DatetimeIndex(instants)
     site = location.Location(fleet.latitude, fleet.longitude, "UTC", altitude=fleet.altitude_m)
     with warnings.catch_warnings():
         # pvlib <= 0.16 uses pandas accessors that pandas 3 deprecates; harmless, and noisy.

@@ -54,8 +54,8 @@ class Coordinator:
     config : Config
         The deployment (zones, assets, site, planning settings).
     solver : callable, optional
-        ``(problem, time_limit_s) -> schedule``; `optimizer.solve` by default. Tests inject
-        failing or slow ones.
+        ``(problem, time_limit_s) -> schedule``; by default the planner's incremental
+        solver (`Planner`). Tests inject failing or slow ones. `close` ends it.
     """
 
     def __init__(self, config: Config, *, solver: Solver | None = None) -> None:
@@ -69,6 +69,15 @@ class Coordinator:
         # Called with (event, subject) on a plug-in, plug-out (charger id) or a new external
         # forecast (its kind), on the thread that observed it; it must be quick.
         self.on_event: Callable[[str, str], None] | None = None
+
+    def close(self) -> None:
+        """End what the planner keeps running between runs (its incremental solver's child)."""
+        self._planner.close()
+
+    @property
+    def solver_starts(self) -> dict[str, int]:
+        """How the planning runs' solves went so far (see `Planner.solver_starts`)."""
+        return dict(self._planner.solver_starts)
 
     def observe(self, reading: Reading) -> None:
         """Take one accepted reading (thread-safe); a plug-in or plug-out is an event."""

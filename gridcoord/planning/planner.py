@@ -15,18 +15,30 @@ Decisions where the issue and DESIGN are silent (see also `gridcoord.planning.co
   chargers do), so nothing is reserved for it: a car that plugs in triggers a dispatch.
 - *Forecast error*: each run reports the MAE per kind of the previous run's forecast over the
   slots measured since.
+- *Re-plans warm*: without an injected solver, a planner keeps one `optimizer.IncrementalSolver`
+  (not thread-safe: only the one solve thread a planner allows at a time uses it; `close` ends
+  its LEMON child). Periodic and event re-plans on the same slots, zones and chargers start
+  from the last optimum's basis; anything else is a cold solve inside it. If it fails or
+  returns its fallback plan, `optimizer.solve` gets the rest of the budget, and the next run
+  starts cold. `Planner.solver_starts` counts how each solve went.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import math
+import queue
 import threading
 import time
+import weakref
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+
+import numpy as np
 
 import optimizer
 from adapters.contract.reading import AssetKind, Reading
@@ -61,6 +73,8 @@ Solver = Callable[[optimizer.Problem, float], optimizer.Schedule]
 SOLVE_GRACE_S = 5.0
 # Share of a stay by which a default departure is planned early (see `hedged`).
 DEFAULT_DEPARTURE_HEDGE = 0.25
+# How long `Planner.close` waits for a solve under way before it ends the solver anyway [s].
+CLOSE_WAIT_S = 5.0
 
 
 def default_solver(problem: optimizer.Problem, time_limit_s: float) -> optimizer.Schedule:
@@ -76,12 +90,28 @@ class Planner:
     config : Config
         The deployment (zones, assets, site, planning settings).
     solver : callable, optional
-        ``(problem, time_limit_s) -> schedule``; `optimizer.solve` by default.
+        ``(problem, time_limit_s) -> schedule``; by default the planner's own
+        `optimizer.IncrementalSolver` (warm re-plans), `optimizer.solve` when that fails.
     """
 
     def __init__(self, config: Config, *, solver: Solver | None = None) -> None:
         self.config = config
-        self._solver: Solver = solver or default_solver
+        self._incremental: optimizer.IncrementalSolver | None = None
+        self._solver: Solver
+        self._worker = _SolveThread()
+        if solver is None:
+            incremental = optimizer.IncrementalSolver()
+            self._incremental = incremental
+            self._solver = self._solve_incrementally
+        else:
+            self._solver = solver
+        # A planner dropped without `close` must not leave its thread or LEMON child behind.
+        self._finalizer = weakref.finalize(self, _end, self._worker, self._incremental)
+        # How each solve went: the incremental solver's `last_start` (cold, warm,
+        # same_network), or "solve" when `optimizer.solve` had to take over.
+        self.solver_starts: Counter[str] = Counter()
+        # The last problem solved and its schedule (for tests and diagnostics).
+        self.last_solved: tuple[optimizer.Problem, optimizer.Schedule] | None = None
         planning = config.planning
         self.slot_minutes = planning.slot_minutes
         self.slots = horizon_slot_count(timedelta(hours=planning.horizon_h), self.slot_minutes)
@@ -90,7 +120,43 @@ class Planner:
         self._previous_forecast: Forecast | None = None
         self._errors = LeadTimeErrors(self.slot_minutes)
         self._errors_lock = threading.Lock()
-        self._solving: threading.Thread | None = None
+        self._solving: Future[optimizer.Schedule] | None = None
+
+    def close(self) -> None:
+        """End the solve thread and the incremental solver's LEMON child.
+
+        A solve under way gets `CLOSE_WAIT_S` to finish first.
+        """
+        solving = self._solving
+        if solving is not None:
+            with contextlib.suppress(Exception):
+                solving.exception(timeout=CLOSE_WAIT_S)
+        self._finalizer()
+
+    def _solve_incrementally(
+        self, problem: optimizer.Problem, time_limit_s: float
+    ) -> optimizer.Schedule:
+        """The incremental solver; `optimizer.solve` with the budget left when it fails."""
+        incremental = self._incremental
+        assert incremental is not None, "only planners with their own solver get here"
+        began = time.monotonic()
+        schedule: optimizer.Schedule | None = None
+        try:
+            schedule = incremental.solve(problem, time_limit_s=time_limit_s)
+        except Exception:  # the production solver takes over; the next run starts cold
+            log.exception("incremental solve failed; solving cold")
+        if schedule is not None and schedule.status != "fallback":
+            self.solver_starts[incremental.last_start] += 1
+            self.last_solved = (problem, schedule)
+            return schedule
+        incremental.close()
+        left = time_limit_s - (time.monotonic() - began)
+        if schedule is not None and left <= 0:
+            return schedule
+        self.solver_starts["solve"] += 1
+        schedule = optimizer.solve(problem, time_limit_s=max(0.0, left))
+        self.last_solved = (problem, schedule)
+        return schedule
 
     @property
     def previous_forecast(self) -> Forecast | None:
@@ -250,31 +316,24 @@ class Planner:
     def _solve(
         self, problem: optimizer.Problem, budget_s: float
     ) -> tuple[optimizer.Schedule | None, str | None, float]:
-        """Solve in a worker thread joined with a timeout; (schedule, failure, seconds)."""
+        """Solve on the planner's solve thread, with a timeout; (schedule, failure, seconds)."""
         if budget_s <= 0:
             return None, "no time left before the slot starts", 0.0
-        if self._solving is not None and self._solving.is_alive():
+        if self._solving is not None and not self._solving.done():
             return None, "the previous solve is still running (overran its budget)", 0.0
-        result: dict[str, Any] = {}
-
-        def work() -> None:
-            try:
-                result["schedule"] = self._solver(problem, budget_s)
-            except BaseException as exc:  # reported as the run's failure, never lost
-                result["error"] = exc
-
         began = time.monotonic()
-        thread = threading.Thread(target=work, name="gridcoord-solve", daemon=True)
-        self._solving = thread
-        thread.start()
-        thread.join(budget_s + min(SOLVE_GRACE_S, DEFAULT_MARGIN.total_seconds() / 4))
-        solve_s = time.monotonic() - began
-        if thread.is_alive():
-            return None, f"solver overran its budget of {budget_s:.1f} s", solve_s
-        if "error" in result:
-            error = result["error"]
+        solving = self._worker.submit(lambda: self._solver(problem, budget_s))
+        self._solving = solving
+        try:
+            schedule: object = solving.result(
+                budget_s + min(SOLVE_GRACE_S, DEFAULT_MARGIN.total_seconds() / 4)
+            )
+        except FutureTimeout:
+            return None, f"solver overran its budget of {budget_s:.1f} s", time.monotonic() - began
+        except BaseException as error:  # reported as the run's failure, never lost
+            solve_s = time.monotonic() - began
             return None, f"solver failed: {type(error).__name__}: {error}", solve_s
-        schedule = result.get("schedule")
+        solve_s = time.monotonic() - began
         if not isinstance(schedule, optimizer.Schedule):
             return None, f"solver returned {type(schedule).__name__}, not a schedule", solve_s
         return schedule, None, solve_s
@@ -310,6 +369,65 @@ class Planner:
             log.exception("forecast error not computed")
             return {}
         return {kind: value for kind, value in errors.items() if value is not None}
+
+
+class _SolveThread:
+    """One daemon thread that runs a planner's solves, one at a time, for the planner's life.
+
+    Not a thread per solve: the incremental solver's LEMON child is killed when the thread
+    that forked it ends (Linux ties `PR_SET_PDEATHSIG` to the forking thread, not the
+    process), so its basis survives only on a thread that lives on. Not a
+    `ThreadPoolExecutor`: its threads are joined at interpreter exit, so an abandoned,
+    overrunning solve would hold up the process's exit; this one is a daemon.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[
+            tuple[Callable[[], optimizer.Schedule], Future[optimizer.Schedule]] | None
+        ] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, work: Callable[[], optimizer.Schedule]) -> Future[optimizer.Schedule]:
+        """Queue ``work``; its future holds the schedule or the exception it raised."""
+        future: Future[optimizer.Schedule] = Future()
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, args=(self._queue,), name="gridcoord-solve", daemon=True
+                )
+                self._thread.start()
+            self._queue.put((work, future))
+        return future
+
+    def stop(self) -> None:
+        """End the thread after the work queued (idempotent)."""
+        with self._lock:
+            if self._thread is not None:
+                self._queue.put(None)
+                self._thread = None
+
+    @staticmethod
+    def _run(
+        jobs: queue.SimpleQueue[
+            tuple[Callable[[], optimizer.Schedule], Future[optimizer.Schedule]] | None
+        ],
+    ) -> None:
+        while (job := jobs.get()) is not None:
+            work, future = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(work())
+            except BaseException as exc:  # handed to the run, which reports it
+                future.set_exception(exc)
+
+
+def _end(worker: _SolveThread, incremental: optimizer.IncrementalSolver | None) -> None:
+    """A planner's end: its incremental solver's LEMON child, then its solve thread."""
+    if incremental is not None:
+        incremental.close()
+    worker.stop()
 
 
 def forecast_capacity_kw(config: Config) -> dict[ForecastKind, float]:
@@ -374,17 +492,17 @@ def _surplus_kw(
     forecast: Forecast, chargers_kw: Mapping[str, list[float]], slots: int
 ) -> tuple[float, ...]:
     """Renewable power the plan expects left over per slot: PV + wind − load − EV [kW]."""
-    # A schedule from a wrong optimizer may hold huge values: plain sum overflows to inf
-    # (no surplus left) where fsum would raise.
-    ev = [
-        sum(
-            max(0.0, v[t]) if t < len(v) and math.isfinite(v[t]) else 0.0
-            for v in chargers_kw.values()
-        )
-        for t in range(slots)
-    ]
+    # A schedule from a wrong optimizer may hold huge values: plain sums overflow to inf (no
+    # surplus left) where fsum would raise. One charger's row at a time, in the mapping's
+    # order: the same additions, in the same order, as a Python sum per slot (so the same
+    # floats), without a Python loop over chargers × slots (a fifth of a demo plan's work).
+    ev = np.zeros(slots)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for row in chargers_kw.values():
+            values = np.asarray(row[:slots], dtype=np.float64)
+            ev[: len(values)] += np.where(np.isfinite(values), np.maximum(values, 0.0), 0.0)
     spare = forecast.renewable_kw - forecast.load_kw
-    return tuple(max(0.0, float(spare[t]) - ev[t]) for t in range(slots))
+    return tuple(max(0.0, float(spare[t]) - float(ev[t])) for t in range(slots))
 
 
 def hedged(session: ChargingSession, now: datetime) -> ChargingSession:

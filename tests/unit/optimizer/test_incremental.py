@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.optimizer import city_problem
-from optimizer import IncrementalSolver, Problem, Schedule, solve
+from optimizer import IncrementalSolver, Problem, Schedule, solve, warm
 from optimizer.compiled import compile_problem
 from tests.unit.optimizer.strategies import problems
 
@@ -175,3 +175,45 @@ def test_a_dead_warm_solver_costs_a_cold_solve_not_a_wrong_plan() -> None:
         del again["sessions"][3]
         problem = Problem.model_validate(again)
         _same_as_cold(problem, planner.solve(problem))
+
+
+def test_a_cold_re_solve_inside_the_child_is_not_reported_warm(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # "repair_only": pylmcf may not repair a primal-infeasible basis (an arrival on a spare:
+    # its arcs sat at capacity 0), so it re-solves from scratch inside the child. That answer
+    # comes from LEMON, but it is no warm start and must not be reported as one.
+    monkeypatch.setattr(warm, "WARM_REPAIR", "repair_only")
+    data = _city()
+    used = {s["charger"] for s in data["sessions"]}
+    free = next(c["id"] for c in data["chargers"] if c["id"] not in used)
+    with IncrementalSolver() as planner:
+        planner.solve(Problem.model_validate(data))
+        arrived = copy.deepcopy(data)
+        arrived["sessions"].append(
+            {
+                "id": "late-car",
+                "charger": free,
+                "arrival_slot": 30,
+                "departure_slot": 60,
+                "energy_kwh": 35.0,
+            }
+        )
+        problem = Problem.model_validate(arrived)
+        assert planner.ready(timeout_s=120)
+        schedule = planner.solve(problem, time_limit_s=120)
+        state = planner._state
+        assert state is not None and state.worker is not None
+        assert state.worker.last_cold
+        assert planner.last_start == "same_network"
+        _same_as_cold(problem, schedule)
+        # New import weights only (costs): the retained basis stays feasible, a warm start.
+        weights = copy.deepcopy(arrived)
+        weights["import_weight"] = [
+            w * (1.5 if t % 7 == 0 else 1.0) for t, w in enumerate(weights["import_weight"])
+        ]
+        problem = Problem.model_validate(weights)
+        assert planner.ready(timeout_s=120)
+        schedule = planner.solve(problem, time_limit_s=120)
+        assert planner.last_start == "warm"
+        _same_as_cold(problem, schedule)

@@ -484,3 +484,69 @@ def test_a_car_slower_than_its_charger_does_not_hold_back_its_zone() -> None:
     plan_time = NOW + timedelta(minutes=15)
     feed(coordinator, plan_time)
     assert coordinator.dispatch(plan_time).setpoints_kw["c1"] <= 3.7 * 1.1 + 0.5 + 1e-9
+
+
+def _same_objectives_as_a_cold_solve(coordinator: Coordinator) -> None:
+    """The last plan's schedule has the objectives `optimizer.solve` finds for its problem."""
+    solved = coordinator._planner.last_solved
+    assert solved is not None
+    problem, schedule = solved
+    cold = optimizer.solve(problem, time_limit_s=30)
+    assert schedule.status == cold.status == "optimal"
+    total = max(1.0, math.fsum(s.energy_kwh for s in problem.sessions))
+    assert schedule.unmet_kwh_total == pytest.approx(
+        cold.unmet_kwh_total, rel=1e-6, abs=1e-6 * total
+    )
+    assert schedule.import_cost == pytest.approx(cold.import_cost, rel=1e-6, abs=1e-6)
+
+
+def test_re_plans_start_warm_from_the_last_optimum_and_equal_a_cold_solve() -> None:
+    coordinator = Coordinator(city())
+    try:
+        feed(coordinator, NOW)
+        assert coordinator.plan(NOW).status == "optimal"
+        assert coordinator.solver_starts == {"cold": 1}
+        _same_objectives_as_a_cold_solve(coordinator)
+        incremental = coordinator._planner._incremental
+        # LEMON's basis (when OR-Tools answered the cold solve first, it is built after).
+        assert incremental is not None and incremental.ready(timeout_s=60)
+
+        # A car leaves: an event re-plan on the same slots, zones and chargers.
+        later = NOW + timedelta(minutes=3)
+        feed(coordinator, later, meters_kw=14.0)
+        coordinator.observe(
+            reading("c4", AssetKind.CHARGER, later, power_w=0.0, connected=False,
+                    session_energy_wh=0.0)
+        )  # fmt: skip
+        assert coordinator.plan(later, event=True).status == "optimal"
+        assert coordinator.solver_starts == {"cold": 1, "warm": 1}
+        _same_objectives_as_a_cold_solve(coordinator)
+
+        # The next quarter hour: the horizon moves on by one slot, still the same network.
+        nxt = NOW + timedelta(minutes=15)
+        assert incremental.ready(timeout_s=60)
+        feed(coordinator, nxt, meters_kw=12.0)
+        assert coordinator.plan(nxt).status == "optimal"
+        assert coordinator.solver_starts == {"cold": 1, "warm": 2}
+        _same_objectives_as_a_cold_solve(coordinator)
+    finally:
+        coordinator.close()
+    assert not incremental.ready()  # closed: its LEMON child is gone
+
+
+def test_a_failing_incremental_solve_is_solved_cold_by_the_production_solver(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(self: optimizer.IncrementalSolver, problem: Any, time_limit_s: float) -> Any:
+        raise RuntimeError("the LEMON child vanished")
+
+    monkeypatch.setattr(optimizer.IncrementalSolver, "solve", broken)
+    coordinator = Coordinator(city())
+    try:
+        feed(coordinator, NOW)
+        outcome = coordinator.plan(NOW)
+        assert outcome.status == "optimal" and outcome.failure is None
+        assert coordinator.solver_starts == {"solve": 1}
+        _same_objectives_as_a_cold_solve(coordinator)
+    finally:
+        coordinator.close()
