@@ -9,6 +9,8 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from adapters.mqtt.client import ACKS_PER_WRITE, Message, MqttSession
 from adapters.mqtt.settings import Mqtt
@@ -202,3 +204,49 @@ def test_acknowledgements_written_together_each_reach_the_broker(
     first.stop()
 
     assert redelivered_to_the_next_session(mosquitto, device) == kept
+
+
+def test_a_message_with_properties_takes_paho_s_path_and_is_acknowledged_like_any_other(
+    mosquitto: LocalBroker,
+) -> None:
+    # Plain QoS 1 messages skip paho's PUBLISH handler (`_Client._handle_publish`); one with
+    # properties (here a message expiry, which the broker forwards) goes through it. Both
+    # arrive whole, in order, and an acknowledged one of either kind does not come back.
+    publisher = paho.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id="device-1",
+        protocol=paho.MQTTv5,
+    )
+    publisher.username_pw_set("device-1", mosquitto.accounts.password("device-1"))
+    publisher.connect("127.0.0.1", mosquitto.port)
+    publisher.loop_start()
+    inbox: queue.Queue[Message] = queue.Queue()
+    first = session(mosquitto, inbox)
+    first.start()
+    try:
+        assert first.wait_connected(60)
+        expiring = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        expiring.MessageExpiryInterval = 3600
+        sent = [
+            ("t/plain", b"1", None),
+            ("t/expiring", b"2", expiring),
+            ("t/plain-again", b"3", None),
+            ("t/expiring-kept", b"4", expiring),
+        ]
+        for topic, payload, properties in sent:
+            info = publisher.publish(topic, payload, qos=1, properties=properties)
+            info.wait_for_publish(60)
+        got = [inbox.get(timeout=60) for _ in sent]
+        assert [(m.topic, m.payload, m.qos) for m in got] == [(t, p, 1) for t, p, _ in sent]
+        for message in got[:3]:
+            first.ack(message)
+    finally:
+        first.stop()
+        publisher.loop_stop()
+        publisher.disconnect()
+
+    device = Device(mosquitto, "watcher")
+    try:
+        assert redelivered_to_the_next_session(mosquitto, device) == ["t/expiring-kept"]
+    finally:
+        device.close()
