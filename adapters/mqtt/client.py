@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import ssl
 import struct
 import threading
@@ -99,6 +100,9 @@ class _ReadAheadSocket:
 ACKS_PER_WRITE = 1024
 _PUBACK = struct.Struct("!BBH")
 
+# Reconnects for a gap in the broker's packet ids at most this often [s] (`_note_packet_id`).
+GAP_RECONNECT_INTERVAL_S = 60.0
+
 # Packets paho handles per turn of its loop while the read-ahead buffer holds more (see
 # `_Client.loop_read`); after them, its loop sends what is queued (acknowledgements) again.
 PACKETS_PER_TURN = 256
@@ -148,6 +152,7 @@ class _Client(paho.Client):
         self._pong: threading.Event | None = None  # set by the PINGRESP that answers it
         self._pings_ahead = 0
         self.on_plain_publish: PublishHandler | None = None  # see `_handle_publish`
+        self.hang_up_wanted = False  # drop the connection at the next turn, then reconnect
 
     def _handle_publish(self) -> MQTTErrorCode:
         """A plain QoS 1 PUBLISH straight to `on_plain_publish`; any other to paho's handler.
@@ -250,6 +255,11 @@ class _Client(paho.Client):
                     self._sockpairW = wake
             if self._acks:  # queued while the wake-up was away: come back at once
                 self._wake()
+        if self.hang_up_wanted:
+            # Outside packet handling: close the socket as a lost connection, so that paho's
+            # loop reconnects (with backoff) to the same session.
+            self.hang_up_wanted = False
+            return self._loop_rc_handle(MQTTErrorCode.MQTT_ERR_CONN_LOST)
         if self._ping_wanted:  # after the acks above: the broker answers it after them
             self._pings_ahead = 1 if self._ping_t else 0  # paho's keep-alive ping in flight
             self._ping_wanted = False
@@ -310,6 +320,9 @@ class MqttSession:
         self._client_id = settings.client_id + client_id_suffix
         self._thread: threading.Thread | None = None
         self._connections = 0
+        self._next_mid: int | None = None  # the broker's next new QoS 1 packet id, if known
+        self._last_gap_reconnect = -math.inf
+        self.packet_id_gaps = 0  # gaps seen (see `_note_packet_id`)
         client = _Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self._client_id,
@@ -425,6 +438,7 @@ class MqttSession:
             return
         self._unreachable_logged = False
         self._connections += 1
+        self._next_mid = None  # a new connection: the first new message sets it
         self._client.connection_number = self._connections
         log.info(
             "connected to broker %s:%s (session %s)",
@@ -491,6 +505,7 @@ class MqttSession:
 
     def _handle_plain_publish(self, topic: str, payload: bytes, mid: int, dup: bool) -> None:
         """A QoS 1 message without properties (`_Client._handle_publish`), on paho's thread."""
+        self._note_packet_id(mid, dup)
         try:
             self._on_message(
                 Message(topic, payload, 1, mid, time.monotonic(), dup, self._connections)
@@ -500,9 +515,47 @@ class MqttSession:
             log.exception("message handler failed on a message of %d bytes", len(payload))
             self._client.ack(mid, 1)
 
+    def _note_packet_id(self, mid: int, dup: bool) -> None:
+        """Watch the broker's packet ids for a gap, and reconnect when there is one.
+
+        Mosquitto numbers the QoS 1 messages it sends one client consecutively (1 to 65535,
+        then 1 again). It also drops packets from its write queue to a client that reads
+        slowly once `max_queued_messages` wait there (2.0.11 here, with Debian's fix of
+        CVE-2023-28366; upstream since 2.0.16), PUBLISH packets it already counts as in
+        flight among them, and on a live connection it never sends those again (MQTT 5
+        resends only on a reconnect): they wait in our session, and once Receive Maximum of
+        them are stuck, nothing comes at all. A new message whose id is not the next one
+        shows that gap; a reconnect makes the broker send what it holds again (redeliveries
+        keep their first receive time, `gridcoord/ingest/inflight.py`). Measured and
+        reproduced in docs/performance.md ("The stall"). Redeliveries (DUP) keep their old
+        ids and are not counted.
+        """
+        if dup:
+            return
+        expected, self._next_mid = self._next_mid, mid % 65535 + 1
+        if expected is None or mid == expected:
+            return
+        self.packet_id_gaps += 1
+        now = time.monotonic()
+        if not self._settings.reconnect_on_id_gap:
+            return
+        if now - self._last_gap_reconnect < GAP_RECONNECT_INTERVAL_S:
+            return
+        self._last_gap_reconnect = now
+        log.warning(
+            "the broker skipped %d packet ids before %d: messages it counts as sent to us did "
+            "not arrive (Mosquitto drops packets queued to a slow reader beyond its "
+            "max_queued_messages); reconnecting so that it sends them again",
+            (mid - expected) % 65535,
+            mid,
+        )
+        self._client.hang_up_wanted = True
+
     def _handle_message(
         self, client: paho.Client, userdata: object, message: paho.MQTTMessage
     ) -> None:
+        if message.qos == 1:
+            self._note_packet_id(message.mid, bool(message.dup))
         try:
             received = Message(
                 message.topic,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,16 +27,21 @@ pytestmark = pytest.mark.integration
 PASSWORDS = {"gridcoord": "gc-session-pw", "device-1": "dev-1-pw", "watcher": "watch-pw"}
 
 
-@pytest.fixture
-def mosquitto(tmp_path: Path) -> Iterator[LocalBroker]:
-    """A broker for these tests alone (replaces the shared fixture): own topics, authenticated."""
+def mosquitto_accounts() -> Accounts:
+    """These tests' accounts: gridcoord reads `t/#`, the devices write it."""
     field = (Rule("write", "t/#"), Rule("read", "city/setpoint/#"))
     users = (
         BrokerUser("gridcoord", (Rule("read", "t/#"), Rule("write", "city/setpoint/+"))),
         BrokerUser("device-1", field),
         BrokerUser("watcher", field),
     )
-    broker = LocalBroker(free_port(), tmp_path / "mosquitto", Accounts(users, PASSWORDS))
+    return Accounts(users, PASSWORDS)
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[LocalBroker]:
+    """A broker for these tests alone (replaces the shared fixture): own topics, authenticated."""
+    broker = LocalBroker(free_port(), tmp_path / "mosquitto", mosquitto_accounts())
     broker.start()
     yield broker
     broker.stop()
@@ -250,3 +256,67 @@ def test_a_message_with_properties_takes_paho_s_path_and_is_acknowledged_like_an
         assert redelivered_to_the_next_session(mosquitto, device) == ["t/expiring-kept"]
     finally:
         device.close()
+
+
+class DefaultQueueBroker(LocalBroker):
+    """Our broker but with Mosquitto's default write-queue cap (`max_queued_messages 1000`)."""
+
+    def conf_text(self) -> str:
+        return super().conf_text().replace("max_queued_messages 0", "max_queued_messages 1000")
+
+
+def test_messages_the_broker_dropped_from_its_write_queue_come_again_after_the_id_gap(
+    tmp_path: Path,
+) -> None:
+    # Mosquitto (2.0.11 here, and upstream since 2.0.16) drops packets from its write queue
+    # to a client once `max_queued_messages` wait there, PUBLISH packets it already counts as
+    # in flight among them, and on a live connection never sends those again: they stay in
+    # our session (docs/performance.md, "The stall"). The next new message shows the gap in
+    # the packet ids; the session reconnects and the broker sends them again. Without that
+    # (`mqtt.reconnect_on_id_gap: false`, or the code before it) this test times out with
+    # a few hundred of the 2,001 messages (167 in one run).
+    broker = DefaultQueueBroker(free_port(), tmp_path / "mosquitto", mosquitto_accounts())
+    broker.start()
+    published = threading.Event()
+    got: dict[str, int] = {}
+
+    def handle(message: Message) -> None:
+        # Blocks paho's thread on the first message (as `submit` does under back-pressure,
+        # or a starved thread would) until the device has published everything: the
+        # broker's writes back up past the kernel's buffers into its own write queue.
+        published.wait(120)
+        got[message.topic] = got.get(message.topic, 0) + 1
+        ours.ack(message)
+
+    settings = Mqtt(
+        port=broker.port,
+        client_id="gc-session-test",
+        reconnect_max_s=1.0,
+        username="gridcoord",
+        password=broker.accounts.password("gridcoord"),
+    )
+    ours = MqttSession(settings, ["t/#"], handle)
+    ours.start()
+    device = Device(broker, "device-1")
+    count = 2_000
+    try:
+        assert ours.wait_connected(60)
+        payload = b"x" * 10_000  # 20 MB in all: more than the loopback's socket buffers hold
+        for i in range(count - 1):
+            device.client.publish(f"t/paused/{i}", payload, qos=1)
+        device.publish(f"t/paused/{count - 1}", payload)
+        log = broker.data_dir / "mosquitto.log"
+        wait_until(
+            lambda: "Outgoing messages are being dropped" in log.read_text(),
+            "the broker to drop packets queued to us",
+        )
+        published.set()
+        device.publish("t/after", b"next")  # a new message, after the gap
+        wait_until(lambda: len(got) == count + 1, f"all {count + 1} messages, got {len(got)}")
+        assert set(got) == {f"t/paused/{i}" for i in range(count)} | {"t/after"}
+        assert ours.packet_id_gaps >= 1
+    finally:
+        published.set()
+        device.close()
+        ours.stop()
+        broker.stop()
