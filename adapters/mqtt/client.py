@@ -101,7 +101,7 @@ ACKS_PER_WRITE = 1024
 _PUBACK = struct.Struct("!BBH")
 
 # Reconnects for a gap in the broker's packet ids at most this often [s] (`_note_packet_id`).
-GAP_RECONNECT_INTERVAL_S = 60.0
+GAP_RECONNECT_INTERVAL_S = 5.0
 
 # Packets paho handles per turn of its loop while the read-ahead buffer holds more (see
 # `_Client.loop_read`); after them, its loop sends what is queued (acknowledgements) again.
@@ -323,6 +323,7 @@ class MqttSession:
         self._next_mid: int | None = None  # the broker's next new QoS 1 packet id, if known
         self._last_gap_reconnect = -math.inf
         self.packet_id_gaps = 0  # gaps seen (see `_note_packet_id`)
+        self._missing: set[int] = set()  # ids skipped, not yet received again
         client = _Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self._client_id,
@@ -530,12 +531,19 @@ class MqttSession:
         reproduced in docs/performance.md ("The stall"). Redeliveries (DUP) keep their old
         ids and are not counted.
         """
+        missing = self._missing
+        missing.discard(mid)
         if dup:
             return
         expected, self._next_mid = self._next_mid, mid % 65535 + 1
-        if expected is None or mid == expected:
-            return
-        self.packet_id_gaps += 1
+        if expected is not None and mid != expected:
+            self.packet_id_gaps += 1
+            skipped = (mid - expected) % 65535
+            missing.update((expected + i - 1) % 65535 + 1 for i in range(skipped))
+        elif not missing:
+            return  # in sequence, nothing outstanding
+        # A gap now, or skipped ids that a reconnect did not bring again (a broker resends
+        # before it sends anything new, so it dropped them once more while resending).
         now = time.monotonic()
         if not self._settings.reconnect_on_id_gap:
             return
@@ -543,10 +551,10 @@ class MqttSession:
             return
         self._last_gap_reconnect = now
         log.warning(
-            "the broker skipped %d packet ids before %d: messages it counts as sent to us did "
-            "not arrive (Mosquitto drops packets queued to a slow reader beyond its "
+            "the broker skipped %d packet ids (before %d): messages it counts as sent to us "
+            "did not arrive (Mosquitto drops packets queued to a slow reader beyond its "
             "max_queued_messages); reconnecting so that it sends them again",
-            (mid - expected) % 65535,
+            len(missing),
             mid,
         )
         self._client.hang_up_wanted = True

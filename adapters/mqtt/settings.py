@@ -69,7 +69,7 @@ class Mqtt(_Section):
         True,
         description=(
             "Reconnect when the broker's packet ids skip (Mosquitto counts those messages as "
-            "sent, so they are resent only on a reconnect); at most once a minute."
+            "sent, so they are resent only on a reconnect); at most every 5 s."
         ),
     )
     reconnect_min_s: float = Field(0.5, gt=0, le=3600, description="First reconnect delay [s].")
