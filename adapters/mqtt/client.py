@@ -324,6 +324,8 @@ class MqttSession:
         self._last_gap_reconnect = -math.inf
         self.packet_id_gaps = 0  # gaps seen (see `_note_packet_id`)
         self._missing: set[int] = set()  # ids skipped, not yet received again
+        self._missing_at_hang_up = 0  # how many were missing when we last hung up for them
+        self._retry_pending = False  # a reconnect brought some of them back, not all
         client = _Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self._client_id,
@@ -542,14 +544,31 @@ class MqttSession:
             missing.update((expected + i - 1) % 65535 + 1 for i in range(skipped))
         elif not missing:
             return  # in sequence, nothing outstanding
-        # A gap now, or skipped ids that a reconnect did not bring again (a broker resends
-        # before it sends anything new, so it dropped them once more while resending).
+        elif expected is None:
+            # The first new message since a reconnect: the broker has resent what it holds.
+            if len(missing) >= self._missing_at_hang_up:
+                # None of them came: the broker does not hold them (dropped for good: a full
+                # session queue, an expiry; or a broker whose ids are not consecutive).
+                log.warning(
+                    "%d skipped packet ids did not come again after a reconnect; not retrying",
+                    len(missing),
+                )
+                missing.clear()
+                self._retry_pending = False
+                return
+            self._retry_pending = True  # some came, others were dropped again: once more
+        elif not self._retry_pending:
+            return
+        # A gap now, or skipped ids that a reconnect did not all bring again (a broker
+        # resends before it sends anything new, so it dropped some once more resending).
         now = time.monotonic()
         if not self._settings.reconnect_on_id_gap:
             return
         if now - self._last_gap_reconnect < GAP_RECONNECT_INTERVAL_S:
             return
         self._last_gap_reconnect = now
+        self._missing_at_hang_up = len(missing)
+        self._retry_pending = False
         log.warning(
             "the broker skipped %d packet ids (before %d): messages it counts as sent to us "
             "did not arrive (Mosquitto drops packets queued to a slow reader beyond its "
