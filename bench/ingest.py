@@ -208,6 +208,8 @@ def run_case(
     # Stalls have two suspects besides the store: a lost broker connection (reconnect backoff
     # up to `mqtt.reconnect_max_s`) and the store refusing writes (spool and retry backoff).
     reconnects = sum(proc.output.count("lost the broker") for proc in procs)
+    # Packets the broker counted as sent that never came (`MqttSession._note_packet_id`).
+    id_gaps = sum(proc.output.count("the broker skipped") for proc in procs)
     for proc in procs:
         proc.terminate(timeout=max(60.0, deadline))
         match = re.search(r"ingest drained: (\{[^}]*\})", proc.output)
@@ -233,6 +235,7 @@ def run_case(
         "spooled": stats.get("spooled", 0),
         "store_failures": stats.get("store_failures", 0),
         "reconnects": reconnects,
+        "id_gaps": id_gaps,
     }
 
 

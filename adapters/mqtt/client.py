@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import ssl
 import struct
 import threading
@@ -99,9 +100,43 @@ class _ReadAheadSocket:
 ACKS_PER_WRITE = 1024
 _PUBACK = struct.Struct("!BBH")
 
+# Reconnects for a gap in the broker's packet ids at most this often [s] (`_note_packet_id`).
+GAP_RECONNECT_INTERVAL_S = 5.0
+
 # Packets paho handles per turn of its loop while the read-ahead buffer holds more (see
 # `_Client.loop_read`); after them, its loop sends what is queued (acknowledgements) again.
 PACKETS_PER_TURN = 256
+
+_QOS_BITS = 0x06
+_QOS_1 = 0x02
+_DUP_BIT = 0x08
+
+# What the plain-publish path hands on: topic, payload, packet id, DUP flag.
+PublishHandler = Callable[[str, bytes, int, bool], None]
+
+
+def plain_qos1_publish(packet: bytes | bytearray) -> tuple[str, bytes, int] | None:
+    """Topic, payload and packet id of an MQTT 5 QoS 1 PUBLISH without properties, else None.
+
+    ``packet`` is what follows the fixed header (MQTT 5 section 3.3.2): topic length and
+    topic, packet id, property length, properties, payload. What a broker forwards to us is
+    almost always this plain form (no expiry, alias, user property or subscription id);
+    anything else (properties, an empty topic, a topic that is not UTF-8, a short packet)
+    gives None and goes through paho's own decoder, which builds its `Properties` object.
+    """
+    size = len(packet)
+    if size < 5:
+        return None
+    end = 2 + ((packet[0] << 8) | packet[1])
+    # Packet id (2 bytes) and a property length of one byte, zero: no properties.
+    if end == 2 or size < end + 3 or packet[end + 2] != 0:
+        return None
+    try:
+        topic = packet[2:end].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    # bytes() returns a bytes slice as it is; paho types its buffer as either.
+    return topic, bytes(packet[end + 3 :]), (packet[end] << 8) | packet[end + 1]
 
 
 class _Client(paho.Client):
@@ -116,6 +151,32 @@ class _Client(paho.Client):
         self._ping_wanted = False  # `round_trip` asked paho's thread for a PINGREQ
         self._pong: threading.Event | None = None  # set by the PINGRESP that answers it
         self._pings_ahead = 0
+        self.on_plain_publish: PublishHandler | None = None  # see `_handle_publish`
+        self.hang_up_wanted = False  # drop the connection at the next turn, then reconnect
+
+    def _handle_publish(self) -> MQTTErrorCode:
+        """A plain QoS 1 PUBLISH straight to `on_plain_publish`; any other to paho's handler.
+
+        paho builds a `Properties` object, an `MQTTMessage` and a topic-filter match for
+        every PUBLISH before its `on_message` (measured: about two fifths of the network
+        thread's time with one reading per message). A QoS 1 message without properties
+        needs none of it with manual acknowledgement: paho would only call `on_message`
+        (we register no per-topic callbacks) and send no PUBACK itself.
+        """
+        handler = self.on_plain_publish
+        command = self._in_packet["command"]
+        if (
+            handler is not None
+            and command & _QOS_BITS == _QOS_1
+            and self._manual_ack
+            and self._protocol == MQTTProtocolVersion.MQTTv5
+        ):
+            plain = plain_qos1_publish(self._in_packet["packet"])
+            if plain is not None:
+                topic, payload, mid = plain
+                handler(topic, payload, mid, bool(command & _DUP_BIT))
+                return MQTTErrorCode.MQTT_ERR_SUCCESS
+        return super()._handle_publish()
 
     def queue_ack(self, connection: int, mid: int) -> None:
         """Acknowledge a QoS 1 message from any thread; paho's thread sends it on its next turn.
@@ -194,6 +255,11 @@ class _Client(paho.Client):
                     self._sockpairW = wake
             if self._acks:  # queued while the wake-up was away: come back at once
                 self._wake()
+        if self.hang_up_wanted:
+            # Outside packet handling: close the socket as a lost connection, so that paho's
+            # loop reconnects (with backoff) to the same session.
+            self.hang_up_wanted = False
+            return self._loop_rc_handle(MQTTErrorCode.MQTT_ERR_CONN_LOST)
         if self._ping_wanted:  # after the acks above: the broker answers it after them
             self._pings_ahead = 1 if self._ping_t else 0  # paho's keep-alive ping in flight
             self._ping_wanted = False
@@ -254,6 +320,12 @@ class MqttSession:
         self._client_id = settings.client_id + client_id_suffix
         self._thread: threading.Thread | None = None
         self._connections = 0
+        self._next_mid: int | None = None  # the broker's next new QoS 1 packet id, if known
+        self._last_gap_reconnect = -math.inf
+        self.packet_id_gaps = 0  # gaps seen (see `_note_packet_id`)
+        self._missing: set[int] = set()  # ids skipped, not yet received again
+        self._missing_at_hang_up = 0  # how many were missing when we last hung up for them
+        self._retry_pending = False  # a reconnect brought some of them back, not all
         client = _Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self._client_id,
@@ -282,6 +354,7 @@ class MqttSession:
         client.on_disconnect = self._handle_disconnect
         client.on_connect_fail = self._handle_connect_fail
         client.on_message = self._handle_message
+        client.on_plain_publish = self._handle_plain_publish
         client.on_subscribe = self._handle_subscribe
         self._client = client
 
@@ -368,6 +441,7 @@ class MqttSession:
             return
         self._unreachable_logged = False
         self._connections += 1
+        self._next_mid = None  # a new connection: the first new message sets it
         self._client.connection_number = self._connections
         log.info(
             "connected to broker %s:%s (session %s)",
@@ -432,9 +506,83 @@ class MqttSession:
         if not self._stopping:
             log.warning("lost the broker (%s); reconnecting with backoff", reason_code)
 
+    def _handle_plain_publish(self, topic: str, payload: bytes, mid: int, dup: bool) -> None:
+        """A QoS 1 message without properties (`_Client._handle_publish`), on paho's thread."""
+        self._note_packet_id(mid, dup)
+        try:
+            self._on_message(
+                Message(topic, payload, 1, mid, time.monotonic(), dup, self._connections)
+            )
+        except Exception:
+            # As in `_handle_message`: contained, and acknowledged so it is not redelivered.
+            log.exception("message handler failed on a message of %d bytes", len(payload))
+            self._client.ack(mid, 1)
+
+    def _note_packet_id(self, mid: int, dup: bool) -> None:
+        """Watch the broker's packet ids for a gap, and reconnect when there is one.
+
+        Mosquitto numbers the QoS 1 messages it sends one client consecutively (1 to 65535,
+        then 1 again). It also drops packets from its write queue to a client that reads
+        slowly once `max_queued_messages` wait there (2.0.11 here, with Debian's fix of
+        CVE-2023-28366; upstream since 2.0.16), PUBLISH packets it already counts as in
+        flight among them, and on a live connection it never sends those again (MQTT 5
+        resends only on a reconnect): they wait in our session, and once Receive Maximum of
+        them are stuck, nothing comes at all. A new message whose id is not the next one
+        shows that gap; a reconnect makes the broker send what it holds again (redeliveries
+        keep their first receive time, `gridcoord/ingest/inflight.py`). Measured and
+        reproduced in docs/performance.md ("The stall"). Redeliveries (DUP) keep their old
+        ids and are not counted.
+        """
+        missing = self._missing
+        missing.discard(mid)
+        if dup:
+            return
+        expected, self._next_mid = self._next_mid, mid % 65535 + 1
+        if expected is not None and mid != expected:
+            self.packet_id_gaps += 1
+            skipped = (mid - expected) % 65535
+            missing.update((expected + i - 1) % 65535 + 1 for i in range(skipped))
+        elif not missing:
+            return  # in sequence, nothing outstanding
+        elif expected is None:
+            # The first new message since a reconnect: the broker has resent what it holds.
+            if len(missing) >= self._missing_at_hang_up:
+                # None of them came: the broker does not hold them (dropped for good: a full
+                # session queue, an expiry; or a broker whose ids are not consecutive).
+                log.warning(
+                    "%d skipped packet ids did not come again after a reconnect; not retrying",
+                    len(missing),
+                )
+                missing.clear()
+                self._retry_pending = False
+                return
+            self._retry_pending = True  # some came, others were dropped again: once more
+        elif not self._retry_pending:
+            return
+        # A gap now, or skipped ids that a reconnect did not all bring again (a broker
+        # resends before it sends anything new, so it dropped some once more resending).
+        now = time.monotonic()
+        if not self._settings.reconnect_on_id_gap:
+            return
+        if now - self._last_gap_reconnect < GAP_RECONNECT_INTERVAL_S:
+            return
+        self._last_gap_reconnect = now
+        self._missing_at_hang_up = len(missing)
+        self._retry_pending = False
+        log.warning(
+            "the broker skipped %d packet ids (before %d): messages it counts as sent to us "
+            "did not arrive (Mosquitto drops packets queued to a slow reader beyond its "
+            "max_queued_messages); reconnecting so that it sends them again",
+            len(missing),
+            mid,
+        )
+        self._client.hang_up_wanted = True
+
     def _handle_message(
         self, client: paho.Client, userdata: object, message: paho.MQTTMessage
     ) -> None:
+        if message.qos == 1:
+            self._note_packet_id(message.mid, bool(message.dup))
         try:
             received = Message(
                 message.topic,

@@ -65,6 +65,13 @@ class Mqtt(_Section):
         le=4_294_967_295,  # MQTT 5's largest value, which means "never expires"
         description="How long the broker keeps our session and queued QoS 1 messages [s].",
     )
+    reconnect_on_id_gap: bool = Field(
+        True,
+        description=(
+            "Reconnect when the broker's packet ids skip (Mosquitto counts those messages as "
+            "sent, so they are resent only on a reconnect); at most every 5 s."
+        ),
+    )
     reconnect_min_s: float = Field(0.5, gt=0, le=3600, description="First reconnect delay [s].")
     reconnect_max_s: float = Field(30.0, gt=0, le=3600, description="Longest reconnect delay [s].")
     max_payload_bytes: int = Field(

@@ -1,0 +1,77 @@
+"""The plain-publish path decodes a PUBLISH exactly as paho does, or leaves it to paho."""
+
+from __future__ import annotations
+
+import struct
+
+from hypothesis import given
+from hypothesis import strategies as st
+from paho.mqtt import _packet
+from paho.mqtt.enums import MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from adapters.mqtt.client import plain_qos1_publish
+
+QOS1 = 0x32  # PUBLISH, QoS 1, no DUP, no retain
+
+
+def _properties(expiry: int | None, user: tuple[str, str] | None) -> bytes:
+    properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    if expiry is not None:
+        properties.MessageExpiryInterval = expiry
+    if user is not None:
+        properties.UserProperty = user
+    packed: bytes = properties.pack()  # type: ignore[no-untyped-call]
+    return packed
+
+
+def _body(topic: bytes, mid: int, properties: bytes, payload: bytes) -> bytes:
+    """A PUBLISH after its fixed header (MQTT 5 section 3.3.2), as a broker sends it."""
+    return struct.pack("!H", len(topic)) + topic + struct.pack("!H", mid) + properties + payload
+
+
+@given(
+    topic=st.one_of(
+        st.text(max_size=60).map(lambda t: t.encode("utf-8")),
+        st.binary(max_size=20),  # often not UTF-8
+    ),
+    mid=st.integers(1, 65535),
+    expiry=st.none() | st.integers(0, 2**32 - 1),
+    user=st.none() | st.tuples(st.text(max_size=5), st.text(max_size=5)),
+    payload=st.binary(max_size=300),
+)
+def test_it_decodes_as_paho_or_leaves_the_packet_to_paho(
+    topic: bytes,
+    mid: int,
+    expiry: int | None,
+    user: tuple[str, str] | None,
+    payload: bytes,
+) -> None:
+    packet = _body(topic, mid, _properties(expiry, user), payload)
+    paho = _packet.decode_publish(QOS1, packet, MQTTProtocolVersion.MQTTv5)
+    plain = plain_qos1_publish(packet)
+    try:
+        text: str | None = paho.topic.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    has_properties = expiry is not None or user is not None
+    if has_properties or not topic or text is None:
+        assert plain is None  # paho's decoder and handler take it, properties and all
+        return
+    # Every other packet takes this path, and gets what paho would have made of it.
+    assert plain == (text, paho.payload, paho.mid)
+    assert paho.properties is not None and not paho.properties.json()  # type: ignore[no-untyped-call]
+
+
+@given(packet=st.binary(max_size=12))
+def test_a_short_or_garbled_packet_never_raises(packet: bytes) -> None:
+    plain = plain_qos1_publish(packet)
+    if plain is not None:
+        topic, payload, mid = plain
+        assert _body(topic.encode("utf-8"), mid, b"\x00", payload) == packet
+
+
+def test_a_payload_that_starts_like_properties_is_the_payload() -> None:
+    packet = _body(b"t/a", 7, b"\x00", b"\x02\x00\x00\x00\x05{}")
+    assert plain_qos1_publish(packet) == ("t/a", b"\x02\x00\x00\x00\x05{}", 7)
