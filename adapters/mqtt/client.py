@@ -100,8 +100,12 @@ class _ReadAheadSocket:
 ACKS_PER_WRITE = 1024
 _PUBACK = struct.Struct("!BBH")
 
-# Reconnects for a gap in the broker's packet ids at most this often [s] (`_note_packet_id`).
+# Reconnects for a gap in the broker's packet ids at most this often [s] (`_note_packet_id`);
+# each reconnect that brings none of the skipped ids back doubles the interval, up to the
+# longest: a broker whose ids are not consecutive (the spec does not ask for it) costs a few
+# reconnects at start, then one an hour, instead of one every 5 s.
 GAP_RECONNECT_INTERVAL_S = 5.0
+GAP_RECONNECT_MAX_INTERVAL_S = 3600.0
 
 # Packets paho handles per turn of its loop while the read-ahead buffer holds more (see
 # `_Client.loop_read`); after them, its loop sends what is queued (acknowledgements) again.
@@ -322,6 +326,7 @@ class MqttSession:
         self._connections = 0
         self._next_mid: int | None = None  # the broker's next new QoS 1 packet id, if known
         self._last_gap_reconnect = -math.inf
+        self._gap_interval_s = GAP_RECONNECT_INTERVAL_S  # see GAP_RECONNECT_MAX_INTERVAL_S
         self.packet_id_gaps = 0  # gaps seen (see `_note_packet_id`)
         self._missing: set[int] = set()  # ids skipped, not yet received again
         self._missing_at_hang_up = 0  # how many were missing when we last hung up for them
@@ -549,13 +554,17 @@ class MqttSession:
             if len(missing) >= self._missing_at_hang_up:
                 # None of them came: the broker does not hold them (dropped for good: a full
                 # session queue, an expiry; or a broker whose ids are not consecutive).
+                self._gap_interval_s = min(2 * self._gap_interval_s, GAP_RECONNECT_MAX_INTERVAL_S)
                 log.warning(
-                    "%d skipped packet ids did not come again after a reconnect; not retrying",
+                    "%d skipped packet ids did not come again after a reconnect; not retrying "
+                    "them, and the next gap reconnects %.0f s after this one at the earliest",
                     len(missing),
+                    self._gap_interval_s,
                 )
                 missing.clear()
                 self._retry_pending = False
                 return
+            self._gap_interval_s = GAP_RECONNECT_INTERVAL_S  # the reconnect brought some back
             self._retry_pending = True  # some came, others were dropped again: once more
         elif not self._retry_pending:
             return
@@ -564,7 +573,7 @@ class MqttSession:
         now = time.monotonic()
         if not self._settings.reconnect_on_id_gap:
             return
-        if now - self._last_gap_reconnect < GAP_RECONNECT_INTERVAL_S:
+        if now - self._last_gap_reconnect < self._gap_interval_s:
             return
         self._last_gap_reconnect = now
         self._missing_at_hang_up = len(missing)

@@ -69,7 +69,8 @@ class Mqtt(_Section):
         True,
         description=(
             "Reconnect when the broker's packet ids skip (Mosquitto counts those messages as "
-            "sent, so they are resent only on a reconnect); at most every 5 s."
+            "sent, so they are resent only on a reconnect); at most every 5 s, ever more rarely "
+            "(up to once an hour) while reconnects bring none of the skipped ids back."
         ),
     )
     reconnect_min_s: float = Field(0.5, gt=0, le=3600, description="First reconnect delay [s].")

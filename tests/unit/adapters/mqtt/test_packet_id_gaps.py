@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.mqtt.client import MqttSession
+from adapters.mqtt.client import (
+    GAP_RECONNECT_INTERVAL_S,
+    GAP_RECONNECT_MAX_INTERVAL_S,
+    MqttSession,
+)
 from adapters.mqtt.settings import Mqtt
 
 
@@ -60,3 +64,44 @@ def test_ids_a_reconnect_does_not_bring_at_all_are_given_up(resent: tuple[int, .
         _reconnected(session)
     _receive(session, 6)
     assert not session._client.hang_up_wanted and not session._missing
+
+
+def test_a_broker_whose_ids_are_not_consecutive_is_reconnected_to_ever_more_rarely() -> None:
+    """Each reconnect that brings nothing back doubles the wait, up to an hour."""
+    session = _session()
+    mid, intervals = 100, []
+    for _ in range(12):
+        _receive(session, mid, mid + 7)  # the broker numbers its messages in steps of 7
+        assert session._client.hang_up_wanted
+        _reconnected(session)
+        mid += 50
+        _receive(session, mid)  # none of the skipped ids come: they never existed
+        intervals.append(session._gap_interval_s)
+        mid += 50
+    assert intervals[:3] == [
+        2 * GAP_RECONNECT_INTERVAL_S,
+        4 * GAP_RECONNECT_INTERVAL_S,
+        8 * GAP_RECONNECT_INTERVAL_S,
+    ]
+    assert intervals[-1] == GAP_RECONNECT_MAX_INTERVAL_S
+
+
+def test_within_the_interval_a_gap_does_not_hang_up() -> None:
+    session = _session()
+    _receive(session, 1, 5)
+    assert session._client.hang_up_wanted
+    session._client.hang_up_wanted = False
+    session._next_mid = None  # reconnected, but just now: the rate limit holds
+    _receive(session, 2, dup=True)  # 3 and 4 dropped again
+    _receive(session, 9)
+    assert not session._client.hang_up_wanted
+
+
+def test_a_reconnect_that_brings_ids_back_resets_the_interval() -> None:
+    session = _session()
+    session._gap_interval_s = 8 * GAP_RECONNECT_INTERVAL_S
+    _receive(session, 1, 5)
+    _reconnected(session)
+    _receive(session, 2, dup=True)
+    _receive(session, 6)
+    assert session._gap_interval_s == GAP_RECONNECT_INTERVAL_S
