@@ -80,7 +80,7 @@ class StateImage:
     sessions
         open charging sessions, by charger id.
     vehicle_max_kw
-        session id → the car's learnt limit with a margin to grow [kW].
+        session id → the car's learnt limit: the most it drew while allowed clearly more [kW].
     previous_setpoints_kw
         charger id → the setpoint of the last dispatch [kW].
     pv_measured
@@ -271,10 +271,11 @@ class CityState:
                 # Cars gone: what was learnt about them is of no further use.
                 self._vehicle_kw = {k: v for k, v in self._vehicle_kw.items() if k in open_ids}
                 self._vehicle_limited &= open_ids
-            # The margin lets an estimate that was too low (a car tapering near full) rise
-            # again: a car that can draw more does so up to its setpoint, which raises it.
+            # What each limited car drew at most, as it is: the plan counts on it (a margin
+            # here made plans for slow cars fall short by it, issue 12); the dispatch adds
+            # its own margin to grow (`VEHICLE_GROWTH`).
             vehicle = {
-                sid: self._vehicle_kw[sid] * 1.1 + 0.5
+                sid: self._vehicle_kw[sid]
                 for sid in self._vehicle_limited & open_ids
                 if sid in self._vehicle_kw
             }

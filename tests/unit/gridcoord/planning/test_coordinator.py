@@ -479,8 +479,13 @@ def test_a_car_slower_than_its_charger_does_not_hold_back_its_zone() -> None:
     assert after.setpoints_kw["c0"] > before.setpoints_kw["c0"]
     assert after.setpoints_kw["c2"] > before.setpoints_kw["c2"]
     assert math.fsum(after.setpoints_kw[c] for c in ("c0", "c1", "c2")) <= 30.0
-    # ...and the plan knows the car's limit too.
+    # ...and the plan knows the car's limit too, as the car drew it: a plan counting on the
+    # dispatch's margin to grow would pack its energy into too few slots.
     coordinator.plan(later + timedelta(seconds=3))
+    solved = coordinator._planner.last_solved
+    assert solved is not None
+    [c1_session] = [s for s in solved[0].sessions if s.charger == "c1"]
+    assert c1_session.max_kw == pytest.approx(3.7)
     plan_time = NOW + timedelta(minutes=15)
     feed(coordinator, plan_time)
     assert coordinator.dispatch(plan_time).setpoints_kw["c1"] <= 3.7 * 1.1 + 0.5 + 1e-9
