@@ -73,7 +73,13 @@ def check_chargers_table(page: Page, requests: list[str]) -> None:
     assert rows(page) == ["charger-002"]
     page.fill("#chargers-q", "")
     page.select_option("#chargers-state", "stale")
-    page.wait_for_function("document.getElementById('chargers-range').textContent === '1–1 of 1'")
+    # The search's page read "1–1 of 1" too: wait for the stale charger's row itself, or the
+    # check races the answer (it failed once in a clean-clone CI run, seeing charger-002).
+    page.wait_for_function(
+        "document.getElementById('chargers-range').textContent === '1–1 of 1'"
+        " && [...document.querySelectorAll('#chargers tr')].map(r => r.dataset.charger)"
+        ".join() === 'charger-009'"
+    )
     assert rows(page) == ["charger-009"]
     assert page.inner_text("#chargers [data-charger='charger-009'] td:nth-child(3)") == "stale"
     page.select_option("#chargers-state", "")
