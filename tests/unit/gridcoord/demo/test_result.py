@@ -44,7 +44,7 @@ def test_the_text_shows_three_columns_side_by_side() -> None:
         line for line in lines if line.startswith("renewable share of EV energy (surplus)")
     )
     assert share.split()[-3:] == ["25.0%", "50.0%", "75.0%"]
-    assert "67% of the bound's, 2.00x uncontrolled" in text
+    assert "66.7% of the bound's, 2.00x uncontrolled" in text
     # Without a bound (a run stopped before its first step) the column says so.
     share = next(
         line
