@@ -70,7 +70,7 @@ def stored_by_asset(rig: Rig) -> Counter[str]:
 
 def test_batches_store_good_elements_and_reject_bad_ones_by_index(rig: Rig) -> None:
     rig.config.write_text(CITY + BATCH_ASSETS, encoding="utf-8")
-    rig.start(GRIDCOORD_MQTT__REJECTED_PER_S="1000", GRIDCOORD_MQTT__MAX_BATCH_READINGS="500")
+    rig.start(GRIDCOORD_MQTT__REJECTED_PER_S="1000000", GRIDCOORD_MQTT__MAX_BATCH_READINGS="500")
     observer = RejectionObserver(rig.broker)
 
     def send(topic: str, document: object) -> None:

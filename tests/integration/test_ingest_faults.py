@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 def test_an_exception_while_decoding_is_an_internal_error_rejection_not_a_dead_thread(
     rig: Rig,
 ) -> None:
-    proc = rig.start(fault="decode-raises", GRIDCOORD_MQTT__REJECTED_PER_S="1000")
+    proc = rig.start(fault="decode-raises", GRIDCOORD_MQTT__REJECTED_PER_S="1000000")
     observer = RejectionObserver(rig.broker)
     try:
         sent = rig.publish_all(0, 10)
