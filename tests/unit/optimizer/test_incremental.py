@@ -124,22 +124,28 @@ def test_capacity_changes_re_plan_warm_and_exactly() -> None:
             _same_as_cold(problem, schedule)
 
 
-def test_an_arrival_on_a_free_charger_takes_a_spare_and_stays_warm() -> None:
-    data = _city()
+def _with_late_car_on_a_free_charger(data: dict[str, Any]) -> dict[str, Any]:
+    """The city plus one car arriving on a charger no session uses (it takes a spare)."""
     used = {s["charger"] for s in data["sessions"]}
     free = next(c["id"] for c in data["chargers"] if c["id"] not in used)
+    arrived = copy.deepcopy(data)
+    arrived["sessions"].append(
+        {
+            "id": "late-car",
+            "charger": free,
+            "arrival_slot": 30,
+            "departure_slot": 60,
+            "energy_kwh": 35.0,
+        }
+    )
+    return arrived
+
+
+def test_an_arrival_on_a_free_charger_takes_a_spare_and_stays_warm() -> None:
+    data = _city()
     with IncrementalSolver() as planner:
         planner.solve(Problem.model_validate(data))
-        arrived = copy.deepcopy(data)
-        arrived["sessions"].append(
-            {
-                "id": "late-car",
-                "charger": free,
-                "arrival_slot": 30,
-                "departure_slot": 60,
-                "energy_kwh": 35.0,
-            }
-        )
+        arrived = _with_late_car_on_a_free_charger(data)
         problem = Problem.model_validate(arrived)
         assert planner.ready(timeout_s=120)
         schedule = planner.solve(problem)
@@ -185,20 +191,9 @@ def test_a_cold_re_solve_inside_the_child_is_not_reported_warm(
     # comes from LEMON, but it is no warm start and must not be reported as one.
     monkeypatch.setattr(warm, "WARM_REPAIR", "repair_only")
     data = _city()
-    used = {s["charger"] for s in data["sessions"]}
-    free = next(c["id"] for c in data["chargers"] if c["id"] not in used)
     with IncrementalSolver() as planner:
         planner.solve(Problem.model_validate(data))
-        arrived = copy.deepcopy(data)
-        arrived["sessions"].append(
-            {
-                "id": "late-car",
-                "charger": free,
-                "arrival_slot": 30,
-                "departure_slot": 60,
-                "energy_kwh": 35.0,
-            }
-        )
+        arrived = _with_late_car_on_a_free_charger(data)
         problem = Problem.model_validate(arrived)
         assert planner.ready(timeout_s=120)
         schedule = planner.solve(problem, time_limit_s=120)

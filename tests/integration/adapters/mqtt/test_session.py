@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -75,7 +75,10 @@ def device(mosquitto: LocalBroker) -> Iterator[Device]:
     client.close()
 
 
-def session(broker: LocalBroker, inbox: queue.Queue[Message]) -> MqttSession:
+def session(
+    broker: LocalBroker, inbox: queue.Queue[Message] | Callable[[Message], None]
+) -> MqttSession:
+    """A gridcoord session on ``broker`` that hands each message to ``inbox`` (queue or handler)."""
     settings = Mqtt(
         port=broker.port,
         client_id="gc-session-test",
@@ -83,7 +86,7 @@ def session(broker: LocalBroker, inbox: queue.Queue[Message]) -> MqttSession:
         username="gridcoord",
         password=broker.accounts.password("gridcoord"),
     )
-    return MqttSession(settings, ["t/#"], inbox.put)
+    return MqttSession(settings, ["t/#"], inbox.put if isinstance(inbox, queue.Queue) else inbox)
 
 
 def redelivered_to_the_next_session(broker: LocalBroker, device: Device) -> list[str]:
@@ -288,14 +291,7 @@ def test_messages_the_broker_dropped_from_its_write_queue_come_again_after_the_i
         got[message.topic] = got.get(message.topic, 0) + 1
         ours.ack(message)
 
-    settings = Mqtt(
-        port=broker.port,
-        client_id="gc-session-test",
-        reconnect_max_s=1.0,
-        username="gridcoord",
-        password=broker.accounts.password("gridcoord"),
-    )
-    ours = MqttSession(settings, ["t/#"], handle)
+    ours = session(broker, handle)
     ours.start()
     device = Device(broker, "device-1")
     count = 2_000
