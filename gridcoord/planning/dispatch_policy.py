@@ -22,8 +22,12 @@ Decisions where the issue and DESIGN are silent:
   the plan left out because its (default) need looked met charges at full power, as before.
 - *Cars past a default need* (no request from the device, the assumed energy delivered) may
   still charge from the headroom the plan leaves: the default is a guess, not their need.
-- *Renewable surplus*: in a slot the plan expects surplus, connected cars may take what the
-  plan leaves of it — the LP is indifferent between slots without import.
+- *Renewable surplus*: connected cars may take what the plan's charging leaves of the
+  renewable surplus *measured now* (PV + wind − non-EV load of the latest readings), not of
+  the one the plan forecast: the LP is indifferent between slots without import, and the
+  forecast errs in level and timing while the measurement is minute by minute (issue 12:
+  about 5 points of renewable share on spring, seed 3; docs/performance.md). The plan's own
+  slot powers stand. Without a measurement, the plan's expected leftover.
 - *Who gives way in a full zone* (`cut_ranks`): the cars with the most slack. A session's
   slack is the energy it could still draw at its power before its departure over the energy
   it needs; below `TIGHT_SLACK` it ranks 2 (cut last), below `SOME_SLACK` 1, else 0. A car
@@ -150,6 +154,36 @@ def cut_ranks(
     return ranks
 
 
+def surplus_left_kw(plan_left_kw: float, measured_spare_kw: float | None, ev_kw: float) -> float:
+    """The renewable surplus still free for top-ups beside ``ev_kw`` of charging [kW].
+
+    Measured now where the city's generation and non-EV load are measured: what is left of
+    ``measured_spare_kw`` (PV + wind − non-EV load) beside the charging. The surplus follows
+    the wind and the clouds minute by minute and the plan's forecast of it errs in level and
+    timing (issue 12: a night wind burst an hour later than forecast, a midday sun brighter
+    than it); the plan's slot powers stay as they are, only the top-up follows the
+    measurement. Without a measurement, what the plan expected left over in the slot.
+
+    Parameters
+    ----------
+    plan_left_kw
+        the renewable power the plan expects left over in the slot after its charging [kW].
+    measured_spare_kw
+        measured renewable output minus non-EV load now, None when unknown [kW].
+    ev_kw
+        the charging's total so far (the plan's slot and earlier top-ups) [kW].
+
+    Returns
+    -------
+    float
+        >= 0 and finite [kW].
+    """
+    if measured_spare_kw is None or not math.isfinite(measured_spare_kw):
+        return max(0.0, plan_left_kw) if math.isfinite(plan_left_kw) else 0.0
+    left = measured_spare_kw - ev_kw
+    return left if left > 0 and math.isfinite(left) else 0.0
+
+
 class DispatchPolicy:
     """Turns a frozen image and the kept plans into safe setpoints for one deployment.
 
@@ -242,9 +276,15 @@ class DispatchPolicy:
                         # left out because its (default) need looked met — a guess — charges
                         # at full power within the limits, as before.
                         wanted[s.charger_id] = max(wanted.get(s.charger_id, 0.0), full)
-                surplus = plan.surplus_kw[slot_index(plan.start, now, self._slot_minutes)]
+                index = slot_index(plan.start, now, self._slot_minutes)
                 result = self._planned(
-                    wanted, beyond, fresh - beyond, surplus, vehicle, state.limits, stale
+                    wanted,
+                    beyond,
+                    fresh - beyond,
+                    (plan.surplus_kw[index], image.spare_kw),
+                    vehicle,
+                    state.limits,
+                    stale,
                 )
         if result is None:
             plan = None
@@ -300,23 +340,27 @@ class DispatchPolicy:
         requested: Mapping[str, float],
         beyond: set[str],
         others: set[str],
-        surplus_kw: float,
+        surplus: tuple[float, float | None],
         vehicle: Mapping[str, float],
         zones: list[ZoneLimit],
         stale: Mapping[str, Any],
     ) -> Dispatch:
         """The plan's slot, then top-ups from the headroom it leaves, then every limit again.
 
-        Top-ups: first the cars in ``beyond`` from the zones' leftover headroom; then, in a
-        slot the plan expects renewable surplus, the ``others`` from what is left of it: the
-        plan is indifferent between slots without import, and energy delivered early is
-        energy a car that leaves early does not miss.
+        Top-ups: first the cars in ``beyond`` from the zones' leftover headroom; then the
+        ``others`` from the renewable surplus left beside the charging so far (``surplus``:
+        what the plan expects left over in the slot and the spare renewable power measured
+        now, `surplus_left_kw`) [kW]: the plan is indifferent between slots without import,
+        and energy delivered early is energy a car that leaves early does not miss.
         """
         setpoints = apply_limits(requested, self._limits, zones, **stale).setpoints_kw
-        for group, cap in ((beyond, None), (others, surplus_kw)):
-            if group and (cap is None or cap > 0):
-                extra = self._top_up(setpoints, group, vehicle, zones, cap)
-                setpoints = {c: kw + extra.get(c, 0.0) for c, kw in setpoints.items()}
+        if beyond:
+            extra = self._top_up(setpoints, beyond, vehicle, zones, None)
+            setpoints = {c: kw + extra.get(c, 0.0) for c, kw in setpoints.items()}
+        cap = surplus_left_kw(*surplus, math.fsum(setpoints.values()))
+        if others and cap > 0:
+            extra = self._top_up(setpoints, others, vehicle, zones, cap)
+            setpoints = {c: kw + extra.get(c, 0.0) for c, kw in setpoints.items()}
         # Once more through every limit: the sums of the passes may round a few ulp over.
         return apply_limits(setpoints, self._limits, zones, **stale)
 

@@ -32,6 +32,11 @@ class RunningTotal:
             self.total = math.fsum(self._values.values())
         return self.total
 
+    @property
+    def members(self) -> int:
+        """How many members have a value."""
+        return len(self._values)
+
 
 class BucketSeries:
     """Mean of a quantity per fixed-width time bucket over a sliding window.

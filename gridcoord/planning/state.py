@@ -92,6 +92,10 @@ class StateImage:
         city non-EV load per slot [UTC, kW] (likewise).
     external
         the newest external forecast per kind.
+    spare_kw
+        measured renewable output minus non-EV load now, the city's totals of the latest
+        readings [kW]; None before any non-EV load was measured (the dispatch then trusts
+        the plan's forecast surplus).
     """
 
     at: datetime
@@ -105,6 +109,7 @@ class StateImage:
     external: Mapping[ForecastKind, ExternalForecast] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    spare_kw: float | None = None
 
 
 class CityState:
@@ -293,7 +298,23 @@ class CityState:
                 pv_measured=measured["pv"],
                 wind_measured=measured["wind"],
                 load_history=measured["load"],
+                spare_kw=self._spare_kw(),
             )
+
+    def _spare_kw(self) -> float | None:
+        """Measured PV + wind − non-EV load now, from the running totals (under the lock)."""
+        totals = self._totals
+        generation = totals["pv"].total + totals["wind"].total
+        if self._consumer_meters:
+            if not totals["load"].members:
+                return None
+            load = totals["load"].total
+        elif totals["root"].members:
+            # As the load history: the root meters net out generation and include charging.
+            load = max(0.0, totals["root"].total + generation - totals["ev"].total)
+        else:
+            return None
+        return generation - load
 
     # --- under the lock ------------------------------------------------------------------
 

@@ -1,7 +1,10 @@
-"""The dispatch policy's cut ranks (who gives way in a full zone) and a new car's pace."""
+"""The dispatch policy's cut ranks (who gives way in a full zone), a new car's pace, and the
+renewable surplus its top-ups take (measured now, not forecast).
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -9,7 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gridcoord.planning.dispatch_policy import cut_ranks, paced_kw
+from gridcoord.outcomes import ActivePlan
+from gridcoord.planning.coordinator import Coordinator
+from gridcoord.planning.dispatch_policy import DispatchPolicy, cut_ranks, paced_kw, surplus_left_kw
 from gridcoord.sessions import ChargingSession, Source
 
 NOW = datetime(2026, 11, 24, 17, 0, tzinfo=UTC)
@@ -79,3 +84,69 @@ def test_the_pace_is_within_the_rating_and_meets_the_need_when_it_can(
         # rating allows.
         expected = min(margin * need, full * hours)
         assert kw * hours == pytest.approx(expected, rel=1e-9, abs=1e-9)
+
+
+def test_the_top_up_takes_the_surplus_measured_now() -> None:
+    # Measured: what the charging leaves of it, whatever the plan expected.
+    assert surplus_left_kw(0.0, 120.0, 50.0) == 70.0  # the forecast saw none: 70 kW free
+    assert surplus_left_kw(300.0, 40.0, 50.0) == 0.0  # the forecast's surplus is not there
+    assert surplus_left_kw(300.0, -80.0, 0.0) == 0.0  # the city imports
+    # Nothing measured (no non-EV load reading yet): the plan's expected leftover.
+    assert surplus_left_kw(30.0, None, 50.0) == 30.0
+    assert surplus_left_kw(math.nan, None, 0.0) == 0.0
+
+
+@given(
+    plan_left=st.floats(allow_nan=True, allow_infinity=True),
+    measured=st.none() | st.floats(allow_nan=True, allow_infinity=True),
+    ev=st.floats(0, 1e6),
+)
+def test_the_surplus_left_is_finite_and_never_more_than_the_measurement_leaves(
+    plan_left: float, measured: float | None, ev: float
+) -> None:
+    left = surplus_left_kw(plan_left, measured, ev)
+    assert math.isfinite(left) and left >= 0.0
+    if measured is not None and math.isfinite(measured):
+        assert left == max(0.0, measured - ev)
+    elif math.isfinite(plan_left):
+        assert left == max(0.0, plan_left)
+
+
+def test_a_dispatch_tops_up_from_the_measured_surplus_within_every_limit() -> None:
+    # A November evening: the plan forecasts no PV. The same image with a measured surplus
+    # (a forecast that erred) lets the cars take it; with none, or an import, only the plan's
+    # slot is dispatched.
+    from tests.unit.gridcoord.planning.test_coordinator import (
+        NOW,
+        assert_within_limits,
+        city,
+        feed,
+    )
+
+    config = city()
+    coordinator = Coordinator(config)
+    feed(coordinator, NOW)
+    image = coordinator.image(NOW + timedelta(minutes=1))
+    # A plan that knows every car and gives each 2 kW in this slot, expecting no surplus.
+    start = NOW
+    plan = ActivePlan(
+        "plan",
+        start,
+        {f"c{i}": [2.0] * 4 for i in range(6)},
+        frozenset(s.id for s in image.sessions),
+        4,
+        (0.0,) * 4,
+    )
+    policy = DispatchPolicy(config)
+    unknown = policy.decide(replace(image, spare_kw=None), [plan])
+    importing = policy.decide(replace(image, spare_kw=-50.0), [plan])
+    sunny = policy.decide(replace(image, spare_kw=25.0), [plan])
+    assert unknown.setpoints_kw == importing.setpoints_kw == {f"c{i}": 2.0 for i in range(6)}
+    # 12 kW planned, 13 kW of the 25 kW measured is left: the cars take it.
+    assert sum(sunny.setpoints_kw.values()) == pytest.approx(25.0)
+    assert all(sunny.setpoints_kw[c] >= 2.0 for c in unknown.setpoints_kw)
+    # Much more than the zones have room for: the top-ups stop at their headroom.
+    windy = policy.decide(replace(image, spare_kw=500.0), [plan])
+    headroom = {"feeder": 50.0, "lt-1": 30.0, "lt-2": 30.0}  # ratings - 10 kW of meter load
+    assert sum(windy.setpoints_kw.values()) == pytest.approx(50.0)
+    assert_within_limits(config, windy, headroom)

@@ -13,6 +13,7 @@ import pytest
 
 import optimizer
 from adapters.contract.reading import AssetKind
+from gridcoord.config import Config
 from gridcoord.planning.coordinator import Coordinator
 from gridcoord.planning.dispatch_policy import DispatchPolicy
 from gridcoord.planning.planner import Planner
@@ -48,6 +49,42 @@ def test_an_image_does_not_change_after_the_freeze() -> None:
     [c1] = [s for s in now.sessions if s.charger_id == "c1"]
     assert now.vehicle_max_kw[c1.id] == pytest.approx(3.7)  # as drawn: the plan counts on it
     assert now.load_history == ()  # histories only when asked for
+
+
+def test_an_image_holds_the_measured_spare_renewable_power() -> None:
+    # The test city has no consumer meters: its non-EV load is the root meter's net load
+    # plus the generation it nets out minus the charging (as its load history).
+    state = CityState(city())
+    state.observe(reading("pv-1", AssetKind.PV, NOW, power_w=20_000.0))
+    assert state.freeze(NOW).spare_kw is None  # no load measured yet: unknown, not 0
+    state.observe(reading("c1", AssetKind.CHARGER, NOW, power_w=5_000.0, connected=True))
+    state.observe(reading("meter-feeder", AssetKind.METER, NOW, power_w=10_000.0))
+    # load = 10 + 20 - 5 = 25 kW; spare = 20 - 25 = -5 kW
+    assert state.freeze(NOW).spare_kw == pytest.approx(-5.0)
+    state.observe(reading("pv-1", AssetKind.PV, NOW, power_w=40_000.0))
+    state.observe(reading("meter-feeder", AssetKind.METER, NOW, power_w=-10_000.0))
+    assert state.freeze(NOW).spare_kw == pytest.approx(15.0)  # load 25 kW, PV 40 kW
+
+
+def test_with_consumer_meters_the_spare_power_is_generation_minus_their_load() -> None:
+    config = Config(
+        zones=[{"id": "lt", "capacity_kw": 100.0, "meter": "meter-lt"}],
+        assets=[
+            {"id": "meter-lt", "kind": "meter", "zone": "lt", "rated_kw": 100.0},
+            {"id": "houses", "kind": "meter", "zone": "lt", "rated_kw": 100.0},
+            {"id": "shop", "kind": "meter", "zone": "lt", "rated_kw": 100.0},
+            {"id": "pv-1", "kind": "pv", "zone": "lt", "rated_kw": 50.0},
+            {"id": "wind-1", "kind": "wind", "zone": "lt", "rated_kw": 50.0},
+        ],
+    )
+    state = CityState(config)
+    state.observe(reading("meter-lt", AssetKind.METER, NOW, power_w=-5_000.0))
+    assert state.freeze(NOW).spare_kw is None  # a zone meter is no consumer's load
+    state.observe(reading("houses", AssetKind.METER, NOW, power_w=30_000.0))
+    state.observe(reading("shop", AssetKind.METER, NOW, power_w=10_000.0))
+    state.observe(reading("pv-1", AssetKind.PV, NOW, power_w=25_000.0))
+    state.observe(reading("wind-1", AssetKind.WIND, NOW, power_w=20_000.0))
+    assert state.freeze(NOW).spare_kw == pytest.approx(5.0)  # 45 kW against 40 kW
 
 
 def test_a_plan_is_made_from_the_image_whatever_arrives_during_the_solve() -> None:
