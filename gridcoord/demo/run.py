@@ -29,6 +29,13 @@ weather, loads and cars) runs alongside without MQTT; at the end, the perfect-fo
 is solved on its realised data (`gridcoord.demo.bound`). All three are judged by the same
 KPI definitions (`gridcoord.outcomes`). With ``speed`` > 0 ticks are paced to simulated
 seconds per real second.
+
+Two processes: this one runs the service and drives the ticks; everything else — the city,
+its devices' MQTT logins, the weather service, the baseline and the bound — runs in a spawned
+child (`gridcoord.demo.city_process`), so that the devices' MQTT work does not share the
+service's interpreter lock and both cores work. Each step above is a request to the child,
+answered when done; the waits on the service (readings, forecasts taken) end when the child
+ends too, and a child that ends mid-run is `CityProcessError`.
 """
 
 from __future__ import annotations
