@@ -4,7 +4,9 @@ Starts a local mosquitto, runs the simulated city and the real service over it o
 simulated clock (`gridcoord.demo.run`), prints one KPI line per planning run and, at the end,
 the KPIs of three rows: uncontrolled charging, the coordinated city, and the perfect-foresight
 bound on the same realised data (`gridcoord.demo.bound`). SIGINT/SIGTERM end a run without
-``--hours`` cleanly: the tick under way finishes, the store is flushed, exit 0.
+``--hours`` cleanly: the tick under way finishes, the store is flushed, exit 0. The simulated
+city runs in a child process (`gridcoord.demo.city_process`); if it dies, the demo says so and
+exits 1. A dashboard port taken by another demo: see `gridcoord.demo.dashboard`.
 
 The demo needs a `mosquitto` binary (the service's MQTT client speaks MQTT 5): without one
 it says how to install it and exits 1.
@@ -26,6 +28,8 @@ from types import FrameType
 
 from gridcoord.config import Config
 from gridcoord.demo.broker import start_broker
+from gridcoord.demo.city_process import CityProcessError
+from gridcoord.demo.dashboard import DashboardPortError
 from gridcoord.demo.run import DemoResult, DemoRun, DemoSettings
 from gridcoord.demo.scenario import DEFAULT_SEASON, DEFAULT_SEED, SEASON_STARTS
 from gridcoord.local_broker import find_mosquitto
@@ -117,6 +121,9 @@ def demo_command(
     )
     try:
         result = demo_run.run(stop, broker.port, broker.accounts)
+    except (CityProcessError, DashboardPortError) as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 1
     finally:
         broker.stop()
     print(json.dumps(result.as_json()) if json_output else summary(result), file=real_stdout)

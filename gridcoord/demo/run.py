@@ -29,11 +29,17 @@ weather, loads and cars) runs alongside without MQTT; at the end, the perfect-fo
 is solved on its realised data (`gridcoord.demo.bound`). All three are judged by the same
 KPI definitions (`gridcoord.outcomes`). With ``speed`` > 0 ticks are paced to simulated
 seconds per real second.
+
+Two processes: this one runs the service and drives the ticks; everything else — the city,
+its devices' MQTT logins, the weather service, the baseline and the bound — runs in a spawned
+child (`gridcoord.demo.city_process`), so that the devices' MQTT work does not share the
+service's interpreter lock and both cores work. Each step above is a request to the child,
+answered when done; the waits on the service (readings, forecasts taken) end when the child
+ends too, and a child that ends mid-run is `CityProcessError`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
@@ -51,33 +57,30 @@ from gridcoord import heap
 from gridcoord.broker.acl import FORECASTER_USER
 from gridcoord.broker.files import Accounts
 from gridcoord.config import Config
-from gridcoord.demo.bound import Bound, perfect_foresight
-from gridcoord.demo.fleet import DeviceFleet
+from gridcoord.demo.bound import Bound
+from gridcoord.demo.city_process import (
+    TICK_DEADLINE_S,
+    CityProcess,
+    CitySpec,
+    Kpis,
+)
+from gridcoord.demo.dashboard import dashboard_api
 from gridcoord.forecast.external import ExternalForecast
 from gridcoord.outcomes import OUTCOME_KPI_KEYS, DispatchOutcome, PlanOutcome
 from gridcoord.service import Service
 from gridcoord.service_thread import ServiceThread
 from gridcoord.simulation import CitySimulation, demo_city
-from gridcoord.simulation.weather_service import WeatherService
 from gridcoord.storage.embedded import EmbeddedStore
 from gridcoord.storage.points import Point, reading_to_point
-from gridcoord.timegrid import as_utc, format_local, parse_rfc3339
+from gridcoord.timegrid import as_utc, format_local
 
 log = logging.getLogger(__name__)
 
 TICK = timedelta(minutes=1)
 ZERO = timedelta(0)
-# A tick's messages normally arrive in milliseconds; this only bounds a stuck broker.
-TICK_DEADLINE_S = 10.0
 KPI_KEYS = OUTCOME_KPI_KEYS
-# A run stopped with Ctrl-C after longer than this gets no bound: one solve over the whole run
-# takes coarser slots the longer it is (30 minutes at four weeks; the optimizer's limit is
-# 2,016 slots), and its replay stops meaning much.
-MAX_BOUND_HOURS = 24.0 * 7 * 4
 # How often the simulated weather service issues a forecast (operational models: 4 runs a day).
 FORECAST_EVERY = timedelta(hours=6)
-
-Kpis = dict[str, float | int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,21 +205,17 @@ class DemoRun:
                 "spool_dir": store_path.parent / "spool",
             },
         )
-        self.city = CitySimulation(self.layout, settings.seed, start)
-        self.baseline = CitySimulation(self.layout, settings.seed, start, controlled=False)
         self.bound: Bound | None = None
         self._now = start
-        self._expected = len(self.city.telemetry())
         self._cond = threading.Condition()
         self._readings = 0
-        self._setpoints = 0
+        self._expected = 0  # readings a tick brings (the city's process counts them)
+        self.ticks = 0  # simulated minutes done
         self.floor_overloads = 0  # zone-minutes whose floors alone exceeded the headroom
         self._floor_zones: set[str] = set()
-        self._city_lock = threading.Lock()
-        self.weather = (
-            WeatherService(self.layout, settings.seed) if settings.weather_service else None
-        )
         self._forecasts_taken: set[tuple[str, datetime]] = set()
+        self.city_process: CityProcess | None = None
+        self._city_gone = False
 
     # --- the run -------------------------------------------------------------------------
 
@@ -232,9 +231,15 @@ class DemoRun:
         accounts
             the broker's accounts for ``self.config`` (each device logs in as
             itself, the coordinator's side as gridcoord).
+
+        Raises
+        ------
+        CityProcessError
+            the simulated city's process died, failed or stopped answering.
+        DashboardPortError
+            the configured dashboard port is taken (`gridcoord.demo.dashboard`).
         """
         settings = self.settings
-        prefix = settings.prefix
         # The service logs in as gridcoord; each device as itself (the broker's ACL holds
         # every login to its own topics, as in production).
         mqtt = self.config.mqtt.model_copy(
@@ -244,23 +249,41 @@ class DemoRun:
                 "password": SecretStr(accounts.service_password),
             }
         )
-        self.config = self.config.model_copy(update={"mqtt": mqtt})
-        self.service = Service(self.config, clock=self._clock, scheduled=False)
-        self.service.add_reading_listener(self._on_reading)
-        self.service.add_forecast_listener(self._on_forecast)
-        chargers = {c.id for c in self.layout.chargers}
+        api = dashboard_api(self.config.api)
+        self.config = self.config.model_copy(update={"mqtt": mqtt, "api": api})
         devices = {
             user.name: accounts.password(user.name) for user in accounts.users if user.device
         }
-        if self.weather is not None:
+        if settings.weather_service:
             devices[FORECASTER_USER] = accounts.password(FORECASTER_USER)
-        self._devices = DeviceFleet(
-            port,
-            devices,
-            {a: f"{prefix}/setpoint/{a}" for a in devices if a in chargers},
-            self._on_setpoint,
+        # The city, its devices, the baseline and the bound in a process of their own: the
+        # devices' MQTT work alone took a quarter of the CPU under the service's one GIL.
+        city = CityProcess(
+            CitySpec(
+                seed=settings.seed,
+                chargers=settings.chargers,
+                start=self._now,
+                prefix=settings.prefix,
+                port=port,
+                passwords=devices,
+                weather_service=settings.weather_service,
+                settle_heap=self._settle_heap,
+                log_level=logging.getLogger().getEffectiveLevel(),
+            ),
+            self._on_city_exit,
         )
-        self._seed_history()
+        self.city_process = city
+        try:
+            return self._run(stop, city)
+        finally:
+            city.close()
+
+    def _run(self, stop: threading.Event, city: CityProcess) -> DemoResult:
+        settings = self.settings
+        self.service = Service(self.config, clock=self._clock, scheduled=False)
+        self.service.add_reading_listener(self._on_reading)
+        self.service.add_forecast_listener(self._on_forecast)
+        self._seed_history()  # while the child starts
         runner = ServiceThread(self.service).start()
         planning = self.service.planning
         assert planning is not None, "the demo's service plans"
@@ -269,7 +292,8 @@ class DemoRun:
         began = time.monotonic()
         fallbacks = late = 0
         try:
-            self._devices.start()
+            city.ready()
+            self._expected = city.expected_readings
             if self._settle_heap:
                 # After the service's start-up (imports, API, warm start) and the devices'
                 # logins: what exists now lives as long as the run.
@@ -279,47 +303,39 @@ class DemoRun:
                     due = began + (self._now - start).total_seconds() / settings.speed
                     if stop.wait(max(0.0, due - time.monotonic())):
                         break
-                if self.weather is not None and (self._now - start) % FORECAST_EVERY == ZERO:
-                    late += not self._publish_forecast(self.weather)
-                late += not self._publish_telemetry()
+                if settings.weather_service and (self._now - start) % FORECAST_EVERY == ZERO:
+                    late += not self._publish_forecast(city)
+                planning_run = self._now.minute % self.config.planning.interval_min == 0
                 with self._cond:
-                    self._setpoints = 0
-                if self._now.minute % self.config.planning.interval_min == 0:
+                    self._readings = 0
+                city.telemetry(self._now, kpis=planning_run)
+                late += not self._wait(lambda: self._readings >= self._expected, "telemetry")
+                if planning_run:
                     runner.call(planning.plan_once)
                     outcome = planning.last_plan
                     assert outcome is not None
                     fallbacks += outcome.status == "fallback"
-                    self._say(self._plan_line(outcome))
+                    so_far = city.telemetry_done()
+                    assert so_far is not None
+                    self._say(self._plan_line(outcome, *so_far))
                 else:
                     runner.call(planning.dispatch_once)
+                    city.telemetry_done()
                 dispatch = planning.last_dispatch
                 assert dispatch is not None
-                late += not self._await_setpoints(dispatch)
-                nxt = self._now + TICK
-                with self._city_lock:
-                    self.city.step(nxt)
-                self.baseline.step(nxt)
-                self._now = nxt
+                late += not self._await_setpoints(city, dispatch)
+                self._now += TICK
+                self.ticks += 1
+            hours = (self._now - start).total_seconds() / 3600.0
+            city.finish(self._now, hours)
         finally:
-            self._devices.stop()
             runner.stop()
-        hours = (self._now - start).total_seconds() / 3600.0
-        if self.baseline.trace and hours <= MAX_BOUND_HOURS:
-            self.bound = perfect_foresight(
-                self.layout,
-                self.baseline.trace,
-                self.baseline.visits(),
-                self.baseline.energy_before,
-            )
-        elif self.baseline.trace:
-            log.warning(
-                "no perfect-foresight bound for a run of %.0f h (at most %.0f h)",
-                hours,
-                MAX_BOUND_HOURS,
-            )
+        # The child solves the bound after `finish`: the bound has no deadline of a tick.
+        result = city.result(timeout_s=None)
+        self.bound = result.bound
         return DemoResult(
-            self.city.kpis(),
-            self.baseline.kpis(),
+            result.controlled,
+            result.baseline,
             hours,
             self._stored_plans(start),
             fallbacks,
@@ -371,29 +387,12 @@ class DemoRun:
         coordinator = self.service.coordinator
         return dict(coordinator.forecast_error()) if coordinator is not None else {}
 
-    def _publish_forecast(self, weather: WeatherService) -> bool:
+    def _publish_forecast(self, city: CityProcess) -> bool:
         """The weather service issues its forecast now; True when the service took all of it."""
-        messages = weather.publications(self._now, self.settings.prefix)
-        for topic, payload in messages:
-            self._devices.publish(FORECASTER_USER, topic, payload, qos=1)
-        wanted = {(topic.rsplit("/", 1)[-1], self._now) for topic, _ in messages}
+        wanted = {(kind, self._now) for kind in city.forecast(self._now)}
         return self._wait(lambda: wanted <= self._forecasts_taken, "forecast")
 
-    def _publish_telemetry(self) -> bool:
-        """Every device publishes; True when the service took all of it in time."""
-        with self._cond:
-            self._readings = 0
-        with self._city_lock:
-            telemetry = self.city.telemetry()
-        for asset_id, payload in telemetry.items():
-            self._devices.publish(
-                asset_id,
-                f"{self.settings.prefix}/telemetry/{asset_id}",
-                json.dumps(payload).encode(),
-            )
-        return self._wait(lambda: self._readings >= self._expected, "telemetry")
-
-    def _await_setpoints(self, outcome: DispatchOutcome) -> bool:
+    def _await_setpoints(self, city: CityProcess, outcome: DispatchOutcome) -> bool:
         """True when every charger got this dispatch's setpoint in time; counts overloads."""
         for overload in outcome.overloads:
             # DESIGN 4: reported, never silent; once per zone here, then counted.
@@ -407,15 +406,23 @@ class DemoRun:
                 )
                 self._floor_zones.add(overload.zone)
             self.floor_overloads += 1
-        with self._city_lock:
-            self.city.kpi.add_minima_over_limit(len(outcome.overloads))
-        expected = len(outcome.order)
-        return self._wait(lambda: self._setpoints >= expected, "setpoints")
+        return city.setpoints(self._now, len(outcome.order), len(outcome.overloads))
 
     def _wait(self, done: Callable[[], bool], what: str) -> bool:
+        """Until ``done``; False after `TICK_DEADLINE_S` (logged).
+
+        Raises
+        ------
+        CityProcessError
+            the city's process ended meanwhile (what it should have sent will not come).
+        """
         with self._cond:
-            if self._cond.wait_for(done, TICK_DEADLINE_S):
+            finished = self._cond.wait_for(lambda: done() or self._city_gone, TICK_DEADLINE_S)
+            if finished and not self._city_gone:
                 return True
+        if self._city_gone:
+            assert self.city_process is not None
+            self.city_process.raise_failure()
         log.warning("%s of %s incomplete after %.0f s", what, self._now, TICK_DEADLINE_S)
         return False
 
@@ -432,25 +439,14 @@ class DemoRun:
             self._forecasts_taken.add((forecast.kind.value, forecast.issued_at))
             self._cond.notify_all()
 
-    def _on_setpoint(self, topic: str, payload: bytes) -> None:
-        charger_id = topic.rsplit("/", 1)[-1]
-        try:
-            message = json.loads(payload)
-            sent = parse_rfc3339(str(message.get("ts")))
-        except (ValueError, AttributeError):
-            log.warning("malformed setpoint on %s ignored", topic)
-            return
-        with self._city_lock:
-            self.city.receive_setpoint(charger_id, message)
-        if sent == self._now:
-            with self._cond:
-                self._setpoints += 1
-                self._cond.notify_all()
+    def _on_city_exit(self) -> None:
+        with self._cond:
+            self._city_gone = True
+            self._cond.notify_all()
 
     # --- output --------------------------------------------------------------------------
 
-    def _plan_line(self, outcome: PlanOutcome) -> str:
-        city, base = self.city.kpis(), self.baseline.kpis()
+    def _plan_line(self, outcome: PlanOutcome, city: Kpis, base: Kpis) -> str:
         plan = outcome.kpis
         why = f" ({outcome.failure})" if outcome.failure else ""
         return (

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from gridcoord.local_broker import find_mosquitto
@@ -32,9 +33,11 @@ KEYS = {
 }
 
 
-def demo(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+def demo(
+    tmp_path: Path, *args: str, port: int | None = None, session: bool = False
+) -> subprocess.Popen[str]:
     # Its own API port: other demos on the machine may hold the default 8080.
-    env = {**os.environ, "GRIDCOORD_API__PORT": str(free_port())}
+    env = {**os.environ, "GRIDCOORD_API__PORT": str(free_port() if port is None else port)}
     return subprocess.Popen(
         [sys.executable, "-m", "gridcoord", "demo", *args],
         cwd=tmp_path,
@@ -42,7 +45,21 @@ def demo(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=session,  # its own process group, as a terminal's foreground job
     )
+
+
+def first_plan_line(process: subprocess.Popen[str]) -> None:
+    """Read the demo's stdout until its first planning run's line."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + 120
+    lines = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        lines.append(line)
+        if " plan " in line or not line:
+            break
+    assert any(" plan " in line for line in lines), lines
 
 
 def finish(process: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
@@ -104,15 +121,7 @@ def test_demo_with_mosquitto_prints_kpis_against_the_baseline(tmp_path: Path) ->
 
 def test_demo_without_hours_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     process = demo(tmp_path, "--speed", "3000")
-    assert process.stdout is not None
-    deadline = time.monotonic() + 120
-    lines = []
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        lines.append(line)
-        if " plan " in line or not line:
-            break
-    assert any(" plan " in line for line in lines), lines
+    first_plan_line(process)
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err[-2000:]
@@ -141,3 +150,36 @@ def test_bad_options_are_refused_without_a_traceback(
     _out, err = process.communicate(timeout=60)
     assert process.returncode == 2
     assert message in err and "Traceback" not in err
+
+
+def test_ctrl_c_ends_the_demo_and_its_city_process(tmp_path: Path) -> None:
+    process = demo(tmp_path, "--speed", "3000", session=True)
+    first_plan_line(process)
+    # The simulated city runs in a spawned child of the demo (gridcoord/demo/city_process.py).
+    children = psutil.Process(process.pid).children()
+    city = [c for c in children if "--multiprocessing-fork" in c.cmdline()]
+    assert len(city) == 1, [c.cmdline() for c in children]
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group
+    out, err = finish(process, 120)
+    assert process.returncode == 0, err[-2000:]
+    # The run ended as with SIGTERM: the child's final KPIs and the bound in three columns.
+    header = next(line for line in out.splitlines() if "uncontrolled" in line)
+    assert header.split() == ["uncontrolled", "coordinated", "bound"]
+    assert "Traceback" not in err
+    assert not city[0].is_running(), "the city process outlived the demo"
+
+
+def test_a_configured_dashboard_port_that_is_taken_ends_the_demo_naming_the_setting(
+    tmp_path: Path,
+) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        port = int(held.getsockname()[1])
+        process = demo(tmp_path, "--hours", "1", "--speed", "0", port=port)
+        _out, err = finish(process, 120)
+    assert process.returncode == 1
+    assert f"demo: the dashboard's port 127.0.0.1:{port} is taken" in err
+    assert "GRIDCOORD_API__PORT=<port>" in err and "Traceback" not in err
