@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import struct
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from paho.mqtt import _packet
 from paho.mqtt.enums import MQTTProtocolVersion
+from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -41,6 +42,8 @@ def _body(topic: bytes, mid: int, properties: bytes, payload: bytes) -> bytes:
     user=st.none() | st.tuples(st.text(max_size=5), st.text(max_size=5)),
     payload=st.binary(max_size=300),
 )
+# A user property with U+0000, which paho refuses: hypothesis found it once in a gate run.
+@example(topic=b"t/a", mid=1, expiry=None, user=("a\x00", "b"), payload=b"x")
 def test_it_decodes_as_paho_or_leaves_the_packet_to_paho(
     topic: bytes,
     mid: int,
@@ -49,8 +52,14 @@ def test_it_decodes_as_paho_or_leaves_the_packet_to_paho(
     payload: bytes,
 ) -> None:
     packet = _body(topic, mid, _properties(expiry, user), payload)
-    paho = _packet.decode_publish(QOS1, packet, MQTTProtocolVersion.MQTTv5)
     plain = plain_qos1_publish(packet)
+    try:
+        paho = _packet.decode_publish(QOS1, packet, MQTTProtocolVersion.MQTTv5)
+    except MalformedPacket:
+        # paho refuses a user property with U+0000 (MQTT 5 section 1.5.4): such a packet
+        # must reach paho's decoder and its refusal, never bypass it on the plain path.
+        assert plain is None
+        return
     try:
         text: str | None = paho.topic.decode("utf-8")
     except UnicodeDecodeError:
