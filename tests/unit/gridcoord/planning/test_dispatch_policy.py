@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gridcoord.planning.dispatch_policy import cut_ranks, paced_kw
+from gridcoord.planning.dispatch_policy import (
+    GUESS_RANK,
+    PROBE_RANK,
+    TIGHT_RANK,
+    cut_ranks,
+    paced_kw,
+)
+from gridcoord.planning.planner import another_chunk
 from gridcoord.sessions import ChargingSession, Source
 
 NOW = datetime(2026, 11, 24, 17, 0, tzinfo=UTC)
@@ -41,6 +48,20 @@ def test_the_most_slack_gives_way_first() -> None:
     power = {s.charger_id: 11.0 for s in sessions}
     ranks = cut_ranks(sessions, power, NOW)
     assert ranks == {"home": 0, "work": 1, "public": 2, "gone": 2}
+
+
+def test_a_guess_ranks_below_every_need_and_a_probe_above() -> None:
+    # Issue 12: a car past a default need is planned for another chunk, a guess, cut first;
+    # a car in its probe is cut last, so that it can show its own limit.
+    guessed = replace(session("guess", 12.0, 0.0), request_source=Source.DEFAULT)
+    sessions = [guessed, session("home", 12.0, 15.0), session("new", 12.0, 15.0)]
+    power = {s.charger_id: 11.0 for s in sessions}
+    assert cut_ranks(sessions, power, NOW, probes={"new"}) == {
+        "guess": GUESS_RANK,
+        "home": 0,
+        "new": PROBE_RANK,
+    }
+    assert GUESS_RANK < 0 < TIGHT_RANK < PROBE_RANK
 
 
 SLOT = timedelta(minutes=15)
@@ -79,3 +100,14 @@ def test_the_pace_is_within_the_rating_and_meets_the_need_when_it_can(
         # rating allows.
         expected = min(margin * need, full * hours)
         assert kw * hours == pytest.approx(expected, rel=1e-9, abs=1e-9)
+
+
+def test_a_default_need_met_is_planned_for_another_chunk_until_the_car_is_full() -> None:
+    # Issue 12: a home car that wanted 32 kWh got the 15 kWh default and then nothing.
+    met = replace(session("c", 8.0, 15.0), request_source=Source.DEFAULT, delivered_kwh=15.2)
+    assert another_chunk(met, False, 15.0).remaining_kwh == pytest.approx(15.0)
+    assert another_chunk(met, True, 15.0) == met  # it showed it is full: nothing more
+    reported = replace(met, request_source=Source.DEVICE)
+    assert another_chunk(reported, False, 15.0) == reported  # a need given is the need
+    under = replace(met, delivered_kwh=10.0)
+    assert another_chunk(under, False, 15.0) == under  # the default is still to come

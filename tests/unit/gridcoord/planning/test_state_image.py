@@ -50,6 +50,25 @@ def test_an_image_does_not_change_after_the_freeze() -> None:
     assert now.load_history == ()  # histories only when asked for
 
 
+def test_a_car_that_stops_drawing_while_allowed_more_is_full_until_it_draws_again() -> None:
+    state = CityState(city())
+    t = NOW
+    state.observe(reading("c1", AssetKind.CHARGER, t, power_w=0.0, connected=True))
+    state.note_setpoints({"c1": 11.0})
+    t += timedelta(minutes=1)
+    state.observe(reading("c1", AssetKind.CHARGER, t, power_w=0.0, connected=True))
+    assert state.freeze(t).vehicle_full == frozenset()  # never drew yet: not full, idle
+    for kw, full in ((7.4, False), (0.0, True), (0.5, True), (7.4, False)):
+        t += timedelta(minutes=1)
+        state.observe(reading("c1", AssetKind.CHARGER, t, power_w=kw * 1000, connected=True))
+        [c1] = state.freeze(t).sessions
+        assert (c1.id in state.freeze(t).vehicle_full) is full, kw
+    state.note_setpoints({"c1": 1.0})  # allowed too little to tell
+    t += timedelta(minutes=1)
+    state.observe(reading("c1", AssetKind.CHARGER, t, power_w=0.0, connected=True))
+    assert state.freeze(t).vehicle_full == frozenset()
+
+
 def test_a_plan_is_made_from_the_image_whatever_arrives_during_the_solve() -> None:
     config = city()
     coordinator = Coordinator(config)
