@@ -20,6 +20,10 @@ Decisions where the issue and DESIGN are silent:
   power until a plan knew them cost 7-8 points of renewable share, docs/performance.md). In
   a slot with renewable surplus they take their share of it like the planned cars. A session
   the plan left out because its (default) need looked met charges at full power, as before.
+- *Tight cars* (cut rank 2, see below) the plan knows may take the zones' headroom the plan
+  leaves now, before anyone else: the plan's forecast of a zone's headroom may have had no
+  room for them where the zone has it now (issue 12: a public stay the plans left short in
+  a morning its feeder was forecast full got 5.6 of 9.8 kWh, its feeder not cut once).
 - *Cars past a default need* (no request from the device, the assumed energy delivered) may
   still charge from the headroom the plan leaves: the default is a guess, not their need.
 - *Renewable surplus*: connected cars may take what the plan's charging leaves of the
@@ -30,8 +34,11 @@ Decisions where the issue and DESIGN are silent:
   slot powers stand. Without a measurement, the plan's expected leftover.
 - *Who gives way in a full zone* (`cut_ranks`): the cars with the most slack. A session's
   slack is the energy it could still draw at its power before its departure over the energy
-  it needs; below `TIGHT_SLACK` it ranks 2 (cut last), below `SOME_SLACK` 1, else 0. A car
-  whose need is met ranks 0.
+  it needs; below `TIGHT_SLACK` it ranks 2, below `SOME_SLACK` 1, else 0. A car whose need
+  is met ranks 0, except one past a default need (a guess, planned for another default
+  chunk until its car is full): it ranks -1, cut before any car with a need. A car in its
+  `PROBE` minutes ranks 3 (cut last): its limit shows only if it is allowed more than it can
+  draw.
 - *Minima*: only chargers with a car plugged in (an open session) get their §14a minimum,
   and (``planning.guaranteed_minimum: when_limited``) only under a zone that binds in this
   dispatch: the plan may defer a car below its minimum where the grid has room.
@@ -40,7 +47,7 @@ Decisions where the issue and DESIGN are silent:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -60,7 +67,7 @@ from gridcoord.dispatch import (
     zone_state,
 )
 from gridcoord.outcomes import ActivePlan, DispatchOutcome
-from gridcoord.planning.planner import hedged
+from gridcoord.planning.planner import PROBE, hedged, probing
 from gridcoord.planning.state import StateImage
 from gridcoord.planning.timing import schedule_id
 from gridcoord.sessions import ChargingSession, Source
@@ -73,10 +80,6 @@ from gridcoord.zones import ancestors, parents_of
 # less renewable share).
 PACE_MARGIN = 2.0
 
-# A new car's first minutes at full power: what it draws then tells its own limit (a 3.7 kW
-# car on an 11 kW charger), which the plan needs before it defers the car's charging.
-PROBE = timedelta(minutes=5)
-
 # A car's learnt limit as the dispatch allows it: a margin to grow, so that an estimate that
 # was too low (a car tapering near full) rises again — a car that can draw more does so up to
 # its setpoint. The plan counts on the learnt limit itself: with this margin in the plan, a
@@ -88,6 +91,15 @@ VEHICLE_GROWTH_KW = 0.5
 # Slack bounds of the cut ranks [-]: a public stay at 1.1x its charging time is tight.
 TIGHT_SLACK = 1.5
 SOME_SLACK = 3.0
+# The rank of a tight session (below `TIGHT_SLACK`).
+TIGHT_RANK = 2
+# The rank of a car past a default need (a guess; planned for another chunk until it is
+# full): cut before every car with a need, so that a guess never takes a real need's power.
+GUESS_RANK = -1
+# The rank of a car in its probe: cut after every other (issue 12: a slow car whose first
+# minutes a zone cut below its own limit never showed that limit, and the plans counted on
+# the charger's rating for it).
+PROBE_RANK = 3
 
 
 def paced_kw(
@@ -131,6 +143,7 @@ def cut_ranks(
     sessions: Sequence[ChargingSession],
     power_kw: Mapping[str, float],
     now: datetime,
+    probes: Collection[str] = (),
 ) -> dict[str, int]:
     """Charger id → its rank in a zone cut (higher: cut later), from its session's slack.
 
@@ -142,15 +155,25 @@ def cut_ranks(
         charger id → the most the car there can draw (charger or learnt car limit) [kW].
     now
         the dispatch instant [UTC].
+    probes
+        chargers whose car is in its `PROBE` minutes (`probing`): ranked above every slack
+        rank (`PROBE_RANK`), so that a zone cut leaves it the power that shows its limit.
+
+    A session past a default need ranks `GUESS_RANK`, below every other: its need is a guess.
     """
     ranks: dict[str, int] = {}
     for s in sessions:
+        if s.charger_id in probes:
+            ranks[s.charger_id] = PROBE_RANK
+            continue
         need = s.remaining_kwh
         if not need > 0:
+            if s.request_source is Source.DEFAULT:
+                ranks[s.charger_id] = GUESS_RANK
             continue
         hours = max(0.0, (s.departure - now).total_seconds() / 3600.0)
         slack = power_kw.get(s.charger_id, 0.0) * hours / need
-        ranks[s.charger_id] = 2 if slack < TIGHT_SLACK else 1 if slack < SOME_SLACK else 0
+        ranks[s.charger_id] = TIGHT_RANK if slack < TIGHT_SLACK else 1 if slack < SOME_SLACK else 0
     return ranks
 
 
@@ -239,7 +262,12 @@ class DispatchPolicy:
             "stale_chargers": state.stale_chargers,
             "stale_zones": state.stale_zones,
             "connected": connected,
-            "cut_rank": cut_ranks(open_sessions, power, now),
+            "cut_rank": cut_ranks(
+                open_sessions,
+                power,
+                now,
+                {s.charger_id for s in open_sessions if probing(s, now, learnt)},
+            ),
             "minimum": planning.guaranteed_minimum,
         }
         plan = self._plan_for(plans, image)
@@ -277,9 +305,14 @@ class DispatchPolicy:
                         # at full power within the limits, as before.
                         wanted[s.charger_id] = max(wanted.get(s.charger_id, 0.0), full)
                 index = slot_index(plan.start, now, self._slot_minutes)
+                # Planned cars whose need is tight (cut last) may take the headroom the
+                # plan leaves now, before anyone: the plan's zone forecast may have had no
+                # room for them where the zone has it now.
+                ranks = stale["cut_rank"]
+                tight = {c for c in fresh - arrivals if ranks.get(c) == TIGHT_RANK}
                 result = self._planned(
                     wanted,
-                    beyond,
+                    [tight, beyond - tight],
                     fresh - beyond,
                     (plan.surplus_kw[index], image.spare_kw),
                     vehicle,
@@ -338,7 +371,7 @@ class DispatchPolicy:
     def _planned(
         self,
         requested: Mapping[str, float],
-        beyond: set[str],
+        headroom_groups: Sequence[set[str]],
         others: set[str],
         surplus: tuple[float, float | None],
         vehicle: Mapping[str, float],
@@ -347,16 +380,19 @@ class DispatchPolicy:
     ) -> Dispatch:
         """The plan's slot, then top-ups from the headroom it leaves, then every limit again.
 
-        Top-ups: first the cars in ``beyond`` from the zones' leftover headroom; then the
-        ``others`` from the renewable surplus left beside the charging so far (``surplus``:
-        what the plan expects left over in the slot and the spare renewable power measured
-        now, `surplus_left_kw`) [kW]: the plan is indifferent between slots without import,
-        and energy delivered early is energy a car that leaves early does not miss.
+        Top-ups, each from the zones' headroom the passes before left: first each of
+        ``headroom_groups`` in turn (the tight planned cars, then the cars past a default
+        need); then the ``others`` from the renewable surplus left beside the charging so
+        far (``surplus``: what the plan expects left over in the slot and the spare renewable
+        power measured now, `surplus_left_kw`) [kW]: the plan is indifferent between slots
+        without import, and energy delivered early is energy a car that leaves early does not
+        miss.
         """
         setpoints = apply_limits(requested, self._limits, zones, **stale).setpoints_kw
-        if beyond:
-            extra = self._top_up(setpoints, beyond, vehicle, zones, None)
-            setpoints = {c: kw + extra.get(c, 0.0) for c, kw in setpoints.items()}
+        for group in headroom_groups:
+            if group:
+                extra = self._top_up(setpoints, group, vehicle, zones, None)
+                setpoints = {c: kw + extra.get(c, 0.0) for c, kw in setpoints.items()}
         cap = surplus_left_kw(*surplus, math.fsum(setpoints.values()))
         if others and cap > 0:
             extra = self._top_up(setpoints, others, vehicle, zones, cap)

@@ -22,7 +22,10 @@ Events (the coordinator's `on_event`, from any thread):
   at 0 kW;
 - a plug-in, a **plug-out** or a new **external forecast** asks for a re-plan
   (`planning.replan_on_events`), coalesced and debounced: at most one planning run per
-  `planning.replan_min_interval_s` (any run counts, the quarter-hour ones too). An event
+  `planning.replan_min_interval_s` (any run counts, the quarter-hour ones too). A plug-in's
+  re-plan also waits for the new car's probe (`planner.PROBE` after its plug-in), so that it
+  counts on the limit the car showed; a run before that (a quarter-hour one) planned the car
+  at the charger's rating, so the re-plan stays asked for (issue 12). An event
   re-plan goes the same way as a scheduled one (the same solver within the time left before
   the slot, the same safety layer); with less than `MIN_EVENT_BUDGET_S` left it waits for the
   slot boundary, and one that falls back keeps the plan there was.
@@ -44,6 +47,7 @@ import contextlib
 import json
 import logging
 import math
+import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -57,6 +61,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from adapters.contract.reading import AssetKind
 from adapters.sink import Delivery, Setpoint, SetpointSink
 from gridcoord.config import Config
+from gridcoord.planning.planner import PROBE
 from gridcoord.planning.timing import plan_start, time_budget_s
 from gridcoord.sinks import routes
 from gridcoord.storage.outcomes import plan_points, setpoint_points
@@ -149,6 +154,10 @@ class PlanningLoop:
         self.shortfall_episodes: Counter[str] = Counter()
         # Events: a re-plan is pending; when the last run began; what events caused.
         self._replan_pending = False
+        # When the probes of the cars plugged in since the last run end (a plug-in's re-plan
+        # waits for its car's probe); the paho thread adds, the loop takes.
+        self._probes: list[datetime] = []
+        self._probes_lock = threading.Lock()
         self._last_plan_at: datetime | None = None
         self._event_loop: asyncio.AbstractEventLoop | None = None
         self.events: Counter[str] = Counter()
@@ -211,6 +220,9 @@ class PlanningLoop:
         """
         self.events[kind] += 1
         if self._config.planning.replan_on_events:
+            if kind == "plugged_in":
+                with self._probes_lock:
+                    self._probes.append(self._clock() + PROBE)
             self._replan_pending = True
         loop = self._event_loop
         if loop is not None and self.running:
@@ -243,11 +255,19 @@ class PlanningLoop:
             )
 
     def _replan_at(self, now: datetime) -> datetime:
-        """When the pending event re-plan may run: the debounce after the last run."""
+        """When the pending event re-plan may run.
+
+        After the debounce since the last run, and after the end of the first pending probe
+        (a plug-in's re-plan waits for its car's limit).
+        """
         last = self._last_plan_at
-        if last is None:
-            return now
-        return max(now, last + timedelta(seconds=self._config.planning.replan_min_interval_s))
+        at = now
+        if last is not None:
+            at = max(at, last + timedelta(seconds=self._config.planning.replan_min_interval_s))
+        with self._probes_lock:
+            if self._probes:
+                at = max(at, min(self._probes))
+        return at
 
     def _budget_left(self, now: datetime) -> bool:
         """Whether a run now would still have time to solve before its first slot begins."""
@@ -302,7 +322,10 @@ class PlanningLoop:
         async with self._plan_lock:
             now = self._clock()
             self._last_plan_at = now
-            self._replan_pending = False
+            with self._probes_lock:
+                # A car still probed is planned at its charger's rating: re-plan after.
+                self._probes = [t for t in self._probes if t > now]
+                self._replan_pending = bool(self._probes)
             if event:
                 self.event_replans += 1
             outcome = await asyncio.to_thread(self._coordinator.plan, now, event=event)
@@ -329,6 +352,8 @@ class PlanningLoop:
                 )
             if self._publish is not None:
                 self._publish(f"{self._prefix}/plan/latest", json.dumps(summary).encode(), 1, True)
+            if self._replan_pending and self.running:
+                self._schedule_event_jobs(plugged_in=False)
             # Inside the plan lock: `stop` waits for this dispatch too, so it is stored.
             await self.dispatch_once()
 

@@ -7,6 +7,11 @@ make a run late; its thread is abandoned and no new solve starts until it has en
 
 Decisions where the issue and DESIGN are silent (see also `gridcoord.planning.coordinator`):
 
+- *A default need is a guess*: a car that reports no need and has had its type's default
+  energy is planned for another default chunk (`another_chunk`) until it shows it is full
+  (it stops drawing while allowed clearly more, `StateImage.vehicle_full`); the dispatch
+  cuts such a car first in a full zone (issue 12: home cars that wanted 25-40 kWh got the
+  15 kWh default and little more once the plan had filled their feeder with the others).
 - *Hedging guesses*: a default departure is planned a quarter of the stay early, and import
   weights rise a little over the horizon so that of two equal plans the earlier-charging wins
   (`gridcoord.planning.import_weights`; the weights themselves follow the forecast net load).
@@ -75,6 +80,11 @@ SOLVE_GRACE_S = 5.0
 DEFAULT_DEPARTURE_HEDGE = 0.25
 # How long `Planner.close` waits for a solve under way before it ends the solver anyway [s].
 CLOSE_WAIT_S = 5.0
+# A new car's first minutes at full power (dispatch): what it draws then tells its own limit
+# (a 3.7 kW car on an 11 kW charger), which a plan needs before it defers the car's charging.
+# A plug-in's event re-plan waits for it (`gridcoord.planning.loop`): planned at the
+# charger's rating, a short stay's energy was packed into too few slots (issue 12).
+PROBE = timedelta(minutes=5)
 
 
 def default_solver(problem: optimizer.Problem, time_limit_s: float) -> optimizer.Schedule:
@@ -116,6 +126,12 @@ class Planner:
         self.slot_minutes = planning.slot_minutes
         self.slots = horizon_slot_count(timedelta(hours=planning.horizon_h), self.slot_minutes)
         self._limits = charger_limits(config)
+        defaults = planning.sessions
+        self._chunk_kwh = {
+            a.id: defaults.for_type(a.charger.type).energy_kwh
+            for a in config.assets
+            if a.kind is AssetKind.CHARGER and a.charger is not None
+        }
         self._inputs = _forecast_inputs(config)
         self._previous_forecast: Forecast | None = None
         self._errors = LeadTimeErrors(self.slot_minutes)
@@ -207,7 +223,15 @@ class Planner:
         try:
             forecast = build_forecast(inputs, starts, self.slot_minutes, now)
             self._track_errors(forecast, actual, now)
-            planned = [hedged(s, now) for s in image.sessions]
+            planned = [
+                hedged(
+                    another_chunk(
+                        s, s.id in image.vehicle_full, self._chunk_kwh.get(s.charger_id, 0.0)
+                    ),
+                    now,
+                )
+                for s in image.sessions
+            ]
             snapshot = take_snapshot(self.config, image.latest, planned, forecast, now)
             snapshot = replace(
                 snapshot,
@@ -503,6 +527,27 @@ def _surplus_kw(
             ev[: len(values)] += np.where(np.isfinite(values), np.maximum(values, 0.0), 0.0)
     spare = forecast.renewable_kw - forecast.load_kw
     return tuple(max(0.0, float(spare[t]) - float(ev[t])) for t in range(slots))
+
+
+def probing(session: ChargingSession, now: datetime, learnt: Mapping[str, float]) -> bool:
+    """Whether ``session``'s car is in its first `PROBE` minutes with its limit not yet learnt.
+
+    Dispatch gives such a car its full rating, cut last in a full zone: what it draws tells
+    its limit, which the re-plan after the probe counts on.
+    """
+    return session.id not in learnt and now - session.plugged_in_at < PROBE
+
+
+def another_chunk(session: ChargingSession, full: bool, chunk_kwh: float) -> ChargingSession:
+    """The session as planned: past a default need, its car not full, ``chunk_kwh`` more.
+
+    A need nobody reported is the charger type's default, a guess: a car that has had it
+    and still charges is planned for another default chunk, and so on, until it shows it is
+    full (``full``). A need the device or user gave is planned as given.
+    """
+    if session.request_source is not Source.DEFAULT or full or session.remaining_kwh > 0:
+        return session
+    return replace(session, requested_kwh=session.delivered_kwh + max(0.0, chunk_kwh))
 
 
 def hedged(session: ChargingSession, now: datetime) -> ChargingSession:

@@ -7,12 +7,15 @@ here and nowhere else, so the optimizer never sees a clock (or a DST change).
 Decisions (see docs/coordination.md):
 
 - every open session is plugged in now: arrival slot 0;
-- the slot containing the departure is planned (a short stay's partial quarter hour is a
-  large share of it; dispatch holds the car's power only while it is there, and the import
-  weights rising over the horizon make the last slot the dearest, so it is used only when the
-  need cannot be met before); a departure in the past or within the first slot still gets
-  slot 0, since the car is still plugged in as far as we know; a departure beyond the horizon
-  is clipped to its end;
+- the slot containing the departure is planned only when the need does not fit before it:
+  the plan counts a slot whole, the car is there for part of it, so energy planned there is
+  delivered only in part (issue 12: with the `net_load` weights that slot is often the
+  cheapest of a short stay, and public stays lost 1-3 kWh each to it). A need that fits in
+  the whole slots before, at the car's rate (its learnt limit, else the charger's rating),
+  is planned there; one that does not gets the partial slot too (a short stay's last
+  minutes are a large share of it; the old builder dropped it always). A departure in the
+  past or within the first slot still gets slot 0, since the car is still plugged in as far
+  as we know; a departure beyond the horizon is clipped to its end;
 - the energy asked for is the session's remaining need; sessions with none left are omitted;
 - a zone's headroom for future slots follows the forecast of non-EV load: its non-EV load now
   scaled by forecast / current city load (`zone_headroom_series`).
@@ -129,8 +132,17 @@ def build_problem(snapshot: Snapshot) -> BuiltProblem:
         if not (math.isfinite(energy) and energy > 0):
             skipped[s.id] = "no energy needed"
             continue
-        departure = min(
-            count, max(1, _slots_until(snapshot.start, s.departure, snapshot.slot_minutes))
+        vehicle = snapshot.vehicle_max_kw.get(s.id)
+        if vehicle is not None and not (math.isfinite(vehicle) and vehicle > 0):
+            vehicle = None
+        rate = chargers[s.charger_id].max_kw
+        departure = _departure_slot(
+            snapshot.start,
+            s.departure,
+            snapshot.slot_minutes,
+            count,
+            energy,
+            rate if vehicle is None else min(rate, vehicle),
         )
         item: dict[str, Any] = {
             "id": s.id,
@@ -139,8 +151,7 @@ def build_problem(snapshot: Snapshot) -> BuiltProblem:
             "departure_slot": departure,
             "energy_kwh": energy,
         }
-        vehicle = snapshot.vehicle_max_kw.get(s.id)
-        if vehicle is not None and math.isfinite(vehicle) and vehicle > 0:
+        if vehicle is not None:
             item["max_kw"] = vehicle
         sessions.append(item)
 
@@ -206,6 +217,29 @@ def zone_headroom_series(
         projected = now * max(0.5, ratio) if math.isfinite(ratio) else now
         out.append(min(rating, max(0.0, rating - projected)))
     return out
+
+
+def _departure_slot(
+    start: datetime,
+    departure: datetime,
+    slot_minutes: int,
+    count: int,
+    energy_kwh: float,
+    rate_kw: float,
+) -> int:
+    """The session's exclusive last slot: its partial last slot only when the need needs it.
+
+    Whole slots before the departure's slot that can deliver ``energy_kwh`` at ``rate_kw``
+    make the departure's slot (where the car is for part of the time only) the end; else it
+    is planned too. At least 1, at most ``count``.
+    """
+    index = slot_index(start, departure, slot_minutes)
+    through = _slots_until(start, departure, slot_minutes)
+    if index < through <= count and index >= 1:
+        whole_kwh = rate_kw * index * slot_minutes / 60.0
+        if energy_kwh <= whole_kwh:
+            return index
+    return min(count, max(1, through))
 
 
 def _slots_until(start: datetime, departure: datetime, slot_minutes: int) -> int:

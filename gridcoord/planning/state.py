@@ -2,7 +2,8 @@
 
 `CityState` takes every accepted reading (thread-safe): the latest reading per asset, open
 charging sessions, bounded histories of the city's PV, wind and non-EV load, external
-forecasts, and what was learnt about the cars (their own power limits). A planning run and a
+forecasts, and what was learnt about the cars (their own power limits, and whether a car
+showed it is full: a need nobody reported is a guess). A planning run and a
 dispatch each call `CityState.freeze` once and then read only the `StateImage` it returns —
 OpenEMS's *process image*: readings that arrive while a solve runs change the next cycle, never
 the one under way.
@@ -37,6 +38,8 @@ GENERATION_WINDOW = timedelta(hours=25)
 LOAD_WINDOW = timedelta(weeks=4, days=1)
 # Below this a car's draw says nothing about its limit (idle, or a full battery) [kW].
 VEHICLE_MIN_KW = 1.0
+# A car drawing less than `VEHICLE_MIN_KW` while allowed at least this shows it is full [kW].
+FULL_ALLOWED_KW = 2.0 * VEHICLE_MIN_KW
 
 History = tuple[tuple[datetime, float], ...]
 
@@ -81,6 +84,9 @@ class StateImage:
         open charging sessions, by charger id.
     vehicle_max_kw
         session id → the car's learnt limit: the most it drew while allowed clearly more [kW].
+    vehicle_full
+        ids of the sessions whose car showed it is full: after drawing, it drew less than
+        `VEHICLE_MIN_KW` while allowed `FULL_ALLOWED_KW` or more.
     previous_setpoints_kw
         charger id → the setpoint of the last dispatch [kW].
     pv_measured
@@ -103,6 +109,7 @@ class StateImage:
     sessions: tuple[ChargingSession, ...]
     vehicle_max_kw: Mapping[str, float]
     previous_setpoints_kw: Mapping[str, float]
+    vehicle_full: frozenset[str] = frozenset()
     pv_measured: History = ()
     wind_measured: History = ()
     load_history: History = ()
@@ -146,6 +153,7 @@ class CityState:
         # Session id → most power seen; sessions seen drawing well below their setpoint.
         self._vehicle_kw: dict[str, float] = {}
         self._vehicle_limited: set[str] = set()
+        self._vehicle_full: set[str] = set()
         self._stays = StayLearner(planning.learned_departure_sessions)
         self._stay_points: list[Point] = []
 
@@ -276,6 +284,7 @@ class CityState:
                 # Cars gone: what was learnt about them is of no further use.
                 self._vehicle_kw = {k: v for k, v in self._vehicle_kw.items() if k in open_ids}
                 self._vehicle_limited &= open_ids
+                self._vehicle_full &= open_ids
             # What each limited car drew at most, as it is: the plan counts on it (a margin
             # here made plans for slow cars fall short by it, issue 12); the dispatch adds
             # its own margin to grow (`VEHICLE_GROWTH`).
@@ -294,6 +303,7 @@ class CityState:
                 sessions=sessions,
                 vehicle_max_kw=MappingProxyType(vehicle),
                 previous_setpoints_kw=MappingProxyType(dict(self._previous_setpoints)),
+                vehicle_full=frozenset(self._vehicle_full & open_ids),
                 external=MappingProxyType(dict(self._external)),
                 pv_measured=measured["pv"],
                 wind_measured=measured["wind"],
@@ -342,10 +352,18 @@ class CityState:
         session = self._tracker.session(charger_id)
         if session is None:
             return
-        self._vehicle_kw[session.id] = max(self._vehicle_kw.get(session.id, 0.0), kw)
+        drew = self._vehicle_kw.get(session.id, 0.0)
+        self._vehicle_kw[session.id] = max(drew, kw)
         allowed = self._previous_setpoints.get(charger_id)
         if allowed is not None and kw >= VEHICLE_MIN_KW and kw < 0.9 * allowed:
             self._vehicle_limited.add(session.id)
+        if allowed is not None and drew >= VEHICLE_MIN_KW:
+            # A car that charged and stops while allowed clearly more is full (a guessed need
+            # is then met); one that draws again was not.
+            if kw < VEHICLE_MIN_KW and allowed >= FULL_ALLOWED_KW:
+                self._vehicle_full.add(session.id)
+            elif kw >= VEHICLE_MIN_KW:
+                self._vehicle_full.discard(session.id)
 
     def _record(self, reading: Reading, kw: float) -> None:
         """Update the city totals and their histories."""

@@ -139,7 +139,12 @@ def test_a_driven_service_plans_and_dispatches_on_its_injected_clock(
 
     store = EmbeddedStore(tmp_path / "store.sqlite3")
     window = (T0 - timedelta(minutes=1), T0 + timedelta(hours=1))
-    assert [ts for ts, _ in store.series("plan", "solve_s", {}, *window)] == [T0]
+    # The quarter-hour run at T0 came within the new cars' probe: the plug-ins' re-plan ran
+    # once the probe was over, with the dispatch at 17:16.
+    assert [ts for ts, _ in store.series("plan", "solve_s", {}, *window)] == [
+        T0,
+        T0 + timedelta(minutes=16),
+    ]
     stored = store.series("setpoint", "max_power_w", {"asset_id": "charger-001"}, *window)
     assert [ts for ts, _ in stored] == [T0, T0 + timedelta(minutes=16)]
     meter = store.series("telemetry", "power_w", {"asset_id": "meter-lt-01"}, *window)

@@ -232,6 +232,24 @@ def test_zone_cuts_the_lowest_rank_first() -> None:
     assert out.setpoints_kw == {"flex1": 0.0, "flex2": 0.0, "short": 8.0}
 
 
+def test_a_guess_gives_way_before_a_need_and_a_probe_after_a_tight_stay() -> None:
+    # Issue 12's ranks: -1 a car past a default need, 3 a car in its probe.
+    zones = [ZoneLimit("z", None, 25.0)]
+    cs = chargers(
+        ("guess", "z", 11, 0, 0), ("flex", "z", 11, 0, 0), ("tight", "z", 11, 0, 0),
+        ("probe", "z", 11, 0, 0),
+    )  # fmt: skip
+    ranks = {"guess": -1, "flex": 0, "tight": 2, "probe": 3}
+    out = apply_limits({c.id: 11.0 for c in cs}, cs, zones, cut_rank=ranks)
+    # 44 kW asked of 25: the guess goes to 0 first, then the flexible car gives 8 kW.
+    assert out.setpoints_kw["guess"] == 0.0
+    assert out.setpoints_kw["flex"] == pytest.approx(3.0)
+    assert out.setpoints_kw["tight"] == out.setpoints_kw["probe"] == 11.0
+    out = apply_limits({c.id: 11.0 for c in cs}, cs, [ZoneLimit("z", None, 15.0)], cut_rank=ranks)
+    assert out.setpoints_kw == {"guess": 0.0, "flex": 0.0, "tight": pytest.approx(4.0),
+                                "probe": 11.0}  # fmt: skip
+
+
 def test_guaranteed_above_rating_is_capped_at_the_rating() -> None:
     out = apply_limits({}, chargers(("small", None, 3.7, 0, 4.2)), [], minimum="always")
     assert out.setpoints_kw["small"] == 3.7
@@ -324,7 +342,8 @@ def cases(draw: st.DrawFn) -> Case:
     stale_c = draw(st.sets(st.sampled_from(ids))) if ids else set()
     stale_z = draw(st.sets(st.sampled_from(zone_ids))) if zone_ids else set()
     plugged = draw(st.sets(st.sampled_from(ids)))
-    ranks = draw(st.dictionaries(st.sampled_from(ids), st.integers(0, 2)))
+    # The dispatch's ranks: -1 a car past a default need, 0-2 by slack, 3 a car in its probe.
+    ranks = draw(st.dictionaries(st.sampled_from(ids), st.integers(-1, 3)))
     return Case(zones, cs, plan, stale_c, stale_z, plugged, ranks)
 
 

@@ -467,7 +467,8 @@ def test_a_car_slower_than_its_charger_does_not_hold_back_its_zone() -> None:
     feed(coordinator, NOW)
     before = coordinator.dispatch(NOW)  # fair share of lt-1's 30 kW
     assert before.setpoints_kw["c1"] > 3.7 * 1.1 + 0.5
-    later = NOW + timedelta(minutes=1)
+    # After the other cars' probe (in theirs they would be cut last).
+    later = NOW + PROBE + timedelta(minutes=1)
     feed(coordinator, later)
     # c1's car draws 3.7 kW (one phase) although it may draw over 10 kW.
     coordinator.observe(reading("c1", AssetKind.CHARGER, later + timedelta(seconds=1),

@@ -14,7 +14,16 @@ from hypothesis import strategies as st
 
 from gridcoord.outcomes import ActivePlan
 from gridcoord.planning.coordinator import Coordinator
-from gridcoord.planning.dispatch_policy import DispatchPolicy, cut_ranks, paced_kw, surplus_left_kw
+from gridcoord.planning.dispatch_policy import (
+    GUESS_RANK,
+    PROBE_RANK,
+    TIGHT_RANK,
+    DispatchPolicy,
+    cut_ranks,
+    paced_kw,
+    surplus_left_kw,
+)
+from gridcoord.planning.planner import another_chunk
 from gridcoord.sessions import ChargingSession, Source
 
 NOW = datetime(2026, 11, 24, 17, 0, tzinfo=UTC)
@@ -46,6 +55,20 @@ def test_the_most_slack_gives_way_first() -> None:
     power = {s.charger_id: 11.0 for s in sessions}
     ranks = cut_ranks(sessions, power, NOW)
     assert ranks == {"home": 0, "work": 1, "public": 2, "gone": 2}
+
+
+def test_a_guess_ranks_below_every_need_and_a_probe_above() -> None:
+    # Issue 12: a car past a default need is planned for another chunk, a guess, cut first;
+    # a car in its probe is cut last, so that it can show its own limit.
+    guessed = replace(session("guess", 12.0, 0.0), request_source=Source.DEFAULT)
+    sessions = [guessed, session("home", 12.0, 15.0), session("new", 12.0, 15.0)]
+    power = {s.charger_id: 11.0 for s in sessions}
+    assert cut_ranks(sessions, power, NOW, probes={"new"}) == {
+        "guess": GUESS_RANK,
+        "home": 0,
+        "new": PROBE_RANK,
+    }
+    assert GUESS_RANK < 0 < TIGHT_RANK < PROBE_RANK
 
 
 SLOT = timedelta(minutes=15)
@@ -150,3 +173,14 @@ def test_a_dispatch_tops_up_from_the_measured_surplus_within_every_limit() -> No
     headroom = {"feeder": 50.0, "lt-1": 30.0, "lt-2": 30.0}  # ratings - 10 kW of meter load
     assert sum(windy.setpoints_kw.values()) == pytest.approx(50.0)
     assert_within_limits(config, windy, headroom)
+
+
+def test_a_default_need_met_is_planned_for_another_chunk_until_the_car_is_full() -> None:
+    # Issue 12: a home car that wanted 32 kWh got the 15 kWh default and then nothing.
+    met = replace(session("c", 8.0, 15.0), request_source=Source.DEFAULT, delivered_kwh=15.2)
+    assert another_chunk(met, False, 15.0).remaining_kwh == pytest.approx(15.0)
+    assert another_chunk(met, True, 15.0) == met  # it showed it is full: nothing more
+    reported = replace(met, request_source=Source.DEVICE)
+    assert another_chunk(reported, False, 15.0) == reported  # a need given is the need
+    under = replace(met, delivered_kwh=10.0)
+    assert another_chunk(under, False, 15.0) == under  # the default is still to come

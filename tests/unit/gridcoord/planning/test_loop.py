@@ -28,6 +28,7 @@ from adapters.sink import Delivery, DeliveryState, Setpoint, SetpointSink
 from gridcoord.config import Asset, Config
 from gridcoord.planning.coordinator import Coordinator
 from gridcoord.planning.loop import PlanningLoop
+from gridcoord.planning.planner import PROBE
 from gridcoord.sinks import setpoint_sinks
 from gridcoord.storage.points import Point
 from tests.fixtures.waiting import until
@@ -432,21 +433,48 @@ def test_events_re_plan_debounced_and_coalesced_without_the_scheduler() -> None:
     assert loop.events["plugged_in"] == 2
     asyncio.run(loop.dispatch_once())
     assert loop.event_replans == 0  # 30 s after the last run: the 120 s debounce holds it
-    # Once the debounce is over, the next dispatch runs the coalesced re-plan (one), which
-    # dispatches too.
     r.clock.now = T0 + timedelta(seconds=125)
+    asyncio.run(loop.dispatch_once())
+    assert loop.event_replans == 0  # the debounce is over; the new cars' probe is not
+    # Once the first plug-in's probe is over, the next dispatch runs the coalesced re-plan
+    # (one), which dispatches too.
+    r.clock.now = T0 + timedelta(seconds=30) + PROBE
     asyncio.run(loop.dispatch_once())
     assert loop.event_replans == 1
     assert loop.last_plan is not None and loop.last_plan.made_at == r.clock.now
     assert loop.last_dispatch is not None and loop.last_dispatch.at == r.clock.now
-    r.clock.now = T0 + timedelta(seconds=300)
+    r.clock.now = T0 + timedelta(seconds=600)
     asyncio.run(loop.dispatch_once())
     assert loop.event_replans == 1  # nothing happened since: no re-plan
-    # A plug-out is an event too.
+    # A plug-out is an event too, re-planned at once (past the debounce, no probe).
     r.observe(connected=("c-own",))
     assert loop.events["unplugged"] == 1
     asyncio.run(loop.dispatch_once())
     assert loop.event_replans == 2
+
+
+def test_a_plug_in_is_re_planned_after_its_probe_even_past_a_quarter_hour_run() -> None:
+    # Issue 12: a plan made while a new car is probed counts on its charger's rating; the
+    # re-plan after the probe counts on the limit the car showed.
+    r = rig()
+    loop = r.loop(by_source(r))
+    r.observe(connected=())
+    asyncio.run(loop.plan_once())
+    r.clock.now = T0 + timedelta(minutes=3)
+    r.observe(connected=("c-mqtt",))
+    # A run within the probe (a quarter-hour one) does not take the re-plan's place.
+    r.clock.now = T0 + timedelta(minutes=4)
+    asyncio.run(loop.plan_once())
+    assert loop.event_replans == 0
+    r.clock.now = T0 + timedelta(minutes=7)
+    asyncio.run(loop.dispatch_once())
+    assert loop.event_replans == 0  # the debounce after the run is over, the probe is not
+    r.clock.now = T0 + timedelta(minutes=3) + PROBE
+    asyncio.run(loop.dispatch_once())
+    assert loop.event_replans == 1
+    r.clock.now = T0 + timedelta(minutes=12)
+    asyncio.run(loop.dispatch_once())
+    assert loop.event_replans == 1  # asked for once, re-planned once
 
 
 def test_an_event_re_plan_waits_for_the_boundary_when_no_time_is_left() -> None:
@@ -483,6 +511,7 @@ def test_a_failed_event_re_plan_keeps_the_plan_there_is() -> None:
     r.coordinator._planner._solver = failing  # type: ignore[assignment]
     r.clock.now = T0 + timedelta(minutes=3)
     r.observe(connected=("c-mqtt", "c-own"))
+    r.clock.now += PROBE  # the re-plan waits for the new car's probe
     asyncio.run(loop.dispatch_once())
     assert loop.event_replans == 1
     assert loop.last_plan is not None and loop.last_plan.status == "fallback"

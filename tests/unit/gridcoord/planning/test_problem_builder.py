@@ -89,13 +89,13 @@ def test_problem_matches_the_contract() -> None:
     assert (p["slot_minutes"], p["slots"], p["start"]) == (15, 100, "2026-10-24T22:00:00Z")
     by_id = {s["id"]: s for s in p["sessions"]}
     assert set(by_id) == {"s-home", "s-late", "s-long"}
-    # 8 h 10 min after the start: the slot containing the departure (32) is planned too (its
-    # ten minutes are most of a short stay's last quarter hour); the old builder dropped it.
+    # 8 h 10 min after the start: 15 kWh fit the 32 whole slots before the departure's at
+    # 7.4 kW, so its slot (the car there for ten of its minutes) is not planned.
     assert by_id["s-home"] == {
         "id": "s-home",
         "charger": "c1",
         "arrival_slot": 0,
-        "departure_slot": 33,
+        "departure_slot": 32,
         "energy_kwh": 15.0,
         "max_kw": 7.4,
     }
@@ -115,6 +115,31 @@ def test_problem_matches_the_contract() -> None:
         {"id": "c2", "max_kw": 22.0},
     ]
     assert p["base_load_kw"] == 30.0 and p["import_weight"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("minutes", "need_kwh", "vehicle_kw", "departure_slot"),
+    [
+        (40, 4.0, None, 2),  # 4 kWh fit the two whole slots at 11 kW: the partial one not
+        (40, 6.0, None, 3),  # 6 kWh do not (5.5 kWh): the last ten minutes are planned too
+        (40, 4.0, 7.4, 3),  # at the car's 7.4 kW two slots give 3.7 kWh: the partial one too
+        (45, 6.0, None, 3),  # on the slot grid: no partial slot, nothing dropped
+        (10, 1.0, None, 1),  # within the first slot: slot 0 as before
+    ],
+)
+def test_a_partial_last_slot_is_planned_only_when_the_need_needs_it(
+    minutes: int, need_kwh: float, vehicle_kw: float | None, departure_slot: int
+) -> None:
+    # Issue 12: energy planned into the slot the car leaves in arrives only in part (a short
+    # public stay lost 1-3 kWh so when that slot was the cheapest of its stay).
+    leave = START + timedelta(minutes=minutes)
+    built = build_problem(
+        snapshot(
+            sessions=[session("s", "c1", leave, requested=need_kwh, delivered=0.0)],
+            vehicle_max_kw={} if vehicle_kw is None else {"s": vehicle_kw},
+        )
+    )
+    assert built.problem.sessions[0].departure_slot == departure_slot
 
 
 @pytest.mark.parametrize(
@@ -205,8 +230,14 @@ def test_every_built_session_respects_the_contract(
             renewable_kw=0.0,
         )
     )
+    leaves = {s.id: s.departure for s in sessions}
+    rating = {c.id: c.max_kw for c in CHARGERS}
     for s in built.problem.sessions:
         assert 0 <= s.arrival_slot < s.departure_slot <= count
+        # The departure's slot is left out only when the need fits the whole slots before it.
+        end = min(count, math.ceil((leaves[s.id] - START) / timedelta(minutes=minutes)))
+        if s.departure_slot < max(1, end):
+            assert s.energy_kwh <= rating[s.charger] * s.departure_slot * minutes / 60.0
         assert s.energy_kwh > 0 and math.isfinite(s.energy_kwh)
         assert s.charger in {"c1", "c2"}
     assert len(built.problem.sessions) + len(built.skipped) == len(sessions)

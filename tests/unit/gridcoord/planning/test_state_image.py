@@ -14,11 +14,13 @@ import pytest
 import optimizer
 from adapters.contract.reading import AssetKind
 from gridcoord.config import Config
+from gridcoord.outcomes import ActivePlan
 from gridcoord.planning.coordinator import Coordinator
 from gridcoord.planning.dispatch_policy import DispatchPolicy
 from gridcoord.planning.planner import Planner
 from gridcoord.planning.state import CityState
 from gridcoord.storage.outcomes import plan_points, setpoint_points
+from gridcoord.timegrid import to_rfc3339
 from tests.unit.gridcoord.planning.test_coordinator import NOW, city, feed, reading
 
 
@@ -85,6 +87,25 @@ def test_with_consumer_meters_the_spare_power_is_generation_minus_their_load() -
     state.observe(reading("pv-1", AssetKind.PV, NOW, power_w=25_000.0))
     state.observe(reading("wind-1", AssetKind.WIND, NOW, power_w=20_000.0))
     assert state.freeze(NOW).spare_kw == pytest.approx(5.0)  # 45 kW against 40 kW
+
+
+def test_a_car_that_stops_drawing_while_allowed_more_is_full_until_it_draws_again() -> None:
+    state = CityState(city())
+    t = NOW
+    state.observe(reading("c1", AssetKind.CHARGER, t, power_w=0.0, connected=True))
+    state.note_setpoints({"c1": 11.0})
+    t += timedelta(minutes=1)
+    state.observe(reading("c1", AssetKind.CHARGER, t, power_w=0.0, connected=True))
+    assert state.freeze(t).vehicle_full == frozenset()  # never drew yet: not full, idle
+    for kw, full in ((7.4, False), (0.0, True), (0.5, True), (7.4, False)):
+        t += timedelta(minutes=1)
+        state.observe(reading("c1", AssetKind.CHARGER, t, power_w=kw * 1000, connected=True))
+        [c1] = state.freeze(t).sessions
+        assert (c1.id in state.freeze(t).vehicle_full) is full, kw
+    state.note_setpoints({"c1": 1.0})  # allowed too little to tell
+    t += timedelta(minutes=1)
+    state.observe(reading("c1", AssetKind.CHARGER, t, power_w=0.0, connected=True))
+    assert state.freeze(t).vehicle_full == frozenset()
 
 
 def test_a_plan_is_made_from_the_image_whatever_arrives_during_the_solve() -> None:
@@ -160,3 +181,35 @@ def test_setpoint_points_carry_every_charger_in_watts() -> None:
     for p in points:
         assert p.fields["max_power_w"] == dispatch.setpoints_kw[p.tags["asset_id"]] * 1000.0
         assert p.tags["schedule_id"] == dispatch.schedule_id
+
+
+def test_a_tight_planned_car_takes_the_headroom_the_plan_leaves_before_the_others() -> None:
+    # Issue 12: plans left a short stay short where its feeder was forecast full; the
+    # measured zone had room. lt-1: 40 kW rating, 10 kW of other load: 30 kW of headroom.
+    config = city()
+    state = CityState(config)
+    plugged = NOW - timedelta(hours=1)
+    for ts in (plugged, NOW):
+        for meter in ("meter-feeder", "meter-lt-1", "meter-lt-2"):
+            state.observe(reading(meter, AssetKind.METER, ts, power_w=10_000.0))
+        # c1 (22 kW): 10 kWh in 40 minutes, tight; c2 (11 kW): 20 kWh in 10 hours.
+        for charger, kwh, left in (
+            ("c1", 10.0, timedelta(minutes=40)),
+            ("c2", 20.0, timedelta(hours=10)),
+        ):
+            state.observe(reading(charger, AssetKind.CHARGER, ts, power_w=0.0, connected=True,
+                                  session_energy_wh=0.0, energy_request_wh=kwh * 1000,
+                                  departure=to_rfc3339(NOW + left)))  # fmt: skip
+    image = state.freeze(NOW)
+    plan = ActivePlan(
+        "p",
+        NOW,
+        {"c1": [2.0] * 96, "c2": [5.0] * 96},
+        frozenset(s.id for s in image.sessions),
+        96,
+        (0.0,) * 96,
+    )
+    out = DispatchPolicy(config).decide(image, [plan])
+    # lt-1's 30 kW less c2's 5 and the silent c0's 4.2 kW held: 20.8 kW, all of it to c1.
+    assert out.setpoints_kw["c1"] == pytest.approx(20.8)
+    assert out.setpoints_kw["c2"] == pytest.approx(5.0)  # as planned: it has time
