@@ -6,6 +6,7 @@ process (`gridcoord.demo.city_process`) is killed mid-run as the kernel's OOM ki
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from gridcoord.demo.broker import start_broker
-from gridcoord.demo.city_process import CityProcessError
+from gridcoord.demo.city_process import CityProcess, CityProcessError, CitySpec
 from gridcoord.demo.run import DemoRun, DemoSettings
 from gridcoord.demo.scenario import DEMO_START
 from tests.fixtures.waiting import wait_until
@@ -60,3 +61,29 @@ def test_a_city_process_that_dies_ends_the_demo_with_a_clear_error(tmp_path: Pat
     assert isinstance(failure[0], CityProcessError)
     assert f"(pid {city.pid}) was killed by signal 9" in str(failure[0])
     assert not city.alive
+
+
+def test_a_city_process_that_raises_ends_with_its_traceback(tmp_path: Path) -> None:
+    # A city the child cannot build (a negative number of chargers): its exception crosses
+    # the pipe as the answer, and the parent raises it as the demo's error, traceback and all.
+    spec = CitySpec(
+        seed=1,
+        chargers=-1,
+        start=DEMO_START,
+        prefix="gridcoord",
+        port=1,  # never reached: the child fails before any device logs in
+        passwords={},
+        weather_service=False,
+        settle_heap=False,
+        log_level=logging.CRITICAL,
+    )
+    city = CityProcess(spec, lambda: None)
+    try:
+        with pytest.raises(CityProcessError) as caught:
+            city.ready()
+        message = str(caught.value)
+        assert message.startswith("the simulated city's process failed:")
+        assert "Traceback" in message and "demo_city" in message
+        wait_until(lambda: not city.alive, "the failed city process to end")
+    finally:
+        city.close()
