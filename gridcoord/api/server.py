@@ -33,6 +33,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` as the API listens (a port in TIME_WAIT is free).
+
+    Raises
+    ------
+    OSError
+        the address cannot be bound (``errno.EADDRINUSE``: taken).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class ApiBindError(Exception):
     """The configured address cannot be bound."""
 
@@ -92,13 +111,9 @@ class ApiServer:
     def start(self) -> None:
         """Bind and start serving; raises `ApiBindError` when the address is taken."""
         api = self.config.api
-        family = socket.AF_INET6 if ":" in api.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((api.host, api.port))
+            sock = bind_socket(api.host, api.port)
         except OSError as exc:
-            sock.close()
             raise ApiBindError(
                 f"api: cannot listen on {api.host}:{api.port}: {exc.strerror}"
             ) from None

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import errno
 import logging
-import socket
 
+from gridcoord.api.server import bind_socket
 from gridcoord.config import Api
 
 log = logging.getLogger(__name__)
@@ -50,14 +50,10 @@ def dashboard_api(api: Api) -> Api:
 
 def _taken(host: str, port: int) -> bool:
     """Whether binding ``host:port`` as the API server does fails because it is in use."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        # As `gridcoord.api.server.ApiServer` binds: a port in TIME_WAIT is not taken.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                return True
-            raise
+    try:
+        bind_socket(host, port).close()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return True
+        raise
     return False

@@ -126,12 +126,6 @@ class Planner:
         self.slot_minutes = planning.slot_minutes
         self.slots = horizon_slot_count(timedelta(hours=planning.horizon_h), self.slot_minutes)
         self._limits = charger_limits(config)
-        defaults = planning.sessions
-        self._chunk_kwh = {
-            a.id: defaults.for_type(a.charger.type).energy_kwh
-            for a in config.assets
-            if a.kind is AssetKind.CHARGER and a.charger is not None
-        }
         self._inputs = _forecast_inputs(config)
         self._previous_forecast: Forecast | None = None
         self._errors = LeadTimeErrors(self.slot_minutes)
@@ -224,13 +218,7 @@ class Planner:
             forecast = build_forecast(inputs, starts, self.slot_minutes, now)
             self._track_errors(forecast, actual, now)
             planned = [
-                hedged(
-                    another_chunk(
-                        s, s.id in image.vehicle_full, self._chunk_kwh.get(s.charger_id, 0.0)
-                    ),
-                    now,
-                )
-                for s in image.sessions
+                hedged(another_chunk(s, s.id in image.vehicle_full), now) for s in image.sessions
             ]
             snapshot = take_snapshot(self.config, image.latest, planned, forecast, now)
             snapshot = replace(
@@ -538,16 +526,18 @@ def probing(session: ChargingSession, now: datetime, learnt: Mapping[str, float]
     return session.id not in learnt and now - session.plugged_in_at < PROBE
 
 
-def another_chunk(session: ChargingSession, full: bool, chunk_kwh: float) -> ChargingSession:
-    """The session as planned: past a default need, its car not full, ``chunk_kwh`` more.
+def another_chunk(session: ChargingSession, full: bool) -> ChargingSession:
+    """The session as planned: past a default need, its car not full, one default more.
 
-    A need nobody reported is the charger type's default, a guess: a car that has had it
-    and still charges is planned for another default chunk, and so on, until it shows it is
-    full (``full``). A need the device or user gave is planned as given.
+    A need nobody reported is the charger type's default (`SessionTracker` sets
+    ``requested_kwh`` to it), a guess: a car that has had it and still charges is planned for
+    another chunk of that size, and so on, until it shows it is full (``full``). A need the
+    device or user gave is planned as given.
     """
     if session.request_source is not Source.DEFAULT or full or session.remaining_kwh > 0:
         return session
-    return replace(session, requested_kwh=session.delivered_kwh + max(0.0, chunk_kwh))
+    chunk = max(0.0, session.requested_kwh)
+    return replace(session, requested_kwh=session.delivered_kwh + chunk)
 
 
 def hedged(session: ChargingSession, now: datetime) -> ChargingSession:

@@ -313,18 +313,10 @@ class CityState:
 
     def _spare_kw(self) -> float | None:
         """Measured PV + wind − non-EV load now, from the running totals (under the lock)."""
-        totals = self._totals
-        generation = totals["pv"].total + totals["wind"].total
-        if self._consumer_meters:
-            if not totals["load"].members:
-                return None
-            load = totals["load"].total
-        elif totals["root"].members:
-            # As the load history: the root meters net out generation and include charging.
-            load = max(0.0, totals["root"].total + generation - totals["ev"].total)
-        else:
+        load = self._non_ev_load_kw()
+        if load is None:
             return None
-        return generation - load
+        return self._totals["pv"].total + self._totals["wind"].total - load
 
     # --- under the lock ------------------------------------------------------------------
 
@@ -365,6 +357,20 @@ class CityState:
             elif kw >= VEHICLE_MIN_KW:
                 self._vehicle_full.discard(session.id)
 
+    def _non_ev_load_kw(self) -> float | None:
+        """The city's non-EV load now from the running totals [kW]; None before any reading.
+
+        The consumer meters' sum; in a city without them, what the root meters see plus the
+        generation they net out, minus the charging.
+        """
+        totals = self._totals
+        if self._consumer_meters:
+            return totals["load"].total if totals["load"].members else None
+        if not totals["root"].members:
+            return None
+        generation = totals["pv"].total + totals["wind"].total
+        return max(0.0, totals["root"].total + generation - totals["ev"].total)
+
     def _record(self, reading: Reading, kw: float) -> None:
         """Update the city totals and their histories."""
         asset, ts = reading.asset_id, reading.ts
@@ -374,11 +380,10 @@ class CityState:
             self._history["wind"].add(ts, self._totals["wind"].update(asset, kw))
         elif reading.kind is AssetKind.CHARGER:
             self._totals["ev"].update(asset, max(0.0, kw))
-        elif asset in self._consumer_meters:
-            self._history["load"].add(ts, self._totals["load"].update(asset, kw))
-        elif asset in self._root_meters and not self._consumer_meters:
-            # No consumer meters: the non-EV load is what the root meters see, plus the
-            # generation they net out, minus the charging.
-            root = self._totals["root"].update(asset, kw)
-            generation = self._totals["pv"].total + self._totals["wind"].total
-            self._history["load"].add(ts, max(0.0, root + generation - self._totals["ev"].total))
+        elif asset in self._consumer_meters or (
+            asset in self._root_meters and not self._consumer_meters
+        ):
+            self._totals["load" if self._consumer_meters else "root"].update(asset, kw)
+            load = self._non_ev_load_kw()
+            assert load is not None  # this reading is one of its members
+            self._history["load"].add(ts, load)

@@ -178,9 +178,9 @@ def test_a_dispatch_tops_up_from_the_measured_surplus_within_every_limit() -> No
 def test_a_default_need_met_is_planned_for_another_chunk_until_the_car_is_full() -> None:
     # Issue 12: a home car that wanted 32 kWh got the 15 kWh default and then nothing.
     met = replace(session("c", 8.0, 15.0), request_source=Source.DEFAULT, delivered_kwh=15.2)
-    assert another_chunk(met, False, 15.0).remaining_kwh == pytest.approx(15.0)
-    assert another_chunk(met, True, 15.0) == met  # it showed it is full: nothing more
+    assert another_chunk(met, False).remaining_kwh == pytest.approx(15.0)
+    assert another_chunk(met, True) == met  # it showed it is full: nothing more
     reported = replace(met, request_source=Source.DEVICE)
-    assert another_chunk(reported, False, 15.0) == reported  # a need given is the need
+    assert another_chunk(reported, False) == reported  # a need given is the need
     under = replace(met, delivered_kwh=10.0)
-    assert another_chunk(under, False, 15.0) == under  # the default is still to come
+    assert another_chunk(under, False) == under  # the default is still to come
