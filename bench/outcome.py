@@ -64,6 +64,7 @@ COLUMNS = (
     ("requests_met_pct", "requests met %", "{:.1f}"),
     ("peak_import_kw", "peak import kW", "{:,.0f}"),
     ("zone_overloads", "overload zone-min", "{}"),
+    ("zone_overloads_non_ev", "non-EV overload zone-min", "{}"),
     ("minima_over_limit", "minima over limit zone-min", "{}"),
     ("ev_kwh", "EV kWh", "{:,.0f}"),
 )

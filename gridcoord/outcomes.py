@@ -176,6 +176,7 @@ OUTCOME_KPI_KEYS = (
     "requests_met_pct",
     "peak_import_kw",
     "zone_overloads",
+    "zone_overloads_non_ev",
     "minima_over_limit",
     "requested_kwh",
     "floor_kwh",
@@ -269,8 +270,11 @@ class KpiAccumulator:
     Parameters
     ----------
     zone_ratings
-        zone id → rating [kW]; a step with a zone's net load above it counts as
-        one overload (one zone-minute at the demo's one-minute steps).
+        zone id → rating [kW]; a step with a zone's net load above it counts as one
+        overload (one zone-minute at the demo's one-minute steps): an EV overload
+        (``zone_overloads``) where EVs under the zone drew power in the step, a non-EV one
+        (``zone_overloads_non_ev``) where the non-EV load alone was above the rating with no
+        charging under the zone — what no schedule can avoid, an alarm for grid planning.
     """
 
     def __init__(self, zone_ratings: Mapping[str, float]) -> None:
@@ -280,6 +284,7 @@ class KpiAccumulator:
         self.prorata_ev_kwh = 0.0
         self.peak_import_kw = 0.0
         self.zone_overloads = 0
+        self.zone_overloads_non_ev = 0
         self.minima_over_limit = 0
 
     def add(
@@ -289,10 +294,13 @@ class KpiAccumulator:
         base_kw: float,
         renewable_kw: float,
         zone_kw: Mapping[str, float],
+        zone_base_kw: Mapping[str, float] | None = None,
     ) -> None:
         """Record one step of ``hours`` [h] with average EV, non-EV and renewable power [kW].
 
-        ``zone_kw`` is each zone's net load including the EVs [kW].
+        ``zone_kw`` is each zone's net load including the EVs [kW], ``zone_base_kw`` the same
+        without them; where it is not given (or lacks a zone) every overload counts as an EV
+        overload.
         """
         self.ev_kwh += ev_kw * hours
         # Surplus share: renewables serve the non-EV load first; EV charging gets what is left.
@@ -304,9 +312,15 @@ class KpiAccumulator:
         mix = min(1.0, renewable_kw / total) if total > 0 else 0.0
         self.prorata_ev_kwh += ev_kw * mix * hours
         self.peak_import_kw = max(self.peak_import_kw, base_kw + ev_kw - renewable_kw)
-        self.zone_overloads += sum(
-            1 for zone, kw in zone_kw.items() if kw > self._ratings.get(zone, math.inf) + 1e-9
-        )
+        for zone, kw in zone_kw.items():
+            if kw <= self._ratings.get(zone, math.inf) + 1e-9:
+                continue
+            base = None if zone_base_kw is None else zone_base_kw.get(zone)
+            # Charging in the zone (EV power above rounding) makes it the EVs' overload.
+            if base is not None and kw - base <= 1e-6:
+                self.zone_overloads_non_ev += 1
+            else:
+                self.zone_overloads += 1
 
     def add_minima_over_limit(self, zones: int) -> None:
         """Count ``zones`` zone-steps in which guaranteed minima alone exceeded a zone's limit.
@@ -329,6 +343,7 @@ class KpiAccumulator:
             "requests_met_pct": per_session["requests_met_pct"],
             "peak_import_kw": self.peak_import_kw,
             "zone_overloads": self.zone_overloads,
+            "zone_overloads_non_ev": self.zone_overloads_non_ev,
             "minima_over_limit": self.minima_over_limit,
             "requested_kwh": per_session["requested_kwh"],
             "floor_kwh": per_session["floor_kwh"],

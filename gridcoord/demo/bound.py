@@ -173,7 +173,7 @@ def perfect_foresight(
     for step, k in zip(trace, index, strict=True):
         hours = (step.end - step.start).total_seconds() / 3600.0
         zone_kw = {z: kw + zone_ev[z][k] for z, kw in step.zone_kw.items()}
-        kpi.add(hours, float(ev_slot[k]), step.base_kw, step.renewable_kw, zone_kw)
+        kpi.add(hours, float(ev_slot[k]), step.base_kw, step.renewable_kw, zone_kw, step.zone_kw)
     got = power @ weight_h  # energy per plan [kWh]: power x the hours its slot was stepped
     delivered = {visit: float(got[row]) for row, (visit, _) in enumerate(plans)}
     records = [

@@ -111,7 +111,7 @@ class CitySimulation:
                 ev_by_zone[zone] += kw
         ev_kw = math.fsum(self._power_kw[c] for c in self.chargers)
         zone_kw = {z: self._zone_kw[z] + ev_by_zone[z] for z in self._zone_kw}
-        self.kpi.add(hours, ev_kw, self._base_kw, self._renewable_kw, zone_kw)
+        self.kpi.add(hours, ev_kw, self._base_kw, self._renewable_kw, zone_kw, self._zone_kw)
         self.trace.append(
             TraceStep(self.now, end, self._base_kw, self._renewable_kw, dict(self._zone_kw))
         )

@@ -26,6 +26,7 @@ KEYS = {
     "requests_met_pct",
     "peak_import_kw",
     "zone_overloads",
+    "zone_overloads_non_ev",
     "minima_over_limit",
     "requested_kwh",
     "floor_kwh",
@@ -78,7 +79,7 @@ def check_kpis(kpis: object) -> None:
     assert kpis["unmet_kwh"] >= kpis["unmet_above_floor_kwh"] >= 0.0
     assert kpis["peak_import_kw"] >= 0.0 and 0.0 <= kpis["requests_met_pct"] <= 100.0
     assert kpis["requested_kwh"] >= kpis["floor_kwh"] >= 0.0 and kpis["ev_kwh"] >= 0.0
-    for key in ("zone_overloads", "minima_over_limit"):
+    for key in ("zone_overloads", "zone_overloads_non_ev", "minima_over_limit"):
         assert isinstance(kpis[key], int) and kpis[key] >= 0
 
 

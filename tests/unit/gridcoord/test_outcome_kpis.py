@@ -38,6 +38,46 @@ def test_energy_kpis_by_hand() -> None:
     assert empty["requests_met_pct"] == 100.0 and empty["unmet_kwh"] == 0.0
 
 
+def test_an_overload_without_charging_under_the_zone_is_the_non_ev_loads() -> None:
+    kpi = KpiAccumulator({"feeder": 100.0, "street": 40.0})
+    # The street's non-EV load alone is over its rating, nothing charges there: non-EV.
+    kpi.add(1 / 60, 0.0, 80.0, 0.0, {"feeder": 80.0, "street": 45.0}, {"feeder": 80, "street": 45})
+    # The same, and a car under the street draws 3 kW: the charging adds to it, an EV overload
+    # (of the street; the feeder is within its rating).
+    kpi.add(1 / 60, 3.0, 80.0, 0.0, {"feeder": 83.0, "street": 48.0}, {"feeder": 80, "street": 45})
+    # Charging pushes the feeder over, the street stays within: one EV overload.
+    kpi.add(
+        1 / 60, 25.0, 80.0, 0.0, {"feeder": 105.0, "street": 30.0}, {"feeder": 80, "street": 30}
+    )
+    # Without the zones' non-EV load every overload counts as the EVs' (the cautious side).
+    kpi.add(1 / 60, 0.0, 80.0, 0.0, {"feeder": 80.0, "street": 45.0})
+    result = kpi.result()
+    assert result["zone_overloads"] == 3
+    assert result["zone_overloads_non_ev"] == 1
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0.0, 200.0), st.floats(0.0, 50.0), st.floats(0.0, 200.0), st.booleans()
+        ),
+        max_size=30,
+    )
+)
+def test_every_zone_step_over_its_rating_is_counted_once(
+    steps: list[tuple[float, float, float, bool]],
+) -> None:
+    rating = {"z": 100.0}
+    kpi = KpiAccumulator(rating)
+    over = 0
+    for base, ev, renewable, known in steps:
+        load = base + ev
+        over += load > rating["z"] + 1e-9
+        kpi.add(1 / 60, ev, base, renewable, {"z": load}, {"z": base} if known else None)
+    result = kpi.result()
+    assert result["zone_overloads"] + result["zone_overloads_non_ev"] == over
+
+
 def test_session_kpis_by_hand() -> None:
     records = [
         # Met: 10 of 10 kWh.
