@@ -161,8 +161,8 @@ ROWS = (
     ("unmet_above_floor_kwh", "unmet above the physical floor [kWh]", "{:,.1f}"),
     ("requests_met_pct", "requests met by departure [%]", "{:.1f}"),
     ("peak_import_kw", "peak import [kW]", "{:,.0f}"),
-    ("zone_overloads", "zone overloads with charging [zone-min]", "{}"),
-    ("zone_overloads_non_ev", "zone overloads by non-EV load alone [zone-min]", "{}"),
+    ("zone_overloads", "zone overloads, charging [zone-min]", "{}"),
+    ("zone_overloads_non_ev", "zone overloads, non-EV load [zone-min]", "{}"),
     ("minima_over_limit", "minima above a zone limit [zone-min]", "{}"),
     ("ev_kwh", "EV energy delivered in the run [kWh]", "{:,.0f}"),
 )

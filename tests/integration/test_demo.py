@@ -60,7 +60,11 @@ def first_plan_line(process: subprocess.Popen[str]) -> None:
         lines.append(line)
         if " plan " in line or not line:
             break
-    assert any(" plan " in line for line in lines), lines
+    if not any(" plan " in line for line in lines):
+        # Ended (or silent) before its first plan: what it said on stderr is the reason.
+        process.kill()
+        _, err = process.communicate()
+        raise AssertionError(f"no plan line in {lines!r}; stderr: {err[-3000:]}")
 
 
 def finish(process: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
