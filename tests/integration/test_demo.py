@@ -14,7 +14,6 @@ import psutil
 import pytest
 
 from gridcoord.local_broker import find_mosquitto
-from tests.fixtures.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -37,8 +36,10 @@ KEYS = {
 def demo(
     tmp_path: Path, *args: str, port: int | None = None, session: bool = False
 ) -> subprocess.Popen[str]:
-    # Its own API port: other demos on the machine may hold the default 8080.
-    env = {**os.environ, "GRIDCOORD_API__PORT": str(free_port() if port is None else port)}
+    # Its own API port: other demos on the machine may hold the default 8080. Port 0 (any free,
+    # bound by the demo itself): a port probed free here could be taken before the demo binds
+    # it, by the demo's own 359 device connections among others (CI, 2026-12-03).
+    env = {**os.environ, "GRIDCOORD_API__PORT": str(0 if port is None else port)}
     return subprocess.Popen(
         [sys.executable, "-m", "gridcoord", "demo", *args],
         cwd=tmp_path,
