@@ -13,7 +13,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from gridcoord.service import Service
+from gridcoord.service import Service, StartupError
 
 T = TypeVar("T")
 
@@ -39,12 +39,17 @@ class ServiceThread:
 
         Raises
         ------
+        StartupError
+            the service refused to start for a reason the user must fix (as itself, so that
+            the caller prints one line, as `gridcoord run` does).
         RuntimeError
             the service did not come up in time (the reason chained).
         """
         self._thread.start()
         # `started` is also set when the service ends early, so one wait covers both.
         if not self.service.started.wait(timeout_s) or self._ended.is_set():
+            if isinstance(self._error, StartupError):
+                raise self._error
             raise RuntimeError("the service did not start") from self._error
         return self
 

@@ -33,6 +33,7 @@ from gridcoord.demo.dashboard import DashboardPortError
 from gridcoord.demo.run import DemoResult, DemoRun, DemoSettings
 from gridcoord.demo.scenario import DEFAULT_SEASON, DEFAULT_SEED, SEASON_STARTS
 from gridcoord.local_broker import find_mosquitto
+from gridcoord.service import StartupError
 
 MAX_HOURS = 24.0 * 7  # the bound's solve covers the whole run; a week fits its slot limit
 MAX_SEED = 2**31 - 1
@@ -121,7 +122,7 @@ def demo_command(
     )
     try:
         result = demo_run.run(stop, broker.port, broker.accounts)
-    except (CityProcessError, DashboardPortError) as exc:
+    except (CityProcessError, DashboardPortError, StartupError) as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -16,9 +16,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from adapters.contract.reading import Reading
-from gridcoord.config import Config
+from gridcoord.config import Api, Config
 from gridcoord.local_broker import LocalBroker
-from gridcoord.service import Service
+from gridcoord.service import Service, StartupError
 from gridcoord.service_thread import ServiceThread
 from gridcoord.storage.base import StoreUnavailable
 from gridcoord.storage.embedded import EmbeddedStore
@@ -162,3 +162,23 @@ def test_a_service_that_cannot_start_says_why(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="did not start") as failed:
         ServiceThread(Service(config, scheduled=False)).start(timeout_s=10)
     assert isinstance(failed.value.__cause__, OSError | StoreUnavailable), failed.value.__cause__
+
+
+def test_a_startup_error_reaches_the_driver_as_itself(
+    tmp_path: Path, mosquitto: LocalBroker
+) -> None:
+    """A taken API port is the user's to fix: the driver gets the one-line `StartupError`
+    (the demo prints it as `demo: api: cannot listen on …`), not a wrapped RuntimeError.
+    """
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        busy = held.getsockname()[1]
+        config = city(mosquitto.port, tmp_path).model_copy(
+            update={"api": Api(host="127.0.0.1", port=busy, state_dir=tmp_path / "api")}
+        )
+        service = Service(config, clock=FakeClock(T0), scheduled=False)
+        with pytest.raises(StartupError, match=f"api: cannot listen on 127.0.0.1:{busy}"):
+            ServiceThread(service).start()
