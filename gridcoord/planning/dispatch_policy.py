@@ -32,6 +32,12 @@ Decisions where the issue and DESIGN are silent:
   forecast errs in level and timing while the measurement is minute by minute (issue 12:
   about 5 points of renewable share on spring, seed 3; docs/performance.md). The plan's own
   slot powers stand. Without a measurement, the plan's expected leftover.
+- *Cars that showed they are full* (they stopped drawing while allowed clearly more,
+  `StateImage.vehicle_full`) draw nothing, so they take no share of the surplus or of the
+  headroom before the others, and their setpoints are not counted as charging against the
+  measured surplus; one left out of the plan with its need met asks for nothing. Last, they
+  get what headroom is left, so that a car that draws again shows it (issue 12: on winter,
+  seed 4, 170 of 805 kWh of midday surplus went unused beside cars that wanted it).
 - *Who gives way in a full zone* (`cut_ranks`): the cars with the most slack. A session's
   slack is the energy it could still draw at its power before its departure over the energy
   it needs; below `TIGHT_SLACK` it ranks 2, below `SOME_SLACK` 1, else 0. A car whose need
@@ -292,8 +298,17 @@ class DispatchPolicy:
                 } & fresh - arrivals
                 wanted = dict(requested)
                 slot = timedelta(minutes=self._slot_minutes)
+                # Cars that showed they are full draw nothing: a share of the surplus or
+                # of the headroom given to them is lost to the cars that can take it.
+                idle = {s.charger_id for s in open_sessions if s.id in image.vehicle_full}
+                idle &= fresh
                 for s in arriving:
                     if s.charger_id not in arrivals:
+                        continue
+                    if s.charger_id in idle and s.remaining_kwh <= 0:
+                        # Left out of the plan, its need met, and the car has stopped: it
+                        # asks for nothing (the last top-up below lets it show otherwise).
+                        wanted[s.charger_id] = 0.0
                         continue
                     full = power.get(s.charger_id, 0.0)
                     if s.remaining_kwh > 0 and now - s.plugged_in_at >= PROBE:
@@ -310,14 +325,16 @@ class DispatchPolicy:
                 # room for them where the zone has it now.
                 ranks = stale["cut_rank"]
                 tight = {c for c in fresh - arrivals if ranks.get(c) == TIGHT_RANK}
+                idle -= tight
                 result = self._planned(
                     wanted,
-                    [tight, beyond - tight],
-                    fresh - beyond,
+                    [tight, beyond - tight - idle],
+                    fresh - beyond - idle,
                     (plan.surplus_kw[index], image.spare_kw),
                     vehicle,
                     state.limits,
                     stale,
+                    idle=idle,
                 )
         if result is None:
             plan = None
@@ -377,6 +394,7 @@ class DispatchPolicy:
         vehicle: Mapping[str, float],
         zones: list[ZoneLimit],
         stale: Mapping[str, Any],
+        idle: Collection[str] = frozenset(),
     ) -> Dispatch:
         """The plan's slot, then top-ups from the headroom it leaves, then every limit again.
 
@@ -386,16 +404,23 @@ class DispatchPolicy:
         far (``surplus``: what the plan expects left over in the slot and the spare renewable
         power measured now, `surplus_left_kw`) [kW]: the plan is indifferent between slots
         without import, and energy delivered early is energy a car that leaves early does not
-        miss.
+        miss; last the ``idle`` chargers (cars that showed they are full) from the headroom
+        left, so that one that draws again shows it. Their setpoints are not counted as
+        charging against the surplus: they draw nothing (issue 12: winter, seed 4, lost 170
+        kWh of its 805 kWh surplus so, with cars plugged in that wanted it).
         """
         setpoints = apply_limits(requested, self._limits, zones, **stale).setpoints_kw
         for group in headroom_groups:
             if group:
                 extra = self._top_up(setpoints, group, vehicle, zones, None)
                 setpoints = {c: kw + extra.get(c, 0.0) for c, kw in setpoints.items()}
-        cap = surplus_left_kw(*surplus, math.fsum(setpoints.values()))
+        drawing = math.fsum(kw for c, kw in setpoints.items() if c not in idle)
+        cap = surplus_left_kw(*surplus, drawing)
         if others and cap > 0:
             extra = self._top_up(setpoints, others, vehicle, zones, cap)
+            setpoints = {c: kw + extra.get(c, 0.0) for c, kw in setpoints.items()}
+        if idle:
+            extra = self._top_up(setpoints, set(idle), vehicle, zones, None)
             setpoints = {c: kw + extra.get(c, 0.0) for c, kw in setpoints.items()}
         # Once more through every limit: the sums of the passes may round a few ulp over.
         return apply_limits(setpoints, self._limits, zones, **stale)

@@ -184,3 +184,44 @@ def test_a_default_need_met_is_planned_for_another_chunk_until_the_car_is_full()
     assert another_chunk(reported, False) == reported  # a need given is the need
     under = replace(met, delivered_kwh=10.0)
     assert another_chunk(under, False) == under  # the default is still to come
+
+
+def test_cars_that_showed_they_are_full_leave_the_surplus_to_the_cars_that_draw() -> None:
+    # Issue 12 (winter, seed 4): cars that had stopped drawing were allowed their rating and
+    # counted as charging against the measured surplus; 170 kWh of an 805 kWh midday surplus
+    # went unused while cars with a need were plugged in beside them.
+    from tests.unit.gridcoord.planning.test_coordinator import (
+        NOW,
+        assert_within_limits,
+        city,
+        feed,
+    )
+
+    config = city()
+    coordinator = Coordinator(config)
+    feed(coordinator, NOW)
+    image = coordinator.image(NOW + timedelta(minutes=1))
+    by_charger = {s.charger_id: s for s in image.sessions}
+    # c4 is planned and full; c5's need is met, so the plan left it out, and it is full.
+    met = replace(by_charger["c5"], delivered_kwh=by_charger["c5"].requested_kwh)
+    sessions = tuple(met if s.charger_id == "c5" else s for s in image.sessions)
+    full = frozenset({by_charger["c4"].id, met.id})
+    planned = frozenset(s.id for s in sessions if s.charger_id != "c5")
+    plan = ActivePlan("plan", NOW, {f"c{i}": [2.0] * 4 for i in range(6)}, planned, 4, (0.0,) * 4)
+    policy = DispatchPolicy(config)
+    sunny = replace(image, sessions=sessions, spare_kw=25.0)
+    before = policy.decide(sunny, [plan])
+    after = policy.decide(replace(sunny, vehicle_full=full), [plan])
+    drawing = [f"c{i}" for i in range(4)]
+    # Not known full: c4's 2 kW and c5's full rating (a met guess) count against the 25 kW.
+    assert math.fsum(before.setpoints_kw[c] for c in drawing) < 25.0 - 1.0
+    # Known full: the cars that draw take all 25 kW; the full ones only what is left over.
+    assert math.fsum(after.setpoints_kw[c] for c in drawing) == pytest.approx(25.0)
+    headroom = {"feeder": 50.0, "lt-1": 30.0, "lt-2": 30.0}
+    assert_within_limits(config, after, headroom)
+    # Nothing left over (a full feeder): the full cars get no top-up, c4 keeps its plan's slot
+    # (the next plan drops it), c5 asks for nothing.
+    tight = policy.decide(replace(sunny, vehicle_full=full, spare_kw=500.0), [plan])
+    assert math.fsum(tight.setpoints_kw[c] for c in drawing) == pytest.approx(48.0)
+    assert (tight.setpoints_kw["c4"], tight.setpoints_kw["c5"]) == pytest.approx((2.0, 0.0))
+    assert_within_limits(config, tight, headroom)
