@@ -23,6 +23,11 @@ def set_defaults(level: str | None, fmt: LogFormat) -> None:
     _settings["format"] = fmt
 
 
+def current_format() -> LogFormat:
+    """The format the command line chose (for a child process, which starts afresh)."""
+    return "json" if _settings["format"] == "json" else "text"
+
+
 class _UtcText(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")

@@ -45,6 +45,7 @@ from gridcoord import heap
 from gridcoord.broker.acl import FORECASTER_USER
 from gridcoord.demo.bound import Bound, perfect_foresight
 from gridcoord.demo.fleet import DeviceFleet
+from gridcoord.logging_setup import LogFormat
 from gridcoord.simulation import CitySimulation, demo_city
 from gridcoord.simulation.weather_service import WeatherService
 from gridcoord.timegrid import parse_rfc3339
@@ -93,6 +94,8 @@ class CitySpec:
         apply `gridcoord.heap.settle` once the devices are logged in.
     log_level
         the parent's root log level.
+    log_format
+        the parent's log format (``--log-format``): the child's records look like the parent's.
     """
 
     seed: int
@@ -104,6 +107,7 @@ class CitySpec:
     weather_service: bool
     settle_heap: bool
     log_level: int
+    log_format: LogFormat = "text"
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,13 +365,22 @@ class _City:
                 self._cond.notify_all()
 
 
+def configure_child_logging(spec: CitySpec) -> None:
+    """Log as the parent does: its level and its ``--log-format``.
+
+    A spawned child starts with neither; a collector reading the demo's stderr sees one format.
+    """
+    from gridcoord.logging_setup import configure, set_defaults
+
+    set_defaults(None, spec.log_format)
+    configure(spec.log_level)
+
+
 def _child_main(conn: Connection, spec: CitySpec) -> None:
     """The child process: build the city, then answer the parent's requests until told to end."""
     # Ctrl-C reaches the whole process group: the parent ends the run and asks for the KPIs.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from gridcoord.logging_setup import configure
-
-    configure(spec.log_level)
+    configure_child_logging(spec)
     city: _City | None = None
     try:
         city = _City(spec)

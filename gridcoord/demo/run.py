@@ -66,6 +66,7 @@ from gridcoord.demo.city_process import (
 )
 from gridcoord.demo.dashboard import dashboard_api
 from gridcoord.forecast.external import ExternalForecast
+from gridcoord.logging_setup import current_format
 from gridcoord.outcomes import OUTCOME_KPI_KEYS, DispatchOutcome, PlanOutcome
 from gridcoord.service import Service
 from gridcoord.service_thread import ServiceThread
@@ -269,6 +270,7 @@ class DemoRun:
                 weather_service=settings.weather_service,
                 settle_heap=self._settle_heap,
                 log_level=logging.getLogger().getEffectiveLevel(),
+                log_format=current_format(),
             ),
             self._on_city_exit,
         )
