@@ -40,6 +40,9 @@ LOAD_WINDOW = timedelta(weeks=4, days=1)
 VEHICLE_MIN_KW = 1.0
 # A car drawing less than `VEHICLE_MIN_KW` while allowed at least this shows it is full [kW].
 FULL_ALLOWED_KW = 2.0 * VEHICLE_MIN_KW
+# A car that has not drawn at all while allowed `FULL_ALLOWED_KW` for this long is full too
+# (plugged in full, or full before the service saw it draw); as long as a new car's probe.
+NEVER_DREW_FULL_AFTER = timedelta(minutes=5)
 
 History = tuple[tuple[datetime, float], ...]
 
@@ -154,6 +157,7 @@ class CityState:
         self._vehicle_kw: dict[str, float] = {}
         self._vehicle_limited: set[str] = set()
         self._vehicle_full: set[str] = set()
+        self._idle_since: dict[str, datetime] = {}
         self._stays = StayLearner(planning.learned_departure_sessions)
         self._stay_points: list[Point] = []
 
@@ -185,7 +189,7 @@ class CityState:
                     if event.kind is EventKind.UNPLUGGED:
                         self._learn_stay(event.session)
                 if kw is not None and math.isfinite(kw):
-                    self._learn_vehicle(reading.asset_id, kw)
+                    self._learn_vehicle(reading.asset_id, kw, reading.ts)
             if kw is not None and math.isfinite(kw):
                 self._record(reading, kw)
         return events
@@ -285,6 +289,7 @@ class CityState:
                 self._vehicle_kw = {k: v for k, v in self._vehicle_kw.items() if k in open_ids}
                 self._vehicle_limited &= open_ids
                 self._vehicle_full &= open_ids
+                self._idle_since = {k: v for k, v in self._idle_since.items() if k in open_ids}
             # What each limited car drew at most, as it is: the plan counts on it (a margin
             # here made plans for slow cars fall short by it, issue 12); the dispatch adds
             # its own margin to grow (`VEHICLE_GROWTH`).
@@ -335,11 +340,15 @@ class CityState:
                 stay_point(session.charger_id, kind, session.unplugged_at, stay_h)
             )
 
-    def _learn_vehicle(self, charger_id: str, kw: float) -> None:
+    def _learn_vehicle(self, charger_id: str, kw: float, ts: datetime) -> None:
         """Learn a car's own power limit: the most it drew while allowed clearly more.
 
         Many cars charge slower than the charger allows (one phase, 3.7 or 7.4 kW); planning
-        and reserving the charger's rating for them leaves a zone's headroom unused.
+        and reserving the charger's rating for them leaves a zone's headroom unused. And
+        whether it is full: it stopped drawing while allowed clearly more, or it has not drawn
+        at all for `NEVER_DREW_FULL_AFTER` while allowed clearly more (issue 12: cars plugged
+        in full before the service started were allowed 22 kW each and counted as charging
+        against the surplus, ~800 kW on summer, seed 1, two hours in, while they drew none).
         """
         session = self._tracker.session(charger_id)
         if session is None:
@@ -356,6 +365,17 @@ class CityState:
                 self._vehicle_full.add(session.id)
             elif kw >= VEHICLE_MIN_KW:
                 self._vehicle_full.discard(session.id)
+        elif allowed is not None:
+            if kw >= VEHICLE_MIN_KW:
+                self._idle_since.pop(session.id, None)
+                self._vehicle_full.discard(session.id)
+            elif allowed >= FULL_ALLOWED_KW:
+                since = self._idle_since.setdefault(session.id, ts)
+                if ts - since >= NEVER_DREW_FULL_AFTER:
+                    self._vehicle_full.add(session.id)
+            else:
+                # Not allowed enough to show anything: the wait starts again.
+                self._idle_since.pop(session.id, None)
 
     def _non_ev_load_kw(self) -> float | None:
         """The city's non-EV load now from the running totals [kW]; None before any reading.

@@ -108,6 +108,41 @@ def test_a_car_that_stops_drawing_while_allowed_more_is_full_until_it_draws_agai
     assert state.freeze(t).vehicle_full == frozenset()
 
 
+def test_a_car_that_never_draws_while_allowed_more_is_full_after_a_probe() -> None:
+    # Issue 12: cars plugged in full before the service saw them draw were never known full;
+    # each was allowed 22 kW, counted as charging against the measured surplus.
+    state = CityState(city())
+    t = NOW
+    state.observe(reading("c1", AssetKind.CHARGER, t, power_w=0.0, connected=True))
+    state.note_setpoints({"c1": 11.0})
+    seen = []
+    for _ in range(7):
+        t += timedelta(minutes=1)
+        state.observe(reading("c1", AssetKind.CHARGER, t, power_w=0.0, connected=True))
+        seen.append(bool(state.freeze(t).vehicle_full))
+    # Idle from the first reading after the setpoint (NOW + 1 min): full 5 minutes later.
+    assert seen == [False, False, False, False, False, True, True]
+    t += timedelta(minutes=1)  # it draws after all (a timer in the car): not full
+    state.observe(reading("c1", AssetKind.CHARGER, t, power_w=3_000.0, connected=True))
+    assert state.freeze(t).vehicle_full == frozenset()
+
+
+def test_a_car_allowed_too_little_to_draw_starts_its_wait_again() -> None:
+    state = CityState(city())
+    t = NOW
+    state.observe(reading("c1", AssetKind.CHARGER, t, power_w=0.0, connected=True))
+    for allowed in (11.0, 11.0, 11.0, 0.5, 11.0, 11.0, 11.0, 11.0, 11.0):
+        state.note_setpoints({"c1": allowed})
+        t += timedelta(minutes=1)
+        state.observe(reading("c1", AssetKind.CHARGER, t, power_w=0.0, connected=True))
+    # Five minutes allowed 11 kW since the 0.5 kW minute, not eight: not yet full.
+    assert state.freeze(t).vehicle_full == frozenset()
+    state.note_setpoints({"c1": 11.0})
+    t += timedelta(minutes=1)
+    state.observe(reading("c1", AssetKind.CHARGER, t, power_w=0.0, connected=True))
+    assert len(state.freeze(t).vehicle_full) == 1
+
+
 def test_a_plan_is_made_from_the_image_whatever_arrives_during_the_solve() -> None:
     config = city()
     coordinator = Coordinator(config)
