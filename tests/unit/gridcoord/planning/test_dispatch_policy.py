@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridcoord.outcomes import ActivePlan
@@ -225,3 +225,39 @@ def test_cars_that_showed_they_are_full_leave_the_surplus_to_the_cars_that_draw(
     assert math.fsum(tight.setpoints_kw[c] for c in drawing) == pytest.approx(48.0)
     assert (tight.setpoints_kw["c4"], tight.setpoints_kw["c5"]) == pytest.approx((2.0, 0.0))
     assert_within_limits(config, tight, headroom)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    full=st.lists(st.booleans(), min_size=6, max_size=6),
+    planned=st.lists(st.floats(0.0, 60.0), min_size=6, max_size=6),
+    spare=st.one_of(st.none(), st.floats(-200.0, 2_000.0)),
+)
+def test_whichever_cars_are_full_every_limit_holds(
+    full: list[bool], planned: list[float], spare: float | None
+) -> None:
+    from tests.unit.gridcoord.planning.test_coordinator import (
+        NOW,
+        assert_within_limits,
+        city,
+        feed,
+    )
+
+    config = city()
+    coordinator = Coordinator(config)
+    feed(coordinator, NOW)
+    image = coordinator.image(NOW + timedelta(minutes=1))
+    by_charger = {s.charger_id: s for s in image.sessions}
+    idle = frozenset(by_charger[f"c{i}"].id for i, f in enumerate(full) if f)
+    plan = ActivePlan(
+        "plan",
+        NOW,
+        {f"c{i}": [kw] * 4 for i, kw in enumerate(planned)},
+        frozenset(s.id for s in image.sessions),
+        4,
+        (0.0,) * 4,
+    )
+    outcome = DispatchPolicy(config).decide(
+        replace(image, vehicle_full=idle, spare_kw=spare), [plan]
+    )
+    assert_within_limits(config, outcome, {"feeder": 50.0, "lt-1": 30.0, "lt-2": 30.0})
