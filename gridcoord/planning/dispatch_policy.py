@@ -32,12 +32,13 @@ Decisions where the issue and DESIGN are silent:
   forecast errs in level and timing while the measurement is minute by minute (issue 12:
   about 5 points of renewable share on spring, seed 3; docs/performance.md). The plan's own
   slot powers stand. Without a measurement, the plan's expected leftover.
-- *Cars that showed they are full* (they stopped drawing while allowed clearly more,
-  `StateImage.vehicle_full`) draw nothing, so they take no share of the surplus or of the
-  headroom before the others, and their setpoints are not counted as charging against the
-  measured surplus; one left out of the plan with its need met asks for nothing. Last, they
-  get what headroom is left, so that a car that draws again shows it (issue 12: on winter,
-  seed 4, 170 of 805 kWh of midday surplus went unused beside cars that wanted it).
+- *Cars that showed they are full* (`StateImage.vehicle_full`: they stopped drawing, or
+  never drew for five minutes, while allowed clearly more) draw nothing, so they take no
+  share of the surplus or of the headroom before the others, and their setpoints are not
+  counted as charging against the measured surplus; one left out of the plan with its need
+  met asks for nothing. Last, they get what headroom is left, so that a car that draws again
+  shows it (issue 12: on winter, seed 4, 170 of 805 kWh of midday surplus went unused beside
+  cars that wanted it).
 - *Who gives way in a full zone* (`cut_ranks`): the cars with the most slack. A session's
   slack is the energy it could still draw at its power before its departure over the energy
   it needs; below `TIGHT_SLACK` it ranks 2, below `SOME_SLACK` 1, else 0. A car whose need
