@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gridcoord.config import Config
 from gridcoord.outcomes import ActivePlan
 from gridcoord.planning.coordinator import Coordinator
 from gridcoord.planning.dispatch_policy import (
@@ -24,9 +25,26 @@ from gridcoord.planning.dispatch_policy import (
     surplus_left_kw,
 )
 from gridcoord.planning.planner import another_chunk
+from gridcoord.planning.state import StateImage
 from gridcoord.sessions import ChargingSession, Source
+from tests.unit.gridcoord.planning.test_coordinator import assert_within_limits, city, feed
 
 NOW = datetime(2026, 11, 24, 17, 0, tzinfo=UTC)
+# test_coordinator's two transformers with 10 kW of meter load each: their ratings less it.
+HEADROOM = {"feeder": 50.0, "lt-1": 30.0, "lt-2": 30.0}
+
+
+def fed_city() -> tuple[Config, StateImage]:
+    """test_coordinator's city, a car at every charger, frozen a minute after its readings."""
+    config = city()
+    coordinator = Coordinator(config)
+    feed(coordinator, NOW)
+    return config, coordinator.image(NOW + timedelta(minutes=1))
+
+
+def flat_plan(kw: dict[str, float], session_ids: frozenset[str]) -> ActivePlan:
+    """A plan from ``NOW`` giving each charger the same power in all four slots, no surplus."""
+    return ActivePlan("plan", NOW, {c: [v] * 4 for c, v in kw.items()}, session_ids, 4, (0.0,) * 4)
 
 
 def session(charger: str, hours_left: float, need_kwh: float) -> ChargingSession:
@@ -139,27 +157,9 @@ def test_a_dispatch_tops_up_from_the_measured_surplus_within_every_limit() -> No
     # A November evening: the plan forecasts no PV. The same image with a measured surplus
     # (a forecast that erred) lets the cars take it; with none, or an import, only the plan's
     # slot is dispatched.
-    from tests.unit.gridcoord.planning.test_coordinator import (
-        NOW,
-        assert_within_limits,
-        city,
-        feed,
-    )
-
-    config = city()
-    coordinator = Coordinator(config)
-    feed(coordinator, NOW)
-    image = coordinator.image(NOW + timedelta(minutes=1))
+    config, image = fed_city()
     # A plan that knows every car and gives each 2 kW in this slot, expecting no surplus.
-    start = NOW
-    plan = ActivePlan(
-        "plan",
-        start,
-        {f"c{i}": [2.0] * 4 for i in range(6)},
-        frozenset(s.id for s in image.sessions),
-        4,
-        (0.0,) * 4,
-    )
+    plan = flat_plan({f"c{i}": 2.0 for i in range(6)}, frozenset(s.id for s in image.sessions))
     policy = DispatchPolicy(config)
     unknown = policy.decide(replace(image, spare_kw=None), [plan])
     importing = policy.decide(replace(image, spare_kw=-50.0), [plan])
@@ -170,9 +170,8 @@ def test_a_dispatch_tops_up_from_the_measured_surplus_within_every_limit() -> No
     assert all(sunny.setpoints_kw[c] >= 2.0 for c in unknown.setpoints_kw)
     # Much more than the zones have room for: the top-ups stop at their headroom.
     windy = policy.decide(replace(image, spare_kw=500.0), [plan])
-    headroom = {"feeder": 50.0, "lt-1": 30.0, "lt-2": 30.0}  # ratings - 10 kW of meter load
     assert sum(windy.setpoints_kw.values()) == pytest.approx(50.0)
-    assert_within_limits(config, windy, headroom)
+    assert_within_limits(config, windy, HEADROOM)
 
 
 def test_a_default_need_met_is_planned_for_another_chunk_until_the_car_is_full() -> None:
@@ -190,24 +189,14 @@ def test_cars_that_showed_they_are_full_leave_the_surplus_to_the_cars_that_draw(
     # Issue 12 (winter, seed 4): cars that had stopped drawing were allowed their rating and
     # counted as charging against the measured surplus; 170 kWh of an 805 kWh midday surplus
     # went unused while cars with a need were plugged in beside them.
-    from tests.unit.gridcoord.planning.test_coordinator import (
-        NOW,
-        assert_within_limits,
-        city,
-        feed,
-    )
-
-    config = city()
-    coordinator = Coordinator(config)
-    feed(coordinator, NOW)
-    image = coordinator.image(NOW + timedelta(minutes=1))
+    config, image = fed_city()
     by_charger = {s.charger_id: s for s in image.sessions}
     # c4 is planned and full; c5's need is met, so the plan left it out, and it is full.
     met = replace(by_charger["c5"], delivered_kwh=by_charger["c5"].requested_kwh)
     sessions = tuple(met if s.charger_id == "c5" else s for s in image.sessions)
     full = frozenset({by_charger["c4"].id, met.id})
     planned = frozenset(s.id for s in sessions if s.charger_id != "c5")
-    plan = ActivePlan("plan", NOW, {f"c{i}": [2.0] * 4 for i in range(6)}, planned, 4, (0.0,) * 4)
+    plan = flat_plan({f"c{i}": 2.0 for i in range(6)}, planned)
     policy = DispatchPolicy(config)
     sunny = replace(image, sessions=sessions, spare_kw=25.0)
     before = policy.decide(sunny, [plan])
@@ -217,14 +206,13 @@ def test_cars_that_showed_they_are_full_leave_the_surplus_to_the_cars_that_draw(
     assert math.fsum(before.setpoints_kw[c] for c in drawing) < 25.0 - 1.0
     # Known full: the cars that draw take all 25 kW; the full ones only what is left over.
     assert math.fsum(after.setpoints_kw[c] for c in drawing) == pytest.approx(25.0)
-    headroom = {"feeder": 50.0, "lt-1": 30.0, "lt-2": 30.0}
-    assert_within_limits(config, after, headroom)
+    assert_within_limits(config, after, HEADROOM)
     # Nothing left over (a full feeder): the full cars get no top-up, c4 keeps its plan's slot
     # (the next plan drops it), c5 asks for nothing.
     tight = policy.decide(replace(sunny, vehicle_full=full, spare_kw=500.0), [plan])
     assert math.fsum(tight.setpoints_kw[c] for c in drawing) == pytest.approx(48.0)
     assert (tight.setpoints_kw["c4"], tight.setpoints_kw["c5"]) == pytest.approx((2.0, 0.0))
-    assert_within_limits(config, tight, headroom)
+    assert_within_limits(config, tight, HEADROOM)
 
 
 @settings(max_examples=60, deadline=None)
@@ -236,28 +224,13 @@ def test_cars_that_showed_they_are_full_leave_the_surplus_to_the_cars_that_draw(
 def test_whichever_cars_are_full_every_limit_holds(
     full: list[bool], planned: list[float], spare: float | None
 ) -> None:
-    from tests.unit.gridcoord.planning.test_coordinator import (
-        NOW,
-        assert_within_limits,
-        city,
-        feed,
-    )
-
-    config = city()
-    coordinator = Coordinator(config)
-    feed(coordinator, NOW)
-    image = coordinator.image(NOW + timedelta(minutes=1))
+    config, image = fed_city()
     by_charger = {s.charger_id: s for s in image.sessions}
     idle = frozenset(by_charger[f"c{i}"].id for i, f in enumerate(full) if f)
-    plan = ActivePlan(
-        "plan",
-        NOW,
-        {f"c{i}": [kw] * 4 for i, kw in enumerate(planned)},
-        frozenset(s.id for s in image.sessions),
-        4,
-        (0.0,) * 4,
+    plan = flat_plan(
+        {f"c{i}": kw for i, kw in enumerate(planned)}, frozenset(s.id for s in image.sessions)
     )
     outcome = DispatchPolicy(config).decide(
         replace(image, vehicle_full=idle, spare_kw=spare), [plan]
     )
-    assert_within_limits(config, outcome, {"feeder": 50.0, "lt-1": 30.0, "lt-2": 30.0})
+    assert_within_limits(config, outcome, HEADROOM)

@@ -7,7 +7,7 @@ change the live state while they solve.
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -89,23 +89,25 @@ def test_with_consumer_meters_the_spare_power_is_generation_minus_their_load() -
     assert state.freeze(NOW).spare_kw == pytest.approx(5.0)  # 45 kW against 40 kW
 
 
+def c1_draws(state: CityState, t: datetime, watts: float) -> frozenset[str]:
+    """c1 reports a plugged-in car drawing ``watts`` at ``t``: the sessions known full after."""
+    state.observe(reading("c1", AssetKind.CHARGER, t, power_w=watts, connected=True))
+    return state.freeze(t).vehicle_full
+
+
 def test_a_car_that_stops_drawing_while_allowed_more_is_full_until_it_draws_again() -> None:
     state = CityState(city())
     t = NOW
-    state.observe(reading("c1", AssetKind.CHARGER, t, power_w=0.0, connected=True))
+    c1_draws(state, t, 0.0)
     state.note_setpoints({"c1": 11.0})
     t += timedelta(minutes=1)
-    state.observe(reading("c1", AssetKind.CHARGER, t, power_w=0.0, connected=True))
-    assert state.freeze(t).vehicle_full == frozenset()  # never drew yet: not full, idle
+    assert c1_draws(state, t, 0.0) == frozenset()  # never drew yet: not full, idle
     for kw, full in ((7.4, False), (0.0, True), (0.5, True), (7.4, False)):
         t += timedelta(minutes=1)
-        state.observe(reading("c1", AssetKind.CHARGER, t, power_w=kw * 1000, connected=True))
-        [c1] = state.freeze(t).sessions
-        assert (c1.id in state.freeze(t).vehicle_full) is full, kw
+        assert bool(c1_draws(state, t, kw * 1000)) is full, kw
     state.note_setpoints({"c1": 1.0})  # allowed too little to tell
     t += timedelta(minutes=1)
-    state.observe(reading("c1", AssetKind.CHARGER, t, power_w=0.0, connected=True))
-    assert state.freeze(t).vehicle_full == frozenset()
+    assert c1_draws(state, t, 0.0) == frozenset()
 
 
 def test_a_car_that_never_draws_while_allowed_more_is_full_after_a_probe() -> None:
@@ -113,34 +115,31 @@ def test_a_car_that_never_draws_while_allowed_more_is_full_after_a_probe() -> No
     # each was allowed 22 kW, counted as charging against the measured surplus.
     state = CityState(city())
     t = NOW
-    state.observe(reading("c1", AssetKind.CHARGER, t, power_w=0.0, connected=True))
+    c1_draws(state, t, 0.0)
     state.note_setpoints({"c1": 11.0})
     seen = []
     for _ in range(7):
         t += timedelta(minutes=1)
-        state.observe(reading("c1", AssetKind.CHARGER, t, power_w=0.0, connected=True))
-        seen.append(bool(state.freeze(t).vehicle_full))
+        seen.append(bool(c1_draws(state, t, 0.0)))
     # Idle from the first reading after the setpoint (NOW + 1 min): full 5 minutes later.
     assert seen == [False, False, False, False, False, True, True]
     t += timedelta(minutes=1)  # it draws after all (a timer in the car): not full
-    state.observe(reading("c1", AssetKind.CHARGER, t, power_w=3_000.0, connected=True))
-    assert state.freeze(t).vehicle_full == frozenset()
+    assert c1_draws(state, t, 3_000.0) == frozenset()
 
 
 def test_a_car_allowed_too_little_to_draw_starts_its_wait_again() -> None:
     state = CityState(city())
     t = NOW
-    state.observe(reading("c1", AssetKind.CHARGER, t, power_w=0.0, connected=True))
+    c1_draws(state, t, 0.0)
     for allowed in (11.0, 11.0, 11.0, 0.5, 11.0, 11.0, 11.0, 11.0, 11.0):
         state.note_setpoints({"c1": allowed})
         t += timedelta(minutes=1)
-        state.observe(reading("c1", AssetKind.CHARGER, t, power_w=0.0, connected=True))
+        full = c1_draws(state, t, 0.0)
     # Five minutes allowed 11 kW since the 0.5 kW minute, not eight: not yet full.
-    assert state.freeze(t).vehicle_full == frozenset()
+    assert full == frozenset()
     state.note_setpoints({"c1": 11.0})
     t += timedelta(minutes=1)
-    state.observe(reading("c1", AssetKind.CHARGER, t, power_w=0.0, connected=True))
-    assert len(state.freeze(t).vehicle_full) == 1
+    assert len(c1_draws(state, t, 0.0)) == 1
 
 
 def test_a_plan_is_made_from_the_image_whatever_arrives_during_the_solve() -> None:
