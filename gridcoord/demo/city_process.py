@@ -45,7 +45,7 @@ from gridcoord import heap
 from gridcoord.broker.acl import FORECASTER_USER
 from gridcoord.demo.bound import Bound, perfect_foresight
 from gridcoord.demo.fleet import DeviceFleet
-from gridcoord.logging_setup import LogFormat
+from gridcoord.logging_setup import LogFormat, configure, set_defaults
 from gridcoord.simulation import CitySimulation, demo_city
 from gridcoord.simulation.weather_service import WeatherService
 from gridcoord.timegrid import parse_rfc3339
@@ -370,8 +370,6 @@ def configure_child_logging(spec: CitySpec) -> None:
 
     A spawned child starts with neither; a collector reading the demo's stderr sees one format.
     """
-    from gridcoord.logging_setup import configure, set_defaults
-
     set_defaults(None, spec.log_format)
     configure(spec.log_level)
 

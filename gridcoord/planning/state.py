@@ -356,26 +356,23 @@ class CityState:
         drew = self._vehicle_kw.get(session.id, 0.0)
         self._vehicle_kw[session.id] = max(drew, kw)
         allowed = self._previous_setpoints.get(charger_id)
-        if allowed is not None and kw >= VEHICLE_MIN_KW and kw < 0.9 * allowed:
+        if allowed is None:
+            return
+        if VEHICLE_MIN_KW <= kw < 0.9 * allowed:
             self._vehicle_limited.add(session.id)
-        if allowed is not None and drew >= VEHICLE_MIN_KW:
-            # A car that charged and stops while allowed clearly more is full (a guessed need
-            # is then met); one that draws again was not.
-            if kw < VEHICLE_MIN_KW and allowed >= FULL_ALLOWED_KW:
-                self._vehicle_full.add(session.id)
-            elif kw >= VEHICLE_MIN_KW:
-                self._vehicle_full.discard(session.id)
-        elif allowed is not None:
-            if kw >= VEHICLE_MIN_KW:
-                self._idle_since.pop(session.id, None)
-                self._vehicle_full.discard(session.id)
-            elif allowed >= FULL_ALLOWED_KW:
-                since = self._idle_since.setdefault(session.id, ts)
-                if ts - since >= NEVER_DREW_FULL_AFTER:
-                    self._vehicle_full.add(session.id)
-            else:
-                # Not allowed enough to show anything: the wait starts again.
-                self._idle_since.pop(session.id, None)
+        if kw >= VEHICLE_MIN_KW:
+            # It draws: not full, whatever it showed before.
+            self._vehicle_full.discard(session.id)
+            self._idle_since.pop(session.id, None)
+        elif allowed < FULL_ALLOWED_KW:
+            # Allowed too little to show anything: a wait for a car that never drew restarts.
+            self._idle_since.pop(session.id, None)
+        elif drew >= VEHICLE_MIN_KW:
+            # It charged, and stops while allowed clearly more: full (a guessed need is met).
+            self._vehicle_full.add(session.id)
+        elif ts - self._idle_since.setdefault(session.id, ts) >= NEVER_DREW_FULL_AFTER:
+            # It has not drawn at all in all that time while allowed clearly more.
+            self._vehicle_full.add(session.id)
 
     def _non_ev_load_kw(self) -> float | None:
         """The city's non-EV load now from the running totals [kW]; None before any reading.
