@@ -188,6 +188,45 @@ def test_a_flood_of_queued_messages_of_any_size_arrives_whole_and_in_order(
         second.stop()
 
 
+def test_outgoing_qos1_messages_beyond_the_in_flight_window_all_reach_a_subscriber(
+    mosquitto: LocalBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Setpoints leave at QoS 1. The broker's plain PUBACKs settle them without paho's
+    # decoder (`_Client._handle_pubackcomp`), and each one frees the in-flight window for a
+    # queued message (`_update_inflight`): 2,500 messages through a window of 1,000 all
+    # arrive, in order, and none stays unacknowledged.
+    through_paho: list[str] = []
+    real = paho.Client._handle_pubackcomp
+
+    def counted(client: paho.Client, cmd: str) -> object:
+        through_paho.append(cmd)
+        return real(client, cmd)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(paho.Client, "_handle_pubackcomp", counted)
+    watcher = Device(mosquitto, "watcher")
+    ours = session(mosquitto, queue.Queue())
+    ours.start()
+    try:
+        subscribed = threading.Event()
+        watcher.client.on_subscribe = lambda *_args: subscribed.set()
+        watcher.client.subscribe("city/setpoint/#", qos=1)
+        assert subscribed.wait(30) and ours.wait_connected(30)
+        count = 2_500
+        for i in range(count):
+            ours.publish(f"city/setpoint/c-{i}", str(i).encode(), qos=1)
+        got = [watcher.received.get(timeout=60) for _ in range(count)]
+        assert [(m.topic, m.payload) for m in got] == [
+            (f"city/setpoint/c-{i}", str(i).encode()) for i in range(count)
+        ]
+        client = ours._client
+        wait_until(lambda: not client._out_messages, "every message to be acknowledged")
+        assert client._inflight_messages == 0
+    finally:
+        ours.stop()
+        watcher.close()
+    assert through_paho == []
+
+
 def test_acknowledgements_written_together_each_reach_the_broker(
     mosquitto: LocalBroker, device: Device
 ) -> None:
@@ -259,6 +298,60 @@ def test_a_message_with_properties_takes_paho_s_path_and_is_acknowledged_like_an
         assert redelivered_to_the_next_session(mosquitto, device) == ["t/expiring-kept"]
     finally:
         device.close()
+
+
+def test_qos0_messages_take_the_plain_path_unless_they_carry_properties(
+    mosquitto: LocalBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Field devices may publish telemetry at QoS 0 (DESIGN 3). A plain one skips paho's
+    # PUBLISH handler as a plain QoS 1 one does, with no packet id and nothing to
+    # acknowledge; one with properties still goes through paho's handler. Mixed with QoS 1,
+    # every message arrives whole, in order, with its own QoS.
+    through_paho: list[str] = []
+    real = paho.Client._handle_publish
+
+    def counted(client: paho.Client) -> object:
+        packet = client._in_packet["packet"]
+        through_paho.append(packet[2 : 2 + int.from_bytes(packet[:2], "big")].decode())
+        return real(client)
+
+    monkeypatch.setattr(paho.Client, "_handle_publish", counted)
+    publisher = paho.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id="device-1",
+        protocol=paho.MQTTv5,
+    )
+    publisher.username_pw_set("device-1", mosquitto.accounts.password("device-1"))
+    publisher.connect("127.0.0.1", mosquitto.port)
+    publisher.loop_start()
+    inbox: queue.Queue[Message] = queue.Queue()
+    first = session(mosquitto, inbox)
+    first.start()
+    try:
+        assert first.wait_connected(60)
+        expiring = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        expiring.MessageExpiryInterval = 3600
+        sent = [
+            ("t/zero", b"1", 0, None),
+            ("t/one", b"2", 1, None),
+            ("t/zero-expiring", b"3", 0, expiring),
+            ("t/zero-again", b"{}", 0, None),
+        ]
+        for topic, payload, qos, properties in sent:
+            info = publisher.publish(topic, payload, qos=qos, properties=properties)
+            info.wait_for_publish(60)
+        got = [inbox.get(timeout=60) for _ in sent]
+        assert [(m.topic, m.payload, m.qos) for m in got] == [(t, p, q) for t, p, q, _ in sent]
+        assert [m.mid for m in got if m.qos == 0] == [0, 0, 0]
+        assert got[1].mid > 0
+        first.ack(got[1])
+        for message in got:
+            first.ack(message)  # QoS 0: nothing to acknowledge, and no error
+    finally:
+        first.stop()
+        publisher.loop_stop()
+        publisher.disconnect()
+    assert through_paho == ["t/zero-expiring"]
 
 
 class DefaultQueueBroker(LocalBroker):
