@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import multiprocessing
 import signal
 import threading
@@ -229,15 +230,16 @@ class CityProcess:
                 f"the simulated city's process (pid {self.pid}) did not answer within "
                 f"{timeout_s:g} s"
             )
-        if self._conn in ready or self._conn.poll():
-            try:
-                kind, value = self._conn.recv()
-            except EOFError:
-                raise self._gone() from None
-            if kind == "error":
-                raise CityProcessError(f"the simulated city's process failed:\n{value}")
-            return value
-        raise self._gone()
+        try:
+            if self._conn not in ready and not self._conn.poll():
+                raise self._gone()
+            kind, value = self._conn.recv()
+        except (EOFError, OSError):
+            # A child killed mid-answer resets the pipe (ConnectionResetError), or closed it.
+            raise self._gone() from None
+        if kind == "error":
+            raise CityProcessError(f"the simulated city's process failed:\n{value}")
+        return value
 
     def _gone(self) -> CityProcessError:
         self._process.join(5.0)
@@ -270,6 +272,7 @@ class _City:
         self.now = spec.start
         self._cond = threading.Condition()
         self._setpoints = 0
+        self._setpoints_expected: float = math.inf  # this tick's, once `setpoints` asks
         self._city_lock = threading.Lock()
         chargers = {c.id for c in self.layout.chargers}
         self.devices = DeviceFleet(
@@ -297,13 +300,14 @@ class _City:
         with self._cond:
             self.now = now
             self._setpoints = 0
+            self._setpoints_expected = math.inf
         with self._city_lock:
             telemetry = self.city.telemetry()
         prefix = self.spec.prefix
-        for asset_id, payload in telemetry.items():
-            self.devices.publish(
-                asset_id, f"{prefix}/telemetry/{asset_id}", json.dumps(payload).encode()
-            )
+        self.devices.publish_many(
+            (asset_id, f"{prefix}/telemetry/{asset_id}", json.dumps(payload).encode())
+            for asset_id, payload in telemetry.items()
+        )
         # The baseline needs nothing of the service: it steps while the service decodes.
         self._baseline_to(now)
         if not kpis:
@@ -315,6 +319,7 @@ class _City:
         with self._city_lock:
             self.city.kpi.add_minima_over_limit(minima_over_limit)
         with self._cond:
+            self._setpoints_expected = expected
             done = self._cond.wait_for(lambda: self._setpoints >= expected, TICK_DEADLINE_S)
         if not done:
             log.warning("setpoints of %s incomplete after %.0f s", now, TICK_DEADLINE_S)
@@ -362,7 +367,9 @@ class _City:
         with self._cond:
             if sent == self.now:
                 self._setpoints += 1
-                self._cond.notify_all()
+                # Woken once, not per setpoint: each wake-up took the lock from this thread.
+                if self._setpoints >= self._setpoints_expected:
+                    self._cond.notify_all()
 
 
 def configure_child_logging(spec: CitySpec) -> None:

@@ -434,7 +434,10 @@ class DemoRun:
         if reading.ts == self._now:
             with self._cond:
                 self._readings += 1
-                self._cond.notify_all()
+                # Woken once a tick, not per reading: each wake-up took the interpreter lock
+                # from the thread that decodes the readings.
+                if self._readings >= self._expected:
+                    self._cond.notify_all()
 
     def _on_forecast(self, forecast: ExternalForecast) -> None:
         with self._cond:
