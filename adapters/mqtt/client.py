@@ -164,6 +164,7 @@ class _Client(paho.Client):
         self._pings_ahead = 0
         self.on_plain_publish: PublishHandler | None = None  # see `_handle_publish`
         self.hang_up_wanted = False  # drop the connection at the next turn, then reconnect
+        self._wake_pending = False  # a wake-up byte is on its way to paho's thread
 
     def _handle_publish(self) -> MQTTErrorCode:
         """A plain QoS 0 or 1 PUBLISH straight to `on_plain_publish`; any other to paho's.
@@ -227,6 +228,54 @@ class _Client(paho.Client):
             return MQTTErrorCode.MQTT_ERR_SUCCESS
         return super()._update_inflight()
 
+    def _packet_queue(
+        self,
+        command: int,
+        packet: bytes | bytearray,
+        mid: int,
+        qos: int,
+        info: paho.MQTTMessageInfo | None = None,
+    ) -> MQTTErrorCode:
+        """paho's: queue a packet for paho's thread, but wake that thread once per turn.
+
+        paho writes a wake-up byte to its socket pair for every packet queued, so a dispatch
+        of 300 setpoints cost 300 system calls, and woke paho's thread for nearly every one
+        (each time taking the interpreter lock from the sending thread). One byte unread is
+        enough: paho's thread writes every queued packet on the turn it wakes for
+        (`loop_write`, which clears the flag before it writes).
+        """
+        self._out_packet.append(
+            {
+                "command": command,
+                "mid": mid,
+                "qos": qos,
+                "pos": 0,
+                "to_process": len(packet),
+                "packet": packet,
+                "info": info,
+            }
+        )
+        wake = self._sockpairW  # None while paho's own thread queues (`loop_misc`)
+        if wake is not None and not self._wake_pending:
+            self._wake_pending = True
+            with contextlib.suppress(BlockingIOError):
+                wake.send(b"0")
+        if (
+            self._thread is None
+            and self._on_socket_register_write is None
+            and self._in_callback_mutex.acquire(False)
+        ):
+            # As paho: no network thread and no external loop, so write at once.
+            self._in_callback_mutex.release()
+            return self.loop_write()
+        self._call_socket_register_write()
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def loop_write(self) -> MQTTErrorCode:
+        """paho's; first clears `_wake_pending`: a packet queued from now on wakes again."""
+        self._wake_pending = False
+        return super().loop_write()
+
     def queue_ack(self, connection: int, mid: int) -> None:
         """Acknowledge a QoS 1 message from any thread; paho's thread sends it on its next turn.
 
@@ -280,6 +329,10 @@ class _Client(paho.Client):
 
     def loop_misc(self) -> MQTTErrorCode:
         """Hand paho the acknowledgements queued since its last turn, then its housekeeping."""
+        # Every turn of paho's loop ends here: whatever was queued before is written on the
+        # next (its select() waits for the socket while `want_write()`), so a stuck flag
+        # costs one turn at most.
+        self._wake_pending = False
         if self._acks:
             with self._acks_lock:
                 # Set first: `acks_pending` must not see an empty list before the hand-over.
