@@ -118,9 +118,8 @@ class DeviceFleet:
         """Queue ``(asset id, topic, payload)`` messages, then wake the fleet's thread once.
 
         Woken per message, the fleet's thread took the interpreter lock from the publishing
-        thread for every few messages and then waited up to a switch interval (5 ms) to get
-        it back each time: a minute's telemetry of 359 devices left over 30 ms (measured on
-        the wire), where queueing first and sending in one round takes a few.
+        thread every few messages and then waited up to a switch interval (5 ms) to get it
+        back: a minute's 359 messages took 9.5 ms to leave, queued first 5 ms (measured).
         """
         self._held = True
         try:
