@@ -254,27 +254,41 @@ def test_acknowledgements_written_together_each_reach_the_broker(
     assert redelivered_to_the_next_session(mosquitto, device) == kept
 
 
-def test_a_message_with_properties_takes_paho_s_path_and_is_acknowledged_like_any_other(
-    mosquitto: LocalBroker,
-) -> None:
-    # Plain QoS 1 messages skip paho's PUBLISH handler (`_Client._handle_publish`); one with
-    # properties (here a message expiry, which the broker forwards) goes through it. Both
-    # arrive whole, in order, and an acknowledged one of either kind does not come back.
-    publisher = paho.Client(
+@pytest.fixture
+def publisher(mosquitto: LocalBroker) -> Iterator[paho.Client]:
+    """An MQTT 5 device (`device-1`, not ours), connected, its network thread running."""
+    client = paho.Client(
         callback_api_version=CallbackAPIVersion.VERSION2,
         client_id="device-1",
         protocol=paho.MQTTv5,
     )
-    publisher.username_pw_set("device-1", mosquitto.accounts.password("device-1"))
-    publisher.connect("127.0.0.1", mosquitto.port)
-    publisher.loop_start()
+    client.username_pw_set("device-1", mosquitto.accounts.password("device-1"))
+    client.connect("127.0.0.1", mosquitto.port)
+    client.loop_start()
+    yield client
+    client.loop_stop()
+    client.disconnect()
+
+
+def expiring_in_an_hour() -> Properties:
+    """PUBLISH properties with a message expiry, which the broker forwards to subscribers."""
+    properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    properties.MessageExpiryInterval = 3600
+    return properties
+
+
+def test_a_message_with_properties_takes_paho_s_path_and_is_acknowledged_like_any_other(
+    mosquitto: LocalBroker, publisher: paho.Client
+) -> None:
+    # Plain QoS 1 messages skip paho's PUBLISH handler (`_Client._handle_publish`); one with
+    # properties (here a message expiry, which the broker forwards) goes through it. Both
+    # arrive whole, in order, and an acknowledged one of either kind does not come back.
     inbox: queue.Queue[Message] = queue.Queue()
     first = session(mosquitto, inbox)
     first.start()
     try:
         assert first.wait_connected(60)
-        expiring = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-        expiring.MessageExpiryInterval = 3600
+        expiring = expiring_in_an_hour()
         sent = [
             ("t/plain", b"1", None),
             ("t/expiring", b"2", expiring),
@@ -290,8 +304,6 @@ def test_a_message_with_properties_takes_paho_s_path_and_is_acknowledged_like_an
             first.ack(message)
     finally:
         first.stop()
-        publisher.loop_stop()
-        publisher.disconnect()
 
     device = Device(mosquitto, "watcher")
     try:
@@ -301,7 +313,7 @@ def test_a_message_with_properties_takes_paho_s_path_and_is_acknowledged_like_an
 
 
 def test_qos0_messages_take_the_plain_path_unless_they_carry_properties(
-    mosquitto: LocalBroker, monkeypatch: pytest.MonkeyPatch
+    mosquitto: LocalBroker, publisher: paho.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Field devices may publish telemetry at QoS 0 (DESIGN 3). A plain one skips paho's
     # PUBLISH handler as a plain QoS 1 one does, with no packet id and nothing to
@@ -316,21 +328,12 @@ def test_qos0_messages_take_the_plain_path_unless_they_carry_properties(
         return real(client)
 
     monkeypatch.setattr(paho.Client, "_handle_publish", counted)
-    publisher = paho.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id="device-1",
-        protocol=paho.MQTTv5,
-    )
-    publisher.username_pw_set("device-1", mosquitto.accounts.password("device-1"))
-    publisher.connect("127.0.0.1", mosquitto.port)
-    publisher.loop_start()
     inbox: queue.Queue[Message] = queue.Queue()
     first = session(mosquitto, inbox)
     first.start()
     try:
         assert first.wait_connected(60)
-        expiring = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-        expiring.MessageExpiryInterval = 3600
+        expiring = expiring_in_an_hour()
         sent = [
             ("t/zero", b"1", 0, None),
             ("t/one", b"2", 1, None),
@@ -344,13 +347,10 @@ def test_qos0_messages_take_the_plain_path_unless_they_carry_properties(
         assert [(m.topic, m.payload, m.qos) for m in got] == [(t, p, q) for t, p, q, _ in sent]
         assert [m.mid for m in got if m.qos == 0] == [0, 0, 0]
         assert got[1].mid > 0
-        first.ack(got[1])
         for message in got:
             first.ack(message)  # QoS 0: nothing to acknowledge, and no error
     finally:
         first.stop()
-        publisher.loop_stop()
-        publisher.disconnect()
     assert through_paho == ["t/zero-expiring"]
 
 
