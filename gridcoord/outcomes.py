@@ -157,6 +157,9 @@ class ActivePlan:
         slots planned; 0 for a fallback outcome (dispatch then shares fairly).
     surplus_kw
         renewable power the plan expects left over per slot [kW].
+    spare_kw
+        the forecast the plan was made on: PV + wind − non-EV load per slot, before any
+        charging [kW] (empty where unknown: the dispatch then holds nothing back).
     """
 
     schedule_id: str
@@ -165,6 +168,7 @@ class ActivePlan:
     session_ids: frozenset[str]
     slots: int
     surplus_kw: tuple[float, ...] = ()
+    spare_kw: tuple[float, ...] = ()
 
 
 # The keys of ``gridcoord demo --json`` and of its ``baseline`` and ``bound`` objects.

@@ -267,8 +267,15 @@ class Planner:
         if fallback or schedule is None:
             return outcome, self._active(outcome)
         surplus = _surplus_kw(forecast, schedule.chargers, self.slots)
+        spare = forecast.renewable_kw - forecast.load_kw
         sessions = frozenset(s.id for s in problem.sessions)
-        return outcome, self._active(outcome, schedule.chargers, sessions, surplus)
+        return outcome, self._active(
+            outcome,
+            schedule.chargers,
+            sessions,
+            surplus,
+            tuple(float(x) for x in spare[: self.slots]),
+        )
 
     def _active(
         self,
@@ -276,6 +283,7 @@ class Planner:
         chargers_kw: Mapping[str, list[float]] | None = None,
         session_ids: frozenset[str] = frozenset(),
         surplus_kw: tuple[float, ...] = (),
+        spare_kw: tuple[float, ...] = (),
     ) -> ActivePlan:
         """The outcome as the plan for its slots (a fallback keeps no per-slot powers)."""
         return ActivePlan(
@@ -285,6 +293,7 @@ class Planner:
             session_ids,
             self.slots if chargers_kw is not None else 0,
             surplus_kw,
+            spare_kw,
         )
 
     def _import_weights(self, forecast: Forecast) -> list[float]:

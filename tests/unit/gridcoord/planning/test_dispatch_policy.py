@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridcoord.config import Config
+from gridcoord.dispatch import charger_limits
 from gridcoord.outcomes import ActivePlan
 from gridcoord.planning.coordinator import Coordinator
 from gridcoord.planning.dispatch_policy import (
@@ -21,6 +22,8 @@ from gridcoord.planning.dispatch_policy import (
     TIGHT_RANK,
     DispatchPolicy,
     cut_ranks,
+    flexible_chargers,
+    hold_back_kw,
     paced_kw,
     surplus_left_kw,
 )
@@ -172,6 +175,111 @@ def test_a_dispatch_tops_up_from_the_measured_surplus_within_every_limit() -> No
     windy = policy.decide(replace(image, spare_kw=500.0), [plan])
     assert sum(windy.setpoints_kw.values()) == pytest.approx(50.0)
     assert_within_limits(config, windy, HEADROOM)
+
+
+def test_charging_that_counted_on_a_missing_surplus_waits_where_the_car_can_wait() -> None:
+    # Issue 12 (summer, seed 1): the plans put a night's charging into the hour a wind burst
+    # was forecast for; it came two hours later, and the cars had imported and were full.
+    planned = {"home": 10.0, "work": 10.0, "public": 10.0}
+    flexible = {"home", "work"}
+    # 30 kW counted on 30 kW of forecast surplus; 10 kW measured: 20 kW would be imported.
+    assert hold_back_kw(planned, flexible, 30.0, 10.0) == {"home": 0.0, "work": 0.0}
+    # 25 kW measured: 5 kW missing, the flexible cars give a quarter each.
+    assert hold_back_kw(planned, flexible, 30.0, 25.0) == pytest.approx({"home": 7.5, "work": 7.5})
+    # Only the surplus the plan counted on is held back: of 30 kW planned on 12 kW of
+    # forecast surplus, 18 kW was import the plan chose (a deadline, the evening's cheapest
+    # hour); with 6 kW measured only 6 kW wait.
+    held = hold_back_kw(planned, flexible, 12.0, 6.0)
+    assert math.fsum(planned.values()) - math.fsum(held.values()) - 10.0 == pytest.approx(6.0)
+    # The surplus is there, or the plan forecast none: nothing waits.
+    assert hold_back_kw(planned, flexible, 30.0, 30.0) == {}
+    assert hold_back_kw(planned, flexible, -40.0, -80.0) == {}
+    # The tight car never waits, even when nobody else can.
+    assert hold_back_kw(planned, set(), 30.0, 0.0) == {}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    planned=st.dictionaries(
+        st.sampled_from("abcdef"),
+        st.one_of(st.floats(-5.0, 50.0), st.just(math.nan), st.just(math.inf)),
+        max_size=6,
+    ),
+    flexible=st.sets(st.sampled_from("abcdef")),
+    forecast=st.floats(allow_nan=True),
+    measured=st.floats(allow_nan=True),
+)
+def test_what_waits_is_never_more_than_the_missing_surplus(
+    planned: dict[str, float], flexible: set[str], forecast: float, measured: float
+) -> None:
+    held = hold_back_kw(planned, flexible, forecast, measured)
+    assert set(held) <= flexible & set(planned)
+    for c, kw in held.items():
+        assert 0.0 <= kw <= planned[c]
+    if not held:
+        return
+    drawing = math.fsum(kw for kw in planned.values() if math.isfinite(kw) and kw > 0)
+    counted = min(drawing, max(0.0, forecast))
+    waited = math.fsum(planned[c] - kw for c, kw in held.items())
+    missing = counted - max(0.0, measured)
+    assert waited <= missing + 1e-9
+    # Every flexible car gives back alike: all the missing power, or all it planned.
+    flexible_kw = math.fsum(planned[c] for c in held)
+    assert waited == pytest.approx(min(missing, flexible_kw))
+
+
+def test_only_a_car_whose_driver_gave_departure_and_need_waits_and_only_with_slack() -> None:
+    sessions = [
+        session("home", 12.0, 15.0),  # 11 kW x 12 h / 15 kWh: 8.8x its charging time
+        session("work", 4.0, 20.0),  # 2.2x
+        session("public", 1.0, 10.0),  # 1.1x: tight
+        session("full", 5.0, 0.0),  # nothing needed
+    ]
+    power = {s.charger_id: 11.0 for s in sessions}
+    assert flexible_chargers(sessions, power, NOW) == {"home", "work"}
+    assert flexible_chargers(sessions, power, NOW, min_slack=3.0) == {"home"}
+    # A guess of either (the charger type's default) never waits, whatever its slack.
+    guessed = [
+        replace(sessions[0], departure_source=Source.DEFAULT),
+        replace(sessions[1], request_source=Source.DEFAULT),
+    ]
+    assert flexible_chargers(guessed, power, NOW) == set()
+    assert flexible_chargers(sessions, {}, NOW) == set()
+
+
+def test_a_dispatch_holds_back_what_counted_on_a_surplus_the_meters_do_not_see() -> None:
+    config, image = fed_city()
+    ids = frozenset(s.id for s in image.sessions)
+    plan = replace(flat_plan({f"c{i}": 2.0 for i in range(6)}, ids), spare_kw=(12.0,) * 4)
+    policy = DispatchPolicy(config)
+    # The drivers at c0-c3 gave departure (in 10 h) and need; c4 and c5 are guesses.
+    told = {
+        s.id: replace(
+            s,
+            departure=NOW + timedelta(hours=10),
+            departure_source=Source.DEVICE,
+            requested_kwh=20.0,
+            request_source=Source.DEVICE,
+        )
+        for s in image.sessions
+        if s.charger_id in {"c0", "c1", "c2", "c3"}
+    }
+    image = replace(image, sessions=tuple(told.get(s.id, s) for s in image.sessions))
+    power = {c.id: c.max_kw for c in charger_limits(config)}
+    flexible = flexible_chargers(image.sessions, power, image.at)
+    assert flexible == {"c0", "c1", "c2", "c3"}
+    sunny = policy.decide(replace(image, spare_kw=12.0), [plan])
+    cloudy = policy.decide(replace(image, spare_kw=0.0), [plan])
+    assert sunny.setpoints_kw == {f"c{i}": 2.0 for i in range(6)}
+    # 12 kW counted on the forecast surplus and none measured: the flexible cars wait.
+    waited = math.fsum(sunny.setpoints_kw[c] - cloudy.setpoints_kw[c] for c in flexible)
+    assert waited == pytest.approx(min(12.0, 2.0 * len(flexible)))
+    for c in set(sunny.setpoints_kw) - flexible:
+        assert cloudy.setpoints_kw[c] == sunny.setpoints_kw[c]
+    # A plan that kept no forecast holds nothing back.
+    blind = policy.decide(replace(image, spare_kw=0.0), [replace(plan, spare_kw=())])
+    assert blind.setpoints_kw == sunny.setpoints_kw
+    assert_within_limits(config, cloudy, HEADROOM)
 
 
 def test_a_default_need_met_is_planned_for_another_chunk_until_the_car_is_full() -> None:
