@@ -285,6 +285,15 @@ class Planning(_Section):
         description="With `net_load`: how much dearer the slot of the highest net load is than "
         "that of the lowest [-].",
     )
+    import_now_premium: float = Field(
+        0.3,
+        ge=0,
+        le=100,
+        description="With `net_load`: how much dearer import in the next slot is than the "
+        "same import hours ahead, fading with the lead time over 2 h [-]: a kWh imported now "
+        "is spent, one planned later may still go to a surplus the forecast saw too weak or "
+        "too late. 0: none.",
+    )
     dispatch_interval_s: float = Field(
         60.0, gt=0, le=600, description="How often setpoints are re-sent to chargers [s]."
     )

@@ -12,11 +12,24 @@ Two signals are offered (``planning.import_weights``):
 - ``early``: flat, rising ``EARLY_PREFERENCE`` over the horizon (the rule before net-load
   weights; no signal at all).
 
+Under ``net_load`` the import of the next hours is also dearer by a premium that fades with
+the lead time (``now_premium x exp(-lead / NOW_PREMIUM_TAU_H)``, ``planning.import_now_premium``),
+in the slots after which the forecast shows a surplus within `SURPLUS_AHEAD_H`: the price of
+deciding now. A kWh imported in the next slot is spent for good, while the same
+kWh planned hours ahead is only a plan that the next run, on a newer forecast, may still move
+into a surplus that the forecast saw too weak or too late. Without it the plan drew the grid
+energy it needed at the slots of lowest forecast net load, which are the hours next to a
+forecast wind burst or sunny spell: on summer, seed 1, it imported ~450 kW in the hour before
+a night's wind burst that came stronger than forecast, and the cars were full when it did
+(issue 12, docs/performance.md). The unmet energy comes first in the objective, so the
+premium never defers a need past what the plan can still deliver by the departure.
+
 Weights stay > 0 and finite whatever the forecast holds, so the problem is always valid.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -27,6 +40,12 @@ from gridcoord.forecast.series import FloatArray
 EARLY_PREFERENCE = 0.1
 # The same rise under ``net_load``: only a tie-break between slots of equal net load.
 NET_LOAD_TIE_BREAK = 0.01
+# Lead time over which the premium on deciding now fades to 1/e [h].
+NOW_PREMIUM_TAU_H = 2.0
+# The premium holds only in slots after which the forecast shows a surplus this soon [h]:
+# with none to wait for, deferring import only bunches it towards the departures (issue 12:
+# on winter, seed 1, an ungated premium took 32 kWh more unmet and 1.5 points of peak).
+SURPLUS_AHEAD_H = 4.0
 
 
 def early_weights(slots: int) -> list[float]:
@@ -45,6 +64,8 @@ def net_load_weights(
     *,
     spread: float = 1.0,
     tie_break: float = NET_LOAD_TIE_BREAK,
+    now_premium: float = 0.0,
+    slot_minutes: int = 15,
 ) -> list[float]:
     """Import weights from the forecast net load (non-EV load − renewable) per slot [-].
 
@@ -58,12 +79,18 @@ def net_load_weights(
         weight of the slot with the highest net load minus that of the lowest [-] (>= 0).
     tie_break
         rise over the horizon for slots of equal net load [-] (>= 0).
+    now_premium
+        extra weight of the first slot's import, fading with the lead time over
+        `NOW_PREMIUM_TAU_H` [-] (>= 0; 0: none).
+    slot_minutes
+        slot length, for the premium's lead times [min].
 
     Returns
     -------
     list[float]
-        One weight per slot in [1, 1 + spread + tie_break]: non-decreasing in net load for
-        slots at the same place in the horizon; a flat net load gives `tie_break`'s ramp.
+        One weight per slot in [1, 1 + spread + tie_break + now_premium]: non-decreasing in
+        net load for slots at the same place in the horizon; a flat net load gives
+        `tie_break`'s ramp less the premium's fade.
     """
     load = np.asarray(load_kw, dtype=np.float64)
     renewable = np.asarray(renewable_kw, dtype=np.float64)
@@ -78,4 +105,32 @@ def net_load_weights(
     scaled = (net - low) / (high - low) if high > low else np.zeros(slots)
     ramp = np.arange(slots) / max(1, slots - 1)
     weights = 1.0 + max(0.0, spread) * scaled + max(0.0, tie_break) * ramp
+    if math.isfinite(now_premium) and now_premium > 0:
+        lead_h = np.arange(slots) * (slot_minutes / 60.0)
+        fade = np.exp(-lead_h / NOW_PREMIUM_TAU_H)
+        weights = weights + now_premium * fade * surplus_ahead(load, renewable, slot_minutes)
     return [float(w) for w in weights]
+
+
+def surplus_ahead(
+    load_kw: Sequence[float] | FloatArray,
+    renewable_kw: Sequence[float] | FloatArray,
+    slot_minutes: int,
+    within: float = SURPLUS_AHEAD_H,
+) -> FloatArray:
+    """Per slot 1 where a forecast surplus comes after it within ``within`` hours, else 0.
+
+    A surplus slot is one whose renewable forecast exceeds the non-EV load; "after" counts
+    the slots ``t + 1 ... t + within``: where waiting has something to wait for [-].
+    """
+    load = np.asarray(load_kw, dtype=np.float64)
+    renewable = np.asarray(renewable_kw, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        surplus = np.nan_to_num(renewable - load, nan=0.0, posinf=0.0, neginf=0.0) > 0
+    reach = max(0, int(within * 60 // slot_minutes))
+    # Surplus slots counted up to each index: any in (t, t + reach] is a difference of two.
+    counted = np.concatenate(([0], np.cumsum(surplus)))
+    t = np.arange(surplus.size)
+    last = np.minimum(t + reach, surplus.size - 1)
+    ahead: FloatArray = (counted[last + 1] - counted[t + 1] > 0).astype(np.float64)
+    return ahead

@@ -302,7 +302,11 @@ class Planner:
         if planning.import_weights == "early":
             return early_weights(len(forecast.starts))
         return net_load_weights(
-            forecast.load_kw, forecast.renewable_kw, spread=planning.import_weight_spread
+            forecast.load_kw,
+            forecast.renewable_kw,
+            spread=planning.import_weight_spread,
+            now_premium=planning.import_now_premium,
+            slot_minutes=self.slot_minutes,
         )
 
     def _reserve_floors(
