@@ -236,8 +236,8 @@ def hold_back_kw(
     of it would be imported. The flexible cars give the difference back, each the same share
     of its planned power, at most all of it; the others keep theirs. Importing now is
     irrevocable while a car that waits keeps the surplus that comes later (issue 12: on
-    summer, seed 1, the plans put 454 kWh into the hour a night wind burst was forecast for;
-    it came two hours later, with the cars full).
+    summer, seed 1, a night's plans counted on wind the meters then saw weaker, the cars
+    charged from the grid, and the burst that came an hour later found them full).
 
     Parameters
     ----------

@@ -19,7 +19,7 @@ deciding now. A kWh imported in the next slot is spent for good, while the same
 kWh planned hours ahead is only a plan that the next run, on a newer forecast, may still move
 into a surplus that the forecast saw too weak or too late. Without it the plan drew the grid
 energy it needed at the slots of lowest forecast net load, which are the hours next to a
-forecast wind burst or sunny spell: on summer, seed 1, it imported ~450 kW in the hour before
+forecast wind burst or sunny spell: on summer, seed 1, it imported ~500 kW in the hour before
 a night's wind burst that came stronger than forecast, and the cars were full when it did
 (issue 12, docs/performance.md). The unmet energy comes first in the objective, so the
 premium never defers a need past what the plan can still deliver by the departure.

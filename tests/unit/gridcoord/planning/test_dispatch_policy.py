@@ -178,8 +178,8 @@ def test_a_dispatch_tops_up_from_the_measured_surplus_within_every_limit() -> No
 
 
 def test_charging_that_counted_on_a_missing_surplus_waits_where_the_car_can_wait() -> None:
-    # Issue 12 (summer, seed 1): the plans put a night's charging into the hour a wind burst
-    # was forecast for; it came two hours later, and the cars had imported and were full.
+    # Issue 12 (summer, seed 1): a night's plans counted on wind the meters then saw weaker;
+    # the cars charged from the grid, and the burst that came an hour later found them full.
     planned = {"home": 10.0, "work": 10.0, "public": 10.0}
     flexible = {"home", "work"}
     # 30 kW counted on 30 kW of forecast surplus; 10 kW measured: 20 kW would be imported.
