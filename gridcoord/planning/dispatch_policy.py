@@ -35,8 +35,8 @@ Decisions where the issue and DESIGN are silent:
 - *A surplus that is not there*: the part of the slot's planned charging that counted on the
   forecast surplus, and that the measured surplus does not cover, would be imported. The
   cars that can wait hold it back (`hold_back_kw`), each the same share of its planned
-  power: cars whose driver gave departure and need and that have at least `HOLD_SLACK` x
-  the time their need takes (`flexible_chargers`); the next plan moves their energy. Import
+  power: cars whose driver gave departure and need and that are not tight (cut rank 0 or
+  1, `flexible_chargers`); the next plan moves their energy. Import
   now is irrevocable, while a car that waits keeps the surplus that comes later. The other
   cars' slot powers stand: a guessed departure or need does not gamble on the weather.
 - *Cars that showed they are full* (`StateImage.vehicle_full`: they stopped drawing, or
@@ -110,10 +110,6 @@ TIGHT_RANK = 2
 # The rank of a car past a default need (a guess; planned for another chunk until it is
 # full): cut before every car with a need, so that a guess never takes a real need's power.
 GUESS_RANK = -1
-# A planned car whose slack (the energy it could still draw by its departure over its need)
-# is at least this may wait when the surplus its slot counted on is not there: a car that is
-# not tight (`TIGHT_SLACK`).
-HOLD_SLACK = 1.5
 # The rank of a car in its probe: cut after every other (issue 12: a slow car whose first
 # minutes a zone cut below its own limit never showed that limit, and the plans counted on
 # the charger's rating for it).
@@ -195,32 +191,23 @@ def cut_ranks(
     return ranks
 
 
-def flexible_chargers(
-    sessions: Sequence[ChargingSession],
-    power_kw: Mapping[str, float],
-    now: datetime,
-    min_slack: float = HOLD_SLACK,
-) -> set[str]:
-    """Chargers whose car can wait: its driver gave departure and need, and time is ample.
+def flexible_chargers(sessions: Sequence[ChargingSession], ranks: Mapping[str, int]) -> set[str]:
+    """Chargers whose car can wait: its driver gave departure and need, and it is not tight.
 
-    Ample: the energy the car could still draw at its power before its departure is at least
-    ``min_slack`` x its need. A guessed departure or need (a charger type's default) never
-    waits: a car that waited for a surplus and then left before its guessed departure, or
-    wanted more than the guess, goes short (issue 12: with guessed cars waiting too, spring,
-    seed 7 lost 10.9 kWh more than without, and went above 1 % of its requests unmet).
+    Not tight: cut rank 0 or 1 (`cut_ranks`: at least `TIGHT_SLACK` x the time its need
+    takes is left, a need to meet, not in its probe). A guessed departure or need (a charger
+    type's default) never waits: a car that waited for a surplus and then left before its
+    guessed departure, or wanted more than the guess, goes short (issue 12: with guessed cars
+    waiting too, spring, seed 7 lost 10.9 kWh more than without, and went above 1 % of its
+    requests unmet).
     """
-    out: set[str] = set()
-    for s in sessions:
-        if s.departure_source is not Source.DEVICE or s.request_source is not Source.DEVICE:
-            continue
-        need = s.remaining_kwh
-        kw = power_kw.get(s.charger_id, 0.0)
-        if not (need > 0 and kw > 0):
-            continue
-        hours = (s.departure - now).total_seconds() / 3600.0
-        if kw * hours >= min_slack * need:
-            out.add(s.charger_id)
-    return out
+    return {
+        s.charger_id
+        for s in sessions
+        if s.departure_source is Source.DEVICE
+        and s.request_source is Source.DEVICE
+        and 0 <= ranks.get(s.charger_id, TIGHT_RANK) < TIGHT_RANK
+    }
 
 
 def hold_back_kw(
@@ -256,14 +243,12 @@ def hold_back_kw(
         charger id → power for the flexible ones whose power changed [kW], each in
         [0, planned].
     """
-    values = [kw for kw in planned_kw.values() if math.isfinite(kw) and kw > 0]
     if not (math.isfinite(forecast_spare_kw) and math.isfinite(measured_spare_kw)):
         return {}
-    counted = min(math.fsum(values), max(0.0, forecast_spare_kw))
+    drawing = {c: kw for c, kw in planned_kw.items() if math.isfinite(kw) and kw > 0}
+    counted = min(math.fsum(drawing.values()), max(0.0, forecast_spare_kw))
     missing = counted - max(0.0, measured_spare_kw)
-    waiting = {
-        c: kw for c, kw in planned_kw.items() if c in flexible and math.isfinite(kw) and kw > 0
-    }
+    waiting = {c: kw for c, kw in drawing.items() if c in flexible}
     total = math.fsum(waiting.values())
     if not (missing > 0 and total > 0):
         return {}
@@ -422,9 +407,7 @@ class DispatchPolicy:
                         hold_back_kw(
                             {c: wanted.get(c, 0.0) for c in planned},
                             flexible_chargers(
-                                [s for s in open_sessions if s.charger_id in planned],
-                                power,
-                                now,
+                                [s for s in open_sessions if s.charger_id in planned], ranks
                             ),
                             plan.spare_kw[index],
                             image.spare_kw,

@@ -108,25 +108,20 @@ def net_load_weights(
     if math.isfinite(now_premium) and now_premium > 0:
         lead_h = np.arange(slots) * (slot_minutes / 60.0)
         fade = np.exp(-lead_h / NOW_PREMIUM_TAU_H)
-        weights = weights + now_premium * fade * surplus_ahead(load, renewable, slot_minutes)
+        weights = weights + now_premium * fade * surplus_ahead(net, slot_minutes)
     return [float(w) for w in weights]
 
 
 def surplus_ahead(
-    load_kw: Sequence[float] | FloatArray,
-    renewable_kw: Sequence[float] | FloatArray,
-    slot_minutes: int,
-    within: float = SURPLUS_AHEAD_H,
+    net_kw: Sequence[float] | FloatArray, slot_minutes: int, within: float = SURPLUS_AHEAD_H
 ) -> FloatArray:
     """Per slot 1 where a forecast surplus comes after it within ``within`` hours, else 0.
 
-    A surplus slot is one whose renewable forecast exceeds the non-EV load; "after" counts
-    the slots ``t + 1 ... t + within``: where waiting has something to wait for [-].
+    A surplus slot is one whose forecast net load (non-EV load − renewable) is below 0;
+    "after" counts the slots ``t + 1 ... t + within``: where waiting has something to wait
+    for [-].
     """
-    load = np.asarray(load_kw, dtype=np.float64)
-    renewable = np.asarray(renewable_kw, dtype=np.float64)
-    with np.errstate(invalid="ignore", over="ignore"):
-        surplus = np.nan_to_num(renewable - load, nan=0.0, posinf=0.0, neginf=0.0) > 0
+    surplus = np.asarray(net_kw, dtype=np.float64) < 0
     reach = max(0, int(within * 60 // slot_minutes))
     # Surplus slots counted up to each index: any in (t, t + reach] is a difference of two.
     counted = np.concatenate(([0], np.cumsum(surplus)))

@@ -235,16 +235,18 @@ def test_only_a_car_whose_driver_gave_departure_and_need_waits_and_only_with_sla
         session("public", 1.0, 10.0),  # 1.1x: tight
         session("full", 5.0, 0.0),  # nothing needed
     ]
-    power = {s.charger_id: 11.0 for s in sessions}
-    assert flexible_chargers(sessions, power, NOW) == {"home", "work"}
-    assert flexible_chargers(sessions, power, NOW, min_slack=3.0) == {"home"}
+    ranks = cut_ranks(sessions, {s.charger_id: 11.0 for s in sessions}, NOW)
+    assert flexible_chargers(sessions, ranks) == {"home", "work"}
     # A guess of either (the charger type's default) never waits, whatever its slack.
     guessed = [
         replace(sessions[0], departure_source=Source.DEFAULT),
         replace(sessions[1], request_source=Source.DEFAULT),
     ]
-    assert flexible_chargers(guessed, power, NOW) == set()
-    assert flexible_chargers(sessions, {}, NOW) == set()
+    assert flexible_chargers(guessed, ranks) == set()
+    # A car in its probe, or one no rank is known for, does not wait either.
+    probing = cut_ranks(sessions, {s.charger_id: 11.0 for s in sessions}, NOW, {"home"})
+    assert flexible_chargers(sessions, probing) == {"work"}
+    assert flexible_chargers(sessions, {}) == set()
 
 
 def test_a_dispatch_holds_back_what_counted_on_a_surplus_the_meters_do_not_see() -> None:
@@ -252,10 +254,13 @@ def test_a_dispatch_holds_back_what_counted_on_a_surplus_the_meters_do_not_see()
     ids = frozenset(s.id for s in image.sessions)
     plan = replace(flat_plan({f"c{i}": 2.0 for i in range(6)}, ids), spare_kw=(12.0,) * 4)
     policy = DispatchPolicy(config)
-    # The drivers at c0-c3 gave departure (in 10 h) and need; c4 and c5 are guesses.
+    # The drivers at c0-c3 gave departure (in 10 h) and need, and their cars are past their
+    # probe (plugged in an hour ago: a car in its probe draws its rating); c4 and c5 are
+    # guesses.
     told = {
         s.id: replace(
             s,
+            plugged_in_at=NOW - timedelta(hours=1),
             departure=NOW + timedelta(hours=10),
             departure_source=Source.DEVICE,
             requested_kwh=20.0,
@@ -266,7 +271,7 @@ def test_a_dispatch_holds_back_what_counted_on_a_surplus_the_meters_do_not_see()
     }
     image = replace(image, sessions=tuple(told.get(s.id, s) for s in image.sessions))
     power = {c.id: c.max_kw for c in charger_limits(config)}
-    flexible = flexible_chargers(image.sessions, power, image.at)
+    flexible = flexible_chargers(image.sessions, cut_ranks(image.sessions, power, image.at))
     assert flexible == {"c0", "c1", "c2", "c3"}
     sunny = policy.decide(replace(image, spare_kw=12.0), [plan])
     cloudy = policy.decide(replace(image, spare_kw=0.0), [plan])

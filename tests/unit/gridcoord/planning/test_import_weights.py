@@ -117,9 +117,9 @@ def test_import_now_costs_a_premium_that_fades_with_the_lead_time() -> None:
 
 
 def test_the_premium_holds_only_where_a_surplus_comes_within_four_hours() -> None:
-    renewable = [0.0] * 40
-    renewable[20] = 500.0  # one quarter hour of surplus, five hours on
-    ahead = surplus_ahead([100.0] * 40, renewable, 15)
+    net = [100.0] * 40
+    net[20] = -400.0  # one quarter hour of surplus, five hours on
+    ahead = surplus_ahead(net, 15)
     assert [t for t, a in enumerate(ahead) if a] == list(range(4, 20))
     # Nothing to wait for, no premium: a winter evening's weights are the plain net load's.
     calm = [0.0] * 40
@@ -132,8 +132,7 @@ def test_the_premium_holds_only_where_a_surplus_comes_within_four_hours() -> Non
 def test_surplus_ahead_is_any_surplus_in_the_window_after_each_slot(
     surplus: list[bool], slot_minutes: int, within: float
 ) -> None:
-    renewable = [200.0 if s else 0.0 for s in surplus]
-    ahead = surplus_ahead([100.0] * len(surplus), renewable, slot_minutes, within)
+    ahead = surplus_ahead([-100.0 if s else 100.0 for s in surplus], slot_minutes, within)
     reach = int(within * 60 // slot_minutes)
     expected = [float(any(surplus[t + 1 : t + 1 + reach])) for t in range(len(surplus))]
     assert list(ahead) == expected
